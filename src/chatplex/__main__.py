@@ -1,0 +1,3 @@
+from chatplex.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,185 @@
+"""Settings from config.toml and the environment; file locations from platformdirs.
+
+Keys never live in the file: a provider names the environment variable that holds its key.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from chatplex.providers.anthropic import AnthropicProvider
+from chatplex.providers.base import Provider
+from chatplex.providers.llamacpp import LlamaCppProvider
+from chatplex.providers.openai import OpenAIProvider
+
+APP = "chatplex"
+
+# kind -> (wire protocol, default base_url, default key variable)
+KINDS: dict[str, tuple[str, str, str | None]] = {
+    "openai": ("openai", "https://api.openai.com/v1", "OPENAI_API_KEY"),
+    "ollama": ("openai", "http://localhost:11434/v1", None),
+    "vllm": ("openai", "http://localhost:8000/v1", None),
+    "llamacpp-server": ("openai", "http://localhost:8080/v1", None),
+    "lmstudio": ("openai", "http://localhost:1234/v1", None),
+    "openrouter": ("openai", "https://openrouter.ai/api/v1", "OPENROUTER_API_KEY"),
+    "anthropic": ("anthropic", "https://api.anthropic.com/v1", "ANTHROPIC_API_KEY"),
+    "llamacpp": ("llamacpp", "", None),
+}
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the file and the key."""
+
+
+@dataclass(slots=True)
+class ProviderConfig:
+    name: str
+    kind: str = "openai"
+    base_url: str = ""
+    model: str = ""
+    api_key_env: str | None = None
+    max_concurrency: int = 0  # 0: no limit beyond the worker count
+    connect_timeout: float = 10.0
+    read_timeout: float = 120.0
+    max_tokens: int | None = None
+    model_path: str = ""  # kind = "llamacpp"
+    context: int = 4096  # kind = "llamacpp"
+
+    @property
+    def protocol(self) -> str:
+        return KINDS[self.kind][0]
+
+
+@dataclass(slots=True)
+class Config:
+    path: Path | None
+    db_path: Path
+    log_dir: Path
+    providers: dict[str, ProviderConfig]
+    default_provider: str
+    workers: int = 4
+    max_attempts: int = 5
+    bell: bool = False
+    keys: dict[str, str] = field(default_factory=dict)
+
+    def provider(self, name: str) -> ProviderConfig:
+        try:
+            return self.providers[name]
+        except KeyError:
+            known = ", ".join(sorted(self.providers)) or "none"
+            raise ConfigError(f"unknown provider {name!r} (configured: {known})") from None
+
+    def make_provider(self, name: str) -> Provider:
+        """Build the client; a missing key variable surfaces as an AuthError on first use."""
+        pc = self.provider(name)
+        if pc.protocol == "llamacpp":
+            return LlamaCppProvider(name, pc.model_path, context=pc.context, read_timeout=pc.read_timeout,
+                                    default_max_tokens=pc.max_tokens)
+        key = os.environ.get(pc.api_key_env) if pc.api_key_env else None
+        missing = pc.api_key_env if pc.api_key_env and not key else None
+        cls = AnthropicProvider if pc.protocol == "anthropic" else OpenAIProvider
+        return cls(name, pc.base_url, api_key=key, missing_key_env=missing, connect_timeout=pc.connect_timeout,
+                   read_timeout=pc.read_timeout, default_max_tokens=pc.max_tokens)
+
+
+def config_path() -> Path:
+    env = os.environ.get("CHATPLEX_CONFIG")
+    return Path(env).expanduser() if env else Path(platformdirs.user_config_dir(APP)) / "config.toml"
+
+
+def default_db_path() -> Path:
+    env = os.environ.get("CHATPLEX_DB")
+    return Path(env).expanduser() if env else Path(platformdirs.user_data_dir(APP)) / "chatplex.db"
+
+
+def default_log_dir() -> Path:
+    return Path(platformdirs.user_log_dir(APP))
+
+
+def load(path: Path | None = None, db: Path | str | None = None) -> Config:
+    """Read config.toml (or use the built-in local Ollama default when there is none)."""
+    path = path or config_path()
+    data: dict[str, Any] = {}
+    where = str(path)
+    if path.exists():
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{where}: {e}") from e
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(f"{where}: cannot read: {e}") from e
+    else:
+        path = None
+
+    def get(table: dict[str, Any], key: str, kind: type | tuple[type, ...], default: Any, ctx: str) -> Any:
+        value = table.get(key, default)
+        if value is not default and (not isinstance(value, kind) or isinstance(value, bool) and kind is not bool):
+            names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+            raise ConfigError(f"{where}: {ctx}{key} must be {names}, got {value!r}")
+        return value
+
+    providers: dict[str, ProviderConfig] = {}
+    raw = data.get("providers", {})
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: [providers] must be a table of tables")
+    for name, table in raw.items():
+        ctx = f"providers.{name}."
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where}: [providers.{name}] must be a table")
+        kind = get(table, "kind", str, "openai", ctx)
+        if kind not in KINDS:
+            raise ConfigError(f"{where}: {ctx}kind must be one of {', '.join(KINDS)}, got {kind!r}")
+        _, base_default, key_default = KINDS[kind]
+        pc = ProviderConfig(
+            name=name, kind=kind,
+            base_url=get(table, "base_url", str, base_default, ctx),
+            model=get(table, "model", str, "", ctx),
+            api_key_env=get(table, "api_key_env", str, key_default, ctx) or None,
+            max_concurrency=get(table, "max_concurrency", int, 0, ctx),
+            connect_timeout=float(get(table, "connect_timeout", (int, float), 10.0, ctx)),
+            read_timeout=float(get(table, "read_timeout", (int, float), 120.0, ctx)),
+            max_tokens=get(table, "max_tokens", int, None, ctx),
+            model_path=get(table, "model_path", str, "", ctx),
+            context=get(table, "context", int, 4096, ctx),
+        )
+        if kind == "llamacpp":
+            if not pc.model_path:
+                raise ConfigError(f"{where}: {ctx}model_path is required for kind = \"llamacpp\"")
+            pc.model = pc.model or Path(pc.model_path).stem
+            pc.max_concurrency = pc.max_concurrency or 2
+        elif not pc.model:
+            raise ConfigError(f"{where}: {ctx}model is required")
+        if pc.max_concurrency < 0:
+            raise ConfigError(f"{where}: {ctx}max_concurrency must be 0 (no limit) or more")
+        providers[name] = pc
+    if not providers:
+        providers["ollama"] = ProviderConfig(name="ollama", kind="ollama", base_url=KINDS["ollama"][1],
+                                             model="llama3.2", max_concurrency=1)
+    default = get(data, "default_provider", str, next(iter(providers)), "")
+    if default not in providers:
+        raise ConfigError(f"{where}: default_provider {default!r} is not among the providers "
+                          f"({', '.join(providers)})")
+    workers = get(data, "workers", int, 4, "")
+    if not 1 <= workers <= 64:
+        raise ConfigError(f"{where}: workers must be between 1 and 64, got {workers}")
+    keys = get(data, "keys", dict, {}, "")
+    for k, v in keys.items():
+        if not isinstance(v, str):
+            raise ConfigError(f"{where}: keys.{k} must be a key name string, got {v!r}")
+    return Config(
+        path=path,
+        db_path=Path(db).expanduser() if db else Path(get(data, "database", str, str(default_db_path()), "")).expanduser(),
+        log_dir=default_log_dir(),
+        providers=providers,
+        default_provider=default,
+        workers=workers,
+        max_attempts=get(data, "max_attempts", int, 5, ""),
+        bell=get(data, "bell", bool, False, ""),
+        keys=dict(keys),
+    )

@@ -1,0 +1,128 @@
+"""Typed events and a tiny one-way fan-out bus (core → UI).
+
+Subscribers are plain callables run synchronously in the publisher's loop: no
+re-publishing, no cross-talk between subscribers, so a broadcast can never echo
+back into the bus (the parllama loop).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+from chatplex.core.models import Job, Message, QueueStats, Session
+
+log = logging.getLogger("chatplex.coordinator")
+
+
+@dataclass(frozen=True, slots=True)
+class SessionChanged:
+    session: Session
+
+
+@dataclass(frozen=True, slots=True)
+class SessionDeleted:
+    session_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class MessageAdded:
+    message: Message
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyStarted:
+    """A reply (re)starts: the UI clears any partial text of the message."""
+
+    session_id: int
+    message_id: int
+    job_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyDelta:
+    session_id: int
+    message_id: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyFinished:
+    """The reply stopped: complete, interrupted (partial kept) or error."""
+
+    message: Message
+
+
+@dataclass(frozen=True, slots=True)
+class JobChanged:
+    job: Job
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStatsChanged:
+    stats: QueueStats
+    workers_busy: int
+    workers_total: int
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    session_id: int
+    title: str
+    text: str
+    level: str = "information"  # "information" | "warning" | "error"
+
+
+@dataclass(frozen=True, slots=True)
+class ExternalChange:
+    """Another process wrote to the database; views should reload what they show."""
+
+
+Event = (
+    SessionChanged
+    | SessionDeleted
+    | MessageAdded
+    | ReplyStarted
+    | ReplyDelta
+    | ReplyFinished
+    | JobChanged
+    | QueueStatsChanged
+    | Notification
+    | ExternalChange
+)
+
+Subscriber = Callable[[Event], None]
+
+
+class EventBus:
+    def __init__(self) -> None:
+        self._subscribers: list[Subscriber] = []
+
+    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
+        """Register a callback; returns the function that unsubscribes it."""
+        self._subscribers.append(callback)
+
+        def unsubscribe() -> None:
+            if callback in self._subscribers:
+                self._subscribers.remove(callback)
+
+        return unsubscribe
+
+    def publish(self, event: Event) -> None:
+        for callback in tuple(self._subscribers):
+            try:
+                callback(event)
+            except Exception:  # a broken subscriber must not stop the workers
+                log.exception("event subscriber failed on %s", type(event).__name__)
+
+    async def stream(self) -> AsyncIterator[Event]:
+        """Async iteration over events from now on (for headless consumers)."""
+        queue: asyncio.Queue[Event] = asyncio.Queue()
+        unsubscribe = self.subscribe(queue.put_nowait)
+        try:
+            while True:
+                yield await queue.get()
+        finally:
+            unsubscribe()

@@ -1,0 +1,129 @@
+"""Plain dataclasses and enums shared by every layer. No I/O here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum, StrEnum
+
+
+class Role(StrEnum):
+    SYSTEM = "system"
+    USER = "user"
+    ASSISTANT = "assistant"
+
+
+class MessageState(StrEnum):
+    COMPLETE = "complete"
+    STREAMING = "streaming"
+    INTERRUPTED = "interrupted"
+    ERROR = "error"
+
+
+class JobState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)
+
+
+class Priority(IntEnum):
+    """Lower sorts first in the claim query, so HIGH is 0."""
+
+    HIGH = 0
+    LOW = 1
+
+
+class SessionStatus(StrEnum):
+    IDLE = "idle"
+    QUEUED = "queued"
+    STREAMING = "streaming"
+    WAITING = "waiting"
+    ERROR = "error"
+    INTERRUPTED = "interrupted"
+
+
+@dataclass(slots=True)
+class Session:
+    id: int
+    title: str
+    provider: str
+    model: str
+    system_prompt: str = ""
+    status: SessionStatus = SessionStatus.IDLE
+    unread: int = 0
+    preview: str = ""
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+
+@dataclass(slots=True)
+class Message:
+    id: int
+    session_id: int
+    role: Role
+    content: str
+    state: MessageState = MessageState.COMPLETE
+    error: str | None = None
+    job_id: int | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    finish_reason: str | None = None
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+
+@dataclass(slots=True)
+class Job:
+    id: int
+    session_id: int
+    message_id: int
+    priority: Priority
+    state: JobState
+    attempts: int = 0
+    max_attempts: int = 5
+    run_after: float = 0.0
+    lease_owner: str | None = None
+    lease_expires_at: float | None = None
+    last_error: str | None = None
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    started_at: float | None = None
+    finished_at: float | None = None
+
+
+@dataclass(slots=True)
+class QueueStats:
+    """Counts of jobs by state and priority, and how long the oldest runnable job has waited."""
+
+    counts: dict[tuple[JobState, Priority], int] = field(default_factory=dict)
+    oldest_wait: float | None = None
+
+    def count(self, state: JobState, priority: Priority | None = None) -> int:
+        return sum(
+            n
+            for (s, p), n in self.counts.items()
+            if s == state and (priority is None or p == priority)
+        )
+
+    @property
+    def queued_high(self) -> int:
+        return self.count(JobState.QUEUED, Priority.HIGH)
+
+    @property
+    def queued_low(self) -> int:
+        return self.count(JobState.QUEUED, Priority.LOW)
+
+    @property
+    def running(self) -> int:
+        return self.count(JobState.RUNNING)
+
+
+def preview_of(text: str, width: int = 80) -> str:
+    """One line for the sidebar: whitespace collapsed, cut at `width` with an ellipsis."""
+    line = " ".join(text.split())
+    return line if len(line) <= width else line[: width - 1] + "…"

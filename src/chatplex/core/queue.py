@@ -1,0 +1,168 @@
+"""The durable priority job queue: claim with a lease, heartbeat, complete, retry, cancel.
+
+The rows live in SQLite (see store.py); this module adds what is not SQL: who we are
+(the lease owner), how long a lease lasts, the backoff policy, and the in-process wake-up
+so an enqueue reaches an idle worker at once instead of at the next poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Sequence
+
+from chatplex.core.models import Job, JobState, Message, Priority, QueueStats, Session
+from chatplex.core.store import Store, owner_id, owner_is_dead
+
+log = logging.getLogger("chatplex.queue")
+
+Finished = tuple[Job, Message, Session]
+
+
+def backoff(attempt: int, retry_after: float | None = None, base: float = 1.0, cap: float = 60.0) -> float:
+    """Seconds before retry number `attempt` (1-based): the server's Retry-After when it gave
+    one, else exponential with full jitter in [½·d, d] so retries of many jobs spread out."""
+    if retry_after is not None:
+        return min(max(retry_after, 0.0), 3600.0)
+    delay = min(cap, base * 2 ** max(attempt - 1, 0))
+    return delay * (0.5 + random.random() / 2)
+
+
+class JobQueue:
+    def __init__(self, store: Store, *, lease: float = 30.0, max_attempts: int = 5,
+                 backoff_base: float = 1.0, backoff_cap: float = 60.0, owner: str | None = None):
+        self.store = store
+        self.owner = owner or owner_id()
+        self.lease = lease
+        self.max_attempts = max_attempts
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self._wake = asyncio.Event()
+
+    # ---------------------------------------------------------------- wake-up
+    def token(self) -> asyncio.Event:
+        """Take before a claim that may find nothing; `wait(token)` then misses no notify."""
+        return self._wake
+
+    def notify(self) -> None:
+        """Wake every idle worker (a job arrived, a slot or a session became free)."""
+        self._wake.set()
+        self._wake = asyncio.Event()
+
+    @staticmethod
+    async def wait(token: asyncio.Event, timeout: float | None) -> None:
+        try:
+            await asyncio.wait_for(token.wait(), timeout)
+        except TimeoutError:
+            pass
+
+    async def idle_timeout(self) -> float | None:
+        """How long an idle worker may sleep: until the next delayed job is due, or forever."""
+        due = await self.store.next_run_after()
+        return None if due is None else max(due - time.time(), 0.0) + 0.001
+
+    # ---------------------------------------------------------------- producer side
+    async def enqueue(self, session_id: int, text: str, priority: Priority) -> tuple[Message, Message, Job, Session]:
+        turn = await self.store.create_turn(session_id, text, priority, self.max_attempts)
+        log.info("job %d queued for session %d (%s)", turn[2].id, session_id, priority.name)
+        self.notify()
+        return turn
+
+    async def retry_reply(self, message_id: int, priority: Priority) -> tuple[Job, Message, Session]:
+        job, msg, session = await self.store.requeue_reply(message_id, priority, self.max_attempts)
+        log.info("job %d queued again for session %d (retry of message %d)", job.id, session.id, message_id)
+        self.notify()
+        return job, msg, session
+
+    async def cancel(self, job_id: int) -> Finished | None:
+        result = await self.store.cancel(job_id)
+        if result:
+            log.info("job %d cancelled (session %d)", job_id, result[0].session_id)
+            self.notify()  # the session's next job may run now
+        return result
+
+    async def reprioritise(self, focused: int | None) -> int:
+        changed = await self.store.reprioritise(focused)
+        if changed:
+            log.info("re-prioritised %d queued jobs for focus on session %s", changed, focused)
+            self.notify()
+        return changed
+
+    async def set_priority(self, job_id: int, priority: Priority) -> Job | None:
+        job = await self.store.set_priority(job_id, priority)
+        self.notify()
+        return job
+
+    # ---------------------------------------------------------------- worker side
+    async def claim(self, exclude_providers: Sequence[str] = ()) -> tuple[Job, Session] | None:
+        claimed = await self.store.claim(self.owner, self.lease, exclude_providers)
+        if claimed:
+            job = claimed[0]
+            log.info("job %d claimed for session %d (attempt %d/%d, %s)", job.id, job.session_id,
+                     job.attempts, job.max_attempts, job.priority.name)
+        return claimed
+
+    async def heartbeat(self, job: Job, text: str = "") -> None:
+        """Persist streamed text and extend the lease; raises LeaseLost when it is gone."""
+        await self.store.append(job.id, self.owner, text, self.lease)
+
+    async def complete(self, job: Job, text: str, *, unread: bool, usage: tuple[int | None, int | None],
+                       finish_reason: str | None) -> Finished:
+        done = await self.store.finish(job.id, self.owner, "succeeded", text, unread=unread,
+                                       usage=usage, finish_reason=finish_reason)
+        log.info("job %d succeeded (session %d, finish %s)", job.id, job.session_id, finish_reason)
+        self.notify()
+        return done
+
+    async def fail(self, job: Job, text: str, error: str, *, retryable: bool, unread: bool,
+                   retry_after: float | None = None) -> Finished:
+        """Retry with backoff while attempts remain and the error is transient, else fail for good."""
+        if retryable and job.attempts < job.max_attempts:
+            delay = backoff(job.attempts, retry_after, self.backoff_base, self.backoff_cap)
+            message = f"{error}; retrying in {delay:.0f}s (attempt {job.attempts + 1}/{job.max_attempts})"
+            done = await self.store.finish(job.id, self.owner, "retry", text, error=message,
+                                           run_after=time.time() + delay)
+            log.warning("job %d retry in %.2fs (session %d): %s", job.id, delay, job.session_id, error)
+        else:
+            done = await self.store.finish(job.id, self.owner, "failed", text, error=error, unread=unread)
+            log.error("job %d failed (session %d, attempt %d/%d): %s", job.id, job.session_id,
+                      job.attempts, job.max_attempts, error)
+        self.notify()
+        return done
+
+    async def give_back(self, job: Job, text: str, reason: str) -> Finished:
+        """Preempted or shutting down: back to the queue, partial kept, attempt not spent."""
+        done = await self.store.finish(job.id, self.owner, "requeue", text, error=reason)
+        log.info("job %d requeued (session %d): %s", job.id, job.session_id, reason)
+        self.notify()
+        return done
+
+    async def cancelled(self, job: Job, text: str) -> Finished:
+        done = await self.store.finish(job.id, self.owner, "cancelled", text, error="cancelled")
+        log.info("job %d cancelled while running (session %d)", job.id, job.session_id)
+        self.notify()
+        return done
+
+    # ---------------------------------------------------------------- maintenance
+    async def recover(self) -> list[Finished]:
+        """Requeue jobs of crashed processes: expired leases, or owners that are dead local pids."""
+        recovered = await self.store.recover(lambda owner: owner != self.owner and owner_is_dead(owner))
+        for job, _, _ in recovered:
+            log.warning("job %d recovered from a stopped process (session %d) -> %s",
+                        job.id, job.session_id, job.state)
+        if recovered:
+            self.notify()
+        return recovered
+
+    async def stats(self) -> QueueStats:
+        return await self.store.stats()
+
+    async def prune(self, older_than: float) -> int:
+        n = await self.store.prune(older_than)
+        log.info("pruned %d finished jobs older than %.0fs", n, older_than)
+        return n
+
+    async def jobs(self, state: JobState | None = None, limit: int = 500) -> list[Job]:
+        return await self.store.jobs(state, limit)

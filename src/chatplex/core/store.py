@@ -1,0 +1,708 @@
+"""Every SQL statement of chatplex: schema, migrations, and the transactions that keep
+sessions, messages and jobs consistent with each other.
+
+Why it is shaped like this:
+- One writer connection behind an asyncio lock, opened with ``isolation_level=None``; every
+  write transaction starts with ``BEGIN IMMEDIATE`` so a competing process waits on
+  ``busy_timeout`` instead of failing at the upgrade from a read lock.
+- A whole transaction runs as one function in aiosqlite's connection thread
+  (``Connection._execute``, pinned by the dependency range): three round trips per
+  transaction cost 3x the throughput, and a transaction can never be left half-open by a
+  cancelled await.
+- Reads go through a second connection, so WAL readers never queue behind the writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiosqlite
+
+from chatplex.core.models import (
+    Job,
+    JobState,
+    Message,
+    MessageState,
+    Priority,
+    QueueStats,
+    Role,
+    Session,
+    SessionStatus,
+    preview_of,
+)
+
+log = logging.getLogger("chatplex.store")
+T = TypeVar("T")
+Conn = sqlite3.Connection
+
+
+class StoreError(Exception):
+    """The database cannot be used; the message says why and what to do."""
+
+
+class LeaseLost(Exception):
+    """The job's lease belongs to someone else now (expired and taken over, or cancelled)."""
+
+
+# ---------------------------------------------------------------- migrations (llm-style)
+MIGRATIONS: list[Callable[[Conn], None]] = []
+
+
+def migration(fn: Callable[[Conn], None]) -> Callable[[Conn], None]:
+    MIGRATIONS.append(fn)
+    return fn
+
+
+def _script(db: Conn, sql: str) -> None:
+    """Statements one by one: executescript() would COMMIT the migration's transaction."""
+    for statement in sql.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
+@migration
+def m001_initial(db: Conn) -> None:
+    _script(
+        db,
+        """
+        CREATE TABLE sessions(
+            id INTEGER PRIMARY KEY,
+            title TEXT NOT NULL,
+            provider TEXT NOT NULL,
+            model TEXT NOT NULL,
+            system_prompt TEXT NOT NULL DEFAULT '',
+            status TEXT NOT NULL DEFAULT 'idle',
+            unread INTEGER NOT NULL DEFAULT 0,
+            preview TEXT NOT NULL DEFAULT '',
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL);
+        CREATE INDEX sessions_recent ON sessions(updated_at DESC);
+        CREATE TABLE messages(
+            id INTEGER PRIMARY KEY,
+            session_id INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+            role TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant')),
+            content TEXT NOT NULL DEFAULT '',
+            state TEXT NOT NULL DEFAULT 'complete',
+            error TEXT,
+            job_id INTEGER,
+            prompt_tokens INTEGER,
+            completion_tokens INTEGER,
+            finish_reason TEXT,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL);
+        CREATE INDEX messages_session ON messages(session_id, id);
+        CREATE TABLE jobs(
+            id INTEGER PRIMARY KEY,
+            session_id INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+            message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+            priority INTEGER NOT NULL,
+            state TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            max_attempts INTEGER NOT NULL,
+            run_after REAL NOT NULL,
+            lease_owner TEXT,
+            lease_expires_at REAL,
+            last_error TEXT,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            started_at REAL,
+            finished_at REAL);
+        CREATE INDEX jobs_claim ON jobs(state, priority, run_after, id);
+        CREATE INDEX jobs_session ON jobs(session_id, state);
+        CREATE INDEX jobs_message ON jobs(message_id);
+        """
+    )
+
+
+SCHEMA_VERSION = len(MIGRATIONS)
+_ACTIVE = "('queued', 'running')"
+
+
+def _session(row: sqlite3.Row) -> Session:
+    return Session(
+        id=row["id"], title=row["title"], provider=row["provider"], model=row["model"],
+        system_prompt=row["system_prompt"], status=SessionStatus(row["status"]),
+        unread=row["unread"], preview=row["preview"],
+        created_at=row["created_at"], updated_at=row["updated_at"],
+    )
+
+
+def _message(row: sqlite3.Row) -> Message:
+    return Message(
+        id=row["id"], session_id=row["session_id"], role=Role(row["role"]),
+        content=row["content"], state=MessageState(row["state"]), error=row["error"],
+        job_id=row["job_id"], prompt_tokens=row["prompt_tokens"],
+        completion_tokens=row["completion_tokens"], finish_reason=row["finish_reason"],
+        created_at=row["created_at"], updated_at=row["updated_at"],
+    )
+
+
+def _job(row: sqlite3.Row) -> Job:
+    return Job(
+        id=row["id"], session_id=row["session_id"], message_id=row["message_id"],
+        priority=Priority(row["priority"]), state=JobState(row["state"]),
+        attempts=row["attempts"], max_attempts=row["max_attempts"],
+        run_after=row["run_after"], lease_owner=row["lease_owner"],
+        lease_expires_at=row["lease_expires_at"], last_error=row["last_error"],
+        created_at=row["created_at"], updated_at=row["updated_at"],
+        started_at=row["started_at"], finished_at=row["finished_at"],
+    )
+
+
+def _one(db: Conn, sql: str, args: Sequence[Any] = ()) -> sqlite3.Row | None:
+    return db.execute(sql, args).fetchone()
+
+
+def get_session(db: Conn, sid: int) -> Session | None:
+    row = _one(db, "SELECT * FROM sessions WHERE id=?", (sid,))
+    return _session(row) if row else None
+
+
+def get_message(db: Conn, mid: int) -> Message | None:
+    row = _one(db, "SELECT * FROM messages WHERE id=?", (mid,))
+    return _message(row) if row else None
+
+
+def get_job(db: Conn, jid: int) -> Job | None:
+    row = _one(db, "SELECT * FROM jobs WHERE id=?", (jid,))
+    return _job(row) if row else None
+
+
+def _active_jobs(db: Conn, sid: int) -> tuple[int, int]:
+    """(running, queued) jobs of one session."""
+    row = _one(
+        db,
+        "SELECT COUNT(*) FILTER (WHERE state='running'), COUNT(*) FILTER (WHERE state='queued')"
+        " FROM jobs WHERE session_id=? AND state IN " + _ACTIVE,
+        (sid,),
+    )
+    return (row[0], row[1]) if row else (0, 0)
+
+
+def _set_status(db: Conn, sid: int, status: SessionStatus, now: float, **extra: Any) -> None:
+    cols = ", ".join(f"{k}=?" for k in extra)
+    db.execute(
+        f"UPDATE sessions SET status=?, updated_at=?{', ' + cols if cols else ''} WHERE id=?",
+        (status.value, now, *extra.values(), sid),
+    )
+
+
+def _settle_status(db: Conn, sid: int, now: float, otherwise: SessionStatus, **extra: Any) -> None:
+    """After a job left the running state: streaming/queued win over `otherwise`."""
+    running, queued = _active_jobs(db, sid)
+    if running:
+        status = SessionStatus.STREAMING
+    elif queued:
+        status = SessionStatus.QUEUED
+    else:
+        status = otherwise
+    _set_status(db, sid, status, now, **extra)
+
+
+class Store:
+    """Async facade over the database file; build with ``await Store.open(path)``."""
+
+    def __init__(self, path: Path, writer: aiosqlite.Connection, reader: aiosqlite.Connection):
+        self.path = path
+        self._w = writer
+        self._r = reader
+        self._lock = asyncio.Lock()
+        self.writes = 0  # write transactions committed by this process (benchmarks read it)
+
+    # ------------------------------------------------------------ opening and closing
+    @classmethod
+    async def open(cls, path: Path | str) -> Store:
+        path = Path(path)
+        if str(path) != ":memory:":
+            _check_file(path)
+        try:
+            writer = await aiosqlite.connect(path, isolation_level=None, timeout=5.0)
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot open database {path}: {e}") from e
+        try:
+            await writer._execute(_configure_writer, writer._conn)
+            reader = await aiosqlite.connect(path, isolation_level=None, timeout=5.0)
+            await reader._execute(_configure_reader, reader._conn)
+        except sqlite3.DatabaseError as e:
+            await writer.close()
+            raise StoreError(_explain(path, e)) from e
+        return cls(path, writer, reader)
+
+    async def close(self) -> None:
+        async with self._lock:
+            try:
+                await self._w.execute("PRAGMA optimize")
+            except sqlite3.Error:
+                pass
+            await self._r.close()
+            await self._w.close()
+
+    async def write(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run `fn(db, *args)` as one BEGIN IMMEDIATE … COMMIT in the writer thread."""
+        async with self._lock:
+            result = await self._w._execute(_transaction, fn, self._w._conn, *args)
+            self.writes += 1
+            return result
+
+    async def read(self, fn: Callable[..., T], *args: Any) -> T:
+        return await self._r._execute(fn, self._r._conn, *args)
+
+    async def data_version(self) -> int:
+        """Changes when another connection (another process) commits: cheap change detection."""
+        async with self._lock:
+            return await self._w._execute(lambda db: db.execute("PRAGMA data_version").fetchone()[0], self._w._conn)
+
+    async def checkpoint(self) -> None:
+        async with self._lock:
+            await self._w._execute(lambda db: db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall(), self._w._conn)
+
+    async def integrity_check(self) -> list[str]:
+        return await self.read(lambda db: [r[0] for r in db.execute("PRAGMA integrity_check")])
+
+    async def schema_version(self) -> int:
+        return await self.read(lambda db: db.execute("PRAGMA user_version").fetchone()[0])
+
+    # ------------------------------------------------------------ sessions
+    async def create_session(self, title: str, provider: str, model: str, system_prompt: str = "") -> Session:
+        def tx(db: Conn) -> Session:
+            now = time.time()
+            cur = db.execute(
+                "INSERT INTO sessions(title, provider, model, system_prompt, created_at, updated_at)"
+                " VALUES (?,?,?,?,?,?)",
+                (title, provider, model, system_prompt, now, now),
+            )
+            return get_session(db, cur.lastrowid)  # type: ignore[return-value]
+
+        return await self.write(tx)
+
+    async def update_session(self, sid: int, **fields: Any) -> Session | None:
+        allowed = {"title", "provider", "model", "system_prompt", "unread"}
+        if not fields or not set(fields) <= allowed:
+            raise ValueError(f"cannot update {sorted(set(fields) - allowed)}")
+
+        def tx(db: Conn) -> Session | None:
+            cols = ", ".join(f"{k}=?" for k in fields)
+            db.execute(f"UPDATE sessions SET {cols} WHERE id=?", (*fields.values(), sid))
+            return get_session(db, sid)
+
+        return await self.write(tx)
+
+    async def delete_session(self, sid: int) -> list[int]:
+        """Delete a session with its messages and jobs; returns the ids of its running jobs."""
+
+        def tx(db: Conn) -> list[int]:
+            running = [r[0] for r in db.execute(
+                "SELECT id FROM jobs WHERE session_id=? AND state='running'", (sid,))]
+            db.execute("DELETE FROM sessions WHERE id=?", (sid,))
+            return running
+
+        return await self.write(tx)
+
+    async def get_session(self, sid: int) -> Session | None:
+        return await self.read(get_session, sid)
+
+    async def list_sessions(self) -> list[Session]:
+        return await self.read(lambda db: [
+            _session(r) for r in db.execute("SELECT * FROM sessions ORDER BY updated_at DESC, id DESC")])
+
+    async def find_session(self, ref: str) -> Session | None:
+        """A session by id, or by exact title (the most recent one with that title)."""
+        def q(db: Conn) -> Session | None:
+            row = None
+            if ref.isdigit():
+                row = _one(db, "SELECT * FROM sessions WHERE id=?", (int(ref),))
+            row = row or _one(db, "SELECT * FROM sessions WHERE title=? ORDER BY updated_at DESC", (ref,))
+            return _session(row) if row else None
+
+        return await self.read(q)
+
+    # ------------------------------------------------------------ messages
+    async def get_message(self, mid: int) -> Message | None:
+        return await self.read(get_message, mid)
+
+    async def messages(self, sid: int, limit: int | None = None, before_id: int | None = None) -> list[Message]:
+        """Messages of a session in order; with `limit`, the newest ones (before `before_id`)."""
+        def q(db: Conn) -> list[Message]:
+            sql = "SELECT * FROM messages WHERE session_id=?"
+            args: list[Any] = [sid]
+            if before_id is not None:
+                sql += " AND id<?"
+                args.append(before_id)
+            sql += " ORDER BY id DESC"
+            if limit is not None:
+                sql += " LIMIT ?"
+                args.append(limit)
+            return [_message(r) for r in reversed(db.execute(sql, args).fetchall())]
+
+        return await self.read(q)
+
+    async def history(self, sid: int, before_message_id: int) -> list[Message]:
+        """What the model sees for a reply: complete messages before it, failed replies left out."""
+        return await self.read(lambda db: [_message(r) for r in db.execute(
+            "SELECT * FROM messages WHERE session_id=? AND id<? AND content != ''"
+            " AND (role != 'assistant' OR state IN ('complete', 'interrupted')) ORDER BY id",
+            (sid, before_message_id))])
+
+    async def search(self, text: str, limit: int = 50) -> list[Session]:
+        like = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        return await self.read(lambda db: [_session(r) for r in db.execute(
+            "SELECT * FROM sessions WHERE title LIKE ?1 ESCAPE '\\' OR id IN ("
+            " SELECT session_id FROM messages WHERE content LIKE ?1 ESCAPE '\\')"
+            " ORDER BY updated_at DESC LIMIT ?2", (like, limit))])
+
+    # ------------------------------------------------------------ jobs: enqueue
+    async def create_turn(self, sid: int, text: str, priority: Priority, max_attempts: int) -> tuple[Message, Message, Job, Session]:
+        """The user message, its empty assistant reply and the job, in one transaction."""
+
+        def tx(db: Conn) -> tuple[Message, Message, Job, Session]:
+            now = time.time()
+            if get_session(db, sid) is None:
+                raise KeyError(f"no session {sid}")
+            ins = "INSERT INTO messages(session_id, role, content, state, created_at, updated_at) VALUES (?,?,?,?,?,?)"
+            user_id = db.execute(ins, (sid, "user", text, "complete", now, now)).lastrowid
+            reply_id = db.execute(ins, (sid, "assistant", "", "streaming", now, now)).lastrowid
+            job_id = _insert_job(db, sid, reply_id, priority, max_attempts, now)
+            running, _ = _active_jobs(db, sid)
+            _set_status(db, sid, SessionStatus.STREAMING if running else SessionStatus.QUEUED, now)
+            return (get_message(db, user_id), get_message(db, reply_id), get_job(db, job_id),  # type: ignore[return-value]
+                    get_session(db, sid))
+
+        return await self.write(tx)
+
+    async def requeue_reply(self, mid: int, priority: Priority, max_attempts: int) -> tuple[Job, Message, Session]:
+        """A fresh job for an assistant message (the user asked to retry it)."""
+
+        def tx(db: Conn) -> tuple[Job, Message, Session]:
+            now = time.time()
+            msg = get_message(db, mid)
+            if msg is None or msg.role != Role.ASSISTANT:
+                raise KeyError(f"no reply {mid}")
+            active = _one(db, "SELECT id FROM jobs WHERE message_id=? AND state IN " + _ACTIVE, (mid,))
+            if active:  # already waiting: run it now instead of adding a second job
+                db.execute("UPDATE jobs SET run_after=?, updated_at=? WHERE id=? AND state='queued'", (now, now, active[0]))
+                job_id = active[0]
+            else:
+                job_id = _insert_job(db, msg.session_id, mid, priority, max_attempts, now)
+                db.execute("UPDATE messages SET content='', state='streaming', error=NULL, finish_reason=NULL,"
+                           " updated_at=? WHERE id=?", (now, mid))
+            _settle_status(db, msg.session_id, now, SessionStatus.QUEUED)
+            return get_job(db, job_id), get_message(db, mid), get_session(db, msg.session_id)  # type: ignore[return-value]
+
+        return await self.write(tx)
+
+    # ------------------------------------------------------------ jobs: the worker's side
+    async def claim(self, owner: str, lease: float, exclude_providers: Sequence[str] = ()) -> tuple[Job, Session] | None:
+        """Take the best runnable job: HIGH before LOW, then oldest, one job per session at a time."""
+
+        def tx(db: Conn) -> tuple[Job, Session] | None:
+            now = time.time()
+            skip = ""
+            if exclude_providers:
+                marks = ",".join("?" * len(exclude_providers))
+                skip = f" AND j.session_id NOT IN (SELECT id FROM sessions WHERE provider IN ({marks}))"
+            row = _one(
+                db,
+                "UPDATE jobs SET state='running', lease_owner=?, lease_expires_at=?,"
+                " attempts=attempts+1, started_at=?, updated_at=? WHERE id=("
+                " SELECT j.id FROM jobs j WHERE j.state='queued' AND j.run_after<=?"
+                " AND NOT EXISTS (SELECT 1 FROM jobs e WHERE e.session_id=j.session_id"
+                "   AND e.state IN ('queued','running') AND (e.state='running' OR e.id<j.id))"
+                f"{skip} ORDER BY j.priority, j.run_after, j.id LIMIT 1) RETURNING *",
+                (owner, now + lease, now, now, now, *exclude_providers),
+            )
+            if row is None:
+                return None
+            job = _job(row)
+            db.execute("UPDATE messages SET content='', state='streaming', error=NULL, job_id=?, updated_at=?"
+                       " WHERE id=?", (job.id, now, job.message_id))
+            _set_status(db, job.session_id, SessionStatus.STREAMING, now)
+            return job, get_session(db, job.session_id)  # type: ignore[return-value]
+
+        return await self.write(tx)
+
+    async def runnable_high(self) -> list[tuple[int, int, str]]:
+        """(job, session, provider) of HIGH jobs that could run now: preemption candidates."""
+        return await self.read(lambda db: [tuple(r) for r in db.execute(
+            "SELECT j.id, j.session_id, s.provider FROM jobs j JOIN sessions s ON s.id=j.session_id"
+            " WHERE j.state='queued' AND j.priority=0 AND j.run_after<=?"
+            " AND NOT EXISTS (SELECT 1 FROM jobs e WHERE e.session_id=j.session_id"
+            "   AND e.state IN ('queued','running') AND (e.state='running' OR e.id<j.id))"
+            " ORDER BY j.run_after, j.id LIMIT 16", (time.time(),))])
+
+    async def next_run_after(self) -> float | None:
+        """When the earliest delayed job becomes runnable (so an idle worker can sleep till then)."""
+        return await self.read(lambda db: _one(
+            db, "SELECT MIN(run_after) FROM jobs WHERE state='queued'")[0])
+
+    async def append(self, job_id: int, owner: str, text: str, lease: float) -> None:
+        """Write streamed text and extend the lease; raises LeaseLost if the job is not ours."""
+
+        def tx(db: Conn) -> None:
+            now = time.time()
+            cur = db.execute("UPDATE jobs SET lease_expires_at=? WHERE id=? AND lease_owner=? AND state='running'",
+                             (now + lease, job_id, owner))
+            if cur.rowcount != 1:
+                raise LeaseLost(job_id)
+            if text:
+                db.execute("UPDATE messages SET content=content||?, updated_at=? WHERE job_id=? AND state='streaming'",
+                           (text, now, job_id))
+
+        await self.write(tx)
+
+    async def finish(self, job_id: int, owner: str, outcome: str, text: str, *, error: str | None = None,
+                     run_after: float = 0.0, unread: bool = False, usage: tuple[int | None, int | None] = (None, None),
+                     finish_reason: str | None = None) -> tuple[Job, Message, Session]:
+        """End a run, with the last text, in one transaction. Outcomes:
+        succeeded · failed · cancelled · retry (queued at run_after, attempt spent) ·
+        requeue (preempted or shut down: queued, attempt given back)."""
+
+        def tx(db: Conn) -> tuple[Job, Message, Session]:
+            now = time.time()
+            job = get_job(db, job_id)
+            if job is None or job.state != JobState.RUNNING or job.lease_owner != owner:
+                raise LeaseLost(job_id)
+            job_state, msg_state, status = _OUTCOMES[outcome]
+            db.execute(
+                "UPDATE jobs SET state=?, lease_owner=NULL, lease_expires_at=NULL, updated_at=?,"
+                " last_error=COALESCE(?, last_error), finished_at=?, run_after=?,"
+                " attempts=attempts-? WHERE id=?",
+                (job_state, now, error, now if job_state in _FINAL else None,
+                 run_after if outcome == "retry" else job.run_after, int(outcome == "requeue"), job_id),
+            )
+            db.execute(
+                "UPDATE messages SET content=content||?, state=?, error=?, prompt_tokens=COALESCE(?, prompt_tokens),"
+                " completion_tokens=COALESCE(?, completion_tokens), finish_reason=?, updated_at=? WHERE id=?",
+                (text, msg_state, error, usage[0], usage[1], finish_reason, now, job.message_id),
+            )
+            extra: dict[str, Any] = {}
+            if outcome == "succeeded":
+                content = get_message(db, job.message_id).content  # type: ignore[union-attr]
+                extra["preview"] = preview_of(content)
+            elif outcome == "failed":
+                extra["preview"] = preview_of("⚠ " + (error or "failed"))
+            if unread and outcome in ("succeeded", "failed"):
+                db.execute("UPDATE sessions SET unread=unread+1 WHERE id=?", (job.session_id,))
+            if outcome in ("retry", "requeue"):  # this job is still the session's next one
+                _set_status(db, job.session_id, status, now, **extra)
+            else:
+                _settle_status(db, job.session_id, now, status, **extra)
+            return get_job(db, job_id), get_message(db, job.message_id), get_session(db, job.session_id)  # type: ignore[return-value]
+
+        return await self.write(tx)
+
+    # ------------------------------------------------------------ jobs: the user's side
+    async def cancel(self, job_id: int) -> tuple[Job, Message, Session] | None:
+        """Cancel a queued or running job. A running job's worker notices at its next write."""
+
+        def tx(db: Conn) -> tuple[Job, Message, Session] | None:
+            now = time.time()
+            job = get_job(db, job_id)
+            if job is None or job.state.finished:
+                return None
+            db.execute("UPDATE jobs SET state='cancelled', lease_owner=NULL, lease_expires_at=NULL,"
+                       " finished_at=?, updated_at=? WHERE id=?", (now, now, job_id))
+            db.execute("UPDATE messages SET state='interrupted', error='cancelled', updated_at=? WHERE id=?",
+                       (now, job.message_id))
+            _settle_status(db, job.session_id, now, SessionStatus.IDLE)
+            return get_job(db, job_id), get_message(db, job.message_id), get_session(db, job.session_id)  # type: ignore[return-value]
+
+        return await self.write(tx)
+
+    async def reprioritise(self, focused: int | None) -> int:
+        """The focused session's queued jobs become HIGH, every other queued job LOW."""
+
+        def tx(db: Conn) -> int:
+            now = time.time()
+            cur = db.execute("UPDATE jobs SET priority=CASE WHEN session_id IS ? THEN 0 ELSE 1 END, updated_at=?"
+                             " WHERE state='queued' AND priority != CASE WHEN session_id IS ? THEN 0 ELSE 1 END",
+                             (focused, now, focused))
+            return cur.rowcount
+
+        return await self.write(tx)
+
+    async def set_priority(self, job_id: int, priority: Priority) -> Job | None:
+        def tx(db: Conn) -> Job | None:
+            db.execute("UPDATE jobs SET priority=?, updated_at=? WHERE id=? AND state='queued'",
+                       (int(priority), time.time(), job_id))
+            return get_job(db, job_id)
+
+        return await self.write(tx)
+
+    async def get_job(self, job_id: int) -> Job | None:
+        return await self.read(get_job, job_id)
+
+    async def jobs(self, state: JobState | None = None, limit: int = 500) -> list[Job]:
+        return await self.read(lambda db: [_job(r) for r in db.execute(
+            "SELECT * FROM jobs WHERE ?1 IS NULL OR state=?1 ORDER BY id DESC LIMIT ?2",
+            (state.value if state else None, limit))])
+
+    async def stats(self, finished: bool = False) -> QueueStats:
+        """Counts by state and priority; queued/running only (an index range) unless `finished`."""
+        where = "" if finished else " WHERE state IN ('queued', 'running')"
+
+        def q(db: Conn) -> QueueStats:
+            stats = QueueStats()
+            for state, prio, n in db.execute(f"SELECT state, priority, COUNT(*) FROM jobs{where} GROUP BY state, priority"):
+                stats.counts[(JobState(state), Priority(prio))] = n
+            oldest = _one(db, "SELECT MIN(run_after) FROM jobs WHERE state='queued' AND run_after<=?",
+                          (time.time(),))[0]
+            stats.oldest_wait = time.time() - oldest if oldest is not None else None
+            return stats
+
+        return await self.read(q)
+
+    async def prune(self, older_than: float) -> int:
+        """Delete finished jobs that ended more than `older_than` seconds ago; messages stay."""
+        def tx(db: Conn) -> int:
+            cutoff = time.time() - older_than
+            return db.execute("DELETE FROM jobs WHERE state IN ('succeeded','failed','cancelled')"
+                              " AND finished_at < ?", (cutoff,)).rowcount
+
+        return await self.write(tx)
+
+    async def recover(self, dead_owner: Callable[[str], bool]) -> list[tuple[Job, Message, Session]]:
+        """Give back running jobs whose lease expired or whose owner is a dead local process.
+        Their partial replies are kept, marked interrupted; the crashed attempt stays spent."""
+
+        def tx(db: Conn) -> list[tuple[Job, Message, Session]]:
+            now = time.time()
+            out = []
+            for row in db.execute("SELECT * FROM jobs WHERE state='running'").fetchall():
+                job = _job(row)
+                if not (job.lease_expires_at is None or job.lease_expires_at < now or dead_owner(job.lease_owner or "")):
+                    continue
+                give_up = job.attempts >= job.max_attempts
+                error = "the process running this reply stopped" + ("" if not give_up else "; out of attempts")
+                db.execute("UPDATE jobs SET state=?, lease_owner=NULL, lease_expires_at=NULL, last_error=?,"
+                           " finished_at=?, updated_at=? WHERE id=?",
+                           ("failed" if give_up else "queued", error, now if give_up else None, now, job.id))
+                db.execute("UPDATE messages SET state=?, error=?, updated_at=? WHERE id=?",
+                           ("error" if give_up else "interrupted", error, now, job.message_id))
+                _settle_status(db, job.session_id, now, SessionStatus.ERROR)
+                out.append((get_job(db, job.id), get_message(db, job.message_id), get_session(db, job.session_id)))
+            return out
+
+        return await self.write(tx)
+
+
+_FINAL = ("succeeded", "failed", "cancelled")
+# outcome -> (job state, message state, session status when nothing else is active)
+_OUTCOMES = {
+    "succeeded": ("succeeded", "complete", SessionStatus.WAITING),
+    "failed": ("failed", "error", SessionStatus.ERROR),
+    "cancelled": ("cancelled", "interrupted", SessionStatus.IDLE),
+    "retry": ("queued", "interrupted", SessionStatus.QUEUED),
+    "requeue": ("queued", "interrupted", SessionStatus.INTERRUPTED),
+}
+
+
+def _insert_job(db: Conn, sid: int, mid: int, priority: Priority, max_attempts: int, now: float) -> int:
+    job_id = db.execute(
+        "INSERT INTO jobs(session_id, message_id, priority, state, max_attempts, run_after, created_at, updated_at)"
+        " VALUES (?,?,?,?,?,?,?,?)", (sid, mid, int(priority), "queued", max_attempts, now, now, now)).lastrowid
+    db.execute("UPDATE messages SET job_id=? WHERE id=?", (job_id, mid))
+    return job_id  # type: ignore[return-value]
+
+
+def _transaction(fn: Callable[..., T], db: Conn, *args: Any) -> T:
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        result = fn(db, *args)
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+    return result
+
+
+def _configure_writer(db: Conn) -> None:
+    db.row_factory = sqlite3.Row
+    mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+    if mode.lower() != "wal":
+        log.warning("journal_mode is %s, not WAL", mode)
+    for pragma in ("busy_timeout=5000", "synchronous=NORMAL", "foreign_keys=ON",
+                   "journal_size_limit=67108864", "wal_autocheckpoint=1000"):
+        db.execute(f"PRAGMA {pragma}")
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise StoreError(f"the database has schema version {version}, newer than this chatplex "
+                         f"({SCHEMA_VERSION}); upgrade chatplex")
+    for number in range(version, SCHEMA_VERSION):
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            MIGRATIONS[number](db)
+            db.execute(f"PRAGMA user_version={number + 1}")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+        log.info("migrated database to schema version %d", number + 1)
+
+
+def _configure_reader(db: Conn) -> None:
+    db.row_factory = sqlite3.Row
+    db.execute("PRAGMA busy_timeout=5000")
+    db.execute("PRAGMA query_only=ON")
+
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def _check_file(path: Path) -> None:
+    """Refuse, before SQLite touches it, a file that is not a database; never overwrite it."""
+    if path.exists():
+        if path.is_dir():
+            raise StoreError(f"{path} is a directory, not a database file")
+        with path.open("rb") as f:
+            head = f.read(16)
+        if head and head != _SQLITE_MAGIC:
+            raise StoreError(f"{path} is not a chatplex database (not SQLite); move it away or "
+                             "point CHATPLEX_DB / --db at another file")
+    else:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise StoreError(f"cannot create the database folder {path.parent}: {e.strerror}") from e
+        if not os.access(path.parent, os.W_OK):
+            raise StoreError(f"cannot write to {path.parent}: check its permissions or use --db")
+
+
+def _explain(path: Path, e: sqlite3.DatabaseError) -> str:
+    text = str(e)
+    if "malformed" in text or "not a database" in text:
+        return (f"the database {path} is damaged ({text}); it was left untouched. Restore a backup "
+                "or move it away to start fresh")
+    if "readonly" in text or "unable to open" in text:
+        return f"cannot write the database {path} ({text}); check permissions or use --db"
+    return f"cannot use the database {path}: {text}"
+
+
+def owner_id() -> str:
+    """Lease owner for this process: host, pid and a random part (pids get reused)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
+
+
+def owner_is_dead(owner: str) -> bool:
+    """True for a lease owner that was a process on this host and no longer runs."""
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False

@@ -1,0 +1,1 @@
+"""LLM providers: httpx streaming clients behind one protocol (see base.py)."""

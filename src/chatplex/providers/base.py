@@ -1,0 +1,155 @@
+"""The provider protocol: one streaming call, typed stream events, typed errors.
+
+Providers never touch the store or the UI; the coordinator turns their events into
+messages and their errors into retry decisions.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import httpx
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessage:
+    role: str  # "user" | "assistant"
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    model: str
+    messages: list[ChatMessage]
+    system: str = ""
+    max_tokens: int | None = None
+    temperature: float | None = None
+    extra: dict[str, object] = field(default_factory=dict)  # passed through in the JSON body
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int | None
+    completion_tokens: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    reason: str  # "stop", "length", "end_turn", "max_tokens", …
+
+
+StreamEvent = TextDelta | Usage | Finish
+
+
+class ProviderError(Exception):
+    """Base of provider failures; `str()` is a one-line reason fit for the user."""
+
+    retryable = False
+
+
+class AuthError(ProviderError):
+    """401/403 or a missing key: retrying cannot help, the user must fix the key."""
+
+
+class BadRequest(ProviderError):
+    """400/404/422: the server rejected the request (unknown model, context too long, …)."""
+
+
+class TransientError(ProviderError):
+    """5xx, timeouts, resets, broken streams: worth retrying with backoff."""
+
+    retryable = True
+
+
+class RateLimited(TransientError):
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Provider(Protocol):
+    name: str
+
+    def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]: ...
+
+    async def list_models(self) -> list[str]: ...
+
+    async def aclose(self) -> None: ...
+
+
+def retry_after_seconds(headers: httpx.Headers, now: float | None = None) -> float | None:
+    """Retry-After as seconds or an HTTP date, or OpenAI's retry-after-ms; None if absent."""
+    if (ms := headers.get("retry-after-ms")) is not None:
+        try:
+            return max(float(ms) / 1000.0, 0.0)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(when.timestamp() - (now if now is not None else time.time()), 0.0)
+
+
+def error_text(body: bytes, fallback: str) -> str:
+    """The server's own message from an OpenAI- or Anthropic-shaped JSON error body."""
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        text = body.decode("utf-8", "replace").strip()
+        return " ".join(text.split())[:300] or fallback
+    if isinstance(data, dict):
+        err = data.get("error", data)
+        if isinstance(err, dict):
+            msg = err.get("message") or err.get("detail") or err.get("type")
+            if msg:
+                return str(msg)[:300]
+        elif isinstance(err, str):
+            return err[:300]
+        if "detail" in data:
+            return str(data["detail"])[:300]
+    return fallback
+
+
+def http_error(status: int, headers: httpx.Headers, body: bytes, who: str) -> ProviderError:
+    """Map an HTTP error response to the typed error the coordinator acts on."""
+    reason = error_text(body, httpx.codes.get_reason_phrase(status) or "error")
+    message = f"{who}: HTTP {status}: {reason}"
+    if status in (401, 403):
+        return AuthError(message + " (check the API key)")
+    if status == 429:
+        return RateLimited(message, retry_after_seconds(headers))
+    if status in (408, 409) or status >= 500:
+        return TransientError(message)
+    return BadRequest(message)
+
+
+def transport_error(exc: httpx.TransportError, who: str, url: str) -> TransientError:
+    """A one-line reason for a network failure."""
+    if isinstance(exc, httpx.ConnectError):
+        return TransientError(f"{who}: cannot connect to {url} (is the server running?)")
+    if isinstance(exc, httpx.ConnectTimeout):
+        return TransientError(f"{who}: timed out connecting to {url}")
+    if isinstance(exc, httpx.ReadTimeout):
+        return TransientError(f"{who}: no data from the server for too long (read timeout)")
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return TransientError(f"{who}: the connection broke mid-reply ({exc})")
+    return TransientError(f"{who}: network error: {exc.__class__.__name__}: {exc}")

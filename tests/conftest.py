@@ -1,0 +1,160 @@
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chatplex.config import Config, ProviderConfig
+from chatplex.core.coordinator import Coordinator
+from chatplex.core.events import Event, EventBus
+from chatplex.core.store import Store
+from tests.fakeserver import FakeServer, Scenario
+
+HERE = Path(__file__).parent
+
+
+@pytest.fixture(scope="session")
+def fake() -> Iterator[FakeServer]:
+    server = FakeServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture(autouse=True)
+def _isolate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reads or writes the user's real config, data or logs."""
+    monkeypatch.setenv("CHATPLEX_CONFIG", str(tmp_path / "config.toml"))
+    monkeypatch.setenv("CHATPLEX_DB", str(tmp_path / "chatplex.db"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+
+
+def provider_for(s: Scenario, name: str = "fake", kind: str = "openai", **kw: Any) -> ProviderConfig:
+    return ProviderConfig(name=name, kind=kind, base_url=s.url, model=kw.pop("model", "fake-small"),
+                          api_key_env=kw.pop("api_key_env", None), **kw)
+
+
+def make_config(tmp_path: Path, *providers: ProviderConfig, workers: int = 4, max_attempts: int = 5) -> Config:
+    return Config(path=None, db_path=tmp_path / "chatplex.db", log_dir=tmp_path / "logs",
+                  providers={p.name: p for p in providers}, default_provider=providers[0].name,
+                  workers=workers, max_attempts=max_attempts)
+
+
+class Recorder:
+    """Collects bus events; `wait` returns once a predicate holds for some event."""
+
+    def __init__(self, bus: EventBus):
+        self.events: list[Event] = []
+        self._waiters: list[tuple[Callable[[Event], bool], asyncio.Future[Event]]] = []
+        bus.subscribe(self._on)
+
+    def _on(self, event: Event) -> None:
+        self.events.append(event)
+        for pred, fut in list(self._waiters):
+            if not fut.done() and pred(event):
+                fut.set_result(event)
+
+    async def wait(self, pred: Callable[[Event], bool], timeout: float = 20.0, past: bool = True) -> Event:
+        if past:
+            for event in self.events:
+                if pred(event):
+                    return event
+        fut: asyncio.Future[Event] = asyncio.get_running_loop().create_future()
+        self._waiters.append((pred, fut))
+        try:
+            return await asyncio.wait_for(fut, timeout)
+        finally:
+            self._waiters.remove((pred, fut))
+
+    def of(self, kind: type) -> list[Any]:
+        return [e for e in self.events if isinstance(e, kind)]
+
+
+@pytest.fixture
+async def coordinators(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
+    """Factory: `await coordinators(config, workers=...)` gives a started coordinator and a
+    recorder; all are stopped at the end of the test."""
+    made: list[Coordinator] = []
+
+    async def make(config: Config, start: bool = True, **kw: Any) -> tuple[Coordinator, Recorder]:
+        store = await Store.open(config.db_path)
+        kw.setdefault("backoff_base", 0.05)
+        coord = Coordinator(config, store, **kw)
+        rec = Recorder(coord.bus)
+        made.append(coord)
+        if start:
+            await coord.start()
+        return coord, rec
+
+    yield make
+    for coord in made:
+        if not coord._stopping:
+            await coord.stop()
+
+
+# ---------------------------------------------------------------------- tiny llama.cpp
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("tiny") / "tiny.gguf"
+    subprocess.run([sys.executable, str(HERE / "tinyllm" / "make_tiny_gguf.py"), str(path)], check=True)
+    return path
+
+
+class TinyServer:
+    """llama.cpp's real server with the tiny model, as a child process."""
+
+    REPLY = " the of and to in is."
+
+    def __init__(self, model: Path, api_key: str | None = None):
+        self.model = model
+        self.api_key = api_key
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.port = 0
+
+    def start(self, port: int = 0) -> None:
+        from chatplex.providers.llamacpp import free_port
+
+        self.port = port or self.port or free_port()
+        args = [sys.executable, str(HERE / "tinyllm" / "serve.py"), str(self.model), str(self.port)]
+        if self.api_key:
+            args.append(self.api_key)
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        assert line.startswith(b"listening"), line
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+
+@pytest.fixture(scope="session")
+def tiny_server(tiny_model: Path) -> Iterator[TinyServer]:
+    server = TinyServer(tiny_model)
+    server.start()
+    yield server
+    server.stop()
+
+
+def env_with_src() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(HERE.parent), str(HERE.parent / "src"), env.get("PYTHONPATH", "")])
+    return env

@@ -1,0 +1,211 @@
+"""An HTTP server on 127.0.0.1 that speaks the OpenAI Chat Completions and Anthropic
+Messages streaming wire formats, with switches to inject faults.
+
+It runs aiohttp in a background thread, so tests drive chatplex in their own event loop
+against real sockets. Each test makes its own `Scenario` (a URL prefix), so tests never
+share state: `fake.scenario(reply=..., faults=[...]).url`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+
+@dataclass
+class Fault:
+    """One request's misbehaviour; fields combine (e.g. status + headers)."""
+
+    status: int | None = None  # answer with this HTTP status and an error body
+    headers: dict[str, str] = field(default_factory=dict)
+    body: Any = None  # error body (JSON-able or bytes); default: an API-shaped error
+    reset_after: int | None = None  # tokens, then drop the connection
+    no_finish: bool = False  # end the stream with no finish event / [DONE]
+    malformed: bool = False  # a line that is not SSE
+    bad_json: bool = False  # a data: line that is not JSON
+    error_event: bool = False  # an error object inside the 200 stream
+    hang_after: int | None = None  # tokens, then stall (read timeout)
+    raw_bytes: bytes | None = None  # extra raw bytes sent as a delta's text (e.g. non-UTF-8)
+
+
+@dataclass
+class Scenario:
+    id: int
+    port: int
+    reply: str = "Hello from the fake server."
+    token_delay: float = 0.0
+    forever: bool = False  # stream tokens until the client goes away
+    faults: list[Fault] = field(default_factory=list)
+    requests: list[dict[str, Any]] = field(default_factory=list)  # bodies received
+    headers: list[dict[str, str]] = field(default_factory=list)
+    models: list[str] = field(default_factory=lambda: ["fake-small", "fake-large"])
+    disconnects: int = 0  # streams the client closed early
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/s/{self.id}/v1"
+
+    def tokens(self) -> list[str]:
+        words = self.reply.split(" ")
+        return [w if i == 0 else " " + w for i, w in enumerate(words)]
+
+
+class FakeServer:
+    def __init__(self) -> None:
+        self._ids = itertools.count(1)
+        self.scenarios: dict[int, Scenario] = {}
+        self._loop = asyncio.new_event_loop()
+        self._started = threading.Event()
+        self.port = 0
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        self._started.wait(10)
+
+    def scenario(self, **kwargs: Any) -> Scenario:
+        faults = kwargs.pop("faults", [])
+        s = Scenario(id=next(self._ids), port=self.port, faults=list(faults), **kwargs)
+        self.scenarios[s.id] = s
+        return s
+
+    def close(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+
+    # ------------------------------------------------------------------ server side
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_post("/s/{sid}/v1/chat/completions", self._openai)
+        app.router.add_post("/s/{sid}/v1/messages", self._anthropic)
+        app.router.add_get("/s/{sid}/v1/models", self._models)
+        runner = web.AppRunner(app, handle_signals=False)
+        self._loop.run_until_complete(runner.setup())
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        self._loop.run_until_complete(site.start())
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._started.set()
+        self._loop.run_forever()
+
+    async def _begin(self, request: web.Request) -> tuple[Scenario, Fault, dict[str, Any]]:
+        s = self.scenarios[int(request.match_info["sid"])]
+        body = await request.json()
+        s.requests.append(body)
+        s.headers.append(dict(request.headers))
+        fault = s.faults.pop(0) if s.faults else Fault()
+        return s, fault, body
+
+    async def _models(self, request: web.Request) -> web.Response:
+        s = self.scenarios[int(request.match_info["sid"])]
+        return web.json_response({"object": "list", "data": [{"id": m, "object": "model"} for m in s.models]})
+
+    @staticmethod
+    def _error_response(fault: Fault, anthropic: bool) -> web.Response:
+        body = fault.body
+        if body is None:
+            message = f"injected error {fault.status}"
+            body = ({"type": "error", "error": {"type": "api_error", "message": message}} if anthropic
+                    else {"error": {"message": message, "type": "server_error", "code": fault.status}})
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        return web.Response(status=fault.status or 500, body=data, headers=fault.headers,
+                            content_type="application/json")
+
+    async def _stream(self, request: web.Request, s: Scenario, fault: Fault, events: Any) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"content-type": "text/event-stream", "cache-control": "no-cache"})
+        await response.prepare(request)
+        try:
+            async for chunk in events:
+                await response.write(chunk)
+        except (ConnectionResetError, asyncio.CancelledError):
+            s.disconnects += 1
+            raise
+        return response
+
+    async def _token_source(self, s: Scenario, fault: Fault, request: web.Request):
+        tokens = itertools.cycle(s.tokens()) if s.forever else iter(s.tokens())
+        for n, token in enumerate(tokens):
+            if fault.reset_after is not None and n >= fault.reset_after:
+                request.transport.abort()  # type: ignore[union-attr]
+                return
+            if fault.hang_after is not None and n >= fault.hang_after:
+                await asyncio.sleep(3600)
+            if s.token_delay:
+                await asyncio.sleep(s.token_delay)
+            yield token
+
+    async def _openai(self, request: web.Request) -> web.StreamResponse:
+        s, fault, body = await self._begin(request)
+        if fault.status:
+            return self._error_response(fault, anthropic=False)
+        model = body.get("model", "fake")
+
+        def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+            data = {"id": "c1", "object": "chat.completion.chunk", "model": model,
+                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+            return b"data: " + json.dumps(data).encode() + b"\n\n"
+
+        async def events():
+            yield chunk({"role": "assistant", "content": ""})
+            if fault.malformed:
+                yield b"this is not server-sent events\n\n"
+            if fault.bad_json:
+                yield b"data: {not json\n\n"
+            if fault.raw_bytes is not None:
+                yield b'data: {"choices":[{"index":0,"delta":{"content":"' + fault.raw_bytes + b'"}}]}\n\n'
+            if fault.error_event:
+                yield b'data: {"error": {"message": "injected stream error", "type": "server_error"}}\n\n'
+                return
+            count = 0
+            async for token in self._token_source(s, fault, request):
+                count += 1
+                yield chunk({"content": token})
+            if fault.no_finish or request.transport is None or request.transport.is_closing():
+                return
+            yield chunk({}, "stop")
+            usage = {"prompt_tokens": 7, "completion_tokens": count, "total_tokens": 7 + count}
+            yield b"data: " + json.dumps({"id": "c1", "choices": [], "usage": usage}).encode() + b"\n\n"
+            yield b"data: [DONE]\n\n"
+
+        return await self._stream(request, s, fault, events())
+
+    async def _anthropic(self, request: web.Request) -> web.StreamResponse:
+        s, fault, body = await self._begin(request)
+        if fault.status:
+            return self._error_response(fault, anthropic=True)
+
+        def ev(kind: str, data: dict[str, Any]) -> bytes:
+            return f"event: {kind}\ndata: {json.dumps({'type': kind, **data})}\n\n".encode()
+
+        async def events():
+            yield ev("message_start", {"message": {"id": "m1", "type": "message", "role": "assistant",
+                                                   "model": body.get("model"), "content": [],
+                                                   "usage": {"input_tokens": 7, "output_tokens": 1}}})
+            yield ev("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}})
+            yield b"event: ping\ndata: {\"type\": \"ping\"}\n\n"
+            if fault.malformed:
+                yield b"this is not server-sent events\n\n"
+            if fault.bad_json:
+                yield b"event: content_block_delta\ndata: {not json\n\n"
+            if fault.raw_bytes is not None:
+                yield (b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'
+                       b'"delta":{"type":"text_delta","text":"' + fault.raw_bytes + b'"}}\n\n')
+            if fault.error_event:
+                yield ev("error", {"error": {"type": "overloaded_error", "message": "Overloaded"}})
+                return
+            count = 0
+            async for token in self._token_source(s, fault, request):
+                count += 1
+                yield ev("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": token}})
+            if fault.no_finish or request.transport is None or request.transport.is_closing():
+                return
+            yield ev("content_block_stop", {"index": 0})
+            yield ev("message_delta", {"delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                                       "usage": {"output_tokens": count}})
+            yield ev("message_stop", {})
+
+        return await self._stream(request, s, fault, events())
