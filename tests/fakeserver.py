@@ -46,6 +46,8 @@ class Scenario:
     headers: list[dict[str, str]] = field(default_factory=list)
     models: list[str] = field(default_factory=lambda: ["fake-small", "fake-large"])
     disconnects: int = 0  # streams the client closed early
+    active: int = 0  # streams open right now
+    max_active: int = 0  # the most streams open at once
 
     @property
     def url(self) -> str:
@@ -74,6 +76,8 @@ class FakeServer:
         return s
 
     def close(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._runner.shutdown(), self._loop).result(5)
+        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(5)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
 
@@ -84,7 +88,7 @@ class FakeServer:
         app.router.add_post("/s/{sid}/v1/chat/completions", self._openai)
         app.router.add_post("/s/{sid}/v1/messages", self._anthropic)
         app.router.add_get("/s/{sid}/v1/models", self._models)
-        runner = web.AppRunner(app, handle_signals=False)
+        runner = self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
         self._loop.run_until_complete(runner.setup())
         site = web.TCPSite(runner, "127.0.0.1", 0)
         self._loop.run_until_complete(site.start())
@@ -118,12 +122,16 @@ class FakeServer:
     async def _stream(self, request: web.Request, s: Scenario, fault: Fault, events: Any) -> web.StreamResponse:
         response = web.StreamResponse(headers={"content-type": "text/event-stream", "cache-control": "no-cache"})
         await response.prepare(request)
+        s.active += 1
+        s.max_active = max(s.max_active, s.active)
         try:
             async for chunk in events:
                 await response.write(chunk)
         except (ConnectionResetError, asyncio.CancelledError):
             s.disconnects += 1
             raise
+        finally:
+            s.active -= 1
         return response
 
     async def _token_source(self, s: Scenario, fault: Fault, request: web.Request):
