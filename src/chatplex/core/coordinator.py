@@ -53,6 +53,7 @@ class Running:
     chunks: list[str] = field(default_factory=list)  # everything streamed so far
     flushed: int = 0  # how many chunks are in the database
     tokens: int = 0
+    length: int = 0  # characters streamed so far
     first_token: float | None = None
     usage: tuple[int | None, int | None] = (None, None)
     finish_reason: str | None = None
@@ -355,7 +356,8 @@ class Coordinator:
                     rj.first_token = time.monotonic()
                 rj.chunks.append(event.text)
                 rj.tokens += 1
-                self.bus.publish(ReplyDelta(rj.session.id, rj.job.message_id, event.text))
+                self.bus.publish(ReplyDelta(rj.session.id, rj.job.message_id, event.text, rj.length))
+                rj.length += len(event.text)
             elif isinstance(event, Usage):
                 rj.usage = (event.prompt_tokens, event.completion_tokens)
             elif isinstance(event, Finish):

@@ -43,9 +43,13 @@ class ReplyStarted:
 
 @dataclass(frozen=True, slots=True)
 class ReplyDelta:
+    """`offset` is the reply's length before `text`: a view that loaded a snapshot can
+    skip what it already shows, so a delta is never displayed twice."""
+
     session_id: int
     message_id: int
     text: str
+    offset: int = 0
 
 
 @dataclass(frozen=True, slots=True)

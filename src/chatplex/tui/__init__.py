@@ -1,0 +1,1 @@
+"""The Textual UI. It reaches the system only through the coordinator and its events."""

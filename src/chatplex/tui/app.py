@@ -1,0 +1,392 @@
+"""The Textual app: sidebar, chat pane, composer, status bar, over one Coordinator.
+
+The app never generates anything itself: it calls the coordinator and renders the
+coordinator's events, so replies keep streaming whichever screen is shown.
+"""
+
+from __future__ import annotations
+
+import collections
+import re
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from textual import on, work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer
+
+from chatplex.config import Config
+from chatplex.core import export
+from chatplex.core.coordinator import Coordinator
+from chatplex.core.events import (
+    Event,
+    ExternalChange,
+    MessageAdded,
+    Notification,
+    QueueStatsChanged,
+    ReplyDelta,
+    ReplyFinished,
+    ReplyStarted,
+    SessionChanged,
+    SessionDeleted,
+)
+from chatplex.core.models import MessageState, Session, SessionStatus
+from chatplex.core.store import StoreError
+from chatplex.tui.screens.modals import ConfirmScreen, ErrorScreen, HelpScreen, PickerScreen, SearchScreen, TextScreen
+from chatplex.tui.widgets.chat import PAGE, ChatView
+from chatplex.tui.widgets.composer import Composer
+from chatplex.tui.widgets.sidebar import SessionList
+from chatplex.tui.widgets.status import StatusBar
+
+
+class CoreEvent(Message):
+    """A coordinator event, delivered in order through the app's message queue."""
+
+    def __init__(self, event: Event) -> None:
+        super().__init__()
+        self.event = event
+
+
+# (id, key, action, description, shown in footer)
+KEYS: list[tuple[str, str, str, str, bool]] = [
+    ("new_session", "ctrl+n", "new_session", "New session", True),
+    ("next_session", "ctrl+down", "next_session", "Next session", False),
+    ("previous_session", "ctrl+up", "previous_session", "Previous session", False),
+    ("rename", "f2", "rename", "Rename", True),
+    ("delete", "f8", "delete_session", "Delete", True),
+    ("cancel", "escape", "cancel_reply", "Cancel reply", False),
+    ("retry", "ctrl+r", "retry", "Retry", True),
+    ("model", "ctrl+l", "pick_model", "Model", True),
+    ("system_prompt", "f4", "system_prompt", "System prompt", False),
+    ("search", "ctrl+f", "search", "Search", False),
+    ("export", "ctrl+s", "export", "Export", False),
+    ("toggle_sidebar", "ctrl+b", "toggle_sidebar", "Sidebar", False),
+    ("help", "f1", "help", "Help", True),
+    ("quit", "ctrl+q", "quit", "Quit", True),
+]
+
+
+class ChatplexApp(App[None]):
+    CSS_PATH = "app.tcss"
+    TITLE = "chatplex"
+    animate = True  # the tokens/s clock; snapshot tests turn it off
+    BINDINGS = [Binding(key, action, text, show=show, id=bid, priority=bid != "cancel")
+                for bid, key, action, text, show in KEYS] + [
+        Binding(f"alt+{n}", f"jump({n})", f"Session {n}", show=False, id=f"jump_{n}") for n in range(1, 10)]
+
+    def __init__(self, config: Config, coordinator: Coordinator | None = None) -> None:
+        super().__init__()
+        self.config = config
+        self.coordinator: Coordinator | None = coordinator
+        self.current: int | None = None
+        self._token_times: collections.deque[float] = collections.deque()
+        self._reloading = False
+
+    # ---------------------------------------------------------------- layout
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="main"):
+            with Vertical(id="sidebar"):
+                yield SessionList(id="sessions")
+            with Vertical(id="chat-pane"):
+                yield ChatView(id="chat")
+                yield Composer(id="composer")
+        yield StatusBar(id="status")
+        yield Footer()
+
+    @property
+    def sidebar(self) -> SessionList:
+        return self.query_one(SessionList)
+
+    @property
+    def chat(self) -> ChatView:
+        return self.query_one(ChatView)
+
+    @property
+    def composer(self) -> Composer:
+        return self.query_one(Composer)
+
+    @property
+    def status(self) -> StatusBar:
+        return self.query_one(StatusBar)
+
+    @property
+    def coord(self) -> Coordinator:
+        assert self.coordinator is not None
+        return self.coordinator
+
+    # ---------------------------------------------------------------- life cycle
+    async def on_mount(self) -> None:
+        if self.config.keys:
+            self.set_keymap(self.config.keys)
+        self.chat.retry_key = self._key_for("retry")
+        if self.coordinator is None:
+            try:
+                self.coordinator = await Coordinator.open(self.config)
+            except StoreError as e:
+                await self.push_screen(ErrorScreen("chatplex cannot open its database", str(e)))
+                return
+        self.coord.bus.subscribe(lambda event: self.post_message(CoreEvent(event)))
+        await self.coord.start()
+        sessions = await self.coord.sessions()
+        self.sidebar.set_sessions(sessions)
+        self.status.set(workers=(self.coord.workers_busy, self.coord.workers_total))
+        await self.focus_session(sessions[0].id if sessions else None)
+        self.composer.focus()
+        if self.animate:
+            self.set_interval(1.0, self._tick)
+
+    async def action_quit(self) -> None:
+        """Leave; running replies are interrupted, kept, and resume at the next start."""
+        if self.coordinator is not None and not self.coordinator._stopping:
+            self.status.set(notice="stopping… running replies will resume next time")
+            await self.coordinator.stop()
+        self.exit()
+
+    def _key_for(self, binding_id: str) -> str:
+        key = self.config.keys.get(binding_id) or next(k for bid, k, *_ in KEYS if bid == binding_id)
+        return key.split(",")[0]
+
+    # ---------------------------------------------------------------- focus and sessions
+    async def focus_session(self, session_id: int | None) -> None:
+        self.current = session_id
+        await self.coord.focus(session_id)
+        session = await self.coord.session(session_id) if session_id is not None else None
+        if session is None:
+            self.current = None
+            await self.chat.show(None, [])
+        else:
+            await self.chat.show(session, await self.coord.messages(session.id, limit=PAGE))
+        self.sidebar.set_focused(self.current)
+        self._session_shown(session)
+
+    def _session_shown(self, session: Session | None) -> None:
+        busy = session is not None and session.status in (SessionStatus.STREAMING, SessionStatus.QUEUED)
+        self.composer.set_busy(busy)
+        self.status.set(model=f"{session.provider} · {session.model}" if session else "")
+        self.sub_title = session.title if session else ""
+
+    @on(SessionList.Selected)
+    async def _selected(self, event: SessionList.Selected) -> None:
+        await self.focus_session(event.session_id)
+        self.composer.focus()
+
+    @on(Composer.Submitted)
+    async def _submitted(self, event: Composer.Submitted) -> None:
+        if self.current is None:
+            session = await self.coord.create_session()
+            await self.focus_session(session.id)
+        try:
+            await self.coord.send(self.current, event.text)  # type: ignore[arg-type]
+        except (ValueError, KeyError) as e:
+            self.composer.text = event.text  # nothing is lost
+            self.notify(str(e), severity="error", markup=False)
+
+    @on(ChatView.NeedOlder)
+    async def _older(self) -> None:
+        if self.current is not None and self.chat.oldest_id is not None:
+            await self.chat.prepend(await self.coord.messages(self.current, limit=PAGE, before_id=self.chat.oldest_id))
+
+    # ---------------------------------------------------------------- coordinator events
+    async def on_core_event(self, message: CoreEvent) -> None:
+        event = message.event
+        if isinstance(event, ReplyDelta):
+            self._token_times.append(time.monotonic())
+            if event.session_id == self.current and (reply := self.chat.replies.get(event.message_id)):
+                reply.append(event.text, event.offset)
+        elif isinstance(event, SessionChanged):
+            self.sidebar.upsert(event.session)
+            if event.session.id == self.current:
+                self.chat.session = event.session
+                self._session_shown(event.session)
+        elif isinstance(event, MessageAdded):
+            if event.message.session_id == self.current:
+                await self.chat.add(event.message)
+        elif isinstance(event, ReplyStarted):
+            if event.session_id == self.current and (reply := self.chat.replies.get(event.message_id)):
+                await reply.restart()
+        elif isinstance(event, ReplyFinished):
+            if event.message.session_id == self.current and (reply := self.chat.replies.get(event.message.id)):
+                await reply.finish(event.message)
+            if (event.message.state is MessageState.ERROR and self.config.path is None
+                    and "cannot connect" in (event.message.error or "")):
+                self.notify("No config file: chatplex tried a local Ollama at localhost:11434. Start Ollama, "
+                            "or configure another provider in config.toml (see the README).",
+                            title="No provider reachable", severity="warning", markup=False, timeout=10)
+        elif isinstance(event, QueueStatsChanged):
+            self.status.set(workers=(event.workers_busy, event.workers_total),
+                            queued=(event.stats.queued_high, event.stats.queued_low))
+        elif isinstance(event, Notification):
+            self._notification(event)
+        elif isinstance(event, SessionDeleted):
+            self.sidebar.remove(event.session_id)
+        elif isinstance(event, ExternalChange):
+            await self._reload()
+
+    def _notification(self, event: Notification) -> None:
+        self.status.set(notice=f"{event.title}: {event.text}")
+        if event.session_id == self.current:
+            return
+        severity = "error" if event.level == "error" else "information"
+        self.notify(event.text, title=event.title, severity=severity, markup=False)
+        if self.config.bell:
+            self.bell()
+
+    async def _reload(self) -> None:
+        """Another process wrote to the database: refresh what is shown."""
+        if self._reloading:
+            return
+        self._reloading = True
+        try:
+            sessions = await self.coord.sessions()
+            self.sidebar.set_sessions(sessions)
+            current = next((s for s in sessions if s.id == self.current), None)
+            local = any(rj.session.id == self.current for rj in self.coord.running())
+            if current and not local and self.chat.session and current.updated_at != self.chat.session.updated_at:
+                await self.chat.show(current, await self.coord.messages(current.id, limit=PAGE))
+                self._session_shown(current)
+        finally:
+            self._reloading = False
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        while self._token_times and self._token_times[0] < now - 3:
+            self._token_times.popleft()
+        self.status.set(tokens_per_s=len(self._token_times) / 3, workers=(self.coord.workers_busy,
+                                                                         self.coord.workers_total))
+
+    # ---------------------------------------------------------------- actions
+    async def action_new_session(self) -> None:
+        session = await self.coord.create_session()
+        await self.focus_session(session.id)
+        self.composer.focus()
+
+    async def _step(self, delta: int) -> None:
+        order = self.sidebar.order
+        if not order:
+            return
+        index = order.index(self.current) if self.current in order else -delta
+        await self.focus_session(order[(index + delta) % len(order)])
+
+    async def action_next_session(self) -> None:
+        await self._step(1)
+
+    async def action_previous_session(self) -> None:
+        await self._step(-1)
+
+    async def action_jump(self, n: int) -> None:
+        if 0 < n <= len(self.sidebar.order):
+            await self.focus_session(self.sidebar.order[n - 1])
+
+    def _need_session(self) -> int | None:
+        if self.current is None:
+            self.notify("No session: press ctrl+n to start one.", severity="warning", markup=False)
+        return self.current
+
+    @work(exclusive=True, group="dialog")
+    async def action_rename(self) -> None:
+        if (sid := self._need_session()) is None:
+            return
+        title = await self.push_screen_wait(TextScreen("Rename session", self.chat.session.title))  # type: ignore[union-attr]
+        if title is not None and title.strip():
+            await self.coord.rename(sid, title)
+
+    @work(exclusive=True, group="dialog")
+    async def action_delete_session(self) -> None:
+        if (sid := self._need_session()) is None:
+            return
+        title = self.chat.session.title if self.chat.session else ""
+        if await self.push_screen_wait(ConfirmScreen(f"Delete “{title}” and all its messages?")):
+            order = [s for s in self.sidebar.order if s != sid]
+            await self.coord.delete_session(sid)
+            await self.focus_session(order[0] if order else None)
+
+    async def action_cancel_reply(self) -> None:
+        if self.current is not None and not await self.coord.cancel(self.current):
+            self.notify("Nothing to cancel in this session.", markup=False, timeout=2)
+
+    async def action_retry(self) -> None:
+        if (sid := self._need_session()) is None:
+            return
+        if await self.coord.retry(sid) is None:
+            self.notify("Nothing to retry here.", markup=False, timeout=2)
+
+    @work(exclusive=True, group="dialog")
+    async def action_pick_model(self) -> None:
+        if (sid := self._need_session()) is None:
+            return
+        choices = [(f"{name}\t{pc.model}", f"{name} · {pc.model}") for name, pc in self.config.providers.items()]
+
+        async def load() -> list[tuple[str, str]]:
+            found: list[tuple[str, str]] = []
+            for name in self.config.providers:
+                try:
+                    found += [(f"{name}\t{m}", f"{name} · {m}") for m in await self.coord.list_models(name)]
+                except Exception:  # an unreachable server lists nothing; the configured model stays
+                    continue
+            return found
+
+        chosen = await self.push_screen_wait(PickerScreen("Provider and model", choices, load))
+        if chosen:
+            provider, model = chosen.split("\t", 1)
+            await self.coord.update_session(sid, provider=provider, model=model)
+
+    @work(exclusive=True, group="dialog")
+    async def action_system_prompt(self) -> None:
+        if (sid := self._need_session()) is None:
+            return
+        current = self.chat.session.system_prompt if self.chat.session else ""
+        text = await self.push_screen_wait(TextScreen("System prompt for this session", current, multiline=True))
+        if text is not None:
+            await self.coord.update_session(sid, system_prompt=text)
+
+    @work(exclusive=True, group="dialog")
+    async def action_search(self) -> None:
+        async def search(query: str) -> list[tuple[int, str]]:
+            return [(s.id, s.title) for s in await self.coord.search(query)]
+
+        chosen = await self.push_screen_wait(SearchScreen(search))
+        if chosen is not None:
+            await self.focus_session(chosen)
+
+    @work(exclusive=True, group="dialog")
+    async def action_export(self) -> None:
+        if (sid := self._need_session()) is None or self.chat.session is None:
+            return
+        slug = re.sub(r"[^A-Za-z0-9]+", "-", self.chat.session.title).strip("-").lower() or f"session-{sid}"
+        path = await self.push_screen_wait(TextScreen("Export as Markdown to", str(Path.cwd() / f"{slug}.md")))
+        if not path:
+            return
+        session, messages = await self.coord.session(sid), await self.coord.messages(sid)
+        try:
+            Path(path).expanduser().write_text(export.to_markdown(session, messages), encoding="utf-8")  # type: ignore[arg-type]
+        except OSError as e:
+            self.notify(f"Could not write {path}: {e.strerror}", severity="error", markup=False)
+            return
+        self.notify(f"Exported to {path}", markup=False)
+
+    def action_toggle_sidebar(self) -> None:
+        sidebar = self.query_one("#sidebar")
+        sidebar.display = not sidebar.display
+
+    def action_help(self) -> None:
+        rows = [(self._key_for(bid), text) for bid, _, _, text, _ in KEYS]
+        rows.append(("alt+1 … alt+9", "Jump to session 1–9"))
+        rows.append(("ctrl+p", "Command palette"))
+        self.push_screen(HelpScreen(rows))
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for bid, _, action, text, _ in KEYS:
+            if bid not in ("quit", "help"):
+                yield SystemCommand(text, f"{text} ({self._key_for(bid)})",
+                                    lambda action=action: self.run_action(action))
+
+
+def run(config: Config) -> int:
+    ChatplexApp(config).run()
+    return 0

@@ -1,0 +1,173 @@
+"""Small modal screens: confirm, a line or a block of text, a picker, search, help, error."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.content import Content
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Button, DataTable, Input, Label, OptionList, Static, TextArea
+from textual.widgets.option_list import Option
+
+from chatplex.tui.safe import plain, visible
+
+
+class ConfirmScreen(ModalScreen[bool]):
+    BINDINGS = [Binding("escape,n", "dismiss(False)", "No"), Binding("y", "dismiss(True)", "Yes")]
+
+    def __init__(self, question: str) -> None:
+        super().__init__(classes="modal")
+        self.question = question
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(plain(self.question))
+            with Horizontal(classes="buttons"):
+                yield Button("Yes (y)", variant="error", id="yes")
+                yield Button("No (n)", id="no")
+
+    def on_mount(self) -> None:
+        self.query_one("#no", Button).focus()
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "yes")
+
+
+class TextScreen(ModalScreen[str | None]):
+    """Edit one line (rename, file path) or a block of text (system prompt)."""
+
+    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel"), Binding("ctrl+s", "save", "Save", show=False)]
+
+    def __init__(self, title: str, value: str = "", multiline: bool = False, hint: str = "") -> None:
+        super().__init__(classes="modal")
+        self.title_text, self.value, self.multiline, self.hint = title, value, multiline, hint
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog wide" if self.multiline else "dialog"):
+            yield Label(plain(self.title_text), classes="dialog-title")
+            if self.multiline:
+                yield TextArea(self.value, id="value", soft_wrap=True)
+            else:
+                yield Input(self.value, id="value", select_on_focus=True)
+            yield Static(plain(self.hint or ("Ctrl+S saves · Escape cancels" if self.multiline
+                                             else "Enter saves · Escape cancels"), "$text-muted"))
+
+    @on(Input.Submitted)
+    def action_save(self) -> None:
+        widget = self.query_one("#value")
+        self.dismiss(widget.text if isinstance(widget, TextArea) else widget.value)  # type: ignore[attr-defined]
+
+
+class PickerScreen(ModalScreen[str | None]):
+    """Choose one of many (provider/model). Choices may arrive later via `load`."""
+
+    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
+
+    def __init__(self, title: str, choices: list[tuple[str, str]],
+                 load: Callable[[], Awaitable[list[tuple[str, str]]]] | None = None) -> None:
+        super().__init__(classes="modal")
+        self.title_text, self.choices, self.load = title, choices, load
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog wide"):
+            yield Label(plain(self.title_text), classes="dialog-title")
+            yield OptionList(*[Option(plain(label), id=value) for value, label in self.choices], id="choices")
+            yield Static(plain("Enter chooses · Escape cancels"), id="picker-hint")
+
+    def on_mount(self) -> None:
+        self.query_one(OptionList).focus()
+        if self.load:
+            self.query_one("#picker-hint", Static).update(plain("Asking the servers for their models…"))
+            self._load()
+
+    @work(exclusive=True)
+    async def _load(self) -> None:
+        assert self.load is not None
+        more = await self.load()
+        options = self.query_one(OptionList)
+        known = {value for value, _ in self.choices}
+        options.add_options(Option(plain(label), id=value) for value, label in more if value not in known)
+        self.query_one("#picker-hint", Static).update(plain("Enter chooses · Escape cancels"))
+
+    @on(OptionList.OptionSelected)
+    def _chosen(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(event.option.id)
+
+
+class SearchScreen(ModalScreen[int | None]):
+    """Find sessions by title or content; Enter opens the highlighted one."""
+
+    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel"), Binding("down", "focus_results", show=False)]
+
+    def __init__(self, search: Callable[[str], Awaitable[list[tuple[int, str]]]]) -> None:
+        super().__init__(classes="modal")
+        self.search = search
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog wide"):
+            yield Label("Search sessions (title or text)", classes="dialog-title")
+            yield Input(placeholder="search…", id="query")
+            yield OptionList(id="results")
+
+    @on(Input.Changed)
+    def _changed(self, event: Input.Changed) -> None:
+        self._run(event.value)
+
+    @work(exclusive=True)
+    async def _run(self, query: str) -> None:
+        results = await self.search(query) if query.strip() else []
+        self.query_one("#results", OptionList).set_options(Option(plain(title), id=str(sid)) for sid, title in results)
+
+    @on(Input.Submitted)
+    def _submit(self) -> None:
+        results = self.query_one("#results", OptionList)
+        if results.option_count:
+            option = results.get_option_at_index(results.highlighted or 0)
+            self.dismiss(int(option.id))  # type: ignore[arg-type]
+
+    def action_focus_results(self) -> None:
+        self.query_one("#results", OptionList).focus()
+
+    @on(OptionList.OptionSelected)
+    def _chosen(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(int(event.option.id))  # type: ignore[arg-type]
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,f1,q", "dismiss", "Close")]
+
+    def __init__(self, rows: list[tuple[str, str]]) -> None:
+        super().__init__(classes="modal")
+        self.rows = rows
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog wide"):
+            yield Label("Keys", classes="dialog-title")
+            table: DataTable[Content] = DataTable(cursor_type="row", zebra_stripes=True)
+            table.add_columns("key", "action")
+            for key, text in self.rows:
+                table.add_row(Content(key), Content(text))
+            yield table
+            yield Static(plain("In the message box: Enter sends · Ctrl+J, Alt+Enter or Shift+Enter: new line. "
+                               "Ctrl+P: all commands. Escape closes.", "$text-muted"))
+
+
+class ErrorScreen(Screen[None]):
+    """Shown instead of the app when it cannot start (database unusable, …): no traceback."""
+
+    BINDINGS = [Binding("escape,q,ctrl+q,enter", "app.exit", "Quit")]
+
+    def __init__(self, title: str, text: str) -> None:
+        super().__init__()
+        self.title_text, self.text = title, text
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog wide error"):
+            yield Label(plain(self.title_text), classes="dialog-title")
+            yield Static(Content(visible(self.text)))
+            yield Static(plain("Press q to quit.", "$text-muted"))

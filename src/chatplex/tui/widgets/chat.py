@@ -1,0 +1,194 @@
+"""The chat pane: the focused session's transcript, replies streamed as Markdown.
+
+Only the newest page of messages is mounted; older pages are added when the user scrolls
+to the top, so a 5,000-message session opens as fast as a short one. A streaming reply
+appends through Textual's MarkdownStream, which batches fragments instead of re-parsing
+the whole reply per token.
+"""
+
+from __future__ import annotations
+
+from textual.containers import Vertical, VerticalScroll
+from textual.message import Message as TextualMessage
+from textual.content import Content
+from textual.widgets import Markdown, Static
+from textual.widgets._markdown import MarkdownStream
+
+from chatplex.core.models import Message, MessageState, Role, Session
+from chatplex.tui.safe import plain, visible
+
+PAGE = 40
+
+
+class UserMessage(Static):
+    def __init__(self, message: Message) -> None:
+        super().__init__(plain(message.content), classes="message user")
+        self.message = message
+        self.border_title = "You"
+
+
+class ReplyMessage(Vertical):
+    """An assistant reply: Markdown body plus a state line for streaming/failed/interrupted."""
+
+    def __init__(self, message: Message, model: str, retry_key: str = "ctrl+r") -> None:
+        super().__init__(classes="message reply")
+        self.message = message
+        self.retry_key = retry_key
+        self.border_title = Content(visible(model))
+        self._text: list[str] = [message.content]
+        self.length = len(message.content)
+        self._stream: MarkdownStream | None = None
+        self._pending: list[str] = []
+
+    def compose(self):
+        yield Markdown(visible(self.message.content), classes="body", open_links=False)
+        yield Static(self._state_line(), classes="state")
+
+    @property
+    def text(self) -> str:
+        return "".join(self._text)
+
+    def _state_line(self) -> Content:
+        m = self.message
+        if m.state is MessageState.STREAMING:
+            return plain("…" if m.content or self.length else "waiting for the model…", "$text-muted")
+        if m.state is MessageState.ERROR:
+            return plain(f"⚠ {m.error or 'failed'} — press {self.retry_key} to retry", "$error")
+        if m.state is MessageState.INTERRUPTED:
+            why = m.error or "interrupted"
+            if why == "cancelled":
+                return plain(f"⏹ cancelled — press {self.retry_key} to generate it again", "$warning")
+            return plain(f"⏸ {why}", "$warning")
+        return Content("")
+
+    def _show_state(self) -> None:
+        line = self._state_line()
+        state = self.query_one(".state", Static)
+        state.update(line)
+        state.display = bool(line.plain)
+        self.set_class(self.message.state is MessageState.ERROR, "-error")
+        self.set_class(self.message.state is MessageState.STREAMING, "-streaming")
+
+    def on_mount(self) -> None:
+        self._show_state()
+
+    async def restart(self) -> None:
+        """The reply is being generated (again): start from empty."""
+        await self._stop_stream()
+        self._text, self.length, self._pending = [], 0, []
+        self.message.content = ""
+        self.message.state = MessageState.STREAMING
+        self.message.error = None
+        await self.query_one(Markdown).update("")
+        self._show_state()
+
+    def append(self, text: str, offset: int) -> None:
+        """Add a delta; the part before our length is already shown (snapshot overlap)."""
+        if offset + len(text) <= self.length:
+            return
+        if offset < self.length:
+            text = text[self.length - offset:]
+        self.length += len(text)
+        self._text.append(text)
+        if self.message.state is not MessageState.STREAMING:
+            self.message.state = MessageState.STREAMING
+            self._show_state()
+        first = not self._pending
+        self._pending.append(visible(text))
+        if first:
+            self.call_later(self._flush)
+
+    async def _flush(self) -> None:
+        if not self._pending:
+            return
+        text, self._pending = "".join(self._pending), []
+        if self._stream is None:
+            self._stream = Markdown.get_stream(self.query_one(Markdown))
+        await self._stream.write(text)
+
+    async def _stop_stream(self) -> None:
+        await self._flush()
+        if self._stream is not None:
+            await self._stream.stop()
+            self._stream = None
+
+    async def finish(self, message: Message) -> None:
+        await self._stop_stream()
+        self.message = message
+        if self.text != message.content:
+            self._text, self.length = [message.content], len(message.content)
+            await self.query_one(Markdown).update(visible(message.content))
+        self._show_state()
+
+
+class ChatView(VerticalScroll):
+    """Shows one session; the app feeds it the coordinator's events for that session."""
+
+    class NeedOlder(TextualMessage):
+        """Scrolled to the top and older messages exist."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.session: Session | None = None
+        self.replies: dict[int, ReplyMessage] = {}
+        self.oldest_id: int | None = None
+        self.has_older = False
+        self._loading_older = False
+        self.retry_key = "ctrl+r"
+
+    def watch_scroll_y(self, old: float, new: float) -> None:
+        super().watch_scroll_y(old, new)
+        if new <= 0 < old and self.has_older and not self._loading_older:
+            self.post_message(self.NeedOlder())
+
+    def _widget(self, message: Message) -> Static | ReplyMessage | None:
+        if message.role is Role.USER:
+            return UserMessage(message)
+        if message.role is Role.ASSISTANT:
+            widget = ReplyMessage(message, self.session.model if self.session else "", self.retry_key)
+            self.replies[message.id] = widget
+            return widget
+        return None
+
+    async def show(self, session: Session | None, messages: list[Message]) -> None:
+        """Replace the transcript (the newest page of `session`)."""
+        self.session = session
+        self.replies = {}
+        await self.remove_children()
+        self.oldest_id = messages[0].id if messages else None
+        self.has_older = len(messages) >= PAGE
+        if session is None:
+            await self.mount(Static(Content("No session yet. Press ctrl+n for a new one."), classes="empty"))
+            return
+        if not messages:
+            await self.mount(Static(plain(f"{session.title}\n{session.provider} · {session.model}\n\n"
+                                          "Type a message below and press Enter."), classes="empty"))
+        widgets = [w for m in messages if (w := self._widget(m)) is not None]
+        if widgets:
+            await self.mount_all(widgets)
+        self.anchor()
+        self.scroll_end(animate=False, immediate=True)
+
+    async def prepend(self, messages: list[Message]) -> None:
+        """Older messages above the first one shown, keeping the view where it was."""
+        if not messages:
+            self.has_older = False
+            return
+        self.oldest_id = messages[0].id
+        self.has_older = len(messages) >= PAGE
+        widgets = [w for m in messages if (w := self._widget(m)) is not None]
+        before = self.virtual_size.height
+        first = self.children[0] if self.children else None
+        await self.mount_all(widgets, before=first)
+        self.refresh(layout=True)
+        self.call_after_refresh(lambda: self.scroll_to(y=self.virtual_size.height - before, animate=False))
+
+    async def add(self, message: Message) -> None:
+        if message.role is Role.ASSISTANT and message.id in self.replies:
+            return
+        for empty in self.query(".empty"):
+            await empty.remove()
+        widget = self._widget(message)
+        if widget is not None:
+            await self.mount(widget)
+            self.anchor()

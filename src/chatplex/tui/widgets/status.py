@@ -1,0 +1,44 @@
+"""The status bar: workers, queue depth, tokens/s, the focused model, the last notice."""
+
+from __future__ import annotations
+
+from textual.content import Content
+from textual.widgets import Static
+
+from chatplex.tui.safe import visible
+
+
+class StatusBar(Static):
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__("", **kwargs)  # type: ignore[arg-type]
+        self.worker_counts = (0, 0)
+        self.queued = (0, 0)
+        self.tokens_per_s = 0.0
+        self.model = ""
+        self.notice = ""
+
+    def set(self, **values: object) -> None:
+        changed = False
+        if "workers" in values:
+            values["worker_counts"] = values.pop("workers")
+        for key, value in values.items():
+            if getattr(self, key) != value:
+                setattr(self, key, value)
+                changed = True
+        if changed:
+            self.update(self.status_line())
+
+    def status_line(self) -> Content:
+        busy, total = self.worker_counts
+        high, low = self.queued
+        parts = [
+            Content.assemble(("workers ", "$text-muted"), f"{busy}/{total}"),
+            Content.assemble(("queue ", "$text-muted"), (f"{high}", "bold"), ("▲ ", "$text-muted"),
+                             f"{low}", ("▼", "$text-muted")),
+            Content.assemble(f"{self.tokens_per_s:,.0f}", (" tok/s", "$text-muted")),
+        ]
+        if self.model:
+            parts.append(Content(visible(self.model)))
+        if self.notice:
+            parts.append(Content(visible(self.notice)).stylize("italic"))
+        return Content("  │  ").join(parts)

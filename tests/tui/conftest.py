@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest_textual_snapshot
+from syrupy.extensions.single_file import SingleFileSnapshotExtension
+
+from chatplex.tui.widgets.sidebar import SessionList
+
+SNAPSHOTS = Path(__file__).resolve().parents[2] / "snapshots"
+
+
+def _dirname(cls, *, test_location) -> str:  # DESIGN.md: snapshot files live in the top-level snapshots/
+    return str(SNAPSHOTS / test_location.basename)
+
+
+pytest_textual_snapshot.SVGImageExtension.dirname = classmethod(_dirname)  # type: ignore[method-assign]
+assert issubclass(pytest_textual_snapshot.SVGImageExtension, SingleFileSnapshotExtension)
+
+
+async def until(pilot, condition: Callable[[], bool], timeout: float = 15.0) -> None:
+    """Let the app run until `condition` holds (a deadline, not a fixed sleep)."""
+    import asyncio
+
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.02)  # the app runs in this loop; pilot.pause would wait for idle
+
+
+def still(monkeypatch) -> None:
+    """No animation: spinner frames and the tokens/s clock would make snapshots vary."""
+    from chatplex.tui.app import ChatplexApp
+
+    monkeypatch.setattr(SessionList, "animate", False)
+    monkeypatch.setattr(ChatplexApp, "animate", False)

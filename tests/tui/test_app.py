@@ -1,0 +1,266 @@
+"""The TUI driven with Textual's pilot against real sockets: what a user sees and can do."""
+
+from __future__ import annotations
+
+from chatplex.core.models import JobState, MessageState, Priority, SessionStatus
+from chatplex.core.store import Store
+from chatplex.tui.app import ChatplexApp
+from chatplex.tui.widgets.chat import PAGE, ReplyMessage, UserMessage
+from chatplex.tui.widgets.composer import Composer
+from tests.conftest import make_config, provider_for
+from tests.fakeserver import Fault
+from tests.tui.conftest import until
+
+
+async def shown(pilot) -> str:
+    """What the terminal shows, as plain text, once the app has rendered."""
+    await pilot.pause()
+    return "\n".join(strip.text for strip in pilot.app.screen._compositor.render_strips())
+
+
+def status(app, sid):
+    return app.sidebar.sessions[sid].status
+
+
+async def type_and_send(pilot, text: str) -> None:
+    """Type into the composer and press Enter. The key goes in as an event without waiting
+    for the app to go idle (pilot.press would wait for the whole reply to stream)."""
+    from textual import events
+
+    pilot.app.composer.focus()
+    pilot.app.composer.insert(text)
+    pilot.app.composer.post_message(events.Key("enter", "\r"))
+    await until(pilot, lambda: pilot.app.composer.text == "")
+
+
+async def key(pilot, name: str) -> None:
+    """A key press while replies stream (see type_and_send)."""
+    pilot.app.simulate_key(name)
+    await pilot.pause()
+
+
+async def test_send_and_see_the_reply(fake, tmp_path):
+    s = fake.scenario(reply="Hello **there** friend")
+    app = ChatplexApp(make_config(tmp_path, provider_for(s)))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await type_and_send(pilot, "hi")
+        await until(pilot, lambda: app.current is not None and status(app, app.current) is SessionStatus.WAITING)
+        replies = list(app.chat.query(ReplyMessage))
+        assert len(replies) == 1 and replies[0].text == "Hello **there** friend"
+        assert [w.message.content for w in app.chat.query(UserMessage)] == ["hi"]
+        assert "Hello there friend" in await shown(pilot)
+        assert app.composer.text == ""
+
+
+async def test_background_reply_badge_notification_and_full_transcript(fake, tmp_path):
+    slow = fake.scenario(reply=" ".join(f"w{i}" for i in range(60)), token_delay=0.02)
+    app = ChatplexApp(make_config(tmp_path, provider_for(slow)))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await type_and_send(pilot, "background work")
+        first = app.current
+        await until(pilot, lambda: app.chat.replies and next(iter(app.chat.replies.values())).length > 0)
+        await key(pilot, "ctrl+n")  # switch away while it streams
+        assert app.current != first
+        await until(pilot, lambda: status(app, first) is SessionStatus.WAITING)
+        row = app.sidebar.sessions[first]
+        assert row.unread == 1 and row.preview.startswith("w0 w1")
+        assert any("w0 w1" in str(n.message) for n in app._notifications)
+        await key(pilot, "ctrl+down")  # back to the first session: everything that arrived is there
+        assert app.current == first
+        reply = next(iter(app.chat.replies.values()))
+        assert reply.text == slow.reply and reply.message.state is MessageState.COMPLETE
+        assert app.sidebar.sessions[first].unread == 0
+
+
+async def test_model_output_is_shown_literally(fake, tmp_path):
+    evil = "[bold red]x[/] [@click=app.quit]click[/] \x1b[31mred\x1b[0m \x07"
+    s = fake.scenario(reply=evil)
+    app = ChatplexApp(make_config(tmp_path, provider_for(s)))
+    async with app.run_test(size=(120, 30)) as pilot:
+        await type_and_send(pilot, "[b]not bold[/b] \x1b[2J")
+        await until(pilot, lambda: app.current is not None and status(app, app.current) is SessionStatus.WAITING)
+        text = await shown(pilot)
+        assert "[b]not bold[/b] ␛[2J" in text
+        assert "[bold red]x[/]" in text and "[@click=app.quit]click[/]" in text
+        assert "␛[31mred␛[0m ␇" in text
+        await pilot.click(ReplyMessage)  # clicking the "action" text does nothing
+        assert app.is_running
+
+
+async def test_unreachable_server_turns_the_session_red_and_app_keeps_running(tmp_path):
+    from chatplex.config import ProviderConfig
+    from chatplex.providers.llamacpp import free_port
+
+    down = ProviderConfig(name="local", kind="ollama", base_url=f"http://127.0.0.1:{free_port()}/v1",
+                          model="llama3.2")
+    app = ChatplexApp(make_config(tmp_path, down, max_attempts=1))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await type_and_send(pilot, "anyone there?")
+        await until(pilot, lambda: app.current is not None and status(app, app.current) is SessionStatus.ERROR)
+        reply = next(iter(app.chat.replies.values()))
+        assert reply.has_class("-error")
+        text = await shown(pilot)
+        assert "cannot connect to" in text and "ctrl+r to retry" in text
+        assert app.is_running
+        assert app.sidebar.sessions[app.current].preview.startswith("⚠")
+
+
+async def test_streamed_code_block_survives_switching_away_and_back(fake, tmp_path):
+    s = fake.scenario(reply="Look:\n\n```python\ndef f():\n    return 42\n```\n\ndone", token_delay=0.005)
+    app = ChatplexApp(make_config(tmp_path, provider_for(s)))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await type_and_send(pilot, "code please")
+        first = app.current
+        await until(pilot, lambda: status(app, first) is SessionStatus.WAITING)
+        assert "return 42" in await shown(pilot)
+        await pilot.press("ctrl+n")
+        await pilot.press("ctrl+up")
+        assert app.current == first
+        assert "return 42" in await shown(pilot)
+
+
+async def test_escape_cancels_the_streaming_reply(fake, tmp_path):
+    s = fake.scenario(reply="tok", forever=True, token_delay=0.01)
+    app = ChatplexApp(make_config(tmp_path, provider_for(s)))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await type_and_send(pilot, "go")
+        await until(pilot, lambda: app.chat.replies and next(iter(app.chat.replies.values())).length > 0)
+        assert app.composer.has_class("-busy")
+        await key(pilot, "escape")
+        await until(pilot, lambda: next(iter(app.chat.replies.values())).message.state is MessageState.INTERRUPTED)
+        assert "cancelled" in await shown(pilot)
+        await until(pilot, lambda: not app.composer.has_class("-busy"))
+
+
+async def test_sending_while_busy_queues_the_message(fake, tmp_path):
+    s = fake.scenario(reply=" ".join(["x"] * 40), token_delay=0.005)
+    app = ChatplexApp(make_config(tmp_path, provider_for(s)))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await type_and_send(pilot, "one")
+        await until(pilot, lambda: app.composer.has_class("-busy"))
+        await type_and_send(pilot, "two")
+        await until(pilot, lambda: len(app.chat.replies) == 2 and all(
+            r.message.state is MessageState.COMPLETE for r in app.chat.replies.values()))
+        assert [w.message.content for w in app.chat.query(UserMessage)] == ["one", "two"]
+        assert [r["messages"][-1]["content"] for r in s.requests] == ["one", "two"]
+
+
+async def test_session_keys_new_rename_delete_jump(fake, tmp_path):
+    s = fake.scenario(reply="r")
+    app = ChatplexApp(make_config(tmp_path, provider_for(s)))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("ctrl+n")
+        a = app.current
+        await pilot.press("ctrl+n")
+        b = app.current
+        assert a != b and app.sidebar.order[0] == b
+        await pilot.press("f2")
+        await pilot.press(*"Plans", "enter")
+        await until(pilot, lambda: app.sidebar.sessions[b].title == "Plans")
+        await pilot.press("alt+2")
+        assert app.current == a
+        await pilot.press("f8")
+        await pilot.press("y")
+        await until(pilot, lambda: a not in app.sidebar.sessions)
+        assert app.current == b
+        assert await app.coord.session(a) is None
+
+
+async def test_long_session_mounts_a_page_and_loads_older_on_scroll_up(tmp_path, fake):
+    s = fake.scenario()
+    config = make_config(tmp_path, provider_for(s))
+    store = await Store.open(config.db_path)
+    session = await store.create_session("long", "fake", "fake-small")
+    for i in range(150):  # 300 messages
+        _, reply, job, _ = await store.create_turn(session.id, f"question {i}", Priority.LOW, 1)
+        claimed = await store.claim("filler", 30)
+        await store.finish(claimed[0].id, "filler", "succeeded", f"answer {i}")
+    await store.close()
+    app = ChatplexApp(config)
+    async with app.run_test(size=(100, 30)) as pilot:
+        assert app.current == session.id
+        assert len(app.chat.children) == PAGE
+        assert app.chat.children[-1].message.content == "answer 149"
+        app.chat.scroll_home(animate=False)
+        await until(pilot, lambda: len(app.chat.children) == 2 * PAGE)
+        assert app.chat.children[0].message.content == f"question {150 - PAGE}"
+
+
+async def test_quit_leaves_running_replies_resumable(fake, tmp_path):
+    s = fake.scenario(reply="tok", forever=True, token_delay=0.01)
+    config = make_config(tmp_path, provider_for(s))
+    app = ChatplexApp(config)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await type_and_send(pilot, "go")
+        await until(pilot, lambda: app.chat.replies and next(iter(app.chat.replies.values())).length > 0)
+        await pilot.press("ctrl+q")
+    store = await Store.open(config.db_path)
+    [job] = await store.jobs()
+    assert job.state is JobState.QUEUED and job.attempts == 0
+    message = await store.get_message(job.message_id)
+    assert message.state is MessageState.INTERRUPTED and message.content.startswith("tok")
+    await store.close()
+
+
+async def test_unusable_database_shows_a_message_not_a_traceback(tmp_path, fake):
+    config = make_config(tmp_path, provider_for(fake.scenario()))
+    config.db_path.write_bytes(b"definitely not sqlite" * 50)
+    app = ChatplexApp(config)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        text = await shown(pilot)
+        assert "cannot open its database" in text and "chatplex database (not SQLite)" in text, text
+        await pilot.press("q")
+    assert config.db_path.read_bytes() == b"definitely not sqlite" * 50
+
+
+async def test_keys_can_be_remapped_and_palette_lists_commands(fake, tmp_path):
+    config = make_config(tmp_path, provider_for(fake.scenario()))
+    config.keys = {"new_session": "ctrl+t"}
+    app = ChatplexApp(config)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("ctrl+t")
+        assert app.current is not None
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        for wanted in ("New session", "Rename", "Delete", "Cancel reply", "Retry", "Model", "System prompt",
+                       "Search", "Export", "Sidebar"):
+            assert wanted in titles
+
+
+async def test_pick_model_from_server_list(fake, tmp_path):
+    s = fake.scenario(reply="r")
+    app = ChatplexApp(make_config(tmp_path, provider_for(s)))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("ctrl+n", "ctrl+l")
+        from textual.widgets import OptionList
+
+        await until(pilot, lambda: isinstance(app.screen.focused, OptionList)
+                    and app.screen.focused.option_count == 2)
+        await pilot.press("down", "enter")
+        await until(pilot, lambda: app.sidebar.sessions[app.current].model == "fake-large")
+        assert "fake · fake-large" in await shown(pilot)
+
+
+async def test_export_writes_markdown(fake, tmp_path):
+    s = fake.scenario(reply="the answer")
+    app = ChatplexApp(make_config(tmp_path, provider_for(s)))
+    target = tmp_path / "out.md"
+    async with app.run_test(size=(100, 30)) as pilot:
+        await type_and_send(pilot, "the question")
+        await until(pilot, lambda: app.current is not None and status(app, app.current) is SessionStatus.WAITING)
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        app.screen.query_one("#value").value = str(target)
+        await pilot.press("enter")
+        await until(pilot, lambda: target.exists())
+    text = target.read_text()
+    assert "the question" in text and "the answer" in text and text.startswith("# the question")
+
+
+async def test_composer_enter_sends_ctrl_j_newline(fake, tmp_path):
+    app = ChatplexApp(make_config(tmp_path, provider_for(fake.scenario())))
+    async with app.run_test(size=(100, 30)) as pilot:
+        composer = app.query_one(Composer)
+        composer.focus()
+        await pilot.press("a", "ctrl+j", "b")
+        assert composer.text == "a\nb"
