@@ -76,8 +76,14 @@ class FakeServer:
         return s
 
     def close(self) -> None:
-        asyncio.run_coroutine_threadsafe(self._runner.shutdown(), self._loop).result(5)
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(5)
+        async def stop() -> None:
+            await self._runner.cleanup()
+            rest = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in rest:  # handlers stalled on purpose (hang_after)
+                task.cancel()
+            await asyncio.gather(*rest, return_exceptions=True)
+
+        asyncio.run_coroutine_threadsafe(stop(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
 

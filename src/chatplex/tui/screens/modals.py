@@ -149,7 +149,8 @@ class HelpScreen(ModalScreen[None]):
         with Vertical(classes="dialog wide"):
             yield Label("Keys", classes="dialog-title")
             table: DataTable[Content] = DataTable(cursor_type="row", zebra_stripes=True)
-            table.add_columns("key", "action")
+            table.add_column("key", width=16)
+            table.add_column("action", width=40)
             for key, text in self.rows:
                 table.add_row(Content(key), Content(text))
             yield table

@@ -51,14 +51,14 @@ class ReplyMessage(Vertical):
     def _state_line(self) -> Content:
         m = self.message
         if m.state is MessageState.STREAMING:
-            return plain("…" if m.content or self.length else "waiting for the model…", "$text-muted")
+            return Content("") if self.length else plain("waiting for the model…", "$text-muted")
         if m.state is MessageState.ERROR:
             return plain(f"⚠ {m.error or 'failed'} — press {self.retry_key} to retry", "$error")
         if m.state is MessageState.INTERRUPTED:
             why = m.error or "interrupted"
             if why == "cancelled":
                 return plain(f"⏹ cancelled — press {self.retry_key} to generate it again", "$warning")
-            return plain(f"⏸ {why}", "$warning")
+            return plain(f"‖ {why}", "$warning")
         return Content("")
 
     def _show_state(self) -> None:
@@ -88,9 +88,10 @@ class ReplyMessage(Vertical):
             return
         if offset < self.length:
             text = text[self.length - offset:]
+        was_empty = self.length == 0
         self.length += len(text)
         self._text.append(text)
-        if self.message.state is not MessageState.STREAMING:
+        if self.message.state is not MessageState.STREAMING or was_empty:
             self.message.state = MessageState.STREAMING
             self._show_state()
         first = not self._pending

@@ -22,9 +22,14 @@ MARKS: dict[SessionStatus, tuple[str, str]] = {
     SessionStatus.STREAMING: ("", "$accent"),  # spinner
     SessionStatus.WAITING: ("●", "$success"),
     SessionStatus.ERROR: ("✖", "$error"),
-    SessionStatus.INTERRUPTED: ("⏸", "$warning"),
+    SessionStatus.INTERRUPTED: ("‖", "$warning"),
 }
 ANIMATED = (SessionStatus.QUEUED, SessionStatus.STREAMING)
+PLACEHOLDER = {
+    SessionStatus.QUEUED: "queued…",
+    SessionStatus.STREAMING: "streaming…",
+    SessionStatus.INTERRUPTED: "paused; resumes when a worker is free",
+}
 
 
 def _cut(text: str, width: int) -> str:
@@ -45,7 +50,7 @@ def row(session: Session, width: int, frame: int = 0, focused: bool = False) -> 
     if badge:
         pad = max(width - line1.cell_length - len(badge), 1)
         line1 = Content.assemble(line1, " " * pad, (badge, "bold $text on $accent"))
-    preview = session.preview or ("queued…" if session.status is SessionStatus.QUEUED else "")
+    preview = session.preview or PLACEHOLDER.get(session.status, "")
     line2 = Content.assemble("  ", (_cut(preview, max(width - 2, 4)), "$error" if session.status is SessionStatus.ERROR
                                     else "$text-muted"))
     return Content("\n").join([line1, line2])
