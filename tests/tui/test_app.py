@@ -264,3 +264,61 @@ async def test_composer_enter_sends_ctrl_j_newline(fake, tmp_path):
         composer.focus()
         await pilot.press("a", "ctrl+j", "b")
         assert composer.text == "a\nb"
+
+
+async def test_retry_key_regenerates_a_failed_reply(fake, tmp_path):
+    s = fake.scenario(reply="worked this time", faults=[Fault(status=500)])
+    app = ChatplexApp(make_config(tmp_path, provider_for(s), max_attempts=1))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await type_and_send(pilot, "try")
+        await until(pilot, lambda: app.current is not None and status(app, app.current) is SessionStatus.ERROR)
+        assert "HTTP 500" in await shown(pilot)
+        await key(pilot, "ctrl+r")
+        await until(pilot, lambda: status(app, app.current) is SessionStatus.WAITING)
+        reply = next(iter(app.chat.replies.values()))
+        assert reply.text == "worked this time" and not reply.has_class("-error")
+
+
+async def test_preemption_is_visible_in_the_sidebar(fake, tmp_path):
+    from chatplex.core.events import SessionChanged
+    from chatplex.tui.widgets.sidebar import row
+
+    slow = fake.scenario(reply=" ".join(f"w{i}" for i in range(200)), token_delay=0.01)
+    app = ChatplexApp(make_config(tmp_path, provider_for(slow), workers=1))
+    async with app.run_test(size=(100, 30)) as pilot:
+        seen = []
+        app.coord.bus.subscribe(lambda e: isinstance(e, SessionChanged) and seen.append(e.session))
+        await type_and_send(pilot, "background essay")
+        essay = app.current
+        await until(pilot, lambda: app.chat.replies and next(iter(app.chat.replies.values())).length > 0)
+        await key(pilot, "ctrl+n")
+        assert app.current != essay
+        await type_and_send(pilot, "urgent")
+        await until(pilot, lambda: any(s.id == essay and s.status is SessionStatus.INTERRUPTED for s in seen))
+        paused = next(s for s in seen if s.id == essay and s.status is SessionStatus.INTERRUPTED)
+        shown_row = row(paused, 40).plain
+        assert shown_row.startswith("‖ background essay") and "paused; resumes" in shown_row
+        await until(pilot, lambda: status(app, essay) is SessionStatus.WAITING, timeout=30)
+        assert app.sidebar.sessions[essay].preview.startswith("w0 w1")
+
+
+async def test_quit_and_reopen_shows_the_same_transcripts(fake, tmp_path):
+    s = fake.scenario(reply="kept forever")
+    config = make_config(tmp_path, provider_for(s))
+    app = ChatplexApp(config)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await type_and_send(pilot, "first chat")
+        await until(pilot, lambda: app.current is not None and status(app, app.current) is SessionStatus.WAITING)
+        await key(pilot, "ctrl+n")
+        await type_and_send(pilot, "second chat")
+        await until(pilot, lambda: status(app, app.current) is SessionStatus.WAITING)
+        before = {sid: s.title for sid, s in app.sidebar.sessions.items()}
+        await pilot.press("ctrl+q")
+    again = ChatplexApp(config)
+    async with again.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        assert {sid: s.title for sid, s in again.sidebar.sessions.items()} == before
+        text = await shown(pilot)
+        assert "second chat" in text and "kept forever" in text
+        await key(pilot, "ctrl+down")
+        assert "first chat" in await shown(pilot)

@@ -43,7 +43,8 @@ def test_first_start_empty(snap_compare, fake, tmp_path):
     assert snap_compare(app, terminal_size=SIZE)
 
 
-def test_conversation_with_markdown(snap_compare, fake, tmp_path):
+@pytest.mark.parametrize("size", [SIZE, (80, 24), (160, 48)], ids=["normal", "narrow", "wide"])
+def test_conversation_with_markdown(snap_compare, fake, tmp_path, size):
     s = fake.scenario(reply=MARKDOWN_REPLY)
     app = ChatplexApp(make_config(tmp_path, provider_for(s)))
 

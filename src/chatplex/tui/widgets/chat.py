@@ -61,9 +61,18 @@ class ReplyMessage(Vertical):
             return plain(f"‖ {why}", "$warning")
         return Content("")
 
+    @property
+    def _markdown(self) -> Markdown | None:
+        """None until composed (events can arrive between mount() and compose)."""
+        found = self.query(Markdown)
+        return found.first() if found else None
+
     def _show_state(self) -> None:
+        states = self.query(".state")
+        if not states:
+            return  # on_mount shows it
         line = self._state_line()
-        state = self.query_one(".state", Static)
+        state = states.first(Static)
         state.update(line)
         state.display = bool(line.plain)
         self.set_class(self.message.state is MessageState.ERROR, "-error")
@@ -79,7 +88,8 @@ class ReplyMessage(Vertical):
         self.message.content = ""
         self.message.state = MessageState.STREAMING
         self.message.error = None
-        await self.query_one(Markdown).update("")
+        if self._markdown is not None:
+            await self._markdown.update("")
         self._show_state()
 
     def append(self, text: str, offset: int) -> None:
@@ -102,9 +112,12 @@ class ReplyMessage(Vertical):
     async def _flush(self) -> None:
         if not self._pending:
             return
+        if self._markdown is None:
+            self.call_after_refresh(self._flush)
+            return
         text, self._pending = "".join(self._pending), []
         if self._stream is None:
-            self._stream = Markdown.get_stream(self.query_one(Markdown))
+            self._stream = Markdown.get_stream(self._markdown)
         await self._stream.write(text)
 
     async def _stop_stream(self) -> None:
@@ -114,11 +127,15 @@ class ReplyMessage(Vertical):
             self._stream = None
 
     async def finish(self, message: Message) -> None:
+        if self._markdown is None:  # not composed yet: compose will show the final text
+            self._pending, self.message = [], message
+            self._text, self.length = [message.content], len(message.content)
+            return
         await self._stop_stream()
         self.message = message
         if self.text != message.content:
             self._text, self.length = [message.content], len(message.content)
-            await self.query_one(Markdown).update(visible(message.content))
+            await self._markdown.update(visible(message.content))
         self._show_state()
 
 
