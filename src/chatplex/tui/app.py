@@ -15,6 +15,7 @@ from pathlib import Path
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
+from textual.css.query import NoMatches
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
@@ -193,7 +194,12 @@ class ChatplexApp(App[None]):
 
     # ---------------------------------------------------------------- coordinator events
     async def on_core_event(self, message: CoreEvent) -> None:
-        event = message.event
+        try:
+            await self._route(message.event)
+        except NoMatches:  # the main screen is gone (shutting down, or the error screen)
+            pass
+
+    async def _route(self, event: Event) -> None:
         if isinstance(event, ReplyDelta):
             self._token_times.append(time.monotonic())
             if event.session_id == self.current and (reply := self.chat.replies.get(event.message_id)):
