@@ -148,6 +148,11 @@ class ChatplexApp(App[None]):
             await self.coordinator.stop()
         self.exit()
 
+    async def on_unmount(self) -> None:
+        """However the app ends, stop the workers so nothing is left half-written."""
+        if self.coordinator is not None and not self.coordinator._stopping:
+            await self.coordinator.stop()
+
     def _key_for(self, binding_id: str) -> str:
         key = self.config.keys.get(binding_id) or next(k for bid, k, *_ in KEYS if bid == binding_id)
         return key.split(",")[0]
