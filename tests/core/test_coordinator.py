@@ -134,6 +134,30 @@ async def test_focus_change_reprioritises_queued_work(fake, tmp_path, coordinato
     assert [e.message_id for e in rec.of(ReplyStarted)] == [rb.id, ra.id]
 
 
+async def test_work_sent_while_focused_yields_once_focus_moves_on(fake, tmp_path, coordinators):
+    """Found by hand in tmux: replies sent from a session you then leave kept HIGH priority
+    while running, so the preempted one was claimed again ahead of the session in view."""
+    slow = fake.scenario(reply=" ".join(f"w{i}" for i in range(80)), token_delay=0.02)
+    coord, rec = await coordinators(make_config(tmp_path, provider_for(slow)), workers=2)
+    started = []
+    for title in ("a", "b"):
+        session = await coord.create_session(title)
+        await coord.focus(session.id)
+        _, reply, job = await coord.send(session.id, "long")
+        started.append((reply, job))
+        await rec.wait(lambda e, r=reply: isinstance(e, ReplyDelta) and e.message_id == r.id)
+    front = await coord.create_session("front")
+    await coord.focus(front.id)
+    for _, job in started:
+        assert (await coord.store.get_job(job.id)).priority is Priority.LOW
+    _, front_reply, _ = await coord.send(front.id, "now")
+    await rec.wait(lambda e: isinstance(e, ReplyDelta) and e.message_id == front_reply.id)
+    for reply, _ in started:  # the front reply started while both long ones were still going
+        assert (await coord.store.get_message(reply.id)).state is not MessageState.COMPLETE
+    for reply, _ in started:
+        await rec.wait(finished(reply.id, MessageState.COMPLETE))
+
+
 async def test_provider_concurrency_limit(fake, tmp_path, coordinators):
     s = fake.scenario(reply="a b c d e", token_delay=0.01)
     coord, rec = await coordinators(make_config(tmp_path, provider_for(s, max_concurrency=1)), workers=4)

@@ -322,3 +322,42 @@ async def test_quit_and_reopen_shows_the_same_transcripts(fake, tmp_path):
         assert "second chat" in text and "kept forever" in text
         await key(pilot, "ctrl+down")
         assert "first chat" in await shown(pilot)
+
+
+async def test_search_finds_a_session_by_its_text_and_opens_it(fake, tmp_path):
+    s = fake.scenario(reply="noted")
+    app = ChatplexApp(make_config(tmp_path, provider_for(s)))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await type_and_send(pilot, "the giraffe question")
+        target = app.current
+        await until(pilot, lambda: status(app, target) is SessionStatus.WAITING)
+        await pilot.press("ctrl+n")
+        await type_and_send(pilot, "something else")
+        other = app.current
+        assert other != target
+        await pilot.press("ctrl+f")
+        await pilot.press(*"giraffe")
+        from textual.widgets import OptionList
+
+        results = app.screen.query_one("#results", OptionList)
+        await until(pilot, lambda: results.option_count == 1)
+        await pilot.press("enter")
+        await until(pilot, lambda: app.current == target)
+        assert [w.message.content for w in app.chat.query(UserMessage)] == ["the giraffe question"]
+
+
+async def test_background_completion_rings_the_bell_only_when_enabled(fake, tmp_path):
+    s = fake.scenario(reply=" ".join(f"w{i}" for i in range(30)), token_delay=0.02)
+    for enabled in (True, False):
+        config = make_config(tmp_path / str(enabled), provider_for(s))
+        config.bell = enabled
+        app = ChatplexApp(config)
+        rings: list[int] = []
+        app.bell = lambda: rings.append(1)  # type: ignore[method-assign]
+        async with app.run_test(size=(100, 30)) as pilot:
+            await type_and_send(pilot, "go")
+            first = app.current
+            await key(pilot, "ctrl+n")
+            await until(pilot, lambda: status(app, first) is SessionStatus.WAITING)
+            await until(pilot, lambda: bool(app._notifications))
+            assert len(rings) == (1 if enabled else 0)

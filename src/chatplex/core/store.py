@@ -517,12 +517,13 @@ class Store:
         return await self.write(tx)
 
     async def reprioritise(self, focused: int | None) -> int:
-        """The focused session's queued jobs become HIGH, every other queued job LOW."""
+        """The focused session's jobs become HIGH, every other unfinished job LOW. Running jobs
+        too: one paused by preemption goes back to the queue with the rank it has now."""
 
         def tx(db: Conn) -> int:
             now = time.time()
             cur = db.execute("UPDATE jobs SET priority=CASE WHEN session_id IS ? THEN 0 ELSE 1 END, updated_at=?"
-                             " WHERE state='queued' AND priority != CASE WHEN session_id IS ? THEN 0 ELSE 1 END",
+                             " WHERE state IN ('queued','running') AND priority != CASE WHEN session_id IS ? THEN 0 ELSE 1 END",
                              (focused, now, focused))
             return cur.rowcount
 
