@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
+import time
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -53,18 +54,24 @@ class Recorder:
 
     def __init__(self, bus: EventBus):
         self.events: list[Event] = []
+        self.times: list[float] = []  # time.monotonic() when each event arrived
         self._waiters: list[tuple[Callable[[Event], bool], asyncio.Future[Event]]] = []
         bus.subscribe(self._on)
 
     def _on(self, event: Event) -> None:
         self.events.append(event)
+        self.times.append(time.monotonic())
         for pred, fut in list(self._waiters):
             if not fut.done() and pred(event):
                 fut.set_result(event)
 
-    async def wait(self, pred: Callable[[Event], bool], timeout: float = 20.0, past: bool = True) -> Event:
+    async def wait(self, pred: Callable[[Event], bool], timeout: float = 20.0, past: bool = True,
+                   after: Event | None = None) -> Event:
+        """The first event matching `pred` (only those later than `after`, if given; only
+        new ones if not `past`)."""
         if past:
-            for event in self.events:
+            start = 0 if after is None else next(i for i, e in enumerate(self.events) if e is after) + 1
+            for event in self.events[start:]:
                 if pred(event):
                     return event
         fut: asyncio.Future[Event] = asyncio.get_running_loop().create_future()
@@ -73,6 +80,9 @@ class Recorder:
             return await asyncio.wait_for(fut, timeout)
         finally:
             self._waiters.remove((pred, fut))
+
+    def time_of(self, event: Event) -> float:
+        return self.times[next(i for i, e in enumerate(self.events) if e is event)]
 
     def of(self, kind: type) -> list[Any]:
         return [e for e in self.events if isinstance(e, kind)]

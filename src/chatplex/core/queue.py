@@ -121,7 +121,8 @@ class JobQueue:
         """Retry with backoff while attempts remain and the error is transient, else fail for good."""
         if retryable and job.attempts < job.max_attempts:
             delay = backoff(job.attempts, retry_after, self.backoff_base, self.backoff_cap)
-            message = f"{error}; retrying in {delay:.0f}s (attempt {job.attempts + 1}/{job.max_attempts})"
+            when = f"{delay:.0f}s" if delay >= 1 else "under a second"
+            message = f"{error}; retrying in {when} (attempt {job.attempts + 1}/{job.max_attempts})"
             done = await self.store.finish(job.id, self.owner, "retry", text, error=message,
                                            run_after=time.time() + delay)
             log.warning("job %d retry in %.2fs (session %d): %s", job.id, delay, job.session_id, error)
