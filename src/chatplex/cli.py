@@ -13,7 +13,7 @@ from pathlib import Path
 from chatplex import logs
 from chatplex.config import Config, ConfigError, load
 from chatplex.core.coordinator import Coordinator
-from chatplex.core.events import ExternalChange, ReplyDelta, ReplyFinished
+from chatplex.core.events import ExternalChange, QueueStatsChanged, ReplyDelta, ReplyFinished
 from chatplex.core.models import JobState, MessageState
 from chatplex.core.store import StoreError
 
@@ -43,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     w = sub.add_parser("worker", help="run the workers without a UI until Ctrl+C / SIGTERM")
     w.add_argument("--workers", type=int, help="number of workers (default: from config)")
+    w.add_argument("--until-idle", action="store_true",
+                   help="exit once no job is queued or running (in any process)")
 
     ls = sub.add_parser("sessions", help="list sessions")
     ls.add_argument("--json", action="store_true")
@@ -166,6 +168,13 @@ async def cmd_worker(config: Config, args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    if args.until_idle:
+        def on_event(event: object) -> None:
+            if (isinstance(event, QueueStatsChanged) and event.workers_busy == 0
+                    and event.stats.count(JobState.QUEUED) + event.stats.count(JobState.RUNNING) == 0):
+                stop.set()
+
+        coord.bus.subscribe(on_event)
     await coord.start()
     print(f"chatplex worker: {coord.workers_total} workers on {config.db_path}; Ctrl+C stops",
           file=sys.stderr, flush=True)

@@ -100,6 +100,7 @@ class Coordinator:
             self._publish_finished(job, message, session)
         self._tasks = [asyncio.create_task(self._worker(n), name=f"worker-{n}") for n in range(self.workers_total)]
         self._tasks.append(asyncio.create_task(self._watch(), name="watch"))
+        self._touch_stats()
         log.info("started %d workers as %s", self.workers_total, self.queue.owner)
 
     async def stop(self) -> None:

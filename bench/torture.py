@@ -1,0 +1,199 @@
+"""Crash torture: kill `chatplex worker` at random moments and check that nothing is lost.
+
+    python bench/torture.py [--rounds 100] [--sessions 50] [--signal KILL|TERM] [--seed N]
+
+Each round queues one more message in each of the sessions, starts `chatplex worker` in a
+child process (streaming from a local HTTP server at ~100 tokens/s per stream), sends it
+SIGKILL (or SIGTERM) at a random moment, restarts it on the same database with
+`--until-idle`, and then checks, over the whole database:
+
+- every user message is present exactly once;
+- every job ended `succeeded`, none is left queued or running;
+- every user message has exactly one assistant reply after it, complete and whole (a reply
+  cut by the kill was regenerated, not appended to);
+- `PRAGMA integrity_check` says ok.
+
+It prints the counts and exits non-zero if any invariant broke. The test suite runs a few
+rounds of each signal (tests/reliability/test_torture.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "src"))
+
+from chatplex.config import load  # noqa: E402
+from chatplex.core.coordinator import Coordinator  # noqa: E402
+from tests.fakeserver import FakeServer  # noqa: E402
+
+REPLY = " ".join(f"token{i}" for i in range(40))
+
+
+@dataclass
+class Result:
+    rounds: int = 0
+    messages: int = 0
+    kills_mid_stream: int = 0  # kills that landed while replies were streaming
+    streams_cut: int = 0  # replies that were streaming when the process died
+    recovered_attempts: collections.Counter = field(default_factory=collections.Counter)
+    problems: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        return [
+            f"rounds                      {self.rounds}",
+            f"user messages               {self.messages}",
+            f"kills while streaming       {self.kills_mid_stream}",
+            f"replies cut mid-stream      {self.streams_cut}",
+            "jobs by attempts            " + ", ".join(f"{k}: {v}" for k, v in sorted(self.recovered_attempts.items())),
+            f"invariant violations        {len(self.problems)}",
+        ] + [f"  ✗ {p}" for p in self.problems[:20]]
+
+
+def write_config(folder: Path, url: str, workers: int) -> Path:
+    path = folder / "config.toml"
+    path.write_text(f"""
+default_provider = "local"
+workers = {workers}
+max_attempts = 10
+[providers.local]
+kind = "openai"
+base_url = "{url}"
+model = "fake-small"
+api_key_env = ""
+""")
+    return path
+
+
+async def queue_round(config_path: Path, db: Path, sessions: int, round_no: int) -> int:
+    config = load(config_path, db)
+    coord = await Coordinator.open(config)
+    try:
+        existing = await coord.sessions()
+        ids = sorted(s.id for s in existing)
+        while len(ids) < sessions:
+            ids.append((await coord.create_session(f"torture {len(ids)}")).id)
+        for sid in ids:
+            await coord.send(sid, f"round {round_no} session {sid}")
+    finally:
+        await coord.store.close()
+    return len(ids)
+
+
+def worker(config_path: Path, db: Path, log: Path, *extra: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    return subprocess.Popen([sys.executable, "-m", "chatplex", "--config", str(config_path), "--db", str(db),
+                             "--log-level", "WARNING", "worker", *extra],
+                            stdout=subprocess.DEVNULL, stderr=log.open("a"), env=env)
+
+
+def check(db: Path, expected_users: set[str], result: Result) -> None:
+    con = sqlite3.connect(db)
+    try:
+        integrity = con.execute("PRAGMA integrity_check").fetchone()[0]
+        if integrity != "ok":
+            result.problems.append(f"integrity_check: {integrity}")
+        users = collections.Counter(c for (c,) in con.execute("SELECT content FROM messages WHERE role='user'"))
+        for text, n in users.items():
+            if n != 1:
+                result.problems.append(f"user message {text!r} present {n} times")
+        for text in expected_users - set(users):
+            result.problems.append(f"user message {text!r} lost")
+        states = dict(con.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall())
+        if set(states) - {"succeeded"}:
+            result.problems.append(f"jobs not all succeeded: {states}")
+        if states.get("succeeded", 0) != len(expected_users):
+            result.problems.append(f"{states.get('succeeded', 0)} jobs succeeded for {len(expected_users)} messages")
+        rows = con.execute("SELECT session_id, role, content, state FROM messages ORDER BY session_id, id").fetchall()
+        by_session: dict[int, list[tuple[str, str, str]]] = collections.defaultdict(list)
+        for sid, role, content, state in rows:
+            by_session[sid].append((role, content, state))
+        for sid, msgs in by_session.items():
+            roles = [m[0] for m in msgs]
+            if roles != ["user", "assistant"] * (len(msgs) // 2) or len(msgs) % 2:
+                result.problems.append(f"session {sid}: turns are not user/assistant pairs: {roles}")
+            for role, content, state in msgs:
+                if role == "assistant" and (state != "complete" or content != REPLY):
+                    result.problems.append(f"session {sid}: reply {state} with {len(content)} chars "
+                                           f"(expected {len(REPLY)})")
+        result.recovered_attempts = collections.Counter(a for (a,) in con.execute("SELECT attempts FROM jobs"))
+    finally:
+        con.close()
+
+
+def run(rounds: int = 100, sessions: int = 50, sig: signal.Signals = signal.SIGKILL, seed: int | None = None,
+        workers: int = 16, token_delay: float = 0.01, folder: Path | None = None, quiet: bool = False) -> Result:
+    rng = random.Random(seed)
+    result = Result()
+    server = FakeServer()
+    scenario = server.scenario(reply=REPLY, token_delay=token_delay)
+    with tempfile.TemporaryDirectory(dir=folder) as tmp:
+        tmpdir = Path(tmp)
+        db, log = tmpdir / "torture.db", tmpdir / "worker.log"
+        config_path = write_config(tmpdir, scenario.url, workers)
+        expected: set[str] = set()
+        # One round's replies take about sessions/workers * 40 tokens * token_delay.
+        span = 0.4 + (sessions / workers) * 40 * token_delay
+        try:
+            for round_no in range(rounds):
+                n = asyncio.run(queue_round(config_path, db, sessions, round_no))
+                con = sqlite3.connect(db)
+                expected |= {c for (c,) in con.execute("SELECT content FROM messages WHERE role='user'")}
+                con.close()
+                child = worker(config_path, db, log)
+                time.sleep(rng.uniform(0.3, span))  # the random moment of death
+                con = sqlite3.connect(db)
+                streaming = con.execute("SELECT COUNT(*) FROM jobs WHERE state='running'").fetchone()[0]
+                con.close()
+                child.send_signal(sig)
+                child.wait(30)
+                result.kills_mid_stream += streaming > 0
+                result.streams_cut += streaming
+                finisher = worker(config_path, db, log, "--until-idle")
+                if finisher.wait(120) != 0:
+                    result.problems.append(f"round {round_no}: restarted worker exited {finisher.returncode}")
+                result.rounds += 1
+                result.messages = len(expected)
+                before = len(result.problems)
+                check(db, expected, result)
+                if not quiet:
+                    print(f"round {round_no + 1}/{rounds}: {n} sessions, {streaming} streaming at the "
+                          f"{sig.name}, {'ok' if len(result.problems) == before else 'BROKEN'}", flush=True)
+                if len(result.problems) > before:
+                    break
+        finally:
+            server.close()
+    return result
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rounds", type=int, default=100)
+    ap.add_argument("--sessions", type=int, default=50)
+    ap.add_argument("--workers", type=int, default=16)
+    ap.add_argument("--signal", choices=["KILL", "TERM"], default="KILL")
+    ap.add_argument("--seed", type=int)
+    args = ap.parse_args()
+    t0 = time.perf_counter()
+    result = run(args.rounds, args.sessions, signal.Signals[f"SIG{args.signal}"], args.seed, args.workers)
+    print("\n".join(result.lines()))
+    print(f"elapsed                     {time.perf_counter() - t0:.0f} s")
+    return 1 if result.problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
