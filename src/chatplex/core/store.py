@@ -248,7 +248,12 @@ class Store:
     async def write(self, fn: Callable[..., T], *args: Any) -> T:
         """Run `fn(db, *args)` as one BEGIN IMMEDIATE … COMMIT in the writer thread."""
         async with self._lock:
-            result = await self._w._execute(_transaction, fn, self._w._conn, *args)
+            try:
+                result = await self._w._execute(_transaction, fn, self._w._conn, *args)
+            except sqlite3.OperationalError as e:
+                if "full" in str(e) or "readonly" in str(e) or "disk I/O" in str(e):
+                    raise StoreError(_explain(self.path, e)) from e
+                raise
             self.writes += 1
             return result
 
@@ -618,7 +623,8 @@ def _transaction(fn: Callable[..., T], db: Conn, *args: Any) -> T:
     try:
         result = fn(db, *args)
     except BaseException:
-        db.execute("ROLLBACK")
+        if db.in_transaction:  # SQLite has already rolled back after e.g. SQLITE_FULL
+            db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
     return result
@@ -681,6 +687,9 @@ def _explain(path: Path, e: sqlite3.DatabaseError) -> str:
     if "malformed" in text or "not a database" in text:
         return (f"the database {path} is damaged ({text}); it was left untouched. Restore a backup "
                 "or move it away to start fresh")
+    if "full" in text:
+        return (f"the disk holding {path} is full ({text}); that change was not saved, everything "
+                "saved before is intact. Free some space and try again")
     if "readonly" in text or "unable to open" in text:
         return f"cannot write the database {path} ({text}); check permissions or use --db"
     return f"cannot use the database {path}: {text}"

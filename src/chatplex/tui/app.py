@@ -188,7 +188,7 @@ class ChatplexApp(App[None]):
             await self.focus_session(session.id)
         try:
             await self.coord.send(self.current, event.text)  # type: ignore[arg-type]
-        except (ValueError, KeyError) as e:
+        except (ValueError, KeyError, StoreError) as e:
             self.composer.text = event.text  # nothing is lost
             self.notify(str(e), severity="error", markup=False)
 

@@ -1,0 +1,167 @@
+"""Bad local state: each case gives one clear line (exit code 2 from the CLI, a screen or a
+toast in the app) and never overwrites or deletes the user's data."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from chatplex.core.models import MessageState
+from chatplex.core.store import Store, StoreError
+from chatplex.tui.app import ChatplexApp
+from tests.conftest import env_with_src, make_config, provider_for
+from tests.tui.conftest import until
+
+
+def chatplex(tmp_path: Path, *args: str, db: Path | None = None, config: Path | None = None,
+             stdin: bytes | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "chatplex", "--config", str(config or tmp_path / "config.toml"),
+         "--db", str(db or tmp_path / "chatplex.db"), *args],
+        input=stdin, capture_output=True, env={**env_with_src(), **(env or {})}, timeout=60)
+
+
+def one_line_error(result: subprocess.CompletedProcess, code: int = 2) -> str:
+    err = result.stderr.decode()
+    assert result.returncode == code, (result.returncode, err)
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    return err
+
+
+def test_file_that_is_not_sqlite_is_refused_untouched(tmp_path):
+    db = tmp_path / "chatplex.db"
+    db.write_bytes(b"my thesis draft\n" * 100)
+    err = one_line_error(chatplex(tmp_path, "send", "--no-wait", "hi", db=db))
+    assert "not a chatplex database" in err
+    assert db.read_bytes() == b"my thesis draft\n" * 100
+    assert not list(tmp_path.glob("chatplex.db-*"))  # SQLite never opened it (no -wal / -shm)
+
+
+async def test_corrupt_database_is_refused_untouched(tmp_path):
+    db = tmp_path / "chatplex.db"
+    store = await Store.open(db)
+    await store.create_session("precious", "p", "m")
+    await store.close()
+    data = bytearray(db.read_bytes())
+    data[100:4096] = os.urandom(3996)
+    db.write_bytes(bytes(data))
+    err = one_line_error(chatplex(tmp_path, "sessions", db=db))
+    assert "damaged" in err and "left untouched" in err
+    assert db.read_bytes() == bytes(data)
+
+
+@contextlib.contextmanager
+def filesystem(tmp_path: Path, size: str):
+    """A tmpfs of `size` (needs root); skips where it cannot be mounted."""
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mnt)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("needs root to mount a small tmpfs")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_read_only_database_directory(tmp_path):
+    if os.geteuid() != 0:  # permissions bind a normal user: chmod is enough
+        folder = tmp_path / "ro"
+        folder.mkdir()
+        assert chatplex(tmp_path, "send", "--no-wait", "kept", db=folder / "c.db").returncode == 0
+        before = (folder / "c.db").read_bytes()
+        folder.chmod(0o555)
+        try:
+            err = one_line_error(chatplex(tmp_path, "send", "--no-wait", "more", db=folder / "c.db"))
+        finally:
+            folder.chmod(0o755)
+        assert "check permissions" in err and (folder / "c.db").read_bytes() == before
+        return
+    with filesystem(tmp_path, "4m") as folder:  # root ignores modes: a read-only mount instead
+        assert chatplex(tmp_path, "send", "--no-wait", "kept", db=folder / "c.db").returncode == 0
+        before = (folder / "c.db").read_bytes()
+        subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True)
+        err = one_line_error(chatplex(tmp_path, "send", "--no-wait", "more", db=folder / "c.db"))
+        assert "check permissions" in err and (folder / "c.db").read_bytes() == before
+        err = one_line_error(chatplex(tmp_path, "sessions", db=folder / "new.db"))
+        assert "cannot write to" in err
+
+
+def test_disk_full_on_a_real_small_filesystem(tmp_path):
+    with filesystem(tmp_path, "300k") as folder:
+        db = folder / "c.db"
+        assert chatplex(tmp_path, "send", "--no-wait", "small and kept", db=db).returncode == 0
+        err = one_line_error(chatplex(tmp_path, "send", "--no-wait", "-", db=db, stdin=b"a" * 2_000_000))
+        assert "is full" in err and "not saved" in err
+        listed = chatplex(tmp_path, "sessions", "--json", db=db)
+        assert listed.returncode == 0 and b"small and kept" in listed.stdout
+
+
+async def test_disk_full_keeps_what_was_saved_and_recovers(tmp_path):
+    """The same without root: SQLite's max_page_count makes the database 'full'."""
+    store = await Store.open(tmp_path / "c.db")
+    session = await store.create_session("kept", "p", "m")
+    pages = await store.read(lambda db: db.execute("PRAGMA page_count").fetchone()[0])
+    await store._w._execute(lambda db: db.execute(f"PRAGMA max_page_count={pages + 4}").fetchall(), store._w._conn)
+    with pytest.raises(StoreError, match="is full"):
+        await store.create_session("x" * 200_000, "p", "m")
+    assert [s.title for s in await store.list_sessions()] == ["kept"]
+    await store._w._execute(lambda db: db.execute("PRAGMA max_page_count=1073741823").fetchall(), store._w._conn)
+    await store.create_session("after space was freed", "p", "m")  # the store still works
+    assert await store.integrity_check() == ["ok"]
+    await store.close()
+
+
+async def test_disk_full_while_sending_in_the_app_keeps_the_text(fake, tmp_path):
+    s = fake.scenario(reply="ok")
+    app = ChatplexApp(make_config(tmp_path, provider_for(s)))
+    async with app.run_test(size=(100, 30)) as pilot:
+        from tests.tui.test_app import type_and_send
+
+        await type_and_send(pilot, "first")
+        await until(pilot, lambda: any(r.message.state is MessageState.COMPLETE for r in app.chat.replies.values()))
+        store = app.coord.store
+        pages = await store.read(lambda db: db.execute("PRAGMA page_count").fetchone()[0])
+        await store._w._execute(lambda db: db.execute(f"PRAGMA max_page_count={pages + 2}").fetchall(),
+                                store._w._conn)
+        big = "long paste " * 50_000
+        app.composer.insert(big)
+        await pilot.press("enter")
+        await until(pilot, lambda: bool(app._notifications))
+        assert app.composer.text == big  # nothing typed is lost
+        assert "is full" in str(list(app._notifications)[-1].message)
+        assert app.is_running
+
+
+def test_config_with_wrong_types_names_the_key_and_is_not_rewritten(tmp_path):
+    config = tmp_path / "config.toml"
+    text = '# mine\nworkers = "four"\n[providers.a]\nkind = "openai"\nmodel = "m"\n'
+    config.write_text(text)
+    err = one_line_error(chatplex(tmp_path, "sessions"))
+    assert "workers must be int" in err and str(config) in err
+    assert config.read_text() == text
+    config.write_text("[providers\n")
+    err = one_line_error(chatplex(tmp_path, "sessions"))
+    assert "line 1" in err
+
+
+def test_unknown_provider_name(tmp_path):
+    err = one_line_error(chatplex(tmp_path, "send", "--provider", "nope", "hi"))
+    assert "unknown provider 'nope'" in err
+
+
+def test_missing_api_key_variable_names_it(fake, tmp_path):
+    s = fake.scenario()
+    (tmp_path / "config.toml").write_text(
+        f'[providers.cloud]\nkind = "openai"\nmodel = "m"\nbase_url = "{s.url}"\napi_key_env = "CHATPLEX_NO_SUCH_KEY"\n')
+    result = chatplex(tmp_path, "send", "hello")
+    err = one_line_error(result, code=1)
+    assert "CHATPLEX_NO_SUCH_KEY is not set" in err
+    assert s.requests == []  # nothing was sent without the key
+    listed = chatplex(tmp_path, "sessions", "--json")
+    assert b'"status": "error"' in listed.stdout  # the message is kept; retry once the key is set
