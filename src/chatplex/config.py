@@ -50,6 +50,7 @@ class ProviderConfig:
     max_tokens: int | None = None
     model_path: str = ""  # kind = "llamacpp"
     context: int = 4096  # kind = "llamacpp"
+    params: dict[str, Any] = field(default_factory=dict)  # extra request body fields
 
     @property
     def protocol(self) -> str:
@@ -80,12 +81,12 @@ class Config:
         pc = self.provider(name)
         if pc.protocol == "llamacpp":
             return LlamaCppProvider(name, pc.model_path, context=pc.context, read_timeout=pc.read_timeout,
-                                    default_max_tokens=pc.max_tokens)
+                                    default_max_tokens=pc.max_tokens, params=pc.params)
         key = os.environ.get(pc.api_key_env) if pc.api_key_env else None
         missing = pc.api_key_env if pc.api_key_env and not key else None
         cls = AnthropicProvider if pc.protocol == "anthropic" else OpenAIProvider
         return cls(name, pc.base_url, api_key=key, missing_key_env=missing, connect_timeout=pc.connect_timeout,
-                   read_timeout=pc.read_timeout, default_max_tokens=pc.max_tokens)
+                   read_timeout=pc.read_timeout, default_max_tokens=pc.max_tokens, params=pc.params)
 
 
 def config_path() -> Path:
@@ -147,6 +148,7 @@ def load(path: Path | None = None, db: Path | str | None = None) -> Config:
             max_tokens=get(table, "max_tokens", int, None, ctx),
             model_path=get(table, "model_path", str, "", ctx),
             context=get(table, "context", int, 4096, ctx),
+            params=dict(get(table, "params", dict, {}, ctx)),
         )
         if kind == "llamacpp":
             if not pc.model_path:

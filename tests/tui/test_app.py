@@ -361,3 +361,23 @@ async def test_background_completion_rings_the_bell_only_when_enabled(fake, tmp_
             await until(pilot, lambda: status(app, first) is SessionStatus.WAITING)
             await until(pilot, lambda: bool(app._notifications))
             assert len(rings) == (1 if enabled else 0)
+
+
+async def test_reply_says_whether_it_is_queued_or_waiting_at_the_server(fake, tmp_path):
+    """A request queued at a busy server must not look like a hang: the reply box says the
+    request is with the model (and counts seconds); a reply not started yet says it is queued."""
+    slow = fake.scenario(reply="late answer", token_delay=1.5)
+    app = ChatplexApp(make_config(tmp_path, provider_for(slow), workers=1))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await type_and_send(pilot, "first")
+        first = next(iter(app.chat.replies.values()))
+        await until(pilot, lambda: first.started_at is not None)
+        await type_and_send(pilot, "second")  # waits for the first reply of its session
+        await until(pilot, lambda: len(app.chat.replies) == 2)
+        second = list(app.chat.replies.values())[1]
+        assert first.started_at is not None and second.started_at is None
+        screen = await shown(pilot)
+        assert "waiting for the model…" in screen and "queued — waiting its turn" in screen
+        first.started_at -= 3  # as if the server had kept it waiting for 3 s
+        first.tick()
+        assert "waiting for the model… 3s" in await shown(pilot)

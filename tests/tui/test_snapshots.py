@@ -93,6 +93,8 @@ async def _every_state(app, pilot) -> dict[str, int]:
     await until(pilot, lambda: statuses(app, ids["queued"]) is SessionStatus.QUEUED)
     reply = next(iter(app.chat.replies.values()))
     await until(pilot, lambda: reply.length == len("Partial words that stall"))
+    # the Markdown stream batches: wait until the widget itself holds all of it
+    await until(pilot, lambda: reply._markdown is not None and reply._markdown.source == "Partial words that stall")
     await pilot.pause()
     return ids
 

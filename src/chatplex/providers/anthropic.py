@@ -44,6 +44,7 @@ class AnthropicProvider(HttpProvider):
             body["system"] = request.system
         if request.temperature is not None:
             body["temperature"] = request.temperature
+        body.update(self.params)
         body.update(request.extra)
         return body
 
@@ -63,13 +64,12 @@ class AnthropicProvider(HttpProvider):
                 if delta.get("type") == "text_delta" and delta.get("text"):
                     yield TextDelta(delta["text"])
             elif kind == "message_start":
-                usage = (data.get("message") or {}).get("usage") or {}
-                prompt_tokens = usage.get("input_tokens")
+                prompt_tokens = input_tokens((data.get("message") or {}).get("usage") or {})
             elif kind == "message_delta":
                 stop = (data.get("delta") or {}).get("stop_reason") or stop
                 usage = data.get("usage") or {}
                 if "output_tokens" in usage:
-                    yield Usage(usage.get("input_tokens", prompt_tokens), usage["output_tokens"])
+                    yield Usage(input_tokens(usage) or prompt_tokens, usage["output_tokens"])
             elif kind == "message_stop":
                 stopped = True
                 break
@@ -82,3 +82,11 @@ class AnthropicProvider(HttpProvider):
     async def list_models(self) -> list[str]:
         data = await self._get_json("/models")
         return sorted(str(m.get("id")) for m in data.get("data", []) if isinstance(m, dict) and m.get("id"))
+
+
+def input_tokens(usage: dict[str, Any]) -> int | None:
+    """The whole prompt: Anthropic counts tokens read from or written to the prompt cache
+    apart from `input_tokens` (llama.cpp's server does the same for its KV cache)."""
+    parts = [usage.get(k) for k in ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")]
+    numbers = [p for p in parts if isinstance(p, int)]
+    return sum(numbers) if numbers else None

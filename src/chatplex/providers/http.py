@@ -31,12 +31,14 @@ class HttpProvider:
 
     def __init__(self, name: str, base_url: str, *, api_key: str | None = None,
                  missing_key_env: str | None = None, connect_timeout: float = 10.0,
-                 read_timeout: float = 120.0, default_max_tokens: int | None = None):
+                 read_timeout: float = 120.0, default_max_tokens: int | None = None,
+                 params: dict[str, Any] | None = None):
         self.name = name
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
         self._missing_key_env = missing_key_env
         self.default_max_tokens = default_max_tokens
+        self.params = dict(params or {})  # extra JSON body fields from config ([providers.x.params])
         self._client = httpx.AsyncClient(
             timeout=httpx.Timeout(connect=connect_timeout, read=read_timeout, write=30.0, pool=None),
             limits=httpx.Limits(max_connections=256, max_keepalive_connections=32),

@@ -34,7 +34,8 @@ class LlamaCppProvider:
     kind = "llamacpp"
 
     def __init__(self, name: str, model_path: str, *, context: int = 4096, parallel: int = 2,
-                 threads: int | None = None, read_timeout: float = 120.0, default_max_tokens: int | None = None):
+                 threads: int | None = None, read_timeout: float = 120.0, default_max_tokens: int | None = None,
+                 params: dict[str, object] | None = None):
         self.name = name
         self.model_path = Path(model_path).expanduser()
         self.context = context
@@ -42,6 +43,7 @@ class LlamaCppProvider:
         self.threads = threads or max(1, (os.cpu_count() or 2) // 2)
         self.read_timeout = read_timeout
         self.default_max_tokens = default_max_tokens
+        self.params = dict(params or {})
         self._proc: asyncio.subprocess.Process | None = None
         self._client: OpenAIProvider | None = None
         self._lock = asyncio.Lock()
@@ -66,7 +68,7 @@ class LlamaCppProvider:
             base = f"http://127.0.0.1:{port}"
             await self._wait_ready(base)
             self._client = OpenAIProvider(self.name, base + "/v1", read_timeout=self.read_timeout,
-                                          default_max_tokens=self.default_max_tokens)
+                                          default_max_tokens=self.default_max_tokens, params=self.params)
             return self._client
 
     async def _wait_ready(self, base: str, timeout: float = 120.0) -> None:

@@ -30,6 +30,7 @@ class OpenAIProvider(HttpProvider):
             body["max_tokens"] = max_tokens
         if request.temperature is not None:
             body["temperature"] = request.temperature
+        body.update(self.params)
         body.update(request.extra)
         return body
 

@@ -167,6 +167,15 @@ class ChatplexApp(App[None]):
             await self.chat.show(None, [])
         else:
             await self.chat.show(session, await self.coord.messages(session.id, limit=PAGE))
+            running = {rj.job.message_id: rj.started for rj in self.coord.running()}
+            for reply in self.chat.replies.values():
+                if reply.message.id in running:
+                    reply.started_at = running[reply.message.id]
+                elif session.status is SessionStatus.STREAMING and reply.message.state is MessageState.STREAMING:
+                    reply.started_at = time.monotonic()  # another process runs it
+                else:
+                    continue
+                reply.tick()
         self.sidebar.set_focused(self.current)
         self._session_shown(session)
 
@@ -269,6 +278,8 @@ class ChatplexApp(App[None]):
             self._token_times.popleft()
         self.status.set(tokens_per_s=len(self._token_times) / 3, workers=(self.coord.workers_busy,
                                                                          self.coord.workers_total))
+        for reply in self.chat.replies.values():
+            reply.tick()
 
     # ---------------------------------------------------------------- actions
     async def action_new_session(self) -> None:

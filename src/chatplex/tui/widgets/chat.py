@@ -8,6 +8,8 @@ the whole reply per token.
 
 from __future__ import annotations
 
+import time
+
 from textual.containers import Vertical, VerticalScroll
 from textual.message import Message as TextualMessage
 from textual.content import Content
@@ -39,6 +41,7 @@ class ReplyMessage(Vertical):
         self.length = len(message.content)
         self._stream: MarkdownStream | None = None
         self._pending: list[str] = []
+        self.started_at: float | None = None  # time.monotonic() when a worker took it
 
     def compose(self):
         yield Markdown(visible(self.message.content), classes="body", open_links=False)
@@ -51,7 +54,13 @@ class ReplyMessage(Vertical):
     def _state_line(self) -> Content:
         m = self.message
         if m.state is MessageState.STREAMING:
-            return Content("") if self.length else plain("waiting for the model…", "$text-muted")
+            if self.length:
+                return Content("")
+            if self.started_at is None:
+                return plain("queued — waiting its turn", "$text-muted")
+            waited = int(time.monotonic() - self.started_at)
+            # a server busy with other requests may take a while to start: show it is alive
+            return plain("waiting for the model…" + (f" {waited}s" if waited >= 1 else ""), "$text-muted")
         if m.state is MessageState.ERROR:
             return plain(f"⚠ {m.error or 'failed'} — press {self.retry_key} to retry", "$error")
         if m.state is MessageState.INTERRUPTED:
@@ -81,9 +90,15 @@ class ReplyMessage(Vertical):
     def on_mount(self) -> None:
         self._show_state()
 
+    def tick(self) -> None:
+        """Once a second: keep the 'waiting for the model… Ns' count going."""
+        if self.message.state is MessageState.STREAMING and not self.length and self.started_at is not None:
+            self._show_state()
+
     async def restart(self) -> None:
         """The reply is being generated (again): start from empty."""
         await self._stop_stream()
+        self.started_at = time.monotonic()
         self._text, self.length, self._pending = [], 0, []
         self.message.content = ""
         self.message.state = MessageState.STREAMING
