@@ -10,18 +10,16 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from chatplex import logs
+from chatplex import admin, logs
+from chatplex.admin import UsageError
 from chatplex.config import Config, ConfigError, load
 from chatplex.core.coordinator import Coordinator
 from chatplex.core.events import ExternalChange, QueueStatsChanged, ReplyDelta, ReplyFinished
 from chatplex.core.models import JobState, MessageState
 from chatplex.core.store import StoreError
+from chatplex.core.text import visible
 
 EXIT_FAIL, EXIT_USAGE = 1, 2
-
-
-class UsageError(Exception):
-    """Bad input from the command line: one line, exit code 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,17 +44,45 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--until-idle", action="store_true",
                    help="exit once no job is queued or running (in any process)")
 
-    ls = sub.add_parser("sessions", help="list sessions")
-    ls.add_argument("--json", action="store_true")
+    ls = sub.add_parser("sessions", help="list sessions with status, unread count and last activity")
+    ls.add_argument("--json", action="store_true", help="print JSON for scripts")
 
-    j = sub.add_parser("jobs", help="list jobs")
-    j.add_argument("--state", choices=[s.value for s in JobState])
+    sh = sub.add_parser("show", help="print a session's transcript")
+    sh.add_argument("session", help="session id or title")
+    sh.add_argument("--json", action="store_true")
+
+    rm = sub.add_parser("rm", help="delete a session with its messages and jobs")
+    rm.add_argument("session", help="session id or title")
+    rm.add_argument("--json", action="store_true")
+
+    rn = sub.add_parser("rename", help="rename a session")
+    rn.add_argument("session", help="session id or title")
+    rn.add_argument("title", help="the new title")
+    rn.add_argument("--json", action="store_true")
+
+    j = sub.add_parser("jobs", help="list jobs; `jobs stats|cancel ID|retry ID`")
+    j.add_argument("--state", choices=[s.value for s in JobState], help="only jobs in this state")
     j.add_argument("--json", action="store_true")
+    jsub = j.add_subparsers(dest="jobs_command", metavar="ACTION")
+    js = jsub.add_parser("stats", help="counts per state and priority")
+    js.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
+    for name, text in (("cancel", "cancel a queued or running job"), ("retry", "run a job's reply again")):
+        ja = jsub.add_parser(name, help=text)
+        ja.add_argument("id", type=int, help="job id (see `chatplex jobs`)")
+        ja.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
+
+    admin.add_parsers(sub)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "config":  # works even when the config file is broken (path, init)
+        try:
+            return admin.cmd_config(args)
+        except (UsageError, ConfigError) as e:
+            print(f"chatplex: {e}", file=sys.stderr)
+            return EXIT_USAGE
     try:
         config = load(args.config, args.db)
     except ConfigError as e:
@@ -183,6 +209,18 @@ async def cmd_worker(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _session(coord: Coordinator, ref: str):
+    session = await coord.store.find_session(ref)
+    if session is None:
+        raise UsageError(f"no session {ref!r} (see `chatplex sessions`)")
+    return session
+
+
+def _out(args: argparse.Namespace, data: object, human: str) -> int:
+    print(json.dumps(data, ensure_ascii=False) if args.json else human)
+    return 0
+
+
 async def cmd_sessions(config: Config, args: argparse.Namespace) -> int:
     coord = await _open(config)
     try:
@@ -190,30 +228,84 @@ async def cmd_sessions(config: Config, args: argparse.Namespace) -> int:
     finally:
         await coord.store.close()
     if args.json:
-        print(json.dumps([{"id": s.id, "title": s.title, "status": s.status.value, "unread": s.unread,
-                           "provider": s.provider, "model": s.model, "updated_at": s.updated_at}
-                          for s in sessions]))
-    else:
-        for s in sessions:
-            print(f"{s.id:>5}  {s.status.value:<11} {s.unread:>3}  {s.title}")
+        return _out(args, [admin.session_json(s) for s in sessions], "")
+    admin.table(["id", "status", "unread", "last activity", "provider · model", "title"],
+                [[str(s.id), s.status.value, str(s.unread or ""), admin.ago(s.updated_at),
+                  f"{s.provider} · {s.model}", s.title] for s in sessions],
+                empty="no sessions yet — `chatplex send TEXT` starts one")
     return 0
+
+
+async def cmd_show(config: Config, args: argparse.Namespace) -> int:
+    coord = await _open(config)
+    try:
+        session = await _session(coord, args.session)
+        messages = await coord.messages(session.id)
+    finally:
+        await coord.store.close()
+    if args.json:
+        return _out(args, {"session": admin.session_json(session),
+                           "messages": [admin.message_json(m) for m in messages]}, "")
+    print(admin.transcript(session, messages), end="")
+    return 0
+
+
+async def cmd_rm(config: Config, args: argparse.Namespace) -> int:
+    coord = await _open(config)
+    try:
+        session = await _session(coord, args.session)
+        await coord.delete_session(session.id)
+    finally:
+        await coord.store.close()
+    return _out(args, {"deleted": session.id}, f"deleted session {session.id} ({visible(session.title)})")
+
+
+async def cmd_rename(config: Config, args: argparse.Namespace) -> int:
+    if not args.title.strip():
+        raise UsageError("the new title is empty")
+    coord = await _open(config)
+    try:
+        session = await coord.rename((await _session(coord, args.session)).id, args.title.strip())
+    finally:
+        await coord.store.close()
+    return _out(args, admin.session_json(session), f"session {session.id} is now {visible(session.title)!r}")
 
 
 async def cmd_jobs(config: Config, args: argparse.Namespace) -> int:
     coord = await _open(config)
     try:
+        if args.jobs_command == "stats":
+            stats = await coord.stats(finished=True)
+            rows = {f"{state.value}/{prio.name}": n for (state, prio), n in sorted(stats.counts.items())}
+            human = "\n".join(f"{k:<20} {n:>7}" for k, n in rows.items()) or "no jobs"
+            if stats.oldest_wait is not None:
+                human += f"\noldest runnable job has waited {stats.oldest_wait:.1f}s"
+            return _out(args, {"counts": rows, "oldest_wait": stats.oldest_wait}, human)
+        if args.jobs_command in ("cancel", "retry"):
+            job = await coord.store.get_job(args.id)
+            if job is None:
+                raise UsageError(f"no job {args.id} (see `chatplex jobs`)")
+            if args.jobs_command == "cancel":
+                if job.state not in (JobState.QUEUED, JobState.RUNNING):
+                    raise UsageError(f"job {job.id} is {job.state.value}; only queued or running jobs can be cancelled")
+                await coord.cancel_job(job.id)
+                return _out(args, {"cancelled": job.id}, f"cancelled job {job.id}")
+            new = await coord.retry_job(job.id)
+            if new is None:
+                raise UsageError(f"job {job.id}'s reply is being generated right now")
+            return _out(args, {"job": new.id, "session": new.session_id},
+                        f"queued job {new.id} to regenerate the reply (session {new.session_id})")
         jobs = await coord.jobs(JobState(args.state) if args.state else None)
     finally:
         await coord.store.close()
     if args.json:
-        print(json.dumps([{"id": j.id, "session": j.session_id, "state": j.state.value,
-                           "priority": j.priority.name, "attempts": j.attempts,
-                           "max_attempts": j.max_attempts, "last_error": j.last_error} for j in jobs]))
-    else:
-        for j in jobs:
-            print(f"{j.id:>6}  {j.session_id:>5}  {j.priority.name:<4} {j.state.value:<9} "
-                  f"{j.attempts}/{j.max_attempts}  {j.last_error or ''}")
+        return _out(args, [admin.job_json(j) for j in jobs], "")
+    admin.table(["id", "session", "prio", "state", "tries", "waited", "ran", "error"],
+                [[str(j.id), str(j.session_id), j.priority.name, j.state.value, f"{j.attempts}/{j.max_attempts}",
+                  admin.span(j.created_at, j.started_at), admin.span(j.started_at, j.finished_at),
+                  admin.one_line(j.last_error or "")] for j in jobs], empty="no jobs")
     return 0
 
 
-COMMANDS = {"send": cmd_send, "worker": cmd_worker, "sessions": cmd_sessions, "jobs": cmd_jobs}
+COMMANDS = {"send": cmd_send, "worker": cmd_worker, "sessions": cmd_sessions, "show": cmd_show, "rm": cmd_rm,
+            "rename": cmd_rename, "jobs": cmd_jobs, **admin.COMMANDS}

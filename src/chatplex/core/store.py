@@ -574,6 +574,68 @@ class Store:
 
         return await self.write(tx)
 
+    async def prune_sessions(self, older_than: float) -> int:
+        """Delete sessions (with their messages) untouched for `older_than` seconds and with
+        no unfinished job."""
+        def tx(db: Conn) -> int:
+            cutoff = time.time() - older_than
+            return db.execute("DELETE FROM sessions WHERE updated_at < ? AND NOT EXISTS (SELECT 1 FROM jobs"
+                              " WHERE jobs.session_id=sessions.id AND state IN ('queued','running'))",
+                              (cutoff,)).rowcount
+
+        return await self.write(tx)
+
+    async def import_session(self, session: dict[str, Any], messages: list[dict[str, Any]]) -> Session:
+        """One transaction: the session and all its messages, or nothing."""
+        def tx(db: Conn) -> Session:
+            now = time.time()
+            created = float(session.get("created_at") or now)
+            cur = db.execute("INSERT INTO sessions(title, provider, model, system_prompt, created_at, updated_at)"
+                             " VALUES (?,?,?,?,?,?)", (session["title"], session["provider"], session["model"],
+                                                       session.get("system_prompt", ""), created, now))
+            sid = cur.lastrowid
+            for m in messages:
+                db.execute("INSERT INTO messages(session_id, role, content, state, error, created_at, updated_at)"
+                           " VALUES (?,?,?,?,?,?,?)", (sid, m["role"], m["content"], m.get("state", "complete"),
+                                                       m.get("error"), float(m.get("created_at") or now), now))
+            found = get_session(db, sid)
+            assert found is not None
+            return found
+
+        return await self.write(tx)
+
+    async def vacuum(self) -> tuple[int, int]:
+        """VACUUM (outside a transaction); returns the file size before and after."""
+        def run(db: Conn) -> None:
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            db.execute("VACUUM")
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+        before = self.path.stat().st_size
+        async with self._lock:
+            try:
+                await self._w._execute(run, self._w._conn)
+            except sqlite3.OperationalError as e:
+                raise StoreError(_explain(self.path, e)) from e
+        return before, self.path.stat().st_size
+
+    async def backup(self, target: Path) -> None:
+        """SQLite's online backup API: a consistent copy while other processes keep writing."""
+        def run(db: Conn) -> None:
+            dest = sqlite3.connect(tmp)
+            try:
+                db.backup(dest, pages=1024)
+            finally:
+                dest.close()
+
+        tmp = target.with_name(target.name + ".partial")
+        try:
+            await self.read(run)
+            tmp.replace(target)  # never a half-written file under the target name
+        except (sqlite3.Error, OSError) as e:
+            tmp.unlink(missing_ok=True)
+            raise StoreError(f"backup to {target} failed: {e}") from e
+
     async def recover(self, dead_owner: Callable[[str], bool]) -> list[tuple[Job, Message, Session]]:
         """Give back running jobs whose lease expired or whose owner is a dead local process.
         Their partial replies are kept, marked interrupted; the crashed attempt stays spent."""

@@ -4,14 +4,9 @@ from __future__ import annotations
 
 from textual.content import Content
 
-# C0 controls (but tab and newline) and DEL become their visible Unicode pictures (␛, ␇, …),
-# so an ESC from a model can never reach the terminal as an escape sequence.
-_CONTROLS = {c: 0x2400 + c for c in range(32) if c not in (9, 10)} | {0x7F: 0x2421}
-_CONTROLS |= {c: 0xFFFD for c in range(0x80, 0xA0)}  # C1 controls (CSI etc.)
+from chatplex.core.text import visible
 
-
-def visible(text: str) -> str:
-    return text.translate(_CONTROLS)
+__all__ = ["plain", "visible"]
 
 
 def plain(text: str, style: str = "") -> Content:
