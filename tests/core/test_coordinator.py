@@ -275,3 +275,25 @@ async def test_delete_session_stops_its_reply(fake, tmp_path, coordinators):
     assert await coord.session(session.id) is None
     assert await coord.stats() is not None
     await coord.stop()  # must not hang or raise on the vanished rows
+
+
+async def test_queue_stats_end_with_the_final_state(fake, tmp_path, coordinators):
+    """Found by a flaky `worker --until-idle`: a change that came while stats were being
+    published was dropped, so the last published stats could say a job was still running."""
+    from chatplex.core.events import QueueStatsChanged
+
+    s = fake.scenario(reply="a b c d e", token_delay=0.03)
+    coord, rec = await coordinators(make_config(tmp_path, provider_for(s)), workers=1)
+    real_stats = coord.store.stats
+
+    async def slow_publication(*args, **kwargs):  # read now, publish a while later
+        stats = await real_stats(*args, **kwargs)
+        await asyncio.sleep(0.25)
+        return stats
+
+    coord.store.stats = slow_publication
+    session = await coord.create_session()
+    _, reply, _ = await coord.send(session.id, "go")
+    await rec.wait(finished(reply.id, MessageState.COMPLETE))
+    await rec.wait(lambda e: isinstance(e, QueueStatsChanged) and e.workers_busy == 0
+                   and e.stats.count(JobState.QUEUED) + e.stats.count(JobState.RUNNING) == 0, timeout=3)

@@ -86,6 +86,7 @@ class Coordinator:
         self._claim_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self._stats_task: asyncio.Task[None] | None = None
+        self._stats_dirty = False
         self._stopping = False
 
     @classmethod
@@ -462,12 +463,16 @@ class Coordinator:
                                           "information" if ok else "error"))
 
     def _touch_stats(self) -> None:
-        """Publish queue stats soon, once for a burst of changes."""
+        """Publish queue stats soon, once for a burst of changes. A change that comes while a
+        publication is under way makes it go round again, so the last word is never stale."""
+        self._stats_dirty = True
         if self._stats_task is None or self._stats_task.done():
             self._stats_task = asyncio.create_task(self._publish_stats())
 
     async def _publish_stats(self) -> None:
-        await asyncio.sleep(0.05)  # coalesce a burst of job changes into one query
-        with contextlib.suppress(Exception):
-            stats = await self.store.stats()
-            self.bus.publish(QueueStatsChanged(stats, self.workers_busy, self.workers_total))
+        while self._stats_dirty:
+            await asyncio.sleep(0.05)  # coalesce a burst of job changes into one query
+            self._stats_dirty = False
+            with contextlib.suppress(Exception):
+                stats = await self.store.stats()
+                self.bus.publish(QueueStatsChanged(stats, self.workers_busy, self.workers_total))
