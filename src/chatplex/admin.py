@@ -121,7 +121,7 @@ async def _store(config: Config) -> Store:
     return await Store.open(config.db_path)
 
 
-async def _find(store: Store, ref: str) -> Session:
+async def find_session(store: Store, ref: str) -> Session:
     session = await store.find_session(ref)
     if session is None:
         raise UsageError(f"no session {ref!r} (see `chatplex sessions`)")
@@ -176,7 +176,7 @@ async def cmd_backup(config: Config, args: argparse.Namespace) -> int:
 async def cmd_export(config: Config, args: argparse.Namespace) -> int:
     store = await _store(config)
     try:
-        session = await _find(store, args.session)
+        session = await find_session(store, args.session)
         messages = await store.messages(session.id)
     finally:
         await store.close()

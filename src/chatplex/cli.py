@@ -113,9 +113,7 @@ async def cmd_send(config: Config, args: argparse.Namespace) -> int:
     coord = await _open(config)
     try:
         if args.session:
-            session = await coord.store.find_session(args.session)
-            if session is None:
-                raise UsageError(f"no session {args.session!r} (see `chatplex sessions`)")
+            session = await _session(coord, args.session)
         else:
             if args.provider:
                 config.provider(args.provider)
@@ -210,10 +208,7 @@ async def cmd_worker(config: Config, args: argparse.Namespace) -> int:
 
 
 async def _session(coord: Coordinator, ref: str):
-    session = await coord.store.find_session(ref)
-    if session is None:
-        raise UsageError(f"no session {ref!r} (see `chatplex sessions`)")
-    return session
+    return await admin.find_session(coord.store, ref)
 
 
 def _out(args: argparse.Namespace, data: object, human: str) -> int:
