@@ -18,6 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import line  # noqa: E402  (bench/common.py; sets sys.path)
+
 from chatplex.core.models import Priority
 from chatplex.core.queue import JobQueue
 from chatplex.core.store import Store
@@ -63,12 +65,6 @@ def huey_rate(jobs: int, folder: Path) -> float:
     return jobs / elapsed
 
 
-def line(name: str, value: float, baseline: float | None, target: str, ok: bool, unit: str = "") -> str:
-    ratio = f"{value / baseline:5.2f}x" if baseline else "     -"
-    base = f"{baseline:>10,.0f}" if baseline else f"{'-':>10}"
-    return f"{name:<34} {value:>10,.0f}{unit} {base} {ratio}  target {target:<22} {'ok' if ok else 'short'}"
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--jobs", type=int, default=2000)
@@ -79,8 +75,8 @@ def main() -> None:
         base = huey_rate(args.jobs, folder)
         for workers in (1, 4):
             rate = asyncio.run(chatplex_rate(args.jobs, workers, folder))
-            print(line(f"B1 queue jobs/s, {workers} worker(s)", rate, base, ">= 2,000 and >= 1.0x huey",
-                       rate >= TARGET and rate >= base), flush=True)
+            print(line(f"B1 queue, {workers} worker(s)", rate, base, ">= 2,000 and >= 1.0x huey",
+                       rate >= TARGET and rate >= base, "job/s", ",.0f"), flush=True)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import asyncio
 import itertools
 import json
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +46,7 @@ class Scenario:
     requests: list[dict[str, Any]] = field(default_factory=list)  # bodies received
     headers: list[dict[str, str]] = field(default_factory=list)
     models: list[str] = field(default_factory=lambda: ["fake-small", "fake-large"])
+    arrivals: list[float] = field(default_factory=list)  # time.perf_counter() as each request came in
     disconnects: int = 0  # streams the client closed early
     active: int = 0  # streams open right now
     max_active: int = 0  # the most streams open at once
@@ -104,6 +106,7 @@ class FakeServer:
 
     async def _begin(self, request: web.Request) -> tuple[Scenario, Fault, dict[str, Any]]:
         s = self.scenarios[int(request.match_info["sid"])]
+        s.arrivals.append(time.perf_counter())
         body = await request.json()
         s.requests.append(body)
         s.headers.append(dict(request.headers))
@@ -225,3 +228,20 @@ class FakeServer:
             yield ev("message_stop", {})
 
         return await self._stream(request, s, fault, events())
+
+
+def serve_forever() -> None:
+    """`python -m tests.fakeserver '[{"reply": ...}, ...]'`: serve scenarios in this process
+    (for benchmarks that keep the server off the measured process's CPU); prints their URLs
+    as a JSON list, serves until stdin closes."""
+    import sys
+
+    server = FakeServer()
+    urls = [server.scenario(**spec).url for spec in json.loads(sys.argv[1])]
+    print(json.dumps(urls), flush=True)
+    sys.stdin.read()
+    server.close()
+
+
+if __name__ == "__main__":
+    serve_forever()
