@@ -381,3 +381,28 @@ async def test_reply_says_whether_it_is_queued_or_waiting_at_the_server(fake, tm
         first.started_at -= 3  # as if the server had kept it waiting for 3 s
         first.tick()
         assert "waiting for the model… 3s" in await shown(pilot)
+
+
+async def test_switching_away_from_a_streaming_reply_leaves_no_stream_task_behind(fake, tmp_path):
+    """Found by the B5 benchmark: each switch away from a streaming reply leaked a pending
+    MarkdownStream task."""
+    import asyncio
+
+    slow = fake.scenario(reply=" ".join(f"w{i}" for i in range(200)), token_delay=0.01)
+    app = ChatplexApp(make_config(tmp_path, provider_for(slow)))
+
+    def stream_tasks() -> int:
+        return sum(1 for t in asyncio.all_tasks() if not t.done() and "MarkdownStream._run" in repr(t.get_coro()))
+
+    async with app.run_test(size=(100, 30)) as pilot:
+        await type_and_send(pilot, "stream")
+        first = app.current
+        reply = next(iter(app.chat.replies.values()))
+        await until(pilot, lambda: reply._stream is not None)
+        assert stream_tasks() == 1
+        for _ in range(3):  # away and back while it streams
+            await key(pilot, "ctrl+n")
+            await until(pilot, lambda: stream_tasks() == 0)
+            await app.focus_session(first)
+            await until(pilot, lambda: bool(app.chat.replies) and next(iter(app.chat.replies.values()))._stream is not None)
+        assert stream_tasks() == 1

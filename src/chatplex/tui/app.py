@@ -131,7 +131,7 @@ class ChatplexApp(App[None]):
             except StoreError as e:
                 await self.push_screen(ErrorScreen("chatplex cannot open its database", str(e)))
                 return
-        self.coord.bus.subscribe(lambda event: self.post_message(CoreEvent(event)))
+        self.coord.bus.subscribe(self._from_core)
         await self.coord.start()
         sessions = await self.coord.sessions()
         self.sidebar.set_sessions(sessions)
@@ -207,6 +207,16 @@ class ChatplexApp(App[None]):
             await self.chat.prepend(await self.coord.messages(self.current, limit=PAGE, before_id=self.chat.oldest_id))
 
     # ---------------------------------------------------------------- coordinator events
+    def _from_core(self, event: Event) -> None:
+        """Coordinator events become app messages, except the deltas of sessions not on
+        screen: those only count for tokens/s (with 20 streams, they would be 95 % of the
+        app's queue and keys would wait behind them — B5)."""
+        if isinstance(event, ReplyDelta):
+            self._token_times.append(time.monotonic())
+            if event.session_id != self.current:
+                return
+        self.post_message(CoreEvent(event))
+
     async def on_core_event(self, message: CoreEvent) -> None:
         try:
             await self._route(message.event)
@@ -215,7 +225,6 @@ class ChatplexApp(App[None]):
 
     async def _route(self, event: Event) -> None:
         if isinstance(event, ReplyDelta):
-            self._token_times.append(time.monotonic())
             if event.session_id == self.current and (reply := self.chat.replies.get(event.message_id)):
                 reply.append(event.text, event.offset)
         elif isinstance(event, SessionChanged):

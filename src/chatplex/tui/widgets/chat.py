@@ -8,6 +8,7 @@ the whole reply per token.
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 from textual.containers import Vertical, VerticalScroll
@@ -19,7 +20,7 @@ from textual.widgets._markdown import MarkdownStream
 from chatplex.core.models import Message, MessageState, Role, Session
 from chatplex.tui.safe import plain, visible
 
-PAGE = 40
+PAGE = 16  # messages mounted at first and per scroll-up page: a screenful or two (B6)
 
 
 class UserMessage(Static):
@@ -89,6 +90,14 @@ class ReplyMessage(Vertical):
 
     def on_mount(self) -> None:
         self._show_state()
+
+    async def on_unmount(self) -> None:
+        """Switching sessions removes this widget mid-stream: end its stream task too
+        (it would wait forever otherwise, one leaked task per switch)."""
+        if self._stream is not None:
+            stream, self._stream = self._stream, None
+            with contextlib.suppress(Exception):
+                await stream.stop()
 
     def tick(self) -> None:
         """Once a second: keep the 'waiting for the model… Ns' count going."""
