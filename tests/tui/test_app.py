@@ -406,3 +406,19 @@ async def test_switching_away_from_a_streaming_reply_leaves_no_stream_task_behin
             await app.focus_session(first)
             await until(pilot, lambda: bool(app.chat.replies) and next(iter(app.chat.replies.values()))._stream is not None)
         assert stream_tasks() == 1
+
+
+async def test_updates_that_arrive_while_a_dialog_is_open_are_not_lost(fake, tmp_path):
+    """App.query_one looks at the active screen only: with a dialog open, coordinator events
+    used to be dropped, leaving the sidebar and chat stale after it closed."""
+    slow = fake.scenario(reply=" ".join(f"w{i}" for i in range(20)), token_delay=0.02)
+    app = ChatplexApp(make_config(tmp_path, provider_for(slow)))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await type_and_send(pilot, "hello")
+        sid = app.current
+        await pilot.press("f1")  # help open while the reply streams and finishes
+        await until(pilot, lambda: app.coord.workers_busy == 0 and not app.coord.running())
+        await until(pilot, lambda: status(app, sid) is SessionStatus.WAITING)
+        await pilot.press("escape")
+        reply = next(iter(app.chat.replies.values()))
+        assert reply.message.state is MessageState.COMPLETE and reply.text == slow.reply

@@ -205,3 +205,99 @@ def test_cancelled_reply(snap_compare, fake, tmp_path):
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+# ---------------------------------------------------------------- dashboard and queue (issue 7)
+def _background_config(fake, tmp_path):
+    good = fake.scenario(reply="The summary you asked for is ready.")
+    bad = fake.scenario(faults=[Fault(status=401, body={"error": {"message": "Incorrect API key provided"}})])
+    limited = fake.scenario(faults=[Fault(status=429, headers={"Retry-After": "120"})])
+    stalls = [fake.scenario(reply=text, faults=[Fault(hang_after=n)]) for text, n in (
+        ("Alpha streams these words and then more", 4), ("Beta was writing when it got paused", 5),
+        ("Delta is the one you look at", 3))]
+    config = make_config(tmp_path, provider_for(good, "good"), provider_for(bad, "bad"),
+                         provider_for(limited, "limited"), *(provider_for(s, f"stall{i}") for i, s in enumerate(stalls)),
+                         workers=2)
+    return config, stalls
+
+
+async def _background(app, pilot, stalls) -> dict[str, int]:
+    """Several sessions at once: a retry scheduled, one failed, one finished, two streaming
+    and one interrupted (preempted by the session in view). Two workers."""
+    c = app.coord
+    ids = {}
+
+    async def session(name, provider, text):
+        ids[name] = (await c.create_session(name, provider=provider)).id
+        await c.send(ids[name], text)
+
+    await session("Rate limited", "limited", "summarise the logs")
+    await until(pilot, lambda: statuses(app, ids["Rate limited"]) is SessionStatus.QUEUED
+                and app.sidebar.sessions[ids["Rate limited"]].preview.startswith("↻"))
+    await session("Wrong API key", "bad", "hello?")
+    await until(pilot, lambda: statuses(app, ids["Wrong API key"]) is SessionStatus.ERROR)
+    await session("Finished", "good", "summarise the report")
+    await until(pilot, lambda: statuses(app, ids["Finished"]) is SessionStatus.WAITING)
+    await session("Alpha", "stall0", "stream something")
+    await until(pilot, lambda: len(stalls[0].requests) == 1 and statuses(app, ids["Alpha"]) is SessionStatus.STREAMING)
+    await session("Beta", "stall1", "stream more")
+    await until(pilot, lambda: len(stalls[1].requests) == 1 and statuses(app, ids["Beta"]) is SessionStatus.STREAMING)
+    ids["Delta"] = (await c.create_session("Delta", provider="stall2")).id
+    await app.focus_session(ids["Delta"])
+    await c.send(ids["Delta"], "the urgent one")
+    await until(pilot, lambda: statuses(app, ids["Beta"]) is SessionStatus.INTERRUPTED
+                and statuses(app, ids["Delta"]) is SessionStatus.STREAMING)
+    running = {rj.session.title: rj for rj in c.running()}
+    await until(pilot, lambda: running["Alpha"].tokens == 4 and running["Delta"].tokens == 3)
+    return ids
+
+
+def test_dashboard_idle(snap_compare, fake, tmp_path):
+    app, setup = _with_session(fake, tmp_path)
+
+    async def run_before(pilot):
+        await setup(pilot)
+        await pilot.press("ctrl+o")
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+def test_dashboard_busy(snap_compare, fake, tmp_path, monkeypatch):
+    from chatplex.tui.screens import dashboard
+
+    config, stalls = _background_config(fake, tmp_path)
+    app = ChatplexApp(config)
+    monkeypatch.setattr(dashboard, "clock", lambda: 1000.0)  # elapsed and tok/s are fixed
+
+    async def run_before(pilot):
+        await _background(app, pilot, stalls)
+        for rj in app.coord.running():
+            rj.started, rj.first_token = 1000.0 - 12, 1000.0 - 0.5
+        app.action_dashboard()
+        await until(pilot, lambda: isinstance(app.screen, dashboard.DashboardScreen) and app.screen.tiles
+                    and all(t.last for t in app.screen.tiles.values()))
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=(130, 36), run_before=run_before)
+
+
+def test_queue_inspector(snap_compare, fake, tmp_path, monkeypatch):
+    import time
+
+    from chatplex.tui.screens import queue
+
+    config, stalls = _background_config(fake, tmp_path)
+    app = ChatplexApp(config)
+    # durations are wall-clock noise in a picture: fixed here (their format has its own test)
+    monkeypatch.setattr(queue, "duration", lambda seconds: "2s")
+    now = time.time()
+    monkeypatch.setattr(queue, "wallclock", lambda: now + 1)
+
+    async def run_before(pilot):
+        await _background(app, pilot, stalls)
+        await pilot.press("f3")
+        await until(pilot, lambda: isinstance(app.screen, queue.QueueScreen) and len(app.screen.jobs) == 6)
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=(130, 24), run_before=run_before)

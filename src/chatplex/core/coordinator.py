@@ -248,6 +248,17 @@ class Coordinator:
             await self._maybe_preempt()
         return job
 
+    async def run_now(self, job_id: int) -> Job | None:
+        """Skip the wait before a scheduled retry."""
+        job = await self.store.run_now(job_id)
+        if job:
+            self.bus.publish(JobChanged(job))
+            self.queue.notify()
+            self._touch_stats()
+            if job.priority is Priority.HIGH:
+                await self._maybe_preempt()
+        return job
+
     # ---------------------------------------------------------------- reads for the UI
     async def sessions(self) -> list[Session]:
         return await self.store.list_sessions()

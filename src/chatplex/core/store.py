@@ -493,6 +493,8 @@ class Store:
                 extra["preview"] = preview_of(content)
             elif outcome == "failed":
                 extra["preview"] = preview_of("⚠ " + (error or "failed"))
+            elif outcome == "retry":  # the row says why it waits and when it tries again
+                extra["preview"] = preview_of("↻ " + (error or "retrying"))
             if unread and outcome in ("succeeded", "failed"):
                 db.execute("UPDATE sessions SET unread=unread+1 WHERE id=?", (job.session_id,))
             if outcome in ("retry", "requeue"):  # this job is still the session's next one
@@ -538,6 +540,16 @@ class Store:
         def tx(db: Conn) -> Job | None:
             db.execute("UPDATE jobs SET priority=?, updated_at=? WHERE id=? AND state='queued'",
                        (int(priority), time.time(), job_id))
+            return get_job(db, job_id)
+
+        return await self.write(tx)
+
+    async def run_now(self, job_id: int) -> Job | None:
+        """A queued job waiting for its retry time becomes runnable now."""
+        def tx(db: Conn) -> Job | None:
+            now = time.time()
+            db.execute("UPDATE jobs SET run_after=?, updated_at=? WHERE id=? AND state='queued' AND run_after>?",
+                       (now, now, job_id, now))
             return get_job(db, job_id)
 
         return await self.write(tx)

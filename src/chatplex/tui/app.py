@@ -39,6 +39,8 @@ from chatplex.core.events import (
 from chatplex.core.models import MessageState, Session, SessionStatus
 from chatplex.core.store import StoreError
 from chatplex.tui.screens.modals import ConfirmScreen, ErrorScreen, HelpScreen, PickerScreen, SearchScreen, TextScreen
+from chatplex.tui.screens.dashboard import DashboardScreen
+from chatplex.tui.screens.queue import QueueScreen
 from chatplex.tui.widgets.chat import PAGE, ChatView
 from chatplex.tui.widgets.composer import Composer
 from chatplex.tui.widgets.sidebar import SessionList
@@ -67,6 +69,8 @@ KEYS: list[tuple[str, str, str, str, bool]] = [
     ("search", "ctrl+f", "search", "Search", False),
     ("export", "ctrl+s", "export", "Export", False),
     ("toggle_sidebar", "ctrl+b", "toggle_sidebar", "Sidebar", False),
+    ("dashboard", "ctrl+o", "dashboard", "Dashboard", True),
+    ("queue", "f3", "queue", "Queue", True),
     ("help", "f1", "help", "Help", True),
     ("quit", "ctrl+q", "quit", "Quit", True),
 ]
@@ -100,20 +104,26 @@ class ChatplexApp(App[None]):
         yield Footer()
 
     @property
+    def _main(self) -> Screen:
+        """The chat screen, also while a dialog, the dashboard or the queue is on top
+        (App.query_one would look only at the screen in front)."""
+        return self.screen_stack[0]
+
+    @property
     def sidebar(self) -> SessionList:
-        return self.query_one(SessionList)
+        return self._main.query_one(SessionList)
 
     @property
     def chat(self) -> ChatView:
-        return self.query_one(ChatView)
+        return self._main.query_one(ChatView)
 
     @property
     def composer(self) -> Composer:
-        return self.query_one(Composer)
+        return self._main.query_one(Composer)
 
     @property
     def status(self) -> StatusBar:
-        return self.query_one(StatusBar)
+        return self._main.query_one(StatusBar)
 
     @property
     def coord(self) -> Coordinator:
@@ -220,7 +230,7 @@ class ChatplexApp(App[None]):
     async def on_core_event(self, message: CoreEvent) -> None:
         try:
             await self._route(message.event)
-        except NoMatches:  # the main screen is gone (shutting down, or the error screen)
+        except (NoMatches, IndexError):  # the main screen is gone (shutting down, or the error screen)
             pass
 
     async def _route(self, event: Event) -> None:
@@ -399,6 +409,21 @@ class ChatplexApp(App[None]):
             self.notify(f"Could not write {path}: {e.strerror}", severity="error", markup=False)
             return
         self.notify(f"Exported to {path}", markup=False)
+
+    @work(exclusive=True, group="dialog")
+    async def action_dashboard(self) -> None:
+        """Every session at a glance; Enter opens one."""
+        if self.coordinator is None:
+            return
+        screen = DashboardScreen(self.coord, lambda: [self.sidebar.sessions[sid] for sid in self.sidebar.order],
+                                 self.current)
+        chosen = await self.push_screen_wait(screen)
+        if chosen is not None:
+            await self.focus_session(chosen)
+
+    def action_queue(self) -> None:
+        if self.coordinator is not None:
+            self.push_screen(QueueScreen(self.coord, lambda: {sid: s.title for sid, s in self.sidebar.sessions.items()}))
 
     def action_toggle_sidebar(self) -> None:
         sidebar = self.query_one("#sidebar")

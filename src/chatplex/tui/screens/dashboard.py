@@ -1,0 +1,172 @@
+"""The dashboard: one tile per session, most recently active first, showing what every
+session is doing — status, unread count, the running reply's elapsed time, tokens and
+tokens/s, and its last lines streaming live (plain text: no Markdown parse per token).
+
+Tiles are refreshed from the coordinator's state four times a second, and only those whose
+text changed are re-rendered, so 50 sessions with 20 streaming stay cheap.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from textual.binding import Binding
+from textual.containers import Grid, VerticalScroll
+from textual.content import Content
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from chatplex.core.coordinator import Coordinator, Running
+from chatplex.core.models import Session, SessionStatus
+from chatplex.tui.safe import visible
+from chatplex.tui.widgets.sidebar import MARKS, PLACEHOLDER
+
+clock: Callable[[], float] = time.monotonic  # snapshot tests fix it
+LINES = 3  # lines of the reply shown per tile
+TILE_WIDTH = 38  # columns are as many of these as fit, 1 to 4
+
+
+def _seconds(s: float) -> str:
+    s = max(0, int(s))
+    return f"{s}s" if s < 60 else f"{s // 60}m {s % 60:02d}s"
+
+
+def _tail(rj: Running, width: int) -> list[str]:
+    """The last LINES lines of the streamed text, wrapped to `width` (joins only the end)."""
+    text, n = [], 0
+    for chunk in reversed(rj.chunks):
+        text.append(chunk)
+        n += len(chunk)
+        if n > width * LINES * 2:
+            break
+    lines: list[str] = []
+    for para in visible("".join(reversed(text))).split("\n"):
+        para = " ".join(para.split())
+        lines += [para[i:i + width] for i in range(0, len(para), width)] or [""]
+    return lines[-LINES:]
+
+
+def tile_text(session: Session, rj: Running | None, width: int) -> Content:
+    mark, style = MARKS[session.status]
+    if session.status in (SessionStatus.QUEUED, SessionStatus.STREAMING):
+        mark = "◌" if session.status is SessionStatus.QUEUED else "◉"
+    title = visible(" ".join(session.title.split()))
+    badge = f" {session.unread} new " if session.unread else ""
+    title = title[: max(width - 3 - len(badge), 4)]
+    head = Content.assemble((mark, style), " ", (title, "bold"))
+    if badge:
+        head = Content.assemble(head, " " * max(width - head.cell_length - len(badge), 1),
+                                (badge, "bold $text on $accent"))
+    lines = [head, Content(visible(f"{session.provider} · {session.model}")[:width]).stylize("$text-muted")]
+    if rj is not None:
+        now = clock()
+        elapsed = now - rj.started
+        rate = rj.tokens / (now - rj.first_token) if rj.first_token and now > rj.first_token else 0.0
+        lines.append(Content(f"streaming {_seconds(elapsed)} · {rj.tokens} tok · {rate:.0f} tok/s")
+                     .stylize("$accent"))
+        body = _tail(rj, width) if rj.chunks else ["waiting for the model…"]
+        lines += [Content(line) for line in body]
+    elif session.status is SessionStatus.ERROR:
+        lines.append(Content("failed — Enter, then ctrl+r to retry").stylize("$error"))
+        lines.append(Content(visible(session.preview)[: width * 2]).stylize("$error"))
+    elif session.status is SessionStatus.INTERRUPTED:
+        lines.append(Content("‖ interrupted — resumes when a worker is free").stylize("$warning"))
+    else:
+        state = {SessionStatus.WAITING: "reply waiting", SessionStatus.QUEUED: "queued",
+                 SessionStatus.STREAMING: "streaming in another process", SessionStatus.IDLE: "idle"}
+        lines.append(Content(state.get(session.status, session.status.value)).stylize("$text-muted"))
+        preview = session.preview or PLACEHOLDER.get(session.status, "")
+        lines.append(Content(visible(" ".join(preview.split()))[: width * 2]))
+    return Content("\n").join(lines)
+
+
+class Tile(Static):
+    def __init__(self, session_id: int) -> None:
+        super().__init__(classes="tile")
+        self.session_id = session_id
+        self.last: str | None = None
+
+    def show(self, content: Content) -> None:
+        if content.plain != self.last or self.last is None:
+            self.last = content.plain
+            self.update(content)
+
+
+class DashboardScreen(Screen[int | None]):
+    """Enter opens the highlighted session (the screen returns its id); Escape goes back."""
+
+    BINDINGS = [
+        Binding("escape", "dismiss(None)", "Back"),
+        Binding("enter", "open", "Open"),
+        Binding("left,h", "move(-1, 0)", "←", show=False),
+        Binding("right,l", "move(1, 0)", "→", show=False),
+        Binding("up,k", "move(0, -1)", "↑", show=False),
+        Binding("down,j", "move(0, 1)", "↓", show=False),
+    ]
+
+    DEFAULT_CSS = """
+    DashboardScreen #grid { grid-gutter: 0 1; height: auto; padding: 0 1; }
+    DashboardScreen .tile { height: 8; border: round $panel; padding: 0 1; }
+    DashboardScreen .tile.-selected { border: round $accent; background: $accent 10%; }
+    DashboardScreen #dash-title { padding: 0 1; color: $text-muted; }
+    """
+
+    def __init__(self, coordinator: Coordinator, sessions: Callable[[], list[Session]], selected: int | None) -> None:
+        super().__init__()
+        self.coord = coordinator
+        self.sessions = sessions  # the app's live view of the sessions, most recent first
+        self.selected = selected
+        self.order: list[int] = []
+        self.tiles: dict[int, Tile] = {}
+
+    def compose(self):
+        yield Static("Dashboard — arrows or hjkl move, Enter opens, Escape goes back", id="dash-title")
+        with VerticalScroll():
+            yield Grid(id="grid")
+        yield Footer()
+
+    @property
+    def columns(self) -> int:
+        return max(1, min(4, (self.size.width - 2) // TILE_WIDTH))
+
+    async def on_mount(self) -> None:
+        await self.refresh_tiles()
+        self.set_interval(0.25, self.refresh_tiles)
+
+    def on_resize(self) -> None:
+        self.query_one("#grid", Grid).styles.grid_size_columns = self.columns
+
+    async def refresh_tiles(self) -> None:
+        sessions = self.sessions()
+        order = [s.id for s in sessions]
+        grid = self.query_one("#grid", Grid)
+        grid.styles.grid_size_columns = self.columns
+        if order != self.order:  # sessions added, removed or re-ordered: rebuild the grid
+            self.order = order
+            await grid.remove_children()
+            self.tiles = {sid: Tile(sid) for sid in order}
+            await grid.mount_all(self.tiles.values())
+            if self.selected not in self.tiles:
+                self.selected = order[0] if order else None
+        running = {rj.session.id: rj for rj in self.coord.running()}
+        guess = max(12, (self.size.width - 2) // self.columns - 5)
+        for session in sessions:
+            tile = self.tiles[session.id]
+            width = tile.content_size.width or guess  # wrap the tail ourselves, to show its last lines
+            tile.show(tile_text(session, running.get(session.id), width))
+            tile.set_class(session.id == self.selected, "-selected")
+
+    def action_move(self, dx: int, dy: int) -> None:
+        if not self.order or self.selected is None:
+            return
+        i = self.order.index(self.selected)
+        j = i + dx + dy * self.columns
+        if 0 <= j < len(self.order):
+            self.selected = self.order[j]
+            for sid, tile in self.tiles.items():
+                tile.set_class(sid == self.selected, "-selected")
+            self.tiles[self.selected].scroll_visible()
+
+    def action_open(self) -> None:
+        self.dismiss(self.selected)

@@ -1,0 +1,167 @@
+"""The dashboard (ctrl+o) and the queue inspector (f3): navigation and every action."""
+
+from __future__ import annotations
+
+from textual.widgets import DataTable
+
+from chatplex.core.models import JobState, Priority, SessionStatus
+from chatplex.tui.app import ChatplexApp
+from chatplex.tui.screens.dashboard import DashboardScreen
+from chatplex.tui.screens.queue import QueueScreen
+from tests.conftest import make_config, provider_for
+from tests.fakeserver import Fault
+from tests.tui.conftest import until
+
+
+def sessions_config(fake, tmp_path, workers=2, forever=False):
+    good = fake.scenario(reply="All done here.")
+    bad = fake.scenario(faults=[Fault(status=401, body={"error": {"message": "Incorrect API key"}})] * 10)
+    slow = fake.scenario(reply=" ".join(f"line{i}" for i in range(400)), token_delay=0.01, forever=forever)
+    return make_config(tmp_path, provider_for(good, "good"), provider_for(bad, "bad"), provider_for(slow, "slow"),
+                       workers=workers)
+
+
+async def three_sessions(app, pilot):
+    c = app.coord
+    ids = {}
+    for name, provider in (("done", "good"), ("broken", "bad"), ("busy", "slow")):
+        ids[name] = (await c.create_session(name, provider=provider)).id
+        await c.send(ids[name], f"hello {name}")
+    await until(pilot, lambda: app.sidebar.sessions[ids["done"]].status is SessionStatus.WAITING
+                and app.sidebar.sessions[ids["broken"]].status is SessionStatus.ERROR
+                and app.sidebar.sessions[ids["busy"]].status is SessionStatus.STREAMING)
+    return ids
+
+
+async def test_dashboard_tiles_navigation_and_open(fake, tmp_path):
+    app = ChatplexApp(sessions_config(fake, tmp_path))
+    async with app.run_test(size=(130, 36)) as pilot:
+        ids = await three_sessions(app, pilot)
+        await app.focus_session(ids["done"])
+        await pilot.press("ctrl+o")
+        screen = app.screen
+        assert isinstance(screen, DashboardScreen)
+        assert screen.order == app.sidebar.order and len(screen.tiles) == 3 and screen.columns == 3
+        assert screen.selected == ids["done"]
+        busy = screen.tiles[ids["busy"]]
+        await until(pilot, lambda: "streaming" in (busy.last or "") and "tok/s" in busy.last)
+        first = busy.last
+        await until(pilot, lambda: busy.last != first)  # the tail streams live
+        assert "line" in busy.last.splitlines()[-1]
+        broken = screen.tiles[ids["broken"]].last
+        assert "failed" in broken and "Incorrect API key" in broken
+        assert "reply waiting" in screen.tiles[ids["done"]].last
+        # arrows and hjkl move the selection along the grid; Enter opens the tile's session
+        start = screen.order.index(screen.selected)
+        await pilot.press("l")
+        assert screen.order.index(screen.selected) == start + 1 or start == 2
+        await pilot.press("h", "h", "h")
+        assert screen.selected == screen.order[0]
+        await pilot.press("right")
+        target = screen.selected
+        await pilot.press("enter")
+        await until(pilot, lambda: app.current == target and not isinstance(app.screen, DashboardScreen))
+        await pilot.press("ctrl+o", "escape")
+        assert app.current == target and not isinstance(app.screen, DashboardScreen)
+
+
+async def test_dashboard_says_interrupted(fake, tmp_path):
+    app = ChatplexApp(sessions_config(fake, tmp_path, workers=1))
+    async with app.run_test(size=(130, 36)) as pilot:
+        c = app.coord
+        essay = (await c.create_session("essay", provider="slow")).id
+        await c.send(essay, "long")
+        await until(pilot, lambda: app.sidebar.sessions[essay].status is SessionStatus.STREAMING)
+        front = (await c.create_session("front", provider="slow")).id
+        await app.focus_session(front)
+        await c.send(front, "now")  # preempts the essay: its tile says so
+        await until(pilot, lambda: app.sidebar.sessions[essay].status is SessionStatus.INTERRUPTED)
+        await pilot.press("ctrl+o")
+        tile = app.screen.tiles[essay]
+        await until(pilot, lambda: "interrupted" in (tile.last or ""))
+
+
+async def keys(pilot, *names: str) -> None:
+    """Key presses while a reply streams forever (pilot.press would wait for idle)."""
+    for name in names:
+        pilot.app.simulate_key(name)
+        await pilot.pause(0.02)
+
+
+def table_ids(screen) -> list[int]:
+    table = screen.query_one(DataTable)
+    return [int(row.value) for row in table.rows]
+
+
+async def test_queue_inspector_filters_and_actions(fake, tmp_path):
+    limited = fake.scenario(reply="ok", faults=[Fault(status=429, headers={"Retry-After": "120"})])
+    config = sessions_config(fake, tmp_path, workers=2, forever=True)
+    config.providers["limited"] = provider_for(limited, "limited")
+    app = ChatplexApp(config)
+    async with app.run_test(size=(150, 36)) as pilot:
+        ids = await three_sessions(app, pilot)
+        c = app.coord
+        _, _, queued = await c.send(ids["busy"], "waits for the reply before it")
+        rate = (await c.create_session("rate", provider="limited")).id
+        _, _, scheduled = await c.send(rate, "gets a 429")
+        await keys(pilot, "f3")
+        await until(pilot, lambda: isinstance(app.screen, QueueScreen))
+        screen = app.screen
+        assert isinstance(screen, QueueScreen)
+        await until(pilot, lambda: scheduled.id in screen.jobs and screen.jobs[scheduled.id].run_after > 0
+                    and screen.jobs[scheduled.id].attempts == 1)
+        # filter by state: f cycles all -> queued -> running -> failed ...
+        await keys(pilot, "f")
+        await until(pilot, lambda: screen.state is JobState.QUEUED and set(table_ids(screen)) == {queued.id, scheduled.id})
+        await keys(pilot, "f", "f")
+        await until(pilot, lambda: screen.state is JobState.FAILED and table_ids(screen))
+        assert all(screen.jobs[j].state is JobState.FAILED for j in table_ids(screen))
+        await keys(pilot, "f", "f", "f")
+        await until(pilot, lambda: screen.state is None and len(table_ids(screen)) == 5)
+
+        def select(job_id: int) -> None:
+            table = screen.query_one(DataTable)
+            table.move_cursor(row=table.get_row_index(str(job_id)), animate=False)
+
+        # raise / lower the priority of a queued job
+        select(queued.id)
+        await keys(pilot, "plus")
+        await until(pilot, lambda: screen.jobs[queued.id].priority is Priority.HIGH)
+        select(queued.id)
+        await keys(pilot, "minus")
+        await until(pilot, lambda: screen.jobs[queued.id].priority is Priority.LOW)
+        # cancel asks first; "n" keeps it, "y" cancels it
+        select(queued.id)
+        await keys(pilot, "c")
+        await until(pilot, lambda: app.screen is not screen)
+        await keys(pilot, "n")
+        await until(pilot, lambda: app.screen is screen)
+        assert (await c.store.get_job(queued.id)).state is JobState.QUEUED
+        select(queued.id)
+        await keys(pilot, "c")
+        await until(pilot, lambda: app.screen is not screen)
+        await keys(pilot, "y")
+        await until(pilot, lambda: screen.jobs.get(queued.id) and screen.jobs[queued.id].state is JobState.CANCELLED)
+        # retry now: a failed job gets a new attempt; a scheduled retry stops waiting
+        failed = next(j for j in screen.jobs.values() if j.session_id == ids["broken"])
+        select(failed.id)
+        await keys(pilot, "r")
+        await until(pilot, lambda: len([j for j in screen.jobs.values() if j.session_id == ids["broken"]]) == 2)
+        job = await c.store.get_job(scheduled.id)
+        assert job.state is JobState.QUEUED and job.run_after > job.updated_at + 60  # waiting for Retry-After
+        select(scheduled.id)
+        await keys(pilot, "r")
+        await until(pilot, lambda: screen.jobs[scheduled.id].run_after <= job.run_after - 60)
+        await keys(pilot, "escape")
+        await until(pilot, lambda: not isinstance(app.screen, QueueScreen))
+
+
+def test_queue_times_are_coarse_and_retries_say_when():
+    from chatplex.core.models import Job
+    from chatplex.tui.screens.queue import duration, next_retry
+
+    assert [duration(s) for s in (0.4, 1.2, 59.9, 61, 3725)] == ["<1s", "1s", "59s", "1m 01s", "62m 05s"]
+    job = Job(id=1, session_id=1, message_id=2, priority=Priority.LOW, state=JobState.QUEUED, attempts=1,
+              max_attempts=5, run_after=1000.0, lease_owner=None, lease_expires_at=None, last_error="429",
+              created_at=900.0, updated_at=900.0, started_at=950.0, finished_at=None)
+    assert next_retry(job, 990.0) == "in 10s" and next_retry(job, 880.5) == "in 2m" and next_retry(job, 1001) == ""
