@@ -225,3 +225,11 @@ async def test_schema_is_versioned_and_wal(store):
         "EXPLAIN QUERY PLAN SELECT id FROM jobs WHERE state='queued' AND run_after<=0 "
         "ORDER BY priority, run_after, id LIMIT 1")))
     assert "jobs_claim" in plan
+
+
+async def test_streamed_text_is_written_by_primary_key_not_by_scanning_messages(store):
+    from chatplex.core.store import APPEND_SQL
+
+    plan = await store.read(lambda db: " ".join(r[3] for r in db.execute("EXPLAIN QUERY PLAN " + APPEND_SQL,
+                                                                      ("x", 0.0, 1))))
+    assert "SCAN messages" not in plan and "INTEGER PRIMARY KEY" in plan

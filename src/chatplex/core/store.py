@@ -207,6 +207,12 @@ def _settle_status(db: Conn, sid: int, now: float, otherwise: SessionStatus, **e
     _set_status(db, sid, status, now, **extra)
 
 
+# Streamed text onto the job's reply. By primary key: `WHERE job_id=?` scanned every message
+# of the database on every flush (no index on messages.job_id).
+APPEND_SQL = ("UPDATE messages SET content=content||?, updated_at=? WHERE id=(SELECT message_id FROM jobs WHERE id=?)"
+              " AND state='streaming'")
+
+
 class Store:
     """Async facade over the database file; build with ``await Store.open(path)``."""
 
@@ -457,8 +463,7 @@ class Store:
             if cur.rowcount != 1:
                 raise LeaseLost(job_id)
             if text:
-                db.execute("UPDATE messages SET content=content||?, updated_at=? WHERE job_id=? AND state='streaming'",
-                           (text, now, job_id))
+                db.execute(APPEND_SQL, (text, now, job_id))
 
         await self.write(tx)
 
