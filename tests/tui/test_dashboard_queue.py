@@ -47,7 +47,7 @@ async def test_dashboard_tiles_navigation_and_open(fake, tmp_path):
         await until(pilot, lambda: "streaming" in (busy.last or "") and "tok/s" in busy.last)
         first = busy.last
         await until(pilot, lambda: busy.last != first)  # the tail streams live
-        assert "line" in busy.last.splitlines()[-1]
+        assert "line" in "".join(busy.last.splitlines()[-3:])  # the tail of the reply
         broken = screen.tiles[ids["broken"]].last
         assert "failed" in broken and "Incorrect API key" in broken
         assert "reply waiting" in screen.tiles[ids["done"]].last
@@ -165,3 +165,20 @@ def test_queue_times_are_coarse_and_retries_say_when():
               max_attempts=5, run_after=1000.0, lease_owner=None, lease_expires_at=None, last_error="429",
               created_at=900.0, updated_at=900.0, started_at=950.0, finished_at=None)
     assert next_retry(job, 990.0) == "in 10s" and next_retry(job, 880.5) == "in 2m" and next_retry(job, 1001) == ""
+
+
+async def test_dashboard_shows_the_most_recent_sessions_when_there_are_very_many(fake, tmp_path, monkeypatch):
+    from textual.widgets import Static
+
+    from chatplex.tui.screens import dashboard
+
+    monkeypatch.setattr(dashboard, "MAX_TILES", 3)
+    app = ChatplexApp(make_config(tmp_path, provider_for(fake.scenario())))
+    async with app.run_test(size=(130, 36)) as pilot:
+        ids = [(await app.coord.create_session(f"s{i}")).id for i in range(5)]
+        await until(pilot, lambda: len(app.sidebar.sessions) == 5)
+        await pilot.press("ctrl+o")
+        screen = app.screen
+        assert list(screen.tiles) == ids[::-1][:3]
+        title = str(screen.query_one("#dash-title", Static).render())
+        assert "the 3 most recent of 5 sessions" in title

@@ -23,8 +23,10 @@ from chatplex.tui.safe import visible
 from chatplex.tui.widgets.sidebar import MARKS, PLACEHOLDER
 
 clock: Callable[[], float] = time.monotonic  # snapshot tests fix it
+TITLE = "Dashboard — arrows or hjkl move, Enter opens, Escape goes back"
 LINES = 3  # lines of the reply shown per tile
 TILE_WIDTH = 38  # columns are as many of these as fit, 1 to 4
+MAX_TILES = 200  # the most recently active; 1,000 tiles would take a second to open
 
 
 def _seconds(s: float) -> str:
@@ -121,7 +123,7 @@ class DashboardScreen(Screen[int | None]):
         self.tiles: dict[int, Tile] = {}
 
     def compose(self):
-        yield Static("Dashboard — arrows or hjkl move, Enter opens, Escape goes back", id="dash-title")
+        yield Static(TITLE, id="dash-title")
         with VerticalScroll():
             yield Grid(id="grid")
         yield Footer()
@@ -138,12 +140,15 @@ class DashboardScreen(Screen[int | None]):
         self.query_one("#grid", Grid).styles.grid_size_columns = self.columns
 
     async def refresh_tiles(self) -> None:
-        sessions = self.sessions()
+        every = self.sessions()
+        sessions = every[:MAX_TILES]
         order = [s.id for s in sessions]
         grid = self.query_one("#grid", Grid)
         grid.styles.grid_size_columns = self.columns
         if order != self.order:  # sessions added, removed or re-ordered: rebuild the grid
             self.order = order
+            more = f" — the {MAX_TILES} most recent of {len(every)} sessions" if len(every) > MAX_TILES else ""
+            self.query_one("#dash-title", Static).update(f"{TITLE}{more}")
             await grid.remove_children()
             self.tiles = {sid: Tile(sid) for sid in order}
             await grid.mount_all(self.tiles.values())
