@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import ServerProcess, line, pct  # noqa: E402  (bench/common.py; sets sys.path)
+from common import ServerProcess, line, loop_lag, pct  # noqa: E402  (bench/common.py; sets sys.path)
 
 from chatplex.config import Config, ProviderConfig
 from chatplex.tui.app import ChatplexApp
@@ -41,12 +41,6 @@ async def measure(url: str, sessions: int, seconds: float, folder: Path, streami
         await pilot.pause()
         stop = time.perf_counter() + seconds
 
-        async def ticker() -> None:
-            while time.perf_counter() < stop:
-                t = time.perf_counter()
-                await asyncio.sleep(0.01)
-                lags.append(max(0.0, time.perf_counter() - t - 0.01))
-
         async def presser() -> None:
             while time.perf_counter() < stop:
                 before = app.current
@@ -64,7 +58,7 @@ async def measure(url: str, sessions: int, seconds: float, folder: Path, streami
                 typing.append(time.perf_counter() - t)
                 await asyncio.sleep(0.1)
 
-        await asyncio.gather(ticker(), presser())
+        await asyncio.gather(loop_lag(stop, lags), presser())
     return {"lag": lags, "key": keys, "type": typing}
 
 

@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import ServerProcess, line, pct  # noqa: E402  (bench/common.py; sets sys.path)
+from common import ServerProcess, line, loop_lag, pct  # noqa: E402  (bench/common.py; sets sys.path)
 
 from chatplex.config import Config, ProviderConfig
 from chatplex.tui.app import ChatplexApp
@@ -37,12 +37,6 @@ async def measure(url: str, sessions: int, streaming: int, seconds: float, folde
             await asyncio.sleep(0.01)
         stop = time.perf_counter() + seconds
 
-        async def ticker() -> None:
-            while time.perf_counter() < stop:
-                t = time.perf_counter()
-                await asyncio.sleep(0.01)
-                lags.append(max(0.0, time.perf_counter() - t - 0.01))
-
         async def mover() -> None:
             keys = ["right", "right", "down", "left", "up"]
             n = 0
@@ -51,7 +45,7 @@ async def measure(url: str, sessions: int, streaming: int, seconds: float, folde
                 n += 1
                 await asyncio.sleep(0.1)
 
-        await asyncio.gather(ticker(), mover())
+        await asyncio.gather(loop_lag(stop, lags), mover())
     return lags
 
 

@@ -22,6 +22,17 @@ def line(name: str, value: float, baseline: float | None, target: str, ok: bool,
     return f"{name:<44} {value:>10{fmt}} {unit:<5} {base} {ratio}  target {target:<26} {'ok' if ok else 'short'}"
 
 
+async def loop_lag(until: float, into: list[float], period: float = 0.01) -> None:
+    """Event-loop lag: how late a `period` sleep wakes up, until time.perf_counter() >= until."""
+    import asyncio
+    import time
+
+    while time.perf_counter() < until:
+        t = time.perf_counter()
+        await asyncio.sleep(period)
+        into.append(max(0.0, time.perf_counter() - t - period))
+
+
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
