@@ -101,7 +101,9 @@ class SessionList(OptionList):
 
     def _highlight_focused(self) -> None:
         if self.focused_id in self.sessions:
-            self.highlighted = self.order.index(self.focused_id)  # type: ignore[arg-type]
+            index = self.order.index(self.focused_id)  # type: ignore[arg-type]
+            if self.highlighted != index:  # moving it measures every row: only when it moves
+                self.highlighted = index
 
     def upsert(self, session: Session) -> None:
         known = session.id in self.sessions
