@@ -182,3 +182,14 @@ async def test_dashboard_shows_the_most_recent_sessions_when_there_are_very_many
         assert list(screen.tiles) == ids[::-1][:3]
         title = str(screen.query_one("#dash-title", Static).render())
         assert "the 3 most recent of 5 sessions" in title
+
+
+async def test_pressing_the_key_again_does_not_stack_a_second_screen(fake, tmp_path):
+    app = ChatplexApp(make_config(tmp_path, provider_for(fake.scenario())))
+    async with app.run_test(size=(130, 36)) as pilot:
+        await pilot.press("ctrl+o", "ctrl+o")
+        assert isinstance(app.screen, DashboardScreen) and len(app.screen_stack) == 2
+        await pilot.press("f3", "f3")
+        assert isinstance(app.screen, QueueScreen) and len(app.screen_stack) == 3
+        await pilot.press("escape", "escape")
+        assert len(app.screen_stack) == 1

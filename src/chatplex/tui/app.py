@@ -413,8 +413,8 @@ class ChatplexApp(App[None]):
     @work(exclusive=True, group="dialog")
     async def action_dashboard(self) -> None:
         """Every session at a glance; Enter opens one."""
-        if self.coordinator is None:
-            return
+        if self.coordinator is None or isinstance(self.screen, DashboardScreen):
+            return  # already there (its key is an app-wide binding)
         screen = DashboardScreen(self.coord, lambda: [self.sidebar.sessions[sid] for sid in self.sidebar.order],
                                  self.current)
         chosen = await self.push_screen_wait(screen)
@@ -422,7 +422,7 @@ class ChatplexApp(App[None]):
             await self.focus_session(chosen)
 
     def action_queue(self) -> None:
-        if self.coordinator is not None:
+        if self.coordinator is not None and not isinstance(self.screen, QueueScreen):
             self.push_screen(QueueScreen(self.coord, lambda: {sid: s.title for sid, s in self.sidebar.sessions.items()}))
 
     def action_toggle_sidebar(self) -> None:
