@@ -370,6 +370,7 @@ async def test_reply_says_whether_it_is_queued_or_waiting_at_the_server(fake, tm
     app = ChatplexApp(make_config(tmp_path, provider_for(slow), workers=1))
     async with app.run_test(size=(100, 30)) as pilot:
         await type_and_send(pilot, "first")
+        await until(pilot, lambda: bool(app.chat.replies))
         first = next(iter(app.chat.replies.values()))
         await until(pilot, lambda: first.started_at is not None)
         await type_and_send(pilot, "second")  # waits for the first reply of its session
@@ -397,6 +398,7 @@ async def test_switching_away_from_a_streaming_reply_leaves_no_stream_task_behin
     async with app.run_test(size=(100, 30)) as pilot:
         await type_and_send(pilot, "stream")
         first = app.current
+        await until(pilot, lambda: bool(app.chat.replies))
         reply = next(iter(app.chat.replies.values()))
         await until(pilot, lambda: reply._stream is not None)
         assert stream_tasks() == 1
@@ -422,3 +424,29 @@ async def test_updates_that_arrive_while_a_dialog_is_open_are_not_lost(fake, tmp
         await pilot.press("escape")
         reply = next(iter(app.chat.replies.values()))
         assert reply.message.state is MessageState.COMPLETE and reply.text == slow.reply
+
+
+async def test_every_sidebar_row_is_exactly_two_lines(fake, tmp_path):
+    """The sidebar maps rows to lines arithmetically (2 per row), so no row may wrap: wide
+    characters, long titles, badges and errors are all cut to the width."""
+    s = fake.scenario(reply="答" * 80)
+    app = ChatplexApp(make_config(tmp_path, provider_for(s)))
+    async with app.run_test(size=(100, 30)) as pilot:
+        titles = ["短", "这是一个非常非常长的中文标题，用来测试宽字符的截断是否正确", "x" * 200,
+                  "emoji 🎉🎉🎉🎉🎉🎉🎉🎉🎉🎉🎉🎉🎉🎉🎉🎉", "tab\tand\nnewline\x1b[31m"]
+        ids = [(await app.coord.create_session(t)).id for t in titles]
+        for sid in ids[:3]:
+            await app.coord.send(sid, "长回复")  # previews of wide text, unread badges
+        await until(pilot, lambda: all(app.sidebar.sessions[i].status is SessionStatus.WAITING for i in ids[:3]))
+        sidebar = app.sidebar
+        padding = sidebar.get_component_styles("option-list--option").padding
+        width = sidebar.scrollable_content_region.width - padding.width
+        heights = [sidebar._get_visual(option).get_height(sidebar.styles, width) for option in sidebar.options]
+        assert heights == [2] * len(titles)
+        # and the arithmetic line map agrees with navigation: each row selects its own session
+        sidebar.focus()
+        for index, sid in enumerate(sidebar.order):
+            sidebar.highlighted = index
+            await pilot.press("enter")
+            await until(pilot, lambda sid=sid: app.current == sid)
+            sidebar.focus()
