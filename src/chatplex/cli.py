@@ -126,6 +126,7 @@ async def cmd_send(config: Config, args: argparse.Namespace) -> int:
                   else f"queued job {job.id} in session {session.id}")
             return 0
         await coord.focus(session.id)
+        coord.only_session = session.id
         return await _follow_reply(coord, session.id, text, args.json)
     finally:
         await coord.stop()

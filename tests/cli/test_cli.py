@@ -203,3 +203,15 @@ async def test_cli_and_the_tui_at_once(cx, tmp_path):
         code, listed = await run("sessions", "--json")
         assert code == 0 and {x["title"] for x in json.loads(listed)} == {"one from the shell", "two from the shell"}
     assert len(s.requests) == 2
+
+
+def test_send_works_on_its_own_session_only(cx):
+    """A waiting `send` must not pick up other sessions' queued work: it would abandon it
+    half-streamed when it exits (found as a reply generated twice with the TUI running)."""
+    cx("send", "--no-wait", "background job")
+    out = cx("send", "my question")
+    assert out.stdout == "Hello from the test server.\n"
+    jobs = {j["session"]: j for j in js(cx("jobs", "--json"))}
+    background = next(j for j in jobs.values() if j["state"] != "succeeded")
+    assert background["state"] == "queued" and background["attempts"] == 0
+    assert len(cx.scenario.requests) == 1

@@ -165,3 +165,23 @@ def test_missing_api_key_variable_names_it(fake, tmp_path):
     assert s.requests == []  # nothing was sent without the key
     listed = chatplex(tmp_path, "sessions", "--json")
     assert b'"status": "error"' in listed.stdout  # the message is kept; retry once the key is set
+
+
+async def test_database_locked_by_another_process_is_a_clear_error(tmp_path):
+    """Another process holding the write lock longer than the busy timeout (e.g. a VACUUM)."""
+    import sqlite3
+
+    store = await Store.open(tmp_path / "c.db")
+    await store.create_session("kept", "p", "m")
+    holder = sqlite3.connect(tmp_path / "c.db", isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    await store._w._execute(lambda: store._w._conn.execute("PRAGMA busy_timeout=100"))  # no need to wait 5 s
+    try:
+        with pytest.raises(StoreError, match="locked by another process"):
+            await store.create_session("new", "p", "m")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    await store.create_session("after", "p", "m")
+    assert [s.title for s in await store.list_sessions()] == ["after", "kept"]
+    await store.close()

@@ -80,6 +80,9 @@ class Coordinator:
         self.queue = JobQueue(store, lease=lease, max_attempts=config.max_attempts, backoff_base=backoff_base)
         self.workers_total = workers or config.workers
         self.focused: int | None = None
+        # `chatplex send` waiting for its reply works on its own session only: claiming other
+        # sessions' jobs would mean abandoning them half-streamed when it exits.
+        self.only_session: int | None = None
         self._providers: dict[str, Provider] = dict(providers or {})
         self._running: dict[int, Running] = {}
         self._idle = 0
@@ -312,7 +315,7 @@ class Coordinator:
             token = self.queue.token()
             try:
                 async with self._claim_lock:
-                    claimed = await self.queue.claim(self._saturated())
+                    claimed = await self.queue.claim(self._saturated(), self.only_session)
                     if claimed:
                         rj = Running(*claimed)
                         self._running[rj.job.id] = rj

@@ -96,8 +96,9 @@ class JobQueue:
         return job
 
     # ---------------------------------------------------------------- worker side
-    async def claim(self, exclude_providers: Sequence[str] = ()) -> tuple[Job, Session] | None:
-        claimed = await self.store.claim(self.owner, self.lease, exclude_providers)
+    async def claim(self, exclude_providers: Sequence[str] = (),
+                    only_session: int | None = None) -> tuple[Job, Session] | None:
+        claimed = await self.store.claim(self.owner, self.lease, exclude_providers, only_session)
         if claimed:
             job = claimed[0]
             log.info("job %d claimed for session %d (attempt %d/%d, %s)", job.id, job.session_id,

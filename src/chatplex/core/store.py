@@ -257,7 +257,7 @@ class Store:
             try:
                 result = await self._w._execute(_transaction, fn, self._w._conn, *args)
             except sqlite3.OperationalError as e:
-                if "full" in str(e) or "readonly" in str(e) or "disk I/O" in str(e):
+                if any(word in str(e) for word in ("full", "readonly", "disk I/O", "locked")):
                     raise StoreError(_explain(self.path, e)) from e
                 raise
             self.writes += 1
@@ -410,8 +410,10 @@ class Store:
         return await self.write(tx)
 
     # ------------------------------------------------------------ jobs: the worker's side
-    async def claim(self, owner: str, lease: float, exclude_providers: Sequence[str] = ()) -> tuple[Job, Session] | None:
-        """Take the best runnable job: HIGH before LOW, then oldest, one job per session at a time."""
+    async def claim(self, owner: str, lease: float, exclude_providers: Sequence[str] = (),
+                    only_session: int | None = None) -> tuple[Job, Session] | None:
+        """Take the best runnable job: HIGH before LOW, then oldest, one job per session at a time
+        (only `only_session`'s, if given)."""
 
         def tx(db: Conn) -> tuple[Job, Session] | None:
             now = time.time()
@@ -419,6 +421,8 @@ class Store:
             if exclude_providers:
                 marks = ",".join("?" * len(exclude_providers))
                 skip = f" AND j.session_id NOT IN (SELECT id FROM sessions WHERE provider IN ({marks}))"
+            if only_session is not None:
+                skip += f" AND j.session_id={int(only_session)}"
             row = _one(
                 db,
                 "UPDATE jobs SET state='running', lease_owner=?, lease_expires_at=?,"
@@ -766,6 +770,9 @@ def _explain(path: Path, e: sqlite3.DatabaseError) -> str:
     if "malformed" in text or "not a database" in text:
         return (f"the database {path} is damaged ({text}); it was left untouched. Restore a backup "
                 "or move it away to start fresh")
+    if "locked" in text:
+        return (f"the database {path} stayed locked by another process for over 5 s ({text}); that "
+                "change was not saved. Try again (a long `chatplex vacuum` holds it, for example)")
     if "full" in text:
         return (f"the disk holding {path} is full ({text}); that change was not saved, everything "
                 "saved before is intact. Free some space and try again")
