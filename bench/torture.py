@@ -101,6 +101,23 @@ def worker(config_path: Path, db: Path, log: Path, *extra: str) -> subprocess.Po
                             stdout=subprocess.DEVNULL, stderr=log.open("a"), env=env)
 
 
+def wait_for_streaming(db: Path, child: subprocess.Popen, timeout: float = 60.0) -> bool:
+    """Until the child has claimed a job (start-up time varies a lot on a loaded machine; the
+    kill must land on streaming replies, not on an interpreter still importing)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and child.poll() is None:
+        con = sqlite3.connect(db)
+        try:
+            if con.execute("SELECT 1 FROM jobs WHERE state='running' LIMIT 1").fetchone():
+                return True
+        except sqlite3.OperationalError:  # locked for a moment by the child's write
+            pass
+        finally:
+            con.close()
+        time.sleep(0.01)  # another process's progress: nothing to await on
+    return False
+
+
 def check(db: Path, expected_users: set[str], result: Result) -> None:
     con = sqlite3.connect(db)
     try:
@@ -147,7 +164,7 @@ def run(rounds: int = 100, sessions: int = 50, sig: signal.Signals = signal.SIGK
         config_path = write_config(tmpdir, scenario.url, workers)
         expected: set[str] = set()
         # One round's replies take about sessions/workers * 40 tokens * token_delay.
-        span = 0.4 + (sessions / workers) * 40 * token_delay
+        span = (sessions / workers) * 40 * token_delay
         try:
             for round_no in range(rounds):
                 n = asyncio.run(queue_round(config_path, db, sessions, round_no))
@@ -155,10 +172,13 @@ def run(rounds: int = 100, sessions: int = 50, sig: signal.Signals = signal.SIGK
                 expected |= {c for (c,) in con.execute("SELECT content FROM messages WHERE role='user'")}
                 con.close()
                 child = worker(config_path, db, log)
-                time.sleep(rng.uniform(0.3, span))  # the random moment of death
+                started = wait_for_streaming(db, child)
+                time.sleep(rng.uniform(0.0, span))  # the random moment of death, while replies stream
                 con = sqlite3.connect(db)
                 streaming = con.execute("SELECT COUNT(*) FROM jobs WHERE state='running'").fetchone()[0]
                 con.close()
+                if not started:
+                    result.problems.append(f"round {round_no}: the worker never started streaming")
                 child.send_signal(sig)
                 child.wait(30)
                 result.kills_mid_stream += streaming > 0
