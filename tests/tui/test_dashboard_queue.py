@@ -193,3 +193,20 @@ async def test_pressing_the_key_again_does_not_stack_a_second_screen(fake, tmp_p
         assert isinstance(app.screen, QueueScreen) and len(app.screen_stack) == 3
         await pilot.press("escape", "escape")
         assert len(app.screen_stack) == 1
+
+
+async def test_regenerating_a_good_reply_from_the_queue_asks_first(fake, tmp_path):
+    app = ChatplexApp(make_config(tmp_path, provider_for(fake.scenario(reply="keep me"))))
+    async with app.run_test(size=(150, 36)) as pilot:
+        session = await app.coord.create_session("s")
+        _, reply, job = await app.coord.send(session.id, "hi")
+        await until(pilot, lambda: app.sidebar.sessions[session.id].status is SessionStatus.WAITING)
+        await pilot.press("f3")
+        screen = app.screen
+        await until(pilot, lambda: job.id in screen.jobs)
+        await pilot.press("r")
+        await until(pilot, lambda: app.screen is not screen)
+        await pilot.press("n")
+        await until(pilot, lambda: app.screen is screen)
+        assert (await app.coord.store.get_message(reply.id)).content == "keep me"
+        assert [j.id for j in await app.coord.jobs()] == [job.id]

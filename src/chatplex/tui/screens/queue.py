@@ -145,12 +145,16 @@ class QueueScreen(Screen[None]):
             await self.coord.cancel_job(job.id)
             await self.reload()
 
+    @work(exclusive=True, group="queue-action")
     async def action_retry_job(self) -> None:
         job = self.jobs.get(self.selected_id() or -1)
         if job is None:
             return
         if job.state is JobState.RUNNING:
             self.notify(f"Job {job.id} is running", severity="warning")
+            return
+        if job.state is JobState.SUCCEEDED and not await self.app.push_screen_wait(
+                ConfirmScreen(f"Generate job {job.id}'s reply again? The current reply is replaced.")):
             return
         if job.state is JobState.QUEUED:
             await self.coord.run_now(job.id)
