@@ -187,6 +187,7 @@ async def test_cli_and_the_tui_at_once(cx, tmp_path):
     s = cx.scenario
     app = ChatplexApp(make_config(tmp_path, provider_for(s)))
     async with app.run_test(size=(100, 30)) as pilot:
+        await app.ready.wait()
         async def run(*args: str) -> tuple[int, str]:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "chatplex", *args, cwd=tmp_path, env=env_with_src(),

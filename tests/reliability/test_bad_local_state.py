@@ -121,6 +121,7 @@ async def test_disk_full_while_sending_in_the_app_keeps_the_text(fake, tmp_path)
     s = fake.scenario(reply="ok")
     app = ChatplexApp(make_config(tmp_path, provider_for(s)))
     async with app.run_test(size=(100, 30)) as pilot:
+        await app.ready.wait()
         from tests.tui.test_app import type_and_send
 
         await type_and_send(pilot, "first")

@@ -34,6 +34,7 @@ async def test_tui_shows_a_session_sent_from_another_process_and_its_reply(fake,
     write_config(tmp_path, s)
     app = ChatplexApp(make_config(tmp_path, provider_for(s)))
     async with app.run_test(size=(100, 30)) as pilot:
+        await app.ready.wait()
         await type_and_send(pilot, "typed in the app")
         mine = app.current
         # While the app's own reply streams, three messages arrive from other processes at once.

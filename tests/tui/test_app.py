@@ -43,6 +43,7 @@ async def test_send_and_see_the_reply(fake, tmp_path):
     s = fake.scenario(reply="Hello **there** friend")
     app = ChatplexApp(make_config(tmp_path, provider_for(s)))
     async with app.run_test(size=(100, 30)) as pilot:
+        await app.ready.wait()
         await type_and_send(pilot, "hi")
         await until(pilot, lambda: app.current is not None and status(app, app.current) is SessionStatus.WAITING)
         replies = list(app.chat.query(ReplyMessage))
@@ -56,6 +57,7 @@ async def test_background_reply_badge_notification_and_full_transcript(fake, tmp
     slow = fake.scenario(reply=" ".join(f"w{i}" for i in range(60)), token_delay=0.02)
     app = ChatplexApp(make_config(tmp_path, provider_for(slow)))
     async with app.run_test(size=(100, 30)) as pilot:
+        await app.ready.wait()
         await type_and_send(pilot, "background work")
         first = app.current
         await until(pilot, lambda: app.chat.replies and next(iter(app.chat.replies.values())).length > 0)
@@ -77,6 +79,7 @@ async def test_model_output_is_shown_literally(fake, tmp_path):
     s = fake.scenario(reply=evil)
     app = ChatplexApp(make_config(tmp_path, provider_for(s)))
     async with app.run_test(size=(120, 30)) as pilot:
+        await app.ready.wait()
         await type_and_send(pilot, "[b]not bold[/b] \x1b[2J")
         await until(pilot, lambda: app.current is not None and status(app, app.current) is SessionStatus.WAITING)
         text = await shown(pilot)
@@ -95,6 +98,7 @@ async def test_unreachable_server_turns_the_session_red_and_app_keeps_running(tm
                           model="llama3.2")
     app = ChatplexApp(make_config(tmp_path, down, max_attempts=1))
     async with app.run_test(size=(100, 30)) as pilot:
+        await app.ready.wait()
         await type_and_send(pilot, "anyone there?")
         await until(pilot, lambda: app.current is not None and status(app, app.current) is SessionStatus.ERROR)
         reply = next(iter(app.chat.replies.values()))
@@ -109,6 +113,7 @@ async def test_streamed_code_block_survives_switching_away_and_back(fake, tmp_pa
     s = fake.scenario(reply="Look:\n\n```python\ndef f():\n    return 42\n```\n\ndone", token_delay=0.005)
     app = ChatplexApp(make_config(tmp_path, provider_for(s)))
     async with app.run_test(size=(100, 30)) as pilot:
+        await app.ready.wait()
         await type_and_send(pilot, "code please")
         first = app.current
         await until(pilot, lambda: status(app, first) is SessionStatus.WAITING)
@@ -123,6 +128,7 @@ async def test_escape_cancels_the_streaming_reply(fake, tmp_path):
     s = fake.scenario(reply="tok", forever=True, token_delay=0.01)
     app = ChatplexApp(make_config(tmp_path, provider_for(s)))
     async with app.run_test(size=(100, 30)) as pilot:
+        await app.ready.wait()
         await type_and_send(pilot, "go")
         await until(pilot, lambda: app.chat.replies and next(iter(app.chat.replies.values())).length > 0)
         assert app.composer.has_class("-busy")
@@ -136,6 +142,7 @@ async def test_sending_while_busy_queues_the_message(fake, tmp_path):
     s = fake.scenario(reply=" ".join(["x"] * 40), token_delay=0.005)
     app = ChatplexApp(make_config(tmp_path, provider_for(s)))
     async with app.run_test(size=(100, 30)) as pilot:
+        await app.ready.wait()
         await type_and_send(pilot, "one")
         await until(pilot, lambda: app.composer.has_class("-busy"))
         await type_and_send(pilot, "two")
@@ -149,6 +156,7 @@ async def test_session_keys_new_rename_delete_jump(fake, tmp_path):
     s = fake.scenario(reply="r")
     app = ChatplexApp(make_config(tmp_path, provider_for(s)))
     async with app.run_test(size=(100, 30)) as pilot:
+        await app.ready.wait()
         await pilot.press("ctrl+n")
         a = app.current
         await pilot.press("ctrl+n")
@@ -178,6 +186,7 @@ async def test_long_session_mounts_a_page_and_loads_older_on_scroll_up(tmp_path,
     await store.close()
     app = ChatplexApp(config)
     async with app.run_test(size=(100, 30)) as pilot:
+        await app.ready.wait()
         assert app.current == session.id
         assert len(app.chat.children) == PAGE
         assert app.chat.children[-1].message.content == "answer 149"
@@ -191,6 +200,7 @@ async def test_quit_leaves_running_replies_resumable(fake, tmp_path):
     config = make_config(tmp_path, provider_for(s))
     app = ChatplexApp(config)
     async with app.run_test(size=(100, 30)) as pilot:
+        await app.ready.wait()
         await type_and_send(pilot, "go")
         await until(pilot, lambda: app.chat.replies and next(iter(app.chat.replies.values())).length > 0)
         await pilot.press("ctrl+q")
@@ -207,6 +217,7 @@ async def test_unusable_database_shows_a_message_not_a_traceback(tmp_path, fake)
     config.db_path.write_bytes(b"definitely not sqlite" * 50)
     app = ChatplexApp(config)
     async with app.run_test(size=(100, 30)) as pilot:
+        await app.ready.wait()
         await pilot.pause()
         text = await shown(pilot)
         assert "cannot open its database" in text and "chatplex database (not SQLite)" in text, text
@@ -219,6 +230,7 @@ async def test_keys_can_be_remapped_and_palette_lists_commands(fake, tmp_path):
     config.keys = {"new_session": "ctrl+t"}
     app = ChatplexApp(config)
     async with app.run_test(size=(100, 30)) as pilot:
+        await app.ready.wait()
         await pilot.press("ctrl+t")
         assert app.current is not None
         titles = [c.title for c in app.get_system_commands(app.screen)]
@@ -231,6 +243,7 @@ async def test_pick_model_from_server_list(fake, tmp_path):
     s = fake.scenario(reply="r")
     app = ChatplexApp(make_config(tmp_path, provider_for(s)))
     async with app.run_test(size=(100, 30)) as pilot:
+        await app.ready.wait()
         await pilot.press("ctrl+n", "ctrl+l")
         from textual.widgets import OptionList
 
@@ -246,6 +259,7 @@ async def test_export_writes_markdown(fake, tmp_path):
     app = ChatplexApp(make_config(tmp_path, provider_for(s)))
     target = tmp_path / "out.md"
     async with app.run_test(size=(100, 30)) as pilot:
+        await app.ready.wait()
         await type_and_send(pilot, "the question")
         await until(pilot, lambda: app.current is not None and status(app, app.current) is SessionStatus.WAITING)
         await pilot.press("ctrl+s")
@@ -260,6 +274,7 @@ async def test_export_writes_markdown(fake, tmp_path):
 async def test_composer_enter_sends_ctrl_j_newline(fake, tmp_path):
     app = ChatplexApp(make_config(tmp_path, provider_for(fake.scenario())))
     async with app.run_test(size=(100, 30)) as pilot:
+        await app.ready.wait()
         composer = app.query_one(Composer)
         composer.focus()
         await pilot.press("a", "ctrl+j", "b")
@@ -270,6 +285,7 @@ async def test_retry_key_regenerates_a_failed_reply(fake, tmp_path):
     s = fake.scenario(reply="worked this time", faults=[Fault(status=500)])
     app = ChatplexApp(make_config(tmp_path, provider_for(s), max_attempts=1))
     async with app.run_test(size=(100, 30)) as pilot:
+        await app.ready.wait()
         await type_and_send(pilot, "try")
         await until(pilot, lambda: app.current is not None and status(app, app.current) is SessionStatus.ERROR)
         assert "HTTP 500" in await shown(pilot)
@@ -286,6 +302,7 @@ async def test_preemption_is_visible_in_the_sidebar(fake, tmp_path):
     slow = fake.scenario(reply=" ".join(f"w{i}" for i in range(200)), token_delay=0.01)
     app = ChatplexApp(make_config(tmp_path, provider_for(slow), workers=1))
     async with app.run_test(size=(100, 30)) as pilot:
+        await app.ready.wait()
         seen = []
         app.coord.bus.subscribe(lambda e: isinstance(e, SessionChanged) and seen.append(e.session))
         await type_and_send(pilot, "background essay")
@@ -307,6 +324,7 @@ async def test_quit_and_reopen_shows_the_same_transcripts(fake, tmp_path):
     config = make_config(tmp_path, provider_for(s))
     app = ChatplexApp(config)
     async with app.run_test(size=(100, 30)) as pilot:
+        await app.ready.wait()
         await type_and_send(pilot, "first chat")
         await until(pilot, lambda: app.current is not None and status(app, app.current) is SessionStatus.WAITING)
         await key(pilot, "ctrl+n")
@@ -328,6 +346,7 @@ async def test_search_finds_a_session_by_its_text_and_opens_it(fake, tmp_path):
     s = fake.scenario(reply="noted")
     app = ChatplexApp(make_config(tmp_path, provider_for(s)))
     async with app.run_test(size=(100, 30)) as pilot:
+        await app.ready.wait()
         await type_and_send(pilot, "the giraffe question")
         target = app.current
         await until(pilot, lambda: status(app, target) is SessionStatus.WAITING)
@@ -355,6 +374,7 @@ async def test_background_completion_rings_the_bell_only_when_enabled(fake, tmp_
         rings: list[int] = []
         app.bell = lambda: rings.append(1)  # type: ignore[method-assign]
         async with app.run_test(size=(100, 30)) as pilot:
+            await app.ready.wait()
             await type_and_send(pilot, "go")
             first = app.current
             await key(pilot, "ctrl+n")
@@ -369,6 +389,7 @@ async def test_reply_says_whether_it_is_queued_or_waiting_at_the_server(fake, tm
     slow = fake.scenario(reply="late answer", token_delay=1.5)
     app = ChatplexApp(make_config(tmp_path, provider_for(slow), workers=1))
     async with app.run_test(size=(100, 30)) as pilot:
+        await app.ready.wait()
         await type_and_send(pilot, "first")
         await until(pilot, lambda: bool(app.chat.replies))
         first = next(iter(app.chat.replies.values()))
@@ -396,6 +417,7 @@ async def test_switching_away_from_a_streaming_reply_leaves_no_stream_task_behin
         return sum(1 for t in asyncio.all_tasks() if not t.done() and "MarkdownStream._run" in repr(t.get_coro()))
 
     async with app.run_test(size=(100, 30)) as pilot:
+        await app.ready.wait()
         await type_and_send(pilot, "stream")
         first = app.current
         await until(pilot, lambda: bool(app.chat.replies))
@@ -416,6 +438,7 @@ async def test_updates_that_arrive_while_a_dialog_is_open_are_not_lost(fake, tmp
     slow = fake.scenario(reply=" ".join(f"w{i}" for i in range(20)), token_delay=0.02)
     app = ChatplexApp(make_config(tmp_path, provider_for(slow)))
     async with app.run_test(size=(100, 30)) as pilot:
+        await app.ready.wait()
         await type_and_send(pilot, "hello")
         sid = app.current
         await pilot.press("f1")  # help open while the reply streams and finishes
@@ -432,6 +455,7 @@ async def test_every_sidebar_row_is_exactly_two_lines(fake, tmp_path):
     s = fake.scenario(reply="答" * 80)
     app = ChatplexApp(make_config(tmp_path, provider_for(s)))
     async with app.run_test(size=(100, 30)) as pilot:
+        await app.ready.wait()
         titles = ["短", "这是一个非常非常长的中文标题，用来测试宽字符的截断是否正确", "x" * 200,
                   "emoji 🎉🎉🎉🎉🎉🎉🎉🎉🎉🎉🎉🎉🎉🎉🎉🎉", "tab\tand\nnewline\x1b[31m"]
         ids = [(await app.coord.create_session(t)).id for t in titles]

@@ -36,6 +36,7 @@ async def three_sessions(app, pilot):
 async def test_dashboard_tiles_navigation_and_open(fake, tmp_path):
     app = ChatplexApp(sessions_config(fake, tmp_path))
     async with app.run_test(size=(130, 36)) as pilot:
+        await app.ready.wait()
         ids = await three_sessions(app, pilot)
         await app.focus_session(ids["done"])
         await pilot.press("ctrl+o")
@@ -68,6 +69,7 @@ async def test_dashboard_tiles_navigation_and_open(fake, tmp_path):
 async def test_dashboard_says_interrupted(fake, tmp_path):
     app = ChatplexApp(sessions_config(fake, tmp_path, workers=1))
     async with app.run_test(size=(130, 36)) as pilot:
+        await app.ready.wait()
         c = app.coord
         essay = (await c.create_session("essay", provider="slow")).id
         await c.send(essay, "long")
@@ -99,6 +101,7 @@ async def test_queue_inspector_filters_and_actions(fake, tmp_path):
     config.providers["limited"] = provider_for(limited, "limited")
     app = ChatplexApp(config)
     async with app.run_test(size=(150, 36)) as pilot:
+        await app.ready.wait()
         ids = await three_sessions(app, pilot)
         c = app.coord
         _, _, queued = await c.send(ids["busy"], "waits for the reply before it")
@@ -175,6 +178,7 @@ async def test_dashboard_shows_the_most_recent_sessions_when_there_are_very_many
     monkeypatch.setattr(dashboard, "MAX_TILES", 3)
     app = ChatplexApp(make_config(tmp_path, provider_for(fake.scenario())))
     async with app.run_test(size=(130, 36)) as pilot:
+        await app.ready.wait()
         ids = [(await app.coord.create_session(f"s{i}")).id for i in range(5)]
         await until(pilot, lambda: len(app.sidebar.sessions) == 5)
         await pilot.press("ctrl+o")
@@ -187,6 +191,7 @@ async def test_dashboard_shows_the_most_recent_sessions_when_there_are_very_many
 async def test_pressing_the_key_again_does_not_stack_a_second_screen(fake, tmp_path):
     app = ChatplexApp(make_config(tmp_path, provider_for(fake.scenario())))
     async with app.run_test(size=(130, 36)) as pilot:
+        await app.ready.wait()
         await pilot.press("ctrl+o", "ctrl+o")
         assert isinstance(app.screen, DashboardScreen) and len(app.screen_stack) == 2
         await pilot.press("f3", "f3")
@@ -198,6 +203,7 @@ async def test_pressing_the_key_again_does_not_stack_a_second_screen(fake, tmp_p
 async def test_regenerating_a_good_reply_from_the_queue_asks_first(fake, tmp_path):
     app = ChatplexApp(make_config(tmp_path, provider_for(fake.scenario(reply="keep me"))))
     async with app.run_test(size=(150, 36)) as pilot:
+        await app.ready.wait()
         session = await app.coord.create_session("s")
         _, reply, job = await app.coord.send(session.id, "hi")
         await until(pilot, lambda: app.sidebar.sessions[session.id].status is SessionStatus.WAITING)

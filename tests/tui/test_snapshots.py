@@ -40,7 +40,7 @@ async def send(app, sid, text):
 
 def test_first_start_empty(snap_compare, fake, tmp_path):
     app = ChatplexApp(make_config(tmp_path, provider_for(fake.scenario())))
-    assert snap_compare(app, terminal_size=SIZE)
+    assert snap_compare(app, terminal_size=SIZE, run_before=lambda pilot: app.ready.wait())
 
 
 @pytest.mark.parametrize("size", [SIZE, (80, 24), (160, 48)], ids=["normal", "narrow", "wide"])
@@ -49,6 +49,7 @@ def test_conversation_with_markdown(snap_compare, fake, tmp_path, size):
     app = ChatplexApp(make_config(tmp_path, provider_for(s)))
 
     async def run_before(pilot):
+        await pilot.app.ready.wait()
         session = await app.coord.create_session("Greeting function")
         await app.focus_session(session.id)
         await send(app, session.id, "Write a greeting function in Python")
@@ -108,6 +109,7 @@ def test_every_session_state(snap_compare, fake, tmp_path, focus):
     app.fake_stall = fake.scenarios[max(fake.scenarios)]
 
     async def run_before(pilot):
+        await pilot.app.ready.wait()
         ids = await _every_state(app, pilot)
         if focus != "streaming":
             await app.focus_session(ids[focus])
@@ -121,6 +123,7 @@ def test_model_output_shown_literally(snap_compare, fake, tmp_path):
     app = ChatplexApp(make_config(tmp_path, provider_for(s)))
 
     async def run_before(pilot):
+        await pilot.app.ready.wait()
         session = await app.coord.create_session("Markup [b]title[/b]")
         await app.focus_session(session.id)
         await send(app, session.id, "[i]typed[/i] \x1b[2J")
@@ -134,6 +137,7 @@ def _with_session(fake, tmp_path, reply="Sure."):
     app = ChatplexApp(make_config(tmp_path, provider_for(fake.scenario(reply=reply))))
 
     async def setup(pilot):
+        await pilot.app.ready.wait()
         session = await app.coord.create_session("Trip planning")
         await app.focus_session(session.id)
         await send(app, session.id, "Plan a weekend in Lisbon")
@@ -148,6 +152,7 @@ def test_dialogs(snap_compare, fake, tmp_path, key):
     app, setup = _with_session(fake, tmp_path)
 
     async def run_before(pilot):
+        await pilot.app.ready.wait()
         await setup(pilot)
         await pilot.press(key)
         await pilot.pause()
@@ -162,6 +167,7 @@ def test_search_results(snap_compare, fake, tmp_path):
     app, setup = _with_session(fake, tmp_path)
 
     async def run_before(pilot):
+        await pilot.app.ready.wait()
         await setup(pilot)
         await pilot.press("ctrl+f", *"lisbon")
         await until(pilot, lambda: app.screen.query_one("#results").option_count == 1)
@@ -174,6 +180,7 @@ def test_sidebar_hidden(snap_compare, fake, tmp_path):
     app, setup = _with_session(fake, tmp_path)
 
     async def run_before(pilot):
+        await pilot.app.ready.wait()
         await setup(pilot)
         await pilot.press("ctrl+b")
 
@@ -188,7 +195,7 @@ def test_unusable_database_screen(snap_compare, fake, tmp_path, monkeypatch):
     config.db_path = Path("chatplex.db")
     config.db_path.write_bytes(b"not sqlite at all" * 10)
     app = ChatplexApp(config)
-    assert snap_compare(app, terminal_size=SIZE)
+    assert snap_compare(app, terminal_size=SIZE, run_before=lambda pilot: app.ready.wait())
 
 
 def test_cancelled_reply(snap_compare, fake, tmp_path):
@@ -196,6 +203,7 @@ def test_cancelled_reply(snap_compare, fake, tmp_path):
     app = ChatplexApp(make_config(tmp_path, provider_for(s)))
 
     async def run_before(pilot):
+        await pilot.app.ready.wait()
         session = await app.coord.create_session("Changed my mind")
         await app.focus_session(session.id)
         await send(app, session.id, "tell me a long story")
@@ -256,6 +264,7 @@ def test_dashboard_idle(snap_compare, fake, tmp_path):
     app, setup = _with_session(fake, tmp_path)
 
     async def run_before(pilot):
+        await pilot.app.ready.wait()
         await setup(pilot)
         await pilot.press("ctrl+o")
         await pilot.pause()
@@ -271,6 +280,7 @@ def test_dashboard_busy(snap_compare, fake, tmp_path, monkeypatch):
     monkeypatch.setattr(dashboard, "clock", lambda: 1000.0)  # elapsed and tok/s are fixed
 
     async def run_before(pilot):
+        await pilot.app.ready.wait()
         await _background(app, pilot, stalls)
         for rj in app.coord.running():
             rj.started, rj.first_token = 1000.0 - 12, 1000.0 - 0.5
@@ -295,6 +305,7 @@ def test_queue_inspector(snap_compare, fake, tmp_path, monkeypatch):
     monkeypatch.setattr(queue, "wallclock", lambda: now + 1)
 
     async def run_before(pilot):
+        await pilot.app.ready.wait()
         await _background(app, pilot, stalls)
         await pilot.press("f3")
         await until(pilot, lambda: isinstance(app.screen, queue.QueueScreen) and len(app.screen.jobs) == 6)

@@ -6,6 +6,7 @@ coordinator's events, so replies keep streaming whichever screen is shown.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import re
 import time
@@ -91,6 +92,9 @@ class ChatplexApp(App[None]):
         self.current: int | None = None
         self._token_times: collections.deque[float] = collections.deque()
         self._reloading = False
+        # Set once the coordinator runs and the first session is shown. Textual calls a test's
+        # pilot (and a snapshot's run_before) before the app's on_mount has finished.
+        self.ready = asyncio.Event()
 
     # ---------------------------------------------------------------- layout
     def compose(self) -> ComposeResult:
@@ -132,6 +136,12 @@ class ChatplexApp(App[None]):
 
     # ---------------------------------------------------------------- life cycle
     async def on_mount(self) -> None:
+        try:
+            await self._start()
+        finally:
+            self.ready.set()
+
+    async def _start(self) -> None:
         if self.config.keys:
             self.set_keymap(self.config.keys)
         self.chat.retry_key = self._key_for("retry")
