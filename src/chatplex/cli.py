@@ -23,8 +23,16 @@ EXIT_FAIL, EXIT_USAGE = 1, 2
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="chatplex", description="Many LLM chats at once, in the terminal. "
-                                "With no command, opens the full-screen app.")
+    p = argparse.ArgumentParser(
+        prog="chatplex", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Many LLM chats at once, in the terminal. With no command, opens the full-screen app.",
+        epilog="examples:\n"
+               "  chatplex send \"summarise RFC 9110 in one line\"\n"
+               "  echo \"translate: bonjour\" | chatplex send --session 3 -\n"
+               "  chatplex send --no-wait \"long job\" && chatplex worker --until-idle\n"
+               "  chatplex export 3 --format json -o chat.json\n"
+               "  chatplex doctor\n"
+               "every command takes --json (export: --format json); bad input exits with code 2")
     p.add_argument("--db", type=Path, help="database file (default: $CHATPLEX_DB or the user data dir)")
     p.add_argument("--config", type=Path, help="config.toml (default: $CHATPLEX_CONFIG or the user config dir)")
     p.add_argument("--log-level", help="DEBUG, INFO, WARNING… (default: $CHATPLEX_LOG or INFO)")
@@ -43,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--workers", type=int, help="number of workers (default: from config)")
     w.add_argument("--until-idle", action="store_true",
                    help="exit once no job is queued or running (in any process)")
+    w.add_argument("--json", action="store_true", help="print a JSON summary of the replies done on exit")
 
     ls = sub.add_parser("sessions", help="list sessions with status, unread count and last activity")
     ls.add_argument("--json", action="store_true", help="print JSON for scripts")
@@ -193,18 +202,26 @@ async def cmd_worker(config: Config, args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    if args.until_idle:
-        def on_event(event: object) -> None:
-            if (isinstance(event, QueueStatsChanged) and event.workers_busy == 0
-                    and event.stats.count(JobState.QUEUED) + event.stats.count(JobState.RUNNING) == 0):
-                stop.set()
+    done: dict[str, int] = {}
 
-        coord.bus.subscribe(on_event)
+    def on_event(event: object) -> None:
+        if isinstance(event, ReplyFinished):  # what this worker got done, for the summary
+            done[event.message.state.value] = done.get(event.message.state.value, 0) + 1
+        elif (args.until_idle and isinstance(event, QueueStatsChanged) and event.workers_busy == 0
+                and event.stats.count(JobState.QUEUED) + event.stats.count(JobState.RUNNING) == 0):
+            stop.set()
+
+    coord.bus.subscribe(on_event)
     await coord.start()
     print(f"chatplex worker: {coord.workers_total} workers on {config.db_path}; Ctrl+C stops",
           file=sys.stderr, flush=True)
     await stop.wait()
     await coord.stop()
+    summary = {"complete": done.get("complete", 0), "error": done.get("error", 0),
+               "interrupted": done.get("interrupted", 0)}
+    print(json.dumps(summary) if args.json else
+          f"chatplex worker: {summary['complete']} replies done, {summary['error']} failed, "
+          f"{summary['interrupted']} interrupted (resumable)", file=sys.stdout if args.json else sys.stderr)
     return 0
 
 

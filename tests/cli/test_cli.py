@@ -99,7 +99,7 @@ def test_jobs_list_stats_cancel_retry(cx):
     assert js(cx("jobs", "--state", "cancelled", "--json"))[0]["id"] == jobs[0]["id"]
     retried = js(cx("jobs", "retry", str(jobs[0]["id"]), "--json"))
     assert js(cx("jobs", "--state", "queued", "--json"))[0]["id"] == retried["job"]
-    cx("worker", "--until-idle")
+    assert js(cx("worker", "--until-idle", "--json")) == {"complete": 1, "error": 0, "interrupted": 0}
     assert js(cx("show", "queued one", "--json"))["messages"][1]["content"] == "Hello from the test server."
     assert "succeeded/LOW" in cx("jobs", "stats").stdout
 
