@@ -293,20 +293,19 @@ def test_dashboard_busy(snap_compare, fake, tmp_path, monkeypatch):
 
 
 def test_queue_inspector(snap_compare, fake, tmp_path, monkeypatch):
-    import time
-
     from chatplex.tui.screens import queue
 
     config, stalls = _background_config(fake, tmp_path)
     app = ChatplexApp(config)
     # durations are wall-clock noise in a picture: fixed here (their format has its own test)
     monkeypatch.setattr(queue, "duration", lambda seconds: "2s")
-    now = time.time()
-    monkeypatch.setattr(queue, "wallclock", lambda: now + 1)
 
     async def run_before(pilot):
         await pilot.app.ready.wait()
-        await _background(app, pilot, stalls)
+        ids = await _background(app, pilot, stalls)
+        scheduled = next(j for j in await app.coord.jobs() if j.session_id == ids["Rate limited"])
+        # "now" 110 s before the retry, however long the setup took: it reads "in 2m"
+        monkeypatch.setattr(queue, "wallclock", lambda: scheduled.run_after - 110)
         await pilot.press("f3")
         await until(pilot, lambda: isinstance(app.screen, queue.QueueScreen) and len(app.screen.jobs) == 6)
         await pilot.pause()
