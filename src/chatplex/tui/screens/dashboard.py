@@ -90,7 +90,7 @@ class Tile(Static):
         self.last: str | None = None
 
     def show(self, content: Content) -> None:
-        if content.plain != self.last or self.last is None:
+        if content.plain != self.last:
             self.last = content.plain
             self.update(content)
 

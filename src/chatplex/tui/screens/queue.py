@@ -129,14 +129,16 @@ class QueueScreen(Screen[None]):
         key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
         return int(key.value) if key.value is not None else None
 
+    def selected_job(self) -> Job | None:
+        return self.jobs.get(self.selected_id() or -1)
+
     async def action_filter(self) -> None:
         self.state = FILTERS[(FILTERS.index(self.state) + 1) % len(FILTERS)]
         await self.reload()
 
     @work(exclusive=True, group="queue-action")
     async def action_cancel_job(self) -> None:
-        job = self.jobs.get(self.selected_id() or -1)
-        if job is None:
+        if (job := self.selected_job()) is None:
             return
         if job.state not in (JobState.QUEUED, JobState.RUNNING):
             self.notify(f"Job {job.id} is {job.state.value}; nothing to cancel", severity="warning")
@@ -147,8 +149,7 @@ class QueueScreen(Screen[None]):
 
     @work(exclusive=True, group="queue-action")
     async def action_retry_job(self) -> None:
-        job = self.jobs.get(self.selected_id() or -1)
-        if job is None:
+        if (job := self.selected_job()) is None:
             return
         if job.state is JobState.RUNNING:
             self.notify(f"Job {job.id} is running", severity="warning")
@@ -163,8 +164,7 @@ class QueueScreen(Screen[None]):
         await self.reload()
 
     async def action_priority(self, name: str) -> None:
-        job = self.jobs.get(self.selected_id() or -1)
-        if job is None:
+        if (job := self.selected_job()) is None:
             return
         if job.state is not JobState.QUEUED:
             self.notify(f"Only queued jobs change priority (job {job.id} is {job.state.value})", severity="warning")
