@@ -30,6 +30,15 @@ async def until(pilot, condition: Callable[[], bool], timeout: float = 15.0) -> 
         await asyncio.sleep(0.02)  # the app runs in this loop; pilot.pause would wait for idle
 
 
+async def dialog(pilot, key: str) -> None:
+    """Press a key whose dialog opens from a worker, and return once the dialog is in front
+    with its focus set: keys typed before that would go to the screen behind it."""
+    from textual.screen import ModalScreen
+
+    await pilot.press(key)
+    await until(pilot, lambda: isinstance(pilot.app.screen, ModalScreen) and pilot.app.screen.focused is not None)
+
+
 def still(monkeypatch) -> None:
     """No animation: spinner frames and the tokens/s clock would make snapshots vary."""
     from chatplex.tui.app import ChatplexApp

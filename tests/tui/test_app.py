@@ -9,7 +9,7 @@ from chatplex.tui.widgets.chat import PAGE, ReplyMessage, UserMessage
 from chatplex.tui.widgets.composer import Composer
 from tests.conftest import make_config, provider_for
 from tests.fakeserver import Fault
-from tests.tui.conftest import until
+from tests.tui.conftest import dialog, until
 
 
 async def shown(pilot) -> str:
@@ -162,12 +162,12 @@ async def test_session_keys_new_rename_delete_jump(fake, tmp_path):
         await pilot.press("ctrl+n")
         b = app.current
         assert a != b and app.sidebar.order[0] == b
-        await pilot.press("f2")
+        await dialog(pilot, "f2")
         await pilot.press(*"Plans", "enter")
         await until(pilot, lambda: app.sidebar.sessions[b].title == "Plans")
         await pilot.press("alt+2")
         assert app.current == a
-        await pilot.press("f8")
+        await dialog(pilot, "f8")
         await pilot.press("y")
         await until(pilot, lambda: a not in app.sidebar.sessions)
         assert app.current == b
@@ -262,8 +262,7 @@ async def test_export_writes_markdown(fake, tmp_path):
         await app.ready.wait()
         await type_and_send(pilot, "the question")
         await until(pilot, lambda: app.current is not None and status(app, app.current) is SessionStatus.WAITING)
-        await pilot.press("ctrl+s")
-        await pilot.pause()
+        await dialog(pilot, "ctrl+s")
         app.screen.query_one("#value").value = str(target)
         await pilot.press("enter")
         await until(pilot, lambda: target.exists())
@@ -334,7 +333,7 @@ async def test_quit_and_reopen_shows_the_same_transcripts(fake, tmp_path):
         await pilot.press("ctrl+q")
     again = ChatplexApp(config)
     async with again.run_test(size=(100, 30)) as pilot:
-        await pilot.pause()
+        await again.ready.wait()
         assert {sid: s.title for sid, s in again.sidebar.sessions.items()} == before
         text = await shown(pilot)
         assert "second chat" in text and "kept forever" in text
@@ -354,7 +353,7 @@ async def test_search_finds_a_session_by_its_text_and_opens_it(fake, tmp_path):
         await type_and_send(pilot, "something else")
         other = app.current
         assert other != target
-        await pilot.press("ctrl+f")
+        await dialog(pilot, "ctrl+f")
         await pilot.press(*"giraffe")
         from textual.widgets import OptionList
 
@@ -474,3 +473,30 @@ async def test_every_sidebar_row_is_exactly_two_lines(fake, tmp_path):
             await pilot.press("enter")
             await until(pilot, lambda sid=sid: app.current == sid)
             sidebar.focus()
+
+
+async def test_a_reply_finishing_before_its_stream_task_ran_shows_all_its_text(fake, tmp_path):
+    """The interleaving behind a rare hang: the reply widget's own task creates its Markdown
+    stream, and before that stream's task first runs, the app's task handles ReplyFinished
+    and stops it. `MarkdownStream.stop()` then raised the stream's CancelledError into the
+    app's message loop, which ended it silently: no further event was shown."""
+    from dataclasses import replace
+
+    from textual.widgets import Markdown
+
+    from chatplex.core.models import Message, Role
+
+    app = ChatplexApp(make_config(tmp_path, provider_for(fake.scenario())))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await app.ready.wait()
+        streaming = Message(id=7, session_id=1, role=Role.ASSISTANT, content="", state=MessageState.STREAMING)
+        reply = ReplyMessage(streaming, "m")
+        await app.chat.mount(reply)
+        await pilot.pause()
+        reply.append("Hello ", 0)
+        reply._pending = []  # as if its own task had just taken the text into a new stream…
+        reply._stream = Markdown.get_stream(reply._markdown)  # …whose task has not run yet
+        await reply.finish(replace(streaming, content="Hello world", state=MessageState.COMPLETE))
+        await pilot.pause()
+        assert reply.query_one(Markdown).source == "Hello world"
+        assert "Hello world" in "\n".join(s.text for s in app.screen._compositor.render_strips())

@@ -14,7 +14,7 @@ from chatplex.core.models import MessageState, SessionStatus
 from chatplex.tui.app import ChatplexApp
 from tests.conftest import make_config, provider_for
 from tests.fakeserver import Fault
-from tests.tui.conftest import still, until
+from tests.tui.conftest import dialog, still, until
 
 SIZE = (110, 32)
 
@@ -169,7 +169,8 @@ def test_search_results(snap_compare, fake, tmp_path):
     async def run_before(pilot):
         await pilot.app.ready.wait()
         await setup(pilot)
-        await pilot.press("ctrl+f", *"lisbon")
+        await dialog(pilot, "ctrl+f")
+        await pilot.press(*"lisbon")
         await until(pilot, lambda: app.screen.query_one("#results").option_count == 1)
         await pilot.pause()
 

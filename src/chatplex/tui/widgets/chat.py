@@ -8,6 +8,7 @@ the whole reply per token.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 
@@ -41,6 +42,7 @@ class ReplyMessage(Vertical):
         self._text: list[str] = [message.content]
         self.length = len(message.content)
         self._stream: MarkdownStream | None = None
+        self._stream_lock = asyncio.Lock()  # _flush runs in this widget's task, finish in the app's
         self._pending: list[str] = []
         self.started_at: float | None = None  # time.monotonic() when a worker took it
 
@@ -97,7 +99,7 @@ class ReplyMessage(Vertical):
         if self._stream is not None:
             stream, self._stream = self._stream, None
             with contextlib.suppress(Exception):
-                await stream.stop()
+                await _stop(stream)
 
     def tick(self) -> None:
         """Once a second: keep the 'waiting for the model… Ns' count going."""
@@ -134,6 +136,10 @@ class ReplyMessage(Vertical):
             self.call_later(self._flush)
 
     async def _flush(self) -> None:
+        async with self._stream_lock:
+            await self._write_pending()
+
+    async def _write_pending(self) -> None:
         if not self._pending:
             return
         if self._markdown is None:
@@ -144,23 +150,38 @@ class ReplyMessage(Vertical):
             self._stream = Markdown.get_stream(self._markdown)
         await self._stream.write(text)
 
-    async def _stop_stream(self) -> None:
-        await self._flush()
-        if self._stream is not None:
-            await self._stream.stop()
-            self._stream = None
+    async def _stop_stream(self) -> bool:
+        """Write what is pending and end the stream; False if the stream lost text."""
+        async with self._stream_lock:  # never stop the stream between its creation and first run
+            await self._write_pending()
+            stream, self._stream = self._stream, None
+            return stream is None or await _stop(stream)
 
     async def finish(self, message: Message) -> None:
         if self._markdown is None:  # not composed yet: compose will show the final text
             self._pending, self.message = [], message
             self._text, self.length = [message.content], len(message.content)
             return
-        await self._stop_stream()
+        shown_all = await self._stop_stream()
         self.message = message
-        if self.text != message.content:
+        if not shown_all or self.text != message.content:
             self._text, self.length = [message.content], len(message.content)
             await self._markdown.update(visible(message.content))
         self._show_state()
+
+
+async def _stop(stream: MarkdownStream) -> bool:
+    """`MarkdownStream.stop()`, except that a stream task cancelled before it first ran
+    re-raises its CancelledError into the caller — which would end the app's message loop
+    if the caller is a handler. Returns False in that case (its pending text was not shown)."""
+    try:
+        await stream.stop()
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():  # we are the one being cancelled
+            raise
+        return False
+    return True
 
 
 class ChatView(VerticalScroll):
