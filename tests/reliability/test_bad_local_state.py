@@ -3,6 +3,7 @@ toast in the app) and never overwrites or deletes the user's data."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import subprocess
@@ -168,15 +169,17 @@ def test_missing_api_key_variable_names_it(fake, tmp_path):
     assert b'"status": "error"' in listed.stdout  # the message is kept; retry once the key is set
 
 
-async def test_database_locked_by_another_process_is_a_clear_error(tmp_path):
+async def test_database_locked_by_another_process_is_a_clear_error(tmp_path, monkeypatch):
     """Another process holding the write lock longer than the busy timeout (e.g. a VACUUM)."""
     import sqlite3
+
+    from chatplex.core import store as store_module
 
     store = await Store.open(tmp_path / "c.db")
     await store.create_session("kept", "p", "m")
     holder = sqlite3.connect(tmp_path / "c.db", isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")
-    await store._w._execute(lambda: store._w._conn.execute("PRAGMA busy_timeout=100"))  # no need to wait 5 s
+    monkeypatch.setattr(store_module, "BUSY_TIMEOUT_MS", 100)  # no need to wait 5 s
     try:
         with pytest.raises(StoreError, match="locked by another process"):
             await store.create_session("new", "p", "m")
@@ -185,4 +188,24 @@ async def test_database_locked_by_another_process_is_a_clear_error(tmp_path):
         holder.close()
     await store.create_session("after", "p", "m")
     assert [s.title for s in await store.list_sessions()] == ["after", "kept"]
+    await store.close()
+
+
+async def test_a_write_waiting_for_another_process_does_not_freeze_the_app(tmp_path):
+    """Writes run on the event loop only when the lock is free; one that must wait for another
+    process's transaction waits in the writer thread while the app keeps running, then lands."""
+    import sqlite3
+
+    store = await Store.open(tmp_path / "c.db")
+    holder = sqlite3.connect(tmp_path / "c.db", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    holder.execute("INSERT INTO sessions(title, provider, model, created_at, updated_at) VALUES ('other', 'p', 'm', 1, 1)")
+    write = asyncio.create_task(store.create_session("mine", "p", "m"))
+    for _ in range(100):  # the loop keeps turning; a write stuck on the loop would block it until it failed
+        await asyncio.sleep(0)
+    assert not write.done()
+    holder.execute("COMMIT")
+    holder.close()
+    assert (await write).title == "mine"
+    assert sorted(s.title for s in await store.list_sessions()) == ["mine", "other"]
     await store.close()
