@@ -132,6 +132,7 @@ def m001_initial(db: Conn) -> None:
 SCHEMA_VERSION = len(MIGRATIONS)
 BUSY_TIMEOUT_MS = 5000  # how long a write waits for another process's transaction
 CHECKPOINT_EVERY = 200  # commits (~1,000–2,000 WAL pages) between checkpoints
+BIG_TEXT = 256 * 1024  # characters: a write carrying more runs in the writer thread
 _ACTIVE = "('queued', 'running')"
 
 
@@ -333,7 +334,7 @@ class Store:
             db.execute("DELETE FROM sessions WHERE id=?", (sid,))
             return running
 
-        return await self.write(tx)
+        return await self.write(tx, big=True)  # cascades over all its messages
 
     async def get_session(self, sid: int) -> Session | None:
         return await self.read(get_session, sid)
@@ -404,7 +405,7 @@ class Store:
             return (get_message(db, user_id), get_message(db, reply_id), get_job(db, job_id),  # type: ignore[return-value]
                     get_session(db, sid))
 
-        return await self.write(tx)
+        return await self.write(tx, big=len(text) > BIG_TEXT)
 
     async def requeue_reply(self, mid: int, priority: Priority, max_attempts: int) -> tuple[Job, Message, Session]:
         """A fresh job for an assistant message (the user asked to retry it)."""
@@ -487,7 +488,7 @@ class Store:
             if text:
                 db.execute(APPEND_SQL, (text, now, job_id))
 
-        await self.write(tx)
+        await self.write(tx, big=len(text) > BIG_TEXT)
 
     async def finish(self, job_id: int, owner: str, outcome: str, text: str, *, error: str | None = None,
                      run_after: float = 0.0, unread: bool = False, usage: tuple[int | None, int | None] = (None, None),
@@ -530,7 +531,7 @@ class Store:
                 _settle_status(db, job.session_id, now, status, **extra)
             return get_job(db, job_id), get_message(db, job.message_id), get_session(db, job.session_id)  # type: ignore[return-value]
 
-        return await self.write(tx)
+        return await self.write(tx, big=len(text) > BIG_TEXT)
 
     # ------------------------------------------------------------ jobs: the user's side
     async def cancel(self, job_id: int) -> tuple[Job, Message, Session] | None:
@@ -611,7 +612,7 @@ class Store:
             return db.execute("DELETE FROM jobs WHERE state IN ('succeeded','failed','cancelled')"
                               " AND finished_at < ?", (cutoff,)).rowcount
 
-        return await self.write(tx)
+        return await self.write(tx, big=True)
 
     async def prune_sessions(self, older_than: float) -> int:
         """Delete sessions (with their messages) untouched for `older_than` seconds and with
@@ -622,7 +623,7 @@ class Store:
                               " WHERE jobs.session_id=sessions.id AND state IN ('queued','running'))",
                               (cutoff,)).rowcount
 
-        return await self.write(tx)
+        return await self.write(tx, big=True)
 
     async def import_session(self, session: dict[str, Any], messages: list[dict[str, Any]]) -> Session:
         """One transaction: the session and all its messages, or nothing."""
@@ -641,7 +642,7 @@ class Store:
             assert found is not None
             return found
 
-        return await self.write(tx)
+        return await self.write(tx, big=True)
 
     async def vacuum(self) -> tuple[int, int]:
         """VACUUM (outside a transaction); returns the file size before and after."""
