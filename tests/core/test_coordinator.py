@@ -242,8 +242,23 @@ async def test_deltas_are_written_coalesced_not_per_token(fake, tmp_path, coordi
     await rec.wait(finished(reply.id))
     seconds = loop.time() - t0
     writes = coord.store.writes - before
-    assert len([e for e in rec.of(ReplyDelta) if e.message_id == reply.id]) == 200
     assert writes <= seconds / 0.1 + 2, (writes, seconds)
+    # not on screen: its deltas go out coalesced at the flush beat, none lost
+    deltas = [e for e in rec.of(ReplyDelta) if e.message_id == reply.id]
+    assert sum(e.tokens for e in deltas) == 200 and len(deltas) <= seconds / 0.1 + 2
+    assert "".join(e.text for e in deltas) == " ".join(["t"] * 200)
+
+
+async def test_the_focused_session_gets_every_token_as_it_comes(fake, tmp_path, coordinators):
+    s = fake.scenario(reply=" ".join(["t"] * 200), token_delay=0.002)
+    coord, rec = await coordinators(make_config(tmp_path, provider_for(s)), workers=1)
+    session = await coord.create_session()
+    await coord.focus(session.id)
+    _, reply, _ = await coord.send(session.id, "x")
+    await rec.wait(finished(reply.id))
+    deltas = [e for e in rec.of(ReplyDelta) if e.message_id == reply.id]
+    assert len(deltas) == 200 and all(e.tokens == 1 for e in deltas)
+    assert [e.offset for e in deltas] == [sum(len(d.text) for d in deltas[:i]) for i in range(200)]
 
 
 async def test_graceful_stop_then_restart_resumes(fake, tmp_path, coordinators):

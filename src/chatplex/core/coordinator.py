@@ -52,8 +52,10 @@ class Running:
     reason: str | None = None  # why it was interrupted: preempt | cancel | shutdown | lease_lost
     chunks: list[str] = field(default_factory=list)  # everything streamed so far
     flushed: int = 0  # how many chunks are in the database
+    published: int = 0  # how many chunks went out as ReplyDelta events
+    published_length: int = 0  # their characters
+    last_write: float = field(default_factory=time.monotonic)
     tokens: int = 0
-    length: int = 0  # characters streamed so far
     first_token: float | None = None
     usage: tuple[int | None, int | None] = (None, None)
     finish_reason: str | None = None
@@ -87,7 +89,9 @@ class Coordinator:
         self._running: dict[int, Running] = {}
         self._idle = 0
         self._claim_lock = asyncio.Lock()
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks: list[asyncio.Task[None]] = []  # the workers
+        self._background: list[asyncio.Task[None]] = []  # watch, flush
+        self.tokens_streamed = 0  # by this process's workers, since start (the status bar's tokens/s)
         self._stats_task: asyncio.Task[None] | None = None
         self._stats_dirty = False
         self._stopping = False
@@ -103,7 +107,8 @@ class Coordinator:
         for job, message, session in await self.queue.recover():
             self._publish_finished(job, message, session)
         self._tasks = [asyncio.create_task(self._worker(n), name=f"worker-{n}") for n in range(self.workers_total)]
-        self._tasks.append(asyncio.create_task(self._watch(), name="watch"))
+        self._background = [asyncio.create_task(self._watch(), name="watch"),
+                            asyncio.create_task(self._flush_loop(), name="flush")]
         self._touch_stats()
         log.info("started %d workers as %s", self.workers_total, self.queue.owner)
 
@@ -113,14 +118,14 @@ class Coordinator:
         for rj in list(self._running.values()):
             rj.interrupt("shutdown")
         self.queue.notify()
-        workers, watch = self._tasks[:-1], self._tasks[-1:]
-        for task in watch:
-            task.cancel()
-        if workers:
-            done, pending = await asyncio.wait(workers, timeout=10)
+        watch, flush = self._background or (None, None)
+        if watch:
+            watch.cancel()
+        if self._tasks:
+            done, pending = await asyncio.wait(self._tasks, timeout=10)
             for task in pending:
                 task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._tasks, *self._background, return_exceptions=True)  # flush ends by itself
         if self._stats_task:
             self._stats_task.cancel()
         for provider in self._providers.values():
@@ -352,7 +357,8 @@ class Coordinator:
             else:
                 if rj.reason is None:
                     rj.task = asyncio.create_task(self._pump(provider, request, rj))
-                    await self._follow(rj)
+                    await asyncio.wait({rj.task})  # meanwhile _flush_loop writes and publishes its text
+                self._publish_delta(rj)
                 result = await self._settle(rj)
         except LeaseLost:
             wlog.warning("job %d: lease lost (cancelled elsewhere or taken over); reply not written", job.id)
@@ -372,30 +378,54 @@ class Coordinator:
                     rj.first_token = time.monotonic()
                 rj.chunks.append(event.text)
                 rj.tokens += 1
-                self.bus.publish(ReplyDelta(rj.session.id, rj.job.message_id, event.text, rj.length))
-                rj.length += len(event.text)
+                self.tokens_streamed += 1
+                if rj.session.id == self.focused:
+                    self._publish_delta(rj)
             elif isinstance(event, Usage):
                 rj.usage = (event.prompt_tokens, event.completion_tokens)
             elif isinstance(event, Finish):
                 rj.finish_reason = event.reason
 
-    async def _follow(self, rj: Running) -> None:
-        """While the stream runs: write new text every FLUSH_INTERVAL, keep the lease alive."""
-        assert rj.task is not None
-        last_write = time.monotonic()
-        while True:
-            done, _ = await asyncio.wait({rj.task}, timeout=FLUSH_INTERVAL)
-            if done:
-                return
-            if len(rj.chunks) > rj.flushed or time.monotonic() - last_write > self.queue.lease / 3:
-                try:
-                    await self.queue.heartbeat(rj.job, rj.take())
-                except LeaseLost:
+    def _publish_delta(self, rj: Running) -> None:
+        """Publish what `rj` streamed since its last ReplyDelta, as one event: at once for the
+        session the user looks at, every FLUSH_INTERVAL for the others (the sidebar and the
+        dashboard do not need each token, and at 50 streams one event per token cost ~7 %
+        of throughput — B4)."""
+        start = rj.published
+        if start == len(rj.chunks):
+            return
+        text = rj.chunks[start] if start + 1 == len(rj.chunks) else "".join(rj.chunks[start:])
+        rj.published = len(rj.chunks)
+        offset, rj.published_length = rj.published_length, rj.published_length + len(text)
+        self.bus.publish(ReplyDelta(rj.session.id, rj.job.message_id, text, offset, rj.published - start))
+
+    async def _flush_loop(self) -> None:
+        """Every FLUSH_INTERVAL: the new text of every running reply, and their lease
+        extensions, in one transaction (not one per stream: 50 streams made 500 writes a
+        second); the background sessions' deltas go out at the same beat."""
+        while not self._stopping:
+            await asyncio.sleep(FLUSH_INTERVAL)
+            now = time.monotonic()
+            batch = []
+            for rj in list(self._running.values()):
+                if rj.task is None or rj.task.done():
+                    continue  # its worker writes the end itself
+                self._publish_delta(rj)
+                if len(rj.chunks) > rj.flushed or now - rj.last_write > self.queue.lease / 3:
+                    batch.append(rj)
+            if not batch:
+                continue
+            # taken now, written in lock order: a reply's final write always comes after
+            items = [(rj.job.id, rj.take()) for rj in batch]
+            try:
+                lost = await self.queue.heartbeat_many(items)
+            except Exception:  # disk full, locked too long: the final write tries again
+                wlog.exception("writing streamed text failed")
+                continue
+            for rj in batch:
+                rj.last_write = now
+                if rj.job.id in lost:
                     rj.interrupt("lease_lost")
-                    with contextlib.suppress(BaseException):
-                        await rj.task
-                    raise
-                last_write = time.monotonic()
 
     async def _settle(self, rj: Running) -> Finished | None:
         """Write how the run ended, with the text not yet flushed."""

@@ -50,6 +50,7 @@ class ReplyDelta:
     message_id: int
     text: str
     offset: int = 0
+    tokens: int = 1  # stream events merged into this one
 
 
 @dataclass(frozen=True, slots=True)

@@ -109,6 +109,10 @@ class JobQueue:
         """Persist streamed text and extend the lease; raises LeaseLost when it is gone."""
         await self.store.append(job.id, self.owner, text, self.lease)
 
+    async def heartbeat_many(self, items: Sequence[tuple[int, str]]) -> set[int]:
+        """`heartbeat` for several jobs (id, new text) in one write; returns the lost ones."""
+        return await self.store.append_many(self.owner, self.lease, items)
+
     async def complete(self, job: Job, text: str, *, unread: bool, usage: tuple[int | None, int | None],
                        finish_reason: str | None) -> Finished:
         done = await self.store.finish(job.id, self.owner, "succeeded", text, unread=unread,

@@ -478,17 +478,26 @@ class Store:
 
     async def append(self, job_id: int, owner: str, text: str, lease: float) -> None:
         """Write streamed text and extend the lease; raises LeaseLost if the job is not ours."""
+        if job_id in await self.append_many(owner, lease, [(job_id, text)]):
+            raise LeaseLost(job_id)
 
-        def tx(db: Conn) -> None:
+    async def append_many(self, owner: str, lease: float, items: Sequence[tuple[int, str]]) -> set[int]:
+        """`append` for several running jobs in one transaction. Returns the jobs that are not
+        ours any more (cancelled, or taken over after a lease expired): their text is dropped."""
+
+        def tx(db: Conn) -> set[int]:
             now = time.time()
-            cur = db.execute("UPDATE jobs SET lease_expires_at=? WHERE id=? AND lease_owner=? AND state='running'",
-                             (now + lease, job_id, owner))
-            if cur.rowcount != 1:
-                raise LeaseLost(job_id)
-            if text:
-                db.execute(APPEND_SQL, (text, now, job_id))
+            lost = set()
+            for job_id, text in items:
+                cur = db.execute("UPDATE jobs SET lease_expires_at=? WHERE id=? AND lease_owner=? AND state='running'",
+                                 (now + lease, job_id, owner))
+                if cur.rowcount != 1:
+                    lost.add(job_id)
+                elif text:
+                    db.execute(APPEND_SQL, (text, now, job_id))
+            return lost
 
-        await self.write(tx, big=len(text) > BIG_TEXT)
+        return await self.write(tx, big=sum(len(text) for _, text in items) > BIG_TEXT)
 
     async def finish(self, job_id: int, owner: str, outcome: str, text: str, *, error: str | None = None,
                      run_after: float = 0.0, unread: bool = False, usage: tuple[int | None, int | None] = (None, None),

@@ -90,7 +90,7 @@ class ChatplexApp(App[None]):
         self.config = config
         self.coordinator: Coordinator | None = coordinator
         self.current: int | None = None
-        self._token_times: collections.deque[float] = collections.deque()
+        self._token_counts: collections.deque[tuple[float, int]] = collections.deque()  # (when, tokens so far)
         self._reloading = False
         # Set once the coordinator runs and the first session is shown. Textual calls a test's
         # pilot (and a snapshot's run_before) before the app's on_mount has finished.
@@ -229,12 +229,10 @@ class ChatplexApp(App[None]):
     # ---------------------------------------------------------------- coordinator events
     def _from_core(self, event: Event) -> None:
         """Coordinator events become app messages, except the deltas of sessions not on
-        screen: those only count for tokens/s (with 20 streams, they would be 95 % of the
-        app's queue and keys would wait behind them — B5)."""
-        if isinstance(event, ReplyDelta):
-            self._token_times.append(time.monotonic())
-            if event.session_id != self.current:
-                return
+        screen (with 20 streams, they would fill the app's queue and keys would wait behind
+        them — B5)."""
+        if isinstance(event, ReplyDelta) and event.session_id != self.current:
+            return
         self.post_message(CoreEvent(event))
 
     async def on_core_event(self, message: CoreEvent) -> None:
@@ -302,13 +300,18 @@ class ChatplexApp(App[None]):
             self._reloading = False
 
     def _tick(self) -> None:
-        now = time.monotonic()
-        while self._token_times and self._token_times[0] < now - 3:
-            self._token_times.popleft()
-        self.status.set(tokens_per_s=len(self._token_times) / 3, workers=(self.coord.workers_busy,
-                                                                         self.coord.workers_total))
-        for reply in self.chat.replies.values():
-            reply.tick()
+        now, counts = time.monotonic(), self._token_counts
+        counts.append((now, self.coord.tokens_streamed))
+        while counts[0][0] < now - 3.5:  # a 3-second window
+            counts.popleft()
+        (then, before), (_, total) = counts[0], counts[-1]
+        try:
+            self.status.set(tokens_per_s=(total - before) / max(now - then, 1.0),
+                            workers=(self.coord.workers_busy, self.coord.workers_total))
+            for reply in self.chat.replies.values():
+                reply.tick()
+        except NoMatches:  # the main screen is gone (shutting down)
+            pass
 
     # ---------------------------------------------------------------- actions
     async def action_new_session(self) -> None:
