@@ -52,29 +52,33 @@ class AnthropicProvider(HttpProvider):
         stop: str | None = None
         stopped = False
         prompt_tokens: int | None = None
-        async for event in self._sse("/messages", self.body(request)):
-            if not event.data.strip():
-                continue
-            data = self._json(event)
-            if not isinstance(data, dict):
-                raise TransientError(f"{self.name}: unexpected data in the stream: {event.data[:80]!r}")
-            kind = data.get("type") or event.event
-            if kind == "content_block_delta":
-                delta = data.get("delta") or {}
-                if delta.get("type") == "text_delta" and delta.get("text"):
-                    yield TextDelta(delta["text"])
-            elif kind == "message_start":
-                prompt_tokens = input_tokens((data.get("message") or {}).get("usage") or {})
-            elif kind == "message_delta":
-                stop = (data.get("delta") or {}).get("stop_reason") or stop
-                usage = data.get("usage") or {}
-                if "output_tokens" in usage:
-                    yield Usage(input_tokens(usage) or prompt_tokens, usage["output_tokens"])
-            elif kind == "message_stop":
-                stopped = True
-                break
-            elif kind == "error":
-                raise stream_error(self.name, data.get("error"))
+        async with self._sse("/messages", self.body(request)) as (reads, decode):
+            async for text in reads:
+                for event in decode(text):
+                    if not event.data or event.data.isspace():
+                        continue
+                    data = self._json(event)
+                    if not isinstance(data, dict):
+                        raise TransientError(f"{self.name}: unexpected data in the stream: {event.data[:80]!r}")
+                    kind = data.get("type") or event.event
+                    if kind == "content_block_delta":
+                        delta = data.get("delta") or {}
+                        if delta.get("type") == "text_delta" and delta.get("text"):
+                            yield TextDelta(delta["text"])
+                    elif kind == "message_start":
+                        prompt_tokens = input_tokens((data.get("message") or {}).get("usage") or {})
+                    elif kind == "message_delta":
+                        stop = (data.get("delta") or {}).get("stop_reason") or stop
+                        usage = data.get("usage") or {}
+                        if "output_tokens" in usage:
+                            yield Usage(input_tokens(usage) or prompt_tokens, usage["output_tokens"])
+                    elif kind == "message_stop":
+                        stopped = True
+                        break
+                    elif kind == "error":
+                        raise stream_error(self.name, data.get("error"))
+                if stopped:
+                    break
         if not stopped:
             raise TransientError(f"{self.name}: the stream ended before the reply was finished")
         yield Finish(stop or "end_turn")

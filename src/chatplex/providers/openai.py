@@ -37,27 +37,31 @@ class OpenAIProvider(HttpProvider):
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
         finish: str | None = None
         done = False
-        async for event in self._sse("/chat/completions", self.body(request)):
-            if event.data.strip() == "[DONE]":
-                done = True
-                break
-            if not event.data.strip():
-                continue
-            data = self._json(event)
-            if not isinstance(data, dict):
-                raise TransientError(f"{self.name}: unexpected data in the stream: {event.data[:80]!r}")
-            if "error" in data:
-                raise stream_error(self.name, data["error"])
-            for choice in data.get("choices") or ():
-                delta = choice.get("delta") or {}
-                text = delta.get("content")
-                if text:
-                    yield TextDelta(text)
-                if choice.get("finish_reason"):
-                    finish = choice["finish_reason"]
-            usage = data.get("usage")
-            if isinstance(usage, dict):
-                yield Usage(usage.get("prompt_tokens"), usage.get("completion_tokens"))
+        async with self._sse("/chat/completions", self.body(request)) as (reads, decode):
+            async for text in reads:
+                for event in decode(text):
+                    data = event.data
+                    if data == "[DONE]" or data.strip() == "[DONE]":
+                        done = True
+                        break
+                    if not data or data.isspace():
+                        continue
+                    chunk = self._json(event)
+                    if not isinstance(chunk, dict):
+                        raise TransientError(f"{self.name}: unexpected data in the stream: {data[:80]!r}")
+                    if "error" in chunk:
+                        raise stream_error(self.name, chunk["error"])
+                    for choice in chunk.get("choices") or ():
+                        delta = choice.get("delta") or {}
+                        if content := delta.get("content"):
+                            yield TextDelta(content)
+                        if choice.get("finish_reason"):
+                            finish = choice["finish_reason"]
+                    usage = chunk.get("usage")
+                    if isinstance(usage, dict):
+                        yield Usage(usage.get("prompt_tokens"), usage.get("completion_tokens"))
+                if done:
+                    break
         if finish is None and not done:
             raise TransientError(f"{self.name}: the stream ended before the reply was finished")
         yield Finish(finish or "stop")
