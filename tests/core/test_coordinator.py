@@ -312,3 +312,21 @@ async def test_queue_stats_end_with_the_final_state(fake, tmp_path, coordinators
     await rec.wait(finished(reply.id, MessageState.COMPLETE))
     await rec.wait(lambda e: isinstance(e, QueueStatsChanged) and e.workers_busy == 0
                    and e.stats.count(JobState.QUEUED) + e.stats.count(JobState.RUNNING) == 0, timeout=3)
+
+
+async def test_idle_workers_sleep_while_a_second_message_waits_for_the_first(fake, tmp_path, coordinators):
+    """The second message of a session is due but must wait for the first reply: idle workers
+    wait to be told, they do not poll the queue (each poll is a write transaction)."""
+    s = fake.scenario(reply=" ".join(["t"] * 40), token_delay=0.01)
+    coord, rec = await coordinators(make_config(tmp_path, provider_for(s)), workers=4)
+    session = await coord.create_session()
+    _, first, _ = await coord.send(session.id, "one")
+    _, second, _ = await coord.send(session.id, "two")
+    await rec.wait(lambda e: isinstance(e, ReplyStarted) and e.message_id == first.id)
+    before, loop = coord.store.writes, asyncio.get_running_loop()
+    t0 = loop.time()
+    await rec.wait(finished(first.id))
+    seconds, writes = loop.time() - t0, coord.store.writes - before
+    # flush beats, the finish, then the claim of the second and an idle worker's empty claim
+    assert writes <= seconds / 0.1 + 6, (writes, seconds)  # polling made it ~800
+    await rec.wait(finished(second.id))

@@ -40,6 +40,7 @@ class JobQueue:
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self._wake = asyncio.Event()
+        self.version = 0  # counts notify(): what could make a job claimable has changed
 
     # ---------------------------------------------------------------- wake-up
     def token(self) -> asyncio.Event:
@@ -48,6 +49,7 @@ class JobQueue:
 
     def notify(self) -> None:
         """Wake every idle worker (a job arrived, a slot or a session became free)."""
+        self.version += 1
         self._wake.set()
         self._wake = asyncio.Event()
 

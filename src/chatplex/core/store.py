@@ -472,9 +472,11 @@ class Store:
             " ORDER BY j.run_after, j.id LIMIT 16", (time.time(),))])
 
     async def next_run_after(self) -> float | None:
-        """When the earliest delayed job becomes runnable (so an idle worker can sleep till then)."""
+        """When the earliest delayed job becomes runnable (so an idle worker can sleep till then).
+        Jobs already due are left out: if they were not claimable, what frees them (a reply
+        finishing, a provider slot) notifies; counting them made idle workers poll."""
         return await self.read(lambda db: _one(
-            db, "SELECT MIN(run_after) FROM jobs WHERE state='queued'")[0])
+            db, "SELECT MIN(run_after) FROM jobs WHERE state='queued' AND run_after>?", (time.time(),))[0])
 
     async def append(self, job_id: int, owner: str, text: str, lease: float) -> None:
         """Write streamed text and extend the lease; raises LeaseLost if the job is not ours."""
