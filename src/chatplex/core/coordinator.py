@@ -391,14 +391,15 @@ class Coordinator:
         self._touch_stats()
 
     async def _pump(self, provider: Provider, request: ChatRequest, rj: Running) -> None:
+        chunks, session_id = rj.chunks, rj.session.id
         async for event in provider.stream(request):
-            if isinstance(event, TextDelta):
-                if rj.first_token is None:
+            if type(event) is TextDelta:  # once per token: kept lean (B4)
+                if not chunks:
                     rj.first_token = time.monotonic()
-                rj.chunks.append(event.text)
+                chunks.append(event.text)
                 rj.tokens += 1
                 self.tokens_streamed += 1
-                if rj.session.id == self.focused:
+                if session_id == self.focused:
                     self._publish_delta(rj)
             elif isinstance(event, Usage):
                 rj.usage = (event.prompt_tokens, event.completion_tokens)

@@ -24,6 +24,7 @@ from chatplex.providers.base import (
 )
 
 log = logging.getLogger("chatplex.provider")
+_raw_decode = json.JSONDecoder().raw_decode
 
 
 class HttpProvider:
@@ -98,8 +99,15 @@ class HttpProvider:
             raise TransientError(f"{self.name}: {url} did not return JSON") from e
 
     def _json(self, event: ServerSentEvent) -> Any:
-        try:
-            return json.loads(event.data)
+        data = event.data
+        try:  # json.loads minus its two whitespace scans (~40 % of its time; once per token)
+            value, end = _raw_decode(data)
+            if end == len(data):
+                return value
+        except ValueError:
+            pass
+        try:  # surrounding whitespace, or an error to report
+            return json.loads(data)
         except ValueError as e:
             raise TransientError(f"{self.name}: malformed data in the stream: {event.data[:80]!r}") from e
 

@@ -41,11 +41,12 @@ class OpenAIProvider(HttpProvider):
             async for text in reads:
                 for event in decode(text):
                     data = event.data
-                    if data == "[DONE]" or data.strip() == "[DONE]":
-                        done = True
-                        break
-                    if not data or data.isspace():
-                        continue
+                    if data[:1] != "{":  # not the usual JSON object: the end, a blank, or junk
+                        if data.strip() == "[DONE]":
+                            done = True
+                            break
+                        if not data or data.isspace():
+                            continue
                     chunk = self._json(event)
                     if not isinstance(chunk, dict):
                         raise TransientError(f"{self.name}: unexpected data in the stream: {data[:80]!r}")
