@@ -108,6 +108,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=4)
     args = ap.parse_args()
     logging.getLogger("chatplex").setLevel(logging.WARNING)
+    logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)  # preempted clients hang up: expected
     server = FakeServer()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)

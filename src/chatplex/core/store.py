@@ -11,9 +11,10 @@ Why it is shaped like this:
   a thread and back costs ~80 µs on a 2-core machine, more than the work. So a write first
   tries ``BEGIN IMMEDIATE`` right on the event loop with no busy wait; when the lock is free
   (the usual case: this process is the only writer) it finishes there. When another process
-  holds the lock, or the caller says the write is big (a huge paste, an import, a prune),
-  it runs in aiosqlite's connection thread (``Connection._execute``, pinned by the
-  dependency range), which waits up to ``busy_timeout`` without freezing the app.
+  holds the lock, or the caller says the write is big (a huge paste, an import, a prune)
+  or not urgent (the streams' periodic text), it runs in aiosqlite's connection thread
+  (``Connection._execute``, pinned by the dependency range), which waits up to
+  ``busy_timeout`` without freezing the app.
   Checkpoints, which fsync, never run on the loop: autocheckpoint is off, and the writer
   thread checkpoints after every ``CHECKPOINT_EVERY`` commits.
 - Reads go through a second connection, so WAL readers never queue behind the writer.
@@ -231,7 +232,8 @@ class Store:
         self._w = writer
         self._r = reader
         self._lock = asyncio.Lock()
-        self.writes = 0  # write transactions committed by this process (benchmarks read it)
+        self.writes = 0  # write transactions that changed rows, by this process (benchmarks read it)
+        self._checkpointing: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------ opening and closing
     @classmethod
@@ -254,6 +256,8 @@ class Store:
         return cls(path, writer, reader)
 
     async def close(self) -> None:
+        if self._checkpointing is not None:
+            await asyncio.gather(self._checkpointing, return_exceptions=True)
         async with self._lock:
             try:
                 await self._w.execute("PRAGMA optimize")
@@ -262,13 +266,14 @@ class Store:
             await self._r.close()
             await self._w.close()
 
-    async def write(self, fn: Callable[..., T], *args: Any, big: bool = False) -> T:
+    async def write(self, fn: Callable[..., T], *args: Any, off_loop: bool = False) -> T:
         """Run `fn(db, *args)` as one BEGIN IMMEDIATE … COMMIT: on the loop when the write
         lock is free and the write is small, else in the writer thread (see the module doc)."""
         async with self._lock:
+            changes = self._w._conn.total_changes
             try:
                 try:
-                    if big:
+                    if off_loop:
                         raise _Busy
                     result = _transaction(fn, self._w._conn, *args, wait=False)
                 except _Busy:
@@ -277,10 +282,16 @@ class Store:
                 if any(word in str(e) for word in ("full", "readonly", "disk I/O", "locked")):
                     raise StoreError(_explain(self.path, e)) from e
                 raise
+            if self._w._conn.total_changes == changes:  # e.g. a claim that found nothing: no page written
+                return result
             self.writes += 1
-            if self.writes % CHECKPOINT_EVERY == 0:  # in the thread, so its fsyncs never stall the loop
-                await self._w._execute(_checkpoint, self._w._conn)
-            return result
+            if self.writes % CHECKPOINT_EVERY != 0 or self._checkpointing is not None:
+                return result
+        # a task of its own (the caller's write is done, whatever becomes of the caller), let
+        # start now: a burst of inline writes never yields, and the WAL would grow meanwhile
+        self._checkpointing = asyncio.create_task(self.checkpoint())
+        await asyncio.sleep(0)
+        return result
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
         return await self._r._execute(fn, self._r._conn, *args)
@@ -291,8 +302,13 @@ class Store:
             return self._w._conn.execute("PRAGMA data_version").fetchone()[0]
 
     async def checkpoint(self) -> None:
-        async with self._lock:
-            await self._w._execute(_checkpoint, self._w._conn)
+        """In the writer thread, between transactions, so its fsyncs never stall the loop."""
+        try:
+            async with self._lock:
+                await self._w._execute(_checkpoint, self._w._conn)
+        finally:
+            if self._checkpointing is asyncio.current_task():
+                self._checkpointing = None
 
     async def integrity_check(self) -> list[str]:
         return await self.read(lambda db: [r[0] for r in db.execute("PRAGMA integrity_check")])
@@ -334,7 +350,7 @@ class Store:
             db.execute("DELETE FROM sessions WHERE id=?", (sid,))
             return running
 
-        return await self.write(tx, big=True)  # cascades over all its messages
+        return await self.write(tx, off_loop=True)  # cascades over all its messages
 
     async def get_session(self, sid: int) -> Session | None:
         return await self.read(get_session, sid)
@@ -405,7 +421,7 @@ class Store:
             return (get_message(db, user_id), get_message(db, reply_id), get_job(db, job_id),  # type: ignore[return-value]
                     get_session(db, sid))
 
-        return await self.write(tx, big=len(text) > BIG_TEXT)
+        return await self.write(tx, off_loop=len(text) > BIG_TEXT)
 
     async def requeue_reply(self, mid: int, priority: Priority, max_attempts: int) -> tuple[Job, Message, Session]:
         """A fresh job for an assistant message (the user asked to retry it)."""
@@ -499,7 +515,9 @@ class Store:
                     db.execute(APPEND_SQL, (text, now, job_id))
             return lost
 
-        return await self.write(tx, big=sum(len(text) for _, text in items) > BIG_TEXT)
+        # off the loop: ten times a second for all streams together, the hop costs nothing,
+        # and the SQLite work runs beside the UI instead of in its way (B5)
+        return await self.write(tx, off_loop=True)
 
     async def finish(self, job_id: int, owner: str, outcome: str, text: str, *, error: str | None = None,
                      run_after: float = 0.0, unread: bool = False, usage: tuple[int | None, int | None] = (None, None),
@@ -542,7 +560,7 @@ class Store:
                 _settle_status(db, job.session_id, now, status, **extra)
             return get_job(db, job_id), get_message(db, job.message_id), get_session(db, job.session_id)  # type: ignore[return-value]
 
-        return await self.write(tx, big=len(text) > BIG_TEXT)
+        return await self.write(tx, off_loop=len(text) > BIG_TEXT)
 
     # ------------------------------------------------------------ jobs: the user's side
     async def cancel(self, job_id: int) -> tuple[Job, Message, Session] | None:
@@ -623,7 +641,7 @@ class Store:
             return db.execute("DELETE FROM jobs WHERE state IN ('succeeded','failed','cancelled')"
                               " AND finished_at < ?", (cutoff,)).rowcount
 
-        return await self.write(tx, big=True)
+        return await self.write(tx, off_loop=True)
 
     async def prune_sessions(self, older_than: float) -> int:
         """Delete sessions (with their messages) untouched for `older_than` seconds and with
@@ -634,7 +652,7 @@ class Store:
                               " WHERE jobs.session_id=sessions.id AND state IN ('queued','running'))",
                               (cutoff,)).rowcount
 
-        return await self.write(tx, big=True)
+        return await self.write(tx, off_loop=True)
 
     async def import_session(self, session: dict[str, Any], messages: list[dict[str, Any]]) -> Session:
         """One transaction: the session and all its messages, or nothing."""
@@ -653,7 +671,7 @@ class Store:
             assert found is not None
             return found
 
-        return await self.write(tx, big=True)
+        return await self.write(tx, off_loop=True)
 
     async def vacuum(self) -> tuple[int, int]:
         """VACUUM (outside a transaction); returns the file size before and after."""
