@@ -60,11 +60,6 @@ class JobQueue:
         except TimeoutError:
             pass
 
-    async def idle_timeout(self) -> float | None:
-        """How long an idle worker may sleep: until the next delayed job is due, or forever."""
-        due = await self.store.next_run_after()
-        return None if due is None else max(due - time.time(), 0.0) + 0.001
-
     # ---------------------------------------------------------------- producer side
     async def enqueue(self, session_id: int, text: str, priority: Priority) -> tuple[Message, Message, Job, Session]:
         turn = await self.store.create_turn(session_id, text, priority, self.max_attempts)
