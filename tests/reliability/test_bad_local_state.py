@@ -106,7 +106,7 @@ def test_disk_full_on_a_real_small_filesystem(tmp_path):
 async def test_disk_full_keeps_what_was_saved_and_recovers(tmp_path):
     """The same without root: SQLite's max_page_count makes the database 'full'."""
     store = await Store.open(tmp_path / "c.db")
-    session = await store.create_session("kept", "p", "m")
+    await store.create_session("kept", "p", "m")
     pages = await store.read(lambda db: db.execute("PRAGMA page_count").fetchone()[0])
     await store._w._execute(lambda db: db.execute(f"PRAGMA max_page_count={pages + 4}").fetchall(), store._w._conn)
     with pytest.raises(StoreError, match="is full"):
