@@ -33,6 +33,13 @@ class Fault:
     error_event: bool = False  # an error object inside the 200 stream
     hang_after: int | None = None  # tokens, then stall (read timeout)
     raw_bytes: bytes | None = None  # extra raw bytes sent as a delta's text (e.g. non-UTF-8)
+    content_parts: bool = False  # OpenAI: delta.content as a list of parts, not a string
+    bad_content: Any = None  # OpenAI: one delta whose content is this JSON value (a bad type)
+    trickle_after: int | None = None  # tokens, then only SSE keep-alive comments, forever
+    hold_after: int | None = None  # tokens, then wait for `hold` (a threading.Event) to be set
+    hold: threading.Event | None = None
+    bare_done: bool = False  # OpenAI: nothing but "data: [DONE]"
+    tool_call: str | None = None  # stream a call of this tool (and no text)
 
 
 @dataclass
@@ -153,6 +160,13 @@ class FakeServer:
                 return
             if fault.hang_after is not None and n >= fault.hang_after:
                 await asyncio.sleep(3600)
+            if fault.hold_after is not None and n == fault.hold_after and fault.hold is not None:
+                while not fault.hold.is_set():  # the test releases it from its own thread
+                    await asyncio.sleep(0.01)
+            if fault.trickle_after is not None and n >= fault.trickle_after:
+                while True:
+                    yield None  # a keep-alive comment
+                    await asyncio.sleep(0.05)
             if s.token_delay:
                 await asyncio.sleep(s.token_delay)
             yield token
@@ -169,7 +183,20 @@ class FakeServer:
             return b"data: " + json.dumps(data).encode() + b"\n\n"
 
         async def events():
+            if fault.bare_done:
+                yield b"data: [DONE]\n\n"
+                return
             yield chunk({"role": "assistant", "content": ""})
+            if fault.bad_content is not None:
+                yield chunk({"content": fault.bad_content})
+            if fault.tool_call:
+                yield chunk({"tool_calls": [{"index": 0, "id": "call_1", "type": "function",
+                                             "function": {"name": fault.tool_call, "arguments": ""}}]})
+                for piece in ('{"timezone"', ': "UTC"}'):
+                    yield chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]})
+                yield chunk({}, "tool_calls")
+                yield b"data: [DONE]\n\n"
+                return
             if fault.malformed:
                 yield b"this is not server-sent events\n\n"
             if fault.bad_json:
@@ -181,8 +208,11 @@ class FakeServer:
                 return
             count = 0
             async for token in self._token_source(s, fault, request):
+                if token is None:
+                    yield b": keep-alive\n\n"
+                    continue
                 count += 1
-                yield chunk({"content": token})
+                yield chunk({"content": [{"type": "text", "text": token}] if fault.content_parts else token})
             if fault.no_finish or request.transport is None or request.transport.is_closing():
                 return
             yield chunk({}, "stop")
@@ -216,8 +246,23 @@ class FakeServer:
             if fault.error_event:
                 yield ev("error", {"error": {"type": "overloaded_error", "message": "Overloaded"}})
                 return
+            if fault.tool_call:
+                yield ev("content_block_stop", {"index": 0})
+                yield ev("content_block_start", {"index": 1, "content_block": {
+                    "type": "tool_use", "id": "toolu_1", "name": fault.tool_call, "input": {}}})
+                for piece in ('{"timezone"', ': "UTC"}'):
+                    yield ev("content_block_delta", {"index": 1, "delta": {"type": "input_json_delta",
+                                                                           "partial_json": piece}})
+                yield ev("content_block_stop", {"index": 1})
+                yield ev("message_delta", {"delta": {"stop_reason": "tool_use", "stop_sequence": None},
+                                           "usage": {"output_tokens": 9}})
+                yield ev("message_stop", {})
+                return
             count = 0
             async for token in self._token_source(s, fault, request):
+                if token is None:
+                    yield b": keep-alive\n\n"
+                    continue
                 count += 1
                 yield ev("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": token}})
             if fault.no_finish or request.transport is None or request.transport.is_closing():

@@ -47,6 +47,8 @@ class ProviderConfig:
     max_concurrency: int = 0  # 0: no limit beyond the worker count
     connect_timeout: float = 10.0
     read_timeout: float = 120.0
+    stall_timeout: float = 120.0  # no new text or reasoning for this long: a transient failure
+    reply_timeout: float = 3600.0  # one reply may not stream longer than this
     max_tokens: int | None = None
     model_path: str = ""  # kind = "llamacpp"
     context: int = 4096  # kind = "llamacpp"
@@ -145,6 +147,8 @@ def load(path: Path | None = None, db: Path | str | None = None) -> Config:
             max_concurrency=get(table, "max_concurrency", int, 0, ctx),
             connect_timeout=float(get(table, "connect_timeout", (int, float), 10.0, ctx)),
             read_timeout=float(get(table, "read_timeout", (int, float), 120.0, ctx)),
+            stall_timeout=float(get(table, "stall_timeout", (int, float), 120.0, ctx)),
+            reply_timeout=float(get(table, "reply_timeout", (int, float), 3600.0, ctx)),
             max_tokens=get(table, "max_tokens", int, None, ctx),
             model_path=get(table, "model_path", str, "", ctx),
             context=get(table, "context", int, 4096, ctx),
@@ -157,6 +161,9 @@ def load(path: Path | None = None, db: Path | str | None = None) -> Config:
             pc.max_concurrency = pc.max_concurrency or 2
         elif not pc.model:
             raise ConfigError(f"{where}: {ctx}model is required")
+        for key in ("connect_timeout", "read_timeout", "stall_timeout", "reply_timeout"):
+            if not getattr(pc, key) > 0:
+                raise ConfigError(f"{where}: {ctx}{key} must be a number of seconds above 0")
         if pc.max_concurrency < 0:
             raise ConfigError(f"{where}: {ctx}max_concurrency must be 0 (no limit) or more")
         providers[name] = pc

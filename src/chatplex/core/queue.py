@@ -8,10 +8,11 @@ so an enqueue reaches an idle worker at once instead of at the next poll.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from chatplex.core.models import Job, JobState, Message, Priority, QueueStats, Session
 from chatplex.core.store import Store, owner_id, owner_is_dead
@@ -41,6 +42,9 @@ class JobQueue:
         self.backoff_cap = backoff_cap
         self._wake = asyncio.Event()
         self.version = 0  # counts notify(): what could make a job claimable has changed
+        self._claims = itertools.count(1)
+        # running jobs whose lease looked expired: job id -> ((token, expiry), monotonic when seen)
+        self._suspects: dict[int, tuple[tuple[str, float | None], float]] = {}
 
     # ---------------------------------------------------------------- wake-up
     def token(self) -> asyncio.Event:
@@ -95,7 +99,11 @@ class JobQueue:
     # ---------------------------------------------------------------- worker side
     async def claim(self, exclude_providers: Sequence[str] = (),
                     only_session: int | None = None) -> tuple[Job, Session] | None:
-        claimed = await self.store.claim(self.owner, self.lease, exclude_providers, only_session)
+        """Claim the best runnable job. Each claim gets a token of its own (this process's
+        owner id + a sequence number) in `lease_owner`: every heartbeat and the final write
+        must present it, so a stale run can never write, even one in this same process."""
+        token = f"{self.owner}#{next(self._claims)}"
+        claimed = await self.store.claim(token, self.lease, exclude_providers, only_session)
         if claimed:
             job = claimed[0]
             log.info("job %d claimed for session %d (attempt %d/%d, %s)", job.id, job.session_id,
@@ -104,15 +112,15 @@ class JobQueue:
 
     async def heartbeat(self, job: Job, text: str = "") -> None:
         """Persist streamed text and extend the lease; raises LeaseLost when it is gone."""
-        await self.store.append(job.id, self.owner, text, self.lease)
+        await self.store.append(job.id, job.lease_owner or "", text, self.lease)
 
-    async def heartbeat_many(self, items: Sequence[tuple[int, str]]) -> set[int]:
-        """`heartbeat` for several jobs (id, new text) in one write; returns the lost ones."""
-        return await self.store.append_many(self.owner, self.lease, items)
+    async def heartbeat_many(self, items: Sequence[tuple[Job, str]]) -> set[int]:
+        """`heartbeat` for several jobs (job, new text) in one write; returns the lost ones."""
+        return await self.store.append_many(self.lease, [(j.id, j.lease_owner or "", t) for j, t in items])
 
     async def complete(self, job: Job, text: str, *, unread: bool, usage: tuple[int | None, int | None],
                        finish_reason: str | None) -> Finished:
-        done = await self.store.finish(job.id, self.owner, "succeeded", text, unread=unread,
+        done = await self.store.finish(job.id, job.lease_owner or "", "succeeded", text, unread=unread,
                                        usage=usage, finish_reason=finish_reason)
         log.info("job %d succeeded (session %d, finish %s)", job.id, job.session_id, finish_reason)
         self.notify()
@@ -125,11 +133,11 @@ class JobQueue:
             delay = backoff(job.attempts, retry_after, self.backoff_base, self.backoff_cap)
             when = f"{delay:.0f}s" if delay >= 1 else "under a second"
             message = f"{error}; retrying in {when} (attempt {job.attempts + 1}/{job.max_attempts})"
-            done = await self.store.finish(job.id, self.owner, "retry", text, error=message,
+            done = await self.store.finish(job.id, job.lease_owner or "", "retry", text, error=message,
                                            run_after=time.time() + delay)
             log.warning("job %d retry in %.2fs (session %d): %s", job.id, delay, job.session_id, error)
         else:
-            done = await self.store.finish(job.id, self.owner, "failed", text, error=error, unread=unread)
+            done = await self.store.finish(job.id, job.lease_owner or "", "failed", text, error=error, unread=unread)
             log.error("job %d failed (session %d, attempt %d/%d): %s", job.id, job.session_id,
                       job.attempts, job.max_attempts, error)
         self.notify()
@@ -137,27 +145,50 @@ class JobQueue:
 
     async def give_back(self, job: Job, text: str, reason: str) -> Finished:
         """Preempted or shutting down: back to the queue, partial kept, attempt not spent."""
-        done = await self.store.finish(job.id, self.owner, "requeue", text, error=reason)
+        done = await self.store.finish(job.id, job.lease_owner or "", "requeue", text, error=reason)
         log.info("job %d requeued (session %d): %s", job.id, job.session_id, reason)
         self.notify()
         return done
 
     async def cancelled(self, job: Job, text: str) -> Finished:
-        done = await self.store.finish(job.id, self.owner, "cancelled", text, error="cancelled")
+        done = await self.store.finish(job.id, job.lease_owner or "", "cancelled", text, error="cancelled")
         log.info("job %d cancelled while running (session %d)", job.id, job.session_id)
         self.notify()
         return done
 
     # ---------------------------------------------------------------- maintenance
-    async def recover(self) -> list[Finished]:
-        """Requeue jobs of crashed processes: expired leases, or owners that are dead local pids."""
-        recovered = await self.store.recover(lambda owner: owner != self.owner and owner_is_dead(owner))
+    async def recover(self, live: Collection[str] = ()) -> list[Finished]:
+        """Requeue jobs of crashed or stuck processes. `live` holds the claim tokens this
+        process is running now: never recovered, whatever their lease says."""
+        recovered = await self.store.recover(lambda job: self._abandoned(job, live))
         for job, _, _ in recovered:
+            self._suspects.pop(job.id, None)
             log.warning("job %d recovered from a stopped process (session %d) -> %s",
                         job.id, job.session_id, job.state)
         if recovered:
             self.notify()
         return recovered
+
+    def _abandoned(self, job: Job, live: Collection[str]) -> bool:
+        """A dead local owner is abandoned at once. Otherwise the lease must be seen expired
+        and unrenewed for a whole lease, timed by this process's monotonic clock: a jump of
+        the wall clock (laptop resume, NTP step) makes every lease look expired at once, while
+        the owner, if alive, renews within a third of a lease of real time."""
+        token = job.lease_owner or ""
+        if token in live:
+            return False
+        owner = token.partition("#")[0]
+        if owner and owner != self.owner and owner_is_dead(owner):
+            return True
+        if job.lease_expires_at is not None and job.lease_expires_at >= time.time():
+            self._suspects.pop(job.id, None)
+            return False
+        seen = (token, job.lease_expires_at)
+        first = self._suspects.get(job.id)
+        if first is None or first[0] != seen:
+            self._suspects[job.id] = (seen, time.monotonic())
+            return False
+        return time.monotonic() - first[1] >= self.lease
 
     async def stats(self) -> QueueStats:
         return await self.store.stats()

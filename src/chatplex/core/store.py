@@ -494,21 +494,23 @@ class Store:
         return await self.read(lambda db: _one(
             db, "SELECT MIN(run_after) FROM jobs WHERE state='queued' AND run_after>?", (time.time(),))[0])
 
-    async def append(self, job_id: int, owner: str, text: str, lease: float) -> None:
-        """Write streamed text and extend the lease; raises LeaseLost if the job is not ours."""
-        if job_id in await self.append_many(owner, lease, [(job_id, text)]):
+    async def append(self, job_id: int, token: str, text: str, lease: float) -> None:
+        """Write streamed text and extend the lease; raises LeaseLost if the claim is not live."""
+        if job_id in await self.append_many(lease, [(job_id, token, text)]):
             raise LeaseLost(job_id)
 
-    async def append_many(self, owner: str, lease: float, items: Sequence[tuple[int, str]]) -> set[int]:
-        """`append` for several running jobs in one transaction. Returns the jobs that are not
-        ours any more (cancelled, or taken over after a lease expired): their text is dropped."""
+    async def append_many(self, lease: float, items: Sequence[tuple[int, str, str]]) -> set[int]:
+        """`append` for several running jobs (id, claim token, new text) in one transaction.
+        Returns the jobs whose claim is not live any more (cancelled, or taken over after a
+        lease expired): their text is dropped. The fence is the claim's own token, not the
+        process: a stale run in this same process can never write."""
 
         def tx(db: Conn) -> set[int]:
             now = time.time()
             lost = set()
-            for job_id, text in items:
+            for job_id, token, text in items:
                 cur = db.execute("UPDATE jobs SET lease_expires_at=? WHERE id=? AND lease_owner=? AND state='running'",
-                                 (now + lease, job_id, owner))
+                                 (now + lease, job_id, token))
                 if cur.rowcount != 1:
                     lost.add(job_id)
                 elif text:
@@ -519,17 +521,19 @@ class Store:
         # and the SQLite work runs beside the UI instead of in its way (B5)
         return await self.write(tx, off_loop=True)
 
-    async def finish(self, job_id: int, owner: str, outcome: str, text: str, *, error: str | None = None,
+    async def finish(self, job_id: int, token: str, outcome: str, text: str, *, error: str | None = None,
                      run_after: float = 0.0, unread: bool = False, usage: tuple[int | None, int | None] = (None, None),
                      finish_reason: str | None = None) -> tuple[Job, Message, Session]:
-        """End a run, with the last text, in one transaction. Outcomes:
+        """End a run in one transaction; `text` is the reply's *whole* text, which replaces what
+        the periodic writes stored, so a reply is never complete with a hole in it even if
+        one of those writes failed. Only the claim `token` may end it. Outcomes:
         succeeded · failed · cancelled · retry (queued at run_after, attempt spent) ·
         requeue (preempted or shut down: queued, attempt given back)."""
 
         def tx(db: Conn) -> tuple[Job, Message, Session]:
             now = time.time()
             job = get_job(db, job_id)
-            if job is None or job.state != JobState.RUNNING or job.lease_owner != owner:
+            if job is None or job.state != JobState.RUNNING or job.lease_owner != token:
                 raise LeaseLost(job_id)
             job_state, msg_state, status = _OUTCOMES[outcome]
             db.execute(
@@ -540,7 +544,7 @@ class Store:
                  run_after if outcome == "retry" else job.run_after, int(outcome == "requeue"), job_id),
             )
             db.execute(
-                "UPDATE messages SET content=content||?, state=?, error=?, prompt_tokens=COALESCE(?, prompt_tokens),"
+                "UPDATE messages SET content=?, state=?, error=?, prompt_tokens=COALESCE(?, prompt_tokens),"
                 " completion_tokens=COALESCE(?, completion_tokens), finish_reason=?, updated_at=? WHERE id=?",
                 (text, msg_state, error, usage[0], usage[1], finish_reason, now, job.message_id),
             )
@@ -709,16 +713,17 @@ class Store:
             tmp.unlink(missing_ok=True)
             raise StoreError(f"backup to {target} failed: {e}") from e
 
-    async def recover(self, dead_owner: Callable[[str], bool]) -> list[tuple[Job, Message, Session]]:
-        """Give back running jobs whose lease expired or whose owner is a dead local process.
-        Their partial replies are kept, marked interrupted; the crashed attempt stays spent."""
+    async def recover(self, stale: Callable[[Job], bool]) -> list[tuple[Job, Message, Session]]:
+        """Give back running jobs that `stale(job)` judges abandoned (the queue decides: a dead
+        local owner, or a lease seen unrenewed for a whole lease). Their partial replies are
+        kept, marked interrupted; the crashed attempt stays spent."""
 
         def tx(db: Conn) -> list[tuple[Job, Message, Session]]:
             now = time.time()
             out = []
             for row in db.execute("SELECT * FROM jobs WHERE state='running'").fetchall():
                 job = _job(row)
-                if not (job.lease_expires_at is None or job.lease_expires_at < now or dead_owner(job.lease_owner or "")):
+                if not stale(job):
                     continue
                 give_up = job.attempts >= job.max_attempts
                 error = "the process running this reply stopped" + ("" if not give_up else "; out of attempts")

@@ -5,7 +5,18 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from chatplex.providers.base import ChatMessage, ChatRequest, Finish, StreamEvent, TextDelta, TransientError, Usage
+from chatplex.providers.base import (
+    ChatMessage,
+    ChatRequest,
+    Finish,
+    ReasoningDelta,
+    StreamEvent,
+    TextDelta,
+    ToolCallDelta,
+    TransientError,
+    Usage,
+    token_count,
+)
 from chatplex.providers.http import HttpProvider, stream_error
 
 API_VERSION = "2023-06-01"
@@ -62,16 +73,53 @@ class AnthropicProvider(HttpProvider):
                         raise TransientError(f"{self.name}: unexpected data in the stream: {event.data[:80]!r}")
                     kind = data.get("type") or event.event
                     if kind == "content_block_delta":
-                        delta = data.get("delta") or {}
-                        if delta.get("type") == "text_delta" and delta.get("text"):
-                            yield TextDelta(delta["text"])
+                        delta = data.get("delta")
+                        if type(delta) is not dict:
+                            raise self._malformed("delta", delta)
+                        part = delta.get("type")
+                        if part == "text_delta":  # the per-token path
+                            value = delta.get("text")
+                            if type(value) is not str:
+                                raise self._malformed("text_delta.text", value)
+                            if value:
+                                yield TextDelta(value)
+                        elif part == "thinking_delta":
+                            value = delta.get("thinking")
+                            if type(value) is not str:
+                                raise self._malformed("thinking_delta.thinking", value)
+                            if value:
+                                yield ReasoningDelta(value)
+                        elif part == "input_json_delta":
+                            value = delta.get("partial_json")
+                            if type(value) is not str:
+                                raise self._malformed("input_json_delta.partial_json", value)
+                            yield ToolCallDelta(self._index(data), arguments=value)
+                    elif kind == "content_block_start":
+                        block = data.get("content_block")
+                        if type(block) is not dict:
+                            raise self._malformed("content_block", block)
+                        if block.get("type") == "tool_use":
+                            name, call_id = block.get("name"), block.get("id")
+                            yield ToolCallDelta(self._index(data), call_id if type(call_id) is str else None,
+                                                name if type(name) is str else "?")
+                        elif block.get("type") == "text" and type(block.get("text")) is str and block["text"]:
+                            yield TextDelta(block["text"])
                     elif kind == "message_start":
-                        prompt_tokens = input_tokens((data.get("message") or {}).get("usage") or {})
+                        message = data.get("message") or {}
+                        usage = message.get("usage") or {} if type(message) is dict else None
+                        if type(usage) is not dict:
+                            raise self._malformed("message_start", data)
+                        prompt_tokens = input_tokens(usage)
                     elif kind == "message_delta":
-                        stop = (data.get("delta") or {}).get("stop_reason") or stop
-                        usage = data.get("usage") or {}
+                        delta, usage = data.get("delta") or {}, data.get("usage") or {}
+                        if type(delta) is not dict or type(usage) is not dict:
+                            raise self._malformed("message_delta", data)
+                        reason = delta.get("stop_reason")
+                        if reason is not None and type(reason) is not str:
+                            raise self._malformed("stop_reason", reason)
+                        stop = reason or stop
                         if "output_tokens" in usage:
-                            yield Usage(input_tokens(usage) or prompt_tokens, usage["output_tokens"])
+                            yield Usage(input_tokens(usage) or prompt_tokens, token_count(usage["output_tokens"]))
                     elif kind == "message_stop":
                         stopped = True
                         break
@@ -83,6 +131,16 @@ class AnthropicProvider(HttpProvider):
             raise TransientError(f"{self.name}: the stream ended before the reply was finished")
         yield Finish(stop or "end_turn")
 
+    def _malformed(self, what: str, value: object) -> TransientError:
+        return TransientError(f"{self.name}: malformed stream: {what} is {type(value).__name__}, "
+                              f"not what the Messages API sends ({str(value)[:60]!r})")
+
+    def _index(self, data: dict[str, Any]) -> int:
+        index = data.get("index", 0)
+        if type(index) is not int:
+            raise self._malformed("index", index)
+        return index
+
     async def list_models(self) -> list[str]:
         data = await self._get_json("/models")
         return sorted(str(m.get("id")) for m in data.get("data", []) if isinstance(m, dict) and m.get("id"))
@@ -92,5 +150,5 @@ def input_tokens(usage: dict[str, Any]) -> int | None:
     """The whole prompt: Anthropic counts tokens read from or written to the prompt cache
     apart from `input_tokens` (llama.cpp's server does the same for its KV cache)."""
     parts = [usage.get(k) for k in ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")]
-    numbers = [p for p in parts if isinstance(p, int)]
+    numbers = [p for p in parts if type(p) is int]
     return sum(numbers) if numbers else None

@@ -37,6 +37,26 @@ class TextDelta:
     text: str
 
 
+@dataclass(slots=True)
+class ReasoningDelta:
+    """The model's thinking (`reasoning_content`, `reasoning`, Anthropic `thinking`). Not
+    stored yet; it counts as progress, so a long think is not taken for a stalled stream."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallDelta:
+    """A piece of a tool call: `index` says which call; id and name come first, then the
+    arguments' JSON text in pieces. chatplex cannot run tools yet; a reply made only of
+    tool calls fails with a plain reason instead of passing for an empty success."""
+
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+
+
 @dataclass(frozen=True, slots=True)
 class Usage:
     prompt_tokens: int | None
@@ -48,7 +68,12 @@ class Finish:
     reason: str  # "stop", "length", "end_turn", "max_tokens", …
 
 
-StreamEvent = TextDelta | Usage | Finish
+def token_count(value: object) -> int | None:
+    """A usage figure from the wire, if it is one (servers have sent strings and floats)."""
+    return value if type(value) is int and value >= 0 else None
+
+
+StreamEvent = TextDelta | ReasoningDelta | ToolCallDelta | Usage | Finish
 
 
 class ProviderError(Exception):

@@ -6,7 +6,17 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from chatplex.providers.base import ChatRequest, Finish, StreamEvent, TextDelta, TransientError, Usage
+from chatplex.providers.base import (
+    ChatRequest,
+    Finish,
+    ReasoningDelta,
+    StreamEvent,
+    TextDelta,
+    ToolCallDelta,
+    TransientError,
+    Usage,
+    token_count,
+)
 from chatplex.providers.http import HttpProvider, stream_error
 
 
@@ -52,20 +62,92 @@ class OpenAIProvider(HttpProvider):
                         raise TransientError(f"{self.name}: unexpected data in the stream: {data[:80]!r}")
                     if "error" in chunk:
                         raise stream_error(self.name, chunk["error"])
-                    for choice in chunk.get("choices") or ():
-                        delta = choice.get("delta") or {}
-                        if content := delta.get("content"):
-                            yield TextDelta(content)
-                        if choice.get("finish_reason"):
-                            finish = choice["finish_reason"]
+                    choices = chunk.get("choices")
+                    if choices is None:
+                        choices = ()
+                    elif type(choices) is not list:
+                        raise self._malformed("choices", choices)
+                    for choice in choices:
+                        if type(choice) is not dict:
+                            raise self._malformed("a choice", choice)
+                        delta = choice.get("delta")
+                        if type(delta) is not dict:
+                            if delta is not None:
+                                raise self._malformed("delta", delta)
+                            delta = {}
+                        content = delta.get("content")
+                        if type(content) is str:  # the per-token path: kept lean (B4)
+                            if content:
+                                yield TextDelta(content)
+                        elif content is not None:
+                            if joined := self._content_parts(content):
+                                yield TextDelta(joined)
+                        if len(delta) > 1 or content is None:
+                            for event in self._other_fields(delta):
+                                yield event
+                        if reason := choice.get("finish_reason"):
+                            if type(reason) is not str:
+                                raise self._malformed("finish_reason", reason)
+                            finish = reason
                     usage = chunk.get("usage")
                     if isinstance(usage, dict):
-                        yield Usage(usage.get("prompt_tokens"), usage.get("completion_tokens"))
+                        yield Usage(token_count(usage.get("prompt_tokens")), token_count(usage.get("completion_tokens")))
                 if done:
                     break
         if finish is None and not done:
             raise TransientError(f"{self.name}: the stream ended before the reply was finished")
         yield Finish(finish or "stop")
+
+    def _malformed(self, what: str, value: Any) -> TransientError:
+        return TransientError(f"{self.name}: malformed stream: {what} is {type(value).__name__}, "
+                              f"not what the Chat Completions API sends ({str(value)[:60]!r})")
+
+    def _content_parts(self, content: Any) -> str:
+        """`content` given as a list of parts (some servers do): the text parts, joined."""
+        if type(content) is not list:
+            raise self._malformed("delta.content", content)
+        texts = []
+        for part in content:
+            if type(part) is dict and part.get("type") in ("text", "output_text"):
+                text = part.get("text")
+                if type(text) is not str:
+                    raise self._malformed("a content part's text", text)
+                texts.append(text)
+            elif type(part) is str:
+                texts.append(part)
+            elif type(part) is not dict:
+                raise self._malformed("a content part", part)
+        return "".join(texts)
+
+    def _other_fields(self, delta: dict[str, Any]) -> list[StreamEvent]:
+        """Reasoning and tool-call fragments (rare next to text, so off the hot path)."""
+        out: list[StreamEvent] = []
+        # llama.cpp, DeepSeek, LM Studio say reasoning_content; vLLM, OpenRouter, Ollama say
+        # reasoning. A server sending both means the same text: take one.
+        thought = delta.get("reasoning_content")
+        if thought is None:
+            thought = delta.get("reasoning")
+        if thought is not None:
+            if type(thought) is not str:
+                raise self._malformed("delta.reasoning", thought)
+            if thought:
+                out.append(ReasoningDelta(thought))
+        calls = delta.get("tool_calls")
+        if calls is not None:
+            if type(calls) is not list:
+                raise self._malformed("delta.tool_calls", calls)
+            for n, call in enumerate(calls):
+                if type(call) is not dict:
+                    raise self._malformed("a tool call", call)
+                fn = call.get("function") or {}
+                if type(fn) is not dict:
+                    raise self._malformed("a tool call's function", fn)
+                index, name, args = call.get("index", n), fn.get("name"), fn.get("arguments") or ""
+                if type(index) is not int or type(args) is not str or not isinstance(name, str | None):
+                    raise self._malformed("a tool call", call)
+                call_id = call.get("id")
+                out.append(ToolCallDelta(index, call_id if type(call_id) is str else None, name, args))
+        return out
 
     async def list_models(self) -> list[str]:
         data = await self._get_json("/models")
