@@ -1,6 +1,6 @@
 """Crash torture: kill `chatplex worker` at random moments and check that nothing is lost.
 
-    python bench/torture.py [--rounds 100] [--sessions 50] [--signal KILL|TERM] [--seed N]
+    python bench/torture.py [--rounds 100] [--sessions 50] [--signal KILL|TERM] [--seed N] [--faults]
 
 Each round queues one more message in each of the sessions, starts `chatplex worker` in a
 child process (streaming from a local HTTP server at ~100 tokens/s per stream), sends it
@@ -12,6 +12,13 @@ SIGKILL (or SIGTERM) at a random moment, restarts it on the same database with
 - every user message has exactly one assistant reply after it, complete and whole (a reply
   cut by the kill was regenerated, not appended to);
 - `PRAGMA integrity_check` says ok.
+
+With --faults, each round also injects, at random: a hold of the database's write lock by
+another connection for 0.5–7 s (past the 5 s busy timeout), a step of the worker's wall clock
+40–120 s forward mid-stream (bench/clock_skew.py: past the 30 s lease; the restarted worker
+keeps the stepped clock), and
+odd chunks in 30 % of the streams (content as parts, unknown fields, bad types, bad JSON),
+with the kill landing anywhere among them.
 
 It prints the counts and exits non-zero if any invariant broke. The test suite runs a few
 rounds of each signal (tests/reliability/test_torture.py).
@@ -29,6 +36,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +59,9 @@ class Result:
     kills_mid_stream: int = 0  # kills that landed while replies were streaming
     streams_cut: int = 0  # replies that were streaming when the process died
     recovered_attempts: collections.Counter = field(default_factory=collections.Counter)
+    lock_holds: int = 0
+    clock_jumps: int = 0
+    odd_chunks: collections.Counter = field(default_factory=collections.Counter)
     problems: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
@@ -60,6 +71,9 @@ class Result:
             f"kills while streaming       {self.kills_mid_stream}",
             f"replies cut mid-stream      {self.streams_cut}",
             "jobs by attempts            " + ", ".join(f"{k}: {v}" for k, v in sorted(self.recovered_attempts.items())),
+            f"write-lock holds            {self.lock_holds}",
+            f"clock jumps                 {self.clock_jumps}",
+            "odd chunks sent             " + ", ".join(f"{k}: {v}" for k, v in sorted(self.odd_chunks.items())),
             f"invariant violations        {len(self.problems)}",
         ] + [f"  ✗ {p}" for p in self.problems[:20]]
 
@@ -94,11 +108,33 @@ async def queue_round(config_path: Path, db: Path, sessions: int, round_no: int)
     return len(ids)
 
 
-def worker(config_path: Path, db: Path, log: Path, *extra: str) -> subprocess.Popen:
+def worker(config_path: Path, db: Path, log: Path, *extra: str, step: float = 0.0,
+           offset: float = 0.0) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    return subprocess.Popen([sys.executable, "-m", "chatplex", "--config", str(config_path), "--db", str(db),
+    entry = ["-m", "chatplex"]
+    if step or offset:
+        env["CHATPLEX_CLOCK_STEP"], env["CHATPLEX_CLOCK_OFFSET"] = str(step), str(offset)
+        entry = [str(ROOT / "bench" / "clock_skew.py")]
+    return subprocess.Popen([sys.executable, *entry, "--config", str(config_path), "--db", str(db),
                              "--log-level", "WARNING", "worker", *extra],
                             stdout=subprocess.DEVNULL, stderr=log.open("a"), env=env)
+
+
+def hold_write_lock(db: Path, seconds: float) -> threading.Thread:
+    """Another connection takes the write lock (as a `chatplex vacuum`, a big import, an open
+    sqlite3 shell would) and keeps it for `seconds`."""
+    def hold() -> None:
+        con = sqlite3.connect(db, timeout=30, isolation_level=None)
+        try:
+            con.execute("BEGIN IMMEDIATE")
+            time.sleep(seconds)  # the fault itself: the lock held this long
+            con.execute("ROLLBACK")
+        finally:
+            con.close()
+
+    thread = threading.Thread(target=hold, daemon=True)
+    thread.start()
+    return thread
 
 
 def wait_for_streaming(db: Path, child: subprocess.Popen, timeout: float = 60.0) -> bool:
@@ -153,11 +189,13 @@ def check(db: Path, expected_users: set[str], result: Result) -> None:
 
 
 def run(rounds: int = 100, sessions: int = 50, sig: signal.Signals = signal.SIGKILL, seed: int | None = None,
-        workers: int = 16, token_delay: float = 0.01, folder: Path | None = None, quiet: bool = False) -> Result:
+        workers: int = 16, token_delay: float = 0.01, folder: Path | None = None, quiet: bool = False,
+        faults: bool = False) -> Result:
     rng = random.Random(seed)
     result = Result()
     server = FakeServer()
-    scenario = server.scenario(reply=REPLY, token_delay=token_delay)
+    scenario = server.scenario(reply=REPLY, token_delay=token_delay, chaos=0.3 if faults else 0.0,
+                               chaos_seed=seed or 0)
     with tempfile.TemporaryDirectory(dir=folder) as tmp:
         tmpdir = Path(tmp)
         db, log = tmpdir / "torture.db", tmpdir / "worker.log"
@@ -171,9 +209,29 @@ def run(rounds: int = 100, sessions: int = 50, sig: signal.Signals = signal.SIGK
                 con = sqlite3.connect(db)
                 expected |= {c for (c,) in con.execute("SELECT content FROM messages WHERE role='user'")}
                 con.close()
-                child = worker(config_path, db, log)
+                step = rng.uniform(40, 120) if faults and rng.random() < 0.5 else 0.0
+                stepped = 0.0
+                child = worker(config_path, db, log, step=step)
                 started = wait_for_streaming(db, child)
-                time.sleep(rng.uniform(0.0, span))  # the random moment of death, while replies stream
+                holder = None
+                if faults:  # the lock hold and the clock step land at random among the streams
+                    moments = sorted([("kill", rng.uniform(0.0, span * 2)), ("lock", rng.uniform(0.0, span))]
+                                     + ([("jump", rng.uniform(0.0, span))] if step else []), key=lambda m: m[1])
+                    at = 0.0
+                    for what, when in moments:
+                        time.sleep(when - at)  # the random moments themselves
+                        at = when
+                        if what == "lock" and rng.random() < 0.6:
+                            holder = hold_write_lock(db, rng.uniform(0.5, 7.0))
+                            result.lock_holds += 1
+                        elif what == "jump" and child.poll() is None:
+                            child.send_signal(signal.SIGUSR1)
+                            result.clock_jumps += 1
+                            stepped = step
+                        elif what == "kill":
+                            break
+                else:
+                    time.sleep(rng.uniform(0.0, span))  # the random moment of death, while replies stream
                 con = sqlite3.connect(db)
                 streaming = con.execute("SELECT COUNT(*) FROM jobs WHERE state='running'").fetchone()[0]
                 con.close()
@@ -183,11 +241,14 @@ def run(rounds: int = 100, sessions: int = 50, sig: signal.Signals = signal.SIGK
                 child.wait(30)
                 result.kills_mid_stream += streaming > 0
                 result.streams_cut += streaming
-                finisher = worker(config_path, db, log, "--until-idle")
-                if finisher.wait(120) != 0:
+                finisher = worker(config_path, db, log, "--until-idle", offset=stepped)
+                if finisher.wait(180) != 0:
                     result.problems.append(f"round {round_no}: restarted worker exited {finisher.returncode}")
+                if holder is not None:
+                    holder.join()
                 result.rounds += 1
                 result.messages = len(expected)
+                result.odd_chunks = collections.Counter(scenario.odd_chunks)
                 before = len(result.problems)
                 check(db, expected, result)
                 if not quiet:
@@ -207,9 +268,12 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=16)
     ap.add_argument("--signal", choices=["KILL", "TERM"], default="KILL")
     ap.add_argument("--seed", type=int)
+    ap.add_argument("--faults", action="store_true",
+                    help="also inject write-lock holds, clock jumps and odd chunks at random")
     args = ap.parse_args()
     t0 = time.perf_counter()
-    result = run(args.rounds, args.sessions, signal.Signals[f"SIG{args.signal}"], args.seed, args.workers)
+    result = run(args.rounds, args.sessions, signal.Signals[f"SIG{args.signal}"], args.seed, args.workers,
+                 faults=args.faults)
     print("\n".join(result.lines()))
     print(f"elapsed                     {time.perf_counter() - t0:.0f} s")
     return 1 if result.problems else 0

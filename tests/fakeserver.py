@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import random
 import threading
 import time
 from dataclasses import dataclass, field
@@ -54,6 +55,9 @@ class Scenario:
     headers: list[dict[str, str]] = field(default_factory=list)
     models: list[str] = field(default_factory=lambda: ["fake-small", "fake-large"])
     arrivals: list[float] = field(default_factory=list)  # time.perf_counter() as each request came in
+    chaos: float = 0.0  # OpenAI: the chance that a stream carries one odd chunk (see _odd_chunk)
+    chaos_seed: int = 0
+    odd_chunks: list[str] = field(default_factory=list)  # which odd chunks were sent
     disconnects: int = 0  # streams the client closed early
     active: int = 0  # streams open right now
     max_active: int = 0  # the most streams open at once
@@ -207,10 +211,22 @@ class FakeServer:
                 yield b'data: {"error": {"message": "injected stream error", "type": "server_error"}}\n\n'
                 return
             count = 0
+            odd_at = -1
+            if s.chaos:
+                rng = random.Random(s.chaos_seed * 1_000_003 + len(s.requests))
+                if rng.random() < s.chaos:
+                    odd_at, odd = rng.randrange(len(s.tokens())), rng.choice(ODD_CHUNKS)
             async for token in self._token_source(s, fault, request):
                 if token is None:
                     yield b": keep-alive\n\n"
                     continue
+                if count == odd_at:
+                    s.odd_chunks.append(odd)
+                    if odd == "parts":  # valid: this token's text as a list of parts
+                        yield chunk({"content": [{"type": "text", "text": token}]})
+                        count += 1
+                        continue
+                    yield ODD_BODIES[odd]
                 count += 1
                 yield chunk({"content": [{"type": "text", "text": token}] if fault.content_parts else token})
             if fault.no_finish or request.transport is None or request.transport.is_closing():
@@ -273,6 +289,20 @@ class FakeServer:
             yield ev("message_stop", {})
 
         return await self._stream(request, s, fault, events())
+
+
+# Odd chunks a real OpenAI-compatible server has been seen to send, or could: some are valid
+# (content as parts, an unknown field, a comment), the rest must fail the attempt cleanly.
+ODD_BODIES = {
+    "unknown_field": b'data: {"choices":[{"index":0,"delta":{"annotations":[1,2]}}]}\n\n',
+    "comment": b": this is a comment\n\n",
+    "dict_content": b'data: {"choices":[{"index":0,"delta":{"content":{"text":"x"}}}]}\n\n',
+    "number_content": b'data: {"choices":[{"index":0,"delta":{"content":42}}]}\n\n',
+    "choices_object": b'data: {"choices":{"index":0}}\n\n',
+    "delta_list": b'data: {"choices":[{"index":0,"delta":["x"]}]}\n\n',
+    "bad_json": b"data: {not json\n\n",
+}
+ODD_CHUNKS = ["parts", *ODD_BODIES]
 
 
 def serve_forever() -> None:
