@@ -19,12 +19,13 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from chatplex.config import KINDS, Config, ConfigError, config_path, load
+from chatplex.config import KINDS, Config, ConfigError, api_key, config_path, load
 from chatplex.core.export import FORMAT, to_json, to_markdown
 from chatplex.core.models import Job, Message, MessageState, Role, Session
 from chatplex.core.store import SCHEMA_VERSION, Store, StoreError
 from chatplex.core.text import visible
 from chatplex.providers.base import ProviderError
+from chatplex.redact import redact
 
 
 class UsageError(Exception):
@@ -239,8 +240,11 @@ async def _check_provider(config: Config, name: str) -> tuple[bool, str]:
         if importlib.util.find_spec("xllamacpp") is None:
             return False, "needs the local extra — pip install 'chatplex[local]'"
         return True, f"GGUF {pc.model_path} (started on demand)"
-    if pc.api_key_env and not os.environ.get(pc.api_key_env):
+    if pc.api_key_env and not os.environ.get(pc.api_key_env, "").strip():
         return False, f"{pc.api_key_env} is not set — export it with your API key"
+    _, problem = api_key(pc.api_key_env)
+    if problem:
+        return False, problem
     provider = config.make_provider(name)
     try:
         models = await asyncio.wait_for(provider.list_models(), timeout=pc.connect_timeout + 5)  # type: ignore[attr-defined]
@@ -248,6 +252,8 @@ async def _check_provider(config: Config, name: str) -> tuple[bool, str]:
         return False, str(e)
     except (TimeoutError, asyncio.TimeoutError):
         return False, f"{pc.base_url} did not answer in time — is the server running?"
+    except Exception as e:  # e.g. a models list of an unexpected shape: a check, not a crash
+        return False, f"unexpected answer from {pc.base_url}: {type(e).__name__}: {e}"
     finally:
         await provider.aclose()
     known = "" if not models or pc.model in models else f"; model {pc.model!r} not in its list ({len(models)} models)"
@@ -274,6 +280,8 @@ async def cmd_doctor(config: Config, args: argparse.Namespace) -> int:
     results = await asyncio.gather(*(_check_provider(config, name) for name in config.providers))
     for name, (ok, text) in zip(config.providers, results):
         checks.append((f"provider {name}", ok, text))
+    secrets = config.secrets()  # the providers scrub their errors; this is the last line of defence
+    checks = [(check, ok, redact(detail, secrets)) for check, ok, detail in checks]
     if args.json:
         print(json.dumps([{"check": c, "ok": ok, "detail": d} for c, ok, d in checks]))
     else:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,16 +78,56 @@ class Config:
             raise ConfigError(f"unknown provider {name!r} (configured: {known})") from None
 
     def make_provider(self, name: str) -> Provider:
-        """Build the client; a missing key variable surfaces as an AuthError on first use."""
+        """Build the client. A key variable that is missing, or holds something that cannot go
+        in an HTTP header, surfaces as an AuthError on first use (nothing is sent): the
+        session shows why, and the other providers keep working."""
         pc = self.provider(name)
         if pc.protocol == "llamacpp":
             return LlamaCppProvider(name, pc.model_path, context=pc.context, read_timeout=pc.read_timeout,
                                     default_max_tokens=pc.max_tokens, params=pc.params)
-        key = os.environ.get(pc.api_key_env) if pc.api_key_env else None
-        missing = pc.api_key_env if pc.api_key_env and not key else None
+        key, problem = api_key(pc.api_key_env)
         cls = AnthropicProvider if pc.protocol == "anthropic" else OpenAIProvider
-        return cls(name, pc.base_url, api_key=key, missing_key_env=missing, connect_timeout=pc.connect_timeout,
-                   read_timeout=pc.read_timeout, default_max_tokens=pc.max_tokens, params=pc.params)
+        return cls(name, pc.base_url, api_key=key, key_error=problem and f"{name}: {problem}",
+                   connect_timeout=pc.connect_timeout, read_timeout=pc.read_timeout,
+                   default_max_tokens=pc.max_tokens, params=pc.params)
+
+    def secrets(self) -> list[str]:
+        """Every configured key variable's value that is set, as found and as sent (stripped):
+        what logs and stored errors must never show."""
+        found: list[str] = []
+        for pc in self.providers.values():
+            raw = os.environ.get(pc.api_key_env) if pc.api_key_env else None
+            for value in (raw, raw and raw.strip(_HEADER_SPACE)):
+                if value and value not in found:
+                    found.append(value)
+        return found
+
+
+_HEADER_SPACE = " \t\r\n\f\v"  # ASCII whitespace: a CRLF .env file leaves "\r" at the end
+
+
+def api_key(env: str | None) -> tuple[str | None, str | None]:
+    """The key in variable `env` as ``(key, None)``, or ``(None, problem)``: one line that
+    names the variable and what is wrong, never the value. Surrounding ASCII whitespace is
+    dropped; anything else that cannot go in an HTTP header is refused rather than sent
+    (httpx's error would quote the whole header, key included)."""
+    if not env:
+        return None, None
+    key = os.environ.get(env, "").strip(_HEADER_SPACE)
+    if not key:
+        return None, f"the environment variable {env} is not set (it should hold the API key)"
+    for i, ch in enumerate(key, 1):
+        if "!" <= ch <= "~":
+            continue
+        if ch in _HEADER_SPACE:
+            what = "whitespace (a space, tab or line break) inside it"
+        elif ch.isascii():
+            what = "a control character"
+        else:
+            what = f"a non-ASCII character (U+{ord(ch):04X} {unicodedata.name(ch, 'unnamed')})"
+        return None, (f"the environment variable {env} holds {what} at character {i} of "
+                      f"{len(key)}, which an API key cannot contain; set it again without it")
+    return key, None
 
 
 def config_path() -> Path:
