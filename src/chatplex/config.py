@@ -6,11 +6,13 @@ Keys never live in the file: a provider names the environment variable that hold
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import platformdirs
 
@@ -130,6 +132,42 @@ def api_key(env: str | None) -> tuple[str | None, str | None]:
     return key, None
 
 
+def url_problem(url: str) -> str | None:
+    """Why `url` can never reach a server (so it is refused at load, not retried later as
+    a network error), or None."""
+    if any(ch.isspace() or not ch.isprintable() for ch in url):
+        return "contains a space or a control character"
+    if "://" not in url:
+        return "has no scheme: it should start with http:// or https://"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
+    except ValueError as e:
+        return f"is not a valid URL ({e})"
+    if parts.scheme.lower() not in ("http", "https"):
+        return f"uses {parts.scheme}://, but only http:// and https:// can work"
+    if not parts.hostname:
+        return "has no host name"
+    return None
+
+
+def key_line(text: str, provider: str, key: str) -> int | None:
+    """The line of `key` in the table [providers.<provider>] of a config file's text (for
+    errors about values TOML accepted), or None where it cannot be found that way."""
+    name = re.escape(provider)
+    header = re.compile(rf"""\s*\[\s*providers\s*\.\s*(?:{name}|"{name}"|'{name}')\s*\]\s*(#.*)?""")
+    entry = re.compile(rf"""\s*(?:{re.escape(key)}|"{re.escape(key)}"|'{re.escape(key)}')\s*=""")
+    inside = False
+    for n, line in enumerate(text.splitlines(), 1):
+        if header.fullmatch(line):
+            inside = True
+        elif line.lstrip().startswith("["):
+            inside = False
+        elif inside and entry.match(line):
+            return n
+    return None
+
+
 def config_path() -> Path:
     env = os.environ.get("CHATPLEX_CONFIG")
     return Path(env).expanduser() if env else Path(platformdirs.user_config_dir(APP)) / "config.toml"
@@ -148,10 +186,11 @@ def load(path: Path | None = None, db: Path | str | None = None) -> Config:
     """Read config.toml (or use the built-in local Ollama default when there is none)."""
     path = path or config_path()
     data: dict[str, Any] = {}
-    where = str(path)
+    where, text = str(path), ""
     if path.exists():
         try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
+            text = path.read_text(encoding="utf-8")
+            data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as e:
             raise ConfigError(f"{where}: {e}") from e
         except (OSError, UnicodeDecodeError) as e:
@@ -191,6 +230,9 @@ def load(path: Path | None = None, db: Path | str | None = None) -> Config:
             context=get(table, "context", int, 4096, ctx),
             params=dict(get(table, "params", dict, {}, ctx)),
         )
+        if kind != "llamacpp" and (reason := url_problem(pc.base_url)):
+            line = key_line(text, name, "base_url")
+            raise ConfigError(f"{where}{f', line {line}' if line else ''}: {ctx}base_url {reason}")
         if kind == "llamacpp":
             if not pc.model_path:
                 raise ConfigError(f"{where}: {ctx}model_path is required for kind = \"llamacpp\"")
