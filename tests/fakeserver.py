@@ -50,6 +50,7 @@ class Scenario:
     reply: str = "Hello from the fake server."
     token_delay: float = 0.0
     forever: bool = False  # stream tokens until the client goes away
+    echo_key: bool = False  # answer every request 401, quoting the key it got (as some proxies do)
     faults: list[Fault] = field(default_factory=list)
     requests: list[dict[str, Any]] = field(default_factory=list)  # bodies received
     headers: list[dict[str, str]] = field(default_factory=list)
@@ -122,10 +123,19 @@ class FakeServer:
         s.requests.append(body)
         s.headers.append(dict(request.headers))
         fault = s.faults.pop(0) if s.faults else Fault()
+        if s.echo_key:
+            fault = Fault(status=401, body=self._key_echo(request))
         return s, fault, body
+
+    @staticmethod
+    def _key_echo(request: web.Request) -> dict[str, Any]:
+        got = request.headers.get("authorization") or request.headers.get("x-api-key") or "none"
+        return {"error": {"message": f"Incorrect API key provided: {got}", "type": "invalid_request_error"}}
 
     async def _models(self, request: web.Request) -> web.Response:
         s = self.scenarios[int(request.match_info["sid"])]
+        if s.echo_key:
+            return web.json_response(self._key_echo(request), status=401)
         return web.json_response({"object": "list", "data": [{"id": m, "object": "model"} for m in s.models]})
 
     @staticmethod

@@ -19,12 +19,14 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from chatplex.config import KINDS, Config, ConfigError, config_path, load
+from chatplex.config import KINDS, Config, ConfigError, api_key, config_path, load
+from chatplex.core.coordinator import MAX_MESSAGE
 from chatplex.core.export import FORMAT, to_json, to_markdown
 from chatplex.core.models import Job, Message, MessageState, Role, Session
 from chatplex.core.store import SCHEMA_VERSION, Store, StoreError
 from chatplex.core.text import visible
 from chatplex.providers.base import ProviderError
+from chatplex.redact import redact
 
 
 class UsageError(Exception):
@@ -189,11 +191,52 @@ async def cmd_export(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+NAME_LIMIT = 1_000  # characters in a title, provider or model name: one line on screen
+LAST_SECOND = dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.UTC).timestamp()  # dates must format
+
+
+def _text(value: Any, where: str, limit: int, optional: bool = False) -> None:
+    """Refuse what the database or the app could not hold: not a string, too long, or a
+    lone UTF-16 surrogate (JSON "\\ud800": SQLite cannot store it)."""
+    if value is None and optional:
+        return
+    if not isinstance(value, str):
+        raise UsageError(f"{where} must be a string, got {_kind(value)}")
+    if len(value) > limit:
+        raise UsageError(f"{where} is too long ({len(value):,} characters; at most {limit:,})")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise UsageError(f"{where} holds an invalid character at {e.start} "
+                         "(a lone UTF-16 surrogate)") from None
+
+
+def _timestamp(value: Any, where: str) -> None:
+    """Seconds since 1970, finite and before year 10000: anything else breaks the dates of
+    `show` and `export` later, long after the import."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise UsageError(f"{where} must be a number of seconds since 1970, got {_kind(value)}")
+    if not 0 <= value <= LAST_SECOND:  # also NaN and ±Infinity, which JSON parsing lets through
+        small = isinstance(value, float) or abs(value) < 10**15  # a float() of 10**400 overflows
+        shown = f"{value:.6g}" if small else "a larger number"
+        raise UsageError(f"{where} must be a time between 1970 and the year 9999, got {shown}")
+
+
+def _kind(value: Any) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "true/false",
+            type(None): "null"}.get(type(value), "a number")
+
+
 def _parse_import(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The session and messages of an export, checked whole before anything is written."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except OSError as e:
         raise UsageError(f"cannot read {path}: {e.strerror or e}") from e
+    except RecursionError:
+        raise UsageError(f"{path} is not a chatplex session export (nested too deeply)") from None
     except (ValueError, UnicodeDecodeError) as e:
         raise UsageError(f"{path} is not valid JSON ({e})") from e
     if not isinstance(data, dict) or data.get("format") != FORMAT:
@@ -202,17 +245,22 @@ def _parse_import(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     if not isinstance(session, dict) or not isinstance(messages, list):
         raise UsageError(f"{path}: needs a \"session\" object and a \"messages\" list")
     for key in ("title", "provider", "model"):
-        if not isinstance(session.get(key), str):
-            raise UsageError(f"{path}: session.{key} must be a string")
-    if not isinstance(session.get("system_prompt", ""), str):
-        raise UsageError(f"{path}: session.system_prompt must be a string")
+        _text(session.get(key), f"{path}: session.{key}", NAME_LIMIT)
+    _text(session.get("system_prompt", ""), f"{path}: session.system_prompt", MAX_MESSAGE)
+    _timestamp(session.get("created_at"), f"{path}: session.created_at")
+    states = {s.value for s in MessageState}
     for i, m in enumerate(messages):
+        where = f"{path}: messages[{i}]"
         if not isinstance(m, dict) or m.get("role") not in ("user", "assistant", "system") \
                 or not isinstance(m.get("content"), str):
-            raise UsageError(f"{path}: messages[{i}] needs a role (user/assistant/system) and a content string")
-        if m.get("state", "complete") not in {s.value for s in MessageState}:
-            raise UsageError(f"{path}: messages[{i}].state {m.get('state')!r} is not complete/interrupted/error")
-        if m.get("state") == "streaming":  # exported mid-reply: nothing is generating it here
+            raise UsageError(f"{where} needs a role (user/assistant/system) and a content string")
+        _text(m["content"], f"{where}.content", MAX_MESSAGE)
+        state = m.get("state", "complete")
+        if not isinstance(state, str) or state not in states:
+            raise UsageError(f"{where}.state must be complete, interrupted or error")
+        _text(m.get("error"), f"{where}.error", MAX_MESSAGE, optional=True)
+        _timestamp(m.get("created_at"), f"{where}.created_at")
+        if state == "streaming":  # exported mid-reply: nothing is generating it here
             m["state"], m["error"] = "interrupted", "was still being generated when it was exported"
     return session, messages
 
@@ -239,8 +287,11 @@ async def _check_provider(config: Config, name: str) -> tuple[bool, str]:
         if importlib.util.find_spec("xllamacpp") is None:
             return False, "needs the local extra — pip install 'chatplex[local]'"
         return True, f"GGUF {pc.model_path} (started on demand)"
-    if pc.api_key_env and not os.environ.get(pc.api_key_env):
+    if pc.api_key_env and not os.environ.get(pc.api_key_env, "").strip():
         return False, f"{pc.api_key_env} is not set — export it with your API key"
+    _, problem = api_key(pc.api_key_env)
+    if problem:
+        return False, problem
     provider = config.make_provider(name)
     try:
         models = await asyncio.wait_for(provider.list_models(), timeout=pc.connect_timeout + 5)  # type: ignore[attr-defined]
@@ -248,6 +299,8 @@ async def _check_provider(config: Config, name: str) -> tuple[bool, str]:
         return False, str(e)
     except (TimeoutError, asyncio.TimeoutError):
         return False, f"{pc.base_url} did not answer in time — is the server running?"
+    except Exception as e:  # e.g. a models list of an unexpected shape: a check, not a crash
+        return False, f"unexpected answer from {pc.base_url}: {type(e).__name__}: {e}"
     finally:
         await provider.aclose()
     known = "" if not models or pc.model in models else f"; model {pc.model!r} not in its list ({len(models)} models)"
@@ -274,6 +327,8 @@ async def cmd_doctor(config: Config, args: argparse.Namespace) -> int:
     results = await asyncio.gather(*(_check_provider(config, name) for name in config.providers))
     for name, (ok, text) in zip(config.providers, results):
         checks.append((f"provider {name}", ok, text))
+    secrets = config.secrets()  # the providers scrub their errors; this is the last line of defence
+    checks = [(check, ok, redact(detail, secrets)) for check, ok, detail in checks]
     if args.json:
         print(json.dumps([{"check": c, "ok": ok, "detail": d} for c, ok, d in checks]))
     else:

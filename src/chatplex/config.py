@@ -6,10 +6,13 @@ Keys never live in the file: a provider names the environment variable that hold
 from __future__ import annotations
 
 import os
+import re
 import tomllib
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import platformdirs
 
@@ -79,16 +82,92 @@ class Config:
             raise ConfigError(f"unknown provider {name!r} (configured: {known})") from None
 
     def make_provider(self, name: str) -> Provider:
-        """Build the client; a missing key variable surfaces as an AuthError on first use."""
+        """Build the client. A key variable that is missing, or holds something that cannot go
+        in an HTTP header, surfaces as an AuthError on first use (nothing is sent): the
+        session shows why, and the other providers keep working."""
         pc = self.provider(name)
         if pc.protocol == "llamacpp":
             return LlamaCppProvider(name, pc.model_path, context=pc.context, read_timeout=pc.read_timeout,
                                     default_max_tokens=pc.max_tokens, params=pc.params)
-        key = os.environ.get(pc.api_key_env) if pc.api_key_env else None
-        missing = pc.api_key_env if pc.api_key_env and not key else None
+        key, problem = api_key(pc.api_key_env)
         cls = AnthropicProvider if pc.protocol == "anthropic" else OpenAIProvider
-        return cls(name, pc.base_url, api_key=key, missing_key_env=missing, connect_timeout=pc.connect_timeout,
-                   read_timeout=pc.read_timeout, default_max_tokens=pc.max_tokens, params=pc.params)
+        return cls(name, pc.base_url, api_key=key, key_error=problem and f"{name}: {problem}",
+                   connect_timeout=pc.connect_timeout, read_timeout=pc.read_timeout,
+                   default_max_tokens=pc.max_tokens, params=pc.params)
+
+    def secrets(self) -> list[str]:
+        """Every configured key variable's value that is set, as found and as sent (stripped):
+        what logs and stored errors must never show."""
+        found: list[str] = []
+        for pc in self.providers.values():
+            raw = os.environ.get(pc.api_key_env) if pc.api_key_env else None
+            for value in (raw, raw and raw.strip(_HEADER_SPACE)):
+                if value and value not in found:
+                    found.append(value)
+        return found
+
+
+_HEADER_SPACE = " \t\r\n\f\v"  # ASCII whitespace: a CRLF .env file leaves "\r" at the end
+
+
+def api_key(env: str | None) -> tuple[str | None, str | None]:
+    """The key in variable `env` as ``(key, None)``, or ``(None, problem)``: one line that
+    names the variable and what is wrong, never the value. Surrounding ASCII whitespace is
+    dropped; anything else that cannot go in an HTTP header is refused rather than sent
+    (httpx's error would quote the whole header, key included)."""
+    if not env:
+        return None, None
+    key = os.environ.get(env, "").strip(_HEADER_SPACE)
+    if not key:
+        return None, f"the environment variable {env} is not set (it should hold the API key)"
+    for i, ch in enumerate(key, 1):
+        if "!" <= ch <= "~":
+            continue
+        if ch in _HEADER_SPACE:
+            what = "whitespace (a space, tab or line break) inside it"
+        elif ch.isascii():
+            what = "a control character"
+        else:
+            what = f"a non-ASCII character (U+{ord(ch):04X} {unicodedata.name(ch, 'unnamed')})"
+        return None, (f"the environment variable {env} holds {what} at character {i} of "
+                      f"{len(key)}, which an API key cannot contain; set it again without it")
+    return key, None
+
+
+def url_problem(url: str) -> str | None:
+    """Why `url` can never reach a server (so it is refused at load, not retried later as
+    a network error), or None."""
+    if any(ch.isspace() or not ch.isprintable() for ch in url):
+        return "contains a space or a control character"
+    if "://" not in url:
+        return "has no scheme: it should start with http:// or https://"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
+    except ValueError as e:
+        return f"is not a valid URL ({e})"
+    if parts.scheme.lower() not in ("http", "https"):
+        return f"uses {parts.scheme}://, but only http:// and https:// can work"
+    if not parts.hostname:
+        return "has no host name"
+    return None
+
+
+def key_line(text: str, provider: str, key: str) -> int | None:
+    """The line of `key` in the table [providers.<provider>] of a config file's text (for
+    errors about values TOML accepted), or None where it cannot be found that way."""
+    name = re.escape(provider)
+    header = re.compile(rf"""\s*\[\s*providers\s*\.\s*(?:{name}|"{name}"|'{name}')\s*\]\s*(#.*)?""")
+    entry = re.compile(rf"""\s*(?:{re.escape(key)}|"{re.escape(key)}"|'{re.escape(key)}')\s*=""")
+    inside = False
+    for n, line in enumerate(text.splitlines(), 1):
+        if header.fullmatch(line):
+            inside = True
+        elif line.lstrip().startswith("["):
+            inside = False
+        elif inside and entry.match(line):
+            return n
+    return None
 
 
 def config_path() -> Path:
@@ -109,10 +188,11 @@ def load(path: Path | None = None, db: Path | str | None = None) -> Config:
     """Read config.toml (or use the built-in local Ollama default when there is none)."""
     path = path or config_path()
     data: dict[str, Any] = {}
-    where = str(path)
+    where, text = str(path), ""
     if path.exists():
         try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
+            text = path.read_text(encoding="utf-8")
+            data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as e:
             raise ConfigError(f"{where}: {e}") from e
         except (OSError, UnicodeDecodeError) as e:
@@ -154,6 +234,9 @@ def load(path: Path | None = None, db: Path | str | None = None) -> Config:
             context=get(table, "context", int, 4096, ctx),
             params=dict(get(table, "params", dict, {}, ctx)),
         )
+        if kind != "llamacpp" and (reason := url_problem(pc.base_url)):
+            line = key_line(text, name, "base_url")
+            raise ConfigError(f"{where}{f', line {line}' if line else ''}: {ctx}base_url {reason}")
         if kind == "llamacpp":
             if not pc.model_path:
                 raise ConfigError(f"{where}: {ctx}model_path is required for kind = \"llamacpp\"")

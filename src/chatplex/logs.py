@@ -6,7 +6,10 @@ from __future__ import annotations
 import logging
 import logging.handlers
 import os
+from collections.abc import Iterable
 from pathlib import Path
+
+from chatplex.redact import redact
 
 _FORMAT = "%(asctime)s %(levelname)-7s [%(component)s] %(message)s"
 
@@ -17,14 +20,40 @@ class _ComponentFilter(logging.Filter):
         return True
 
 
-def setup(log_dir: Path, level: str | None = None) -> Path | None:
-    """Log to `log_dir/chatplex.log` (rotated at 5 MB, 3 kept). Returns the file, or None
-    when the folder cannot be written (logging is then off rather than fatal)."""
+class RedactFilter(logging.Filter):
+    """Masks `secrets` (API keys) in every record: its message with its arguments, its
+    traceback and its stack. A last line of defence: keys should never be logged at all,
+    but an exception from a library may quote one (httpx quotes a bad header whole)."""
+
+    def __init__(self, secrets: Iterable[str]):
+        super().__init__()
+        self.secrets = [s for s in secrets if s]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self.secrets:
+            return True
+        message = record.getMessage()
+        clean = redact(message, self.secrets)
+        if clean != message:
+            record.msg, record.args = clean, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text, self.secrets)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info, self.secrets)
+        return True
+
+
+def setup(log_dir: Path, level: str | None = None, secrets: Iterable[str] = ()) -> Path | None:
+    """Log to `log_dir/chatplex.log` (rotated at 5 MB, 3 kept), masking `secrets` (pass
+    `Config.secrets()`). Returns the file, or None when the folder cannot be written
+    (logging is then off rather than fatal)."""
     root = logging.getLogger("chatplex")
     root.propagate = False
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-        handler.close()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+        old.close()
     level_name = (level or os.environ.get("CHATPLEX_LOG") or "INFO").upper()
     root.setLevel(getattr(logging, level_name, logging.INFO))
     path = log_dir / "chatplex.log"
@@ -36,6 +65,7 @@ def setup(log_dir: Path, level: str | None = None) -> Path | None:
         root.addHandler(logging.NullHandler())
         return None
     handler.addFilter(_ComponentFilter())
+    handler.addFilter(RedactFilter(secrets))
     handler.setFormatter(logging.Formatter(_FORMAT))
     root.addHandler(handler)
     return path

@@ -794,27 +794,49 @@ def _transaction(fn: Callable[..., T], db: Conn, *args: Any, wait: bool = True) 
 
 
 def _configure_writer(db: Conn) -> None:
+    """Set up the writer connection and migrate. Safe when many processes open a new file at
+    once (20 `chatplex sessions` in parallel): the switch to WAL waits for the others instead
+    of failing, and the schema version is read again inside the migration's BEGIN IMMEDIATE,
+    so a process that waited for another's migration finds it done instead of creating the
+    tables a second time."""
     db.row_factory = sqlite3.Row
-    mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+    db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    mode = db.execute("PRAGMA journal_mode").fetchone()[0]  # WAL persists: set by the file's first open
+    tries = 0
+    while mode.lower() != "wal":
+        # the switch reads the file, then needs it alone: two processes doing it at once would
+        # deadlock, so SQLite answers one SQLITE_BUSY at once, busy_timeout or not. That one
+        # waits for the other in BEGIN IMMEDIATE (which honours busy_timeout), then asks again
+        try:
+            mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            break  # "memory" for ":memory:": no WAL there, and no retry either
+        except sqlite3.OperationalError as e:
+            tries += 1
+            if tries == 20 or (getattr(e, "sqlite_errorcode", 0) & 0xFF) != sqlite3.SQLITE_BUSY:
+                raise
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("ROLLBACK")
     if mode.lower() != "wal":
         log.warning("journal_mode is %s, not WAL", mode)
-    for pragma in (f"busy_timeout={BUSY_TIMEOUT_MS}", "synchronous=NORMAL", "foreign_keys=ON",
-                   "journal_size_limit=67108864", "wal_autocheckpoint=0"):
+    for pragma in ("synchronous=NORMAL", "foreign_keys=ON", "journal_size_limit=67108864",
+                   "wal_autocheckpoint=0"):
         db.execute(f"PRAGMA {pragma}")
-    version = db.execute("PRAGMA user_version").fetchone()[0]
-    if version > SCHEMA_VERSION:
-        raise StoreError(f"the database has schema version {version}, newer than this chatplex "
-                         f"({SCHEMA_VERSION}); upgrade chatplex")
-    for number in range(version, SCHEMA_VERSION):
+    while (version := db.execute("PRAGMA user_version").fetchone()[0]) < SCHEMA_VERSION:
         db.execute("BEGIN IMMEDIATE")
         try:
-            MIGRATIONS[number](db)
-            db.execute(f"PRAGMA user_version={number + 1}")
+            version = db.execute("PRAGMA user_version").fetchone()[0]  # now nobody else can change it
+            if version < SCHEMA_VERSION:
+                MIGRATIONS[version](db)
+                db.execute(f"PRAGMA user_version={version + 1}")
         except BaseException:
             db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
-        log.info("migrated database to schema version %d", number + 1)
+        if version < SCHEMA_VERSION:
+            log.info("migrated database to schema version %d", version + 1)
+    if version > SCHEMA_VERSION:
+        raise StoreError(f"the database has schema version {version}, newer than this chatplex "
+                         f"({SCHEMA_VERSION}); upgrade chatplex")
     db.execute("PRAGMA busy_timeout=0")  # waiting happens in the thread only: see _transaction
 
 

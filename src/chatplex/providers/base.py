@@ -167,8 +167,13 @@ def http_error(status: int, headers: httpx.Headers, body: bytes, who: str) -> Pr
     return BadRequest(message)
 
 
-def transport_error(exc: httpx.TransportError, who: str, url: str) -> TransientError:
-    """A one-line reason for a network failure."""
+def transport_error(exc: httpx.TransportError, who: str, url: str) -> ProviderError:
+    """A one-line reason for a network failure. One the request itself caused (a header
+    httpx refuses to send, a scheme it cannot speak) fails at once: a retry sends it again."""
+    if isinstance(exc, httpx.LocalProtocolError):
+        return BadRequest(f"{who}: the request could not be sent: {exc}")
+    if isinstance(exc, httpx.UnsupportedProtocol):
+        return BadRequest(f"{who}: cannot reach {url}: {exc}")
     if isinstance(exc, httpx.ConnectError):
         return TransientError(f"{who}: cannot connect to {url} (is the server running?)")
     if isinstance(exc, httpx.ConnectTimeout):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import traceback
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -22,6 +23,7 @@ from chatplex.providers.base import (
     http_error,
     transport_error,
 )
+from chatplex.redact import redact
 
 log = logging.getLogger("chatplex.provider")
 _raw_decode = json.JSONDecoder().raw_decode
@@ -33,13 +35,16 @@ class HttpProvider:
     kind = "http"
 
     def __init__(self, name: str, base_url: str, *, api_key: str | None = None,
-                 missing_key_env: str | None = None, connect_timeout: float = 10.0,
-                 read_timeout: float = 120.0, default_max_tokens: int | None = None,
-                 params: dict[str, Any] | None = None):
+                 missing_key_env: str | None = None, key_error: str | None = None,
+                 connect_timeout: float = 10.0, read_timeout: float = 120.0,
+                 default_max_tokens: int | None = None, params: dict[str, Any] | None = None):
         self.name = name
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
-        self._missing_key_env = missing_key_env
+        if missing_key_env and not key_error:
+            key_error = (f"{name}: the environment variable {missing_key_env} is not set "
+                         "(it should hold the API key)")
+        self._key_error = key_error  # raised as an AuthError on first use: nothing is sent
         self.default_max_tokens = default_max_tokens
         self.params = dict(params or {})  # extra JSON body fields from config ([providers.x.params])
         self._client = httpx.AsyncClient(
@@ -55,9 +60,23 @@ class HttpProvider:
         raise NotImplementedError
 
     def _check_key(self) -> None:
-        if self._missing_key_env:
-            raise AuthError(f"{self.name}: the environment variable {self._missing_key_env} is not set "
-                            "(it should hold the API key)")
+        if self._key_error:
+            raise AuthError(self._key_error)
+
+    def _scrubbed(self, error: BaseException) -> ProviderError:
+        """`error` as a ProviderError whose text cannot carry the key: httpx quotes a bad
+        header whole (``b'Bearer sk-..'``), a UnicodeEncodeError's repr holds the header,
+        and a server may echo the key in its error body."""
+        secrets = [self._api_key] if self._api_key else []
+        if not isinstance(error, ProviderError):  # a bug, or a header httpx cannot encode
+            trace = redact("".join(traceback.format_exception(error)), secrets).rstrip()
+            log.error("%s: unexpected error in a request\n%s", self.name, trace)
+            error = ProviderError(f"{self.name}: {type(error).__name__}: {error}")
+        if secrets:
+            text = redact(str(error), secrets)
+            if text != str(error):
+                error.args = (text,)
+        return error
 
     @asynccontextmanager
     async def _sse(self, path: str, body: dict[str, Any]) -> AsyncIterator[tuple[AsyncIterator[str], Decode]]:
@@ -81,22 +100,29 @@ class HttpProvider:
                     raise BadRequest(f"{self.name}: the server did not answer with a stream "
                                      f"(content-type {kind or 'missing'!r})")
                 yield response.aiter_text(), _decoder()
+        # `from None` everywhere: a chained cause would print the unscrubbed text in a traceback
         except httpx.TransportError as e:
-            raise transport_error(e, self.name, url) from e
+            raise self._scrubbed(transport_error(e, self.name, url)) from None
+        except Exception as e:  # noqa: BLE001 - also what the caller's loop raised in the stream
+            raise self._scrubbed(e) from None
 
     async def _get_json(self, path: str) -> Any:
         self._check_key()
         url = self.base_url + path
         try:
-            response = await self._client.get(url, headers=self.auth_headers())
-        except httpx.TransportError as e:
-            raise transport_error(e, self.name, url) from e
-        if response.status_code >= 400:
-            raise http_error(response.status_code, response.headers, response.content, self.name)
-        try:
-            return response.json()
-        except ValueError as e:
-            raise TransientError(f"{self.name}: {url} did not return JSON") from e
+            try:
+                response = await self._client.get(url, headers=self.auth_headers())
+            except httpx.TransportError as e:
+                raise transport_error(e, self.name, url) from None
+            if response.status_code >= 400:
+                raise http_error(response.status_code, response.headers, response.content,
+                                 self.name)
+            try:
+                return response.json()
+            except ValueError:
+                raise TransientError(f"{self.name}: {url} did not return JSON") from None
+        except Exception as e:  # noqa: BLE001 - every error leaves scrubbed and typed
+            raise self._scrubbed(e) from None
 
     def _json(self, event: ServerSentEvent) -> Any:
         data = event.data
