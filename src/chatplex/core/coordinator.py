@@ -28,7 +28,16 @@ from chatplex.core.events import (
     SessionChanged,
     SessionDeleted,
 )
-from chatplex.core.models import Job, JobState, Message, Priority, QueueStats, Role, Session, preview_of
+from chatplex.core.models import (
+    Job,
+    JobState,
+    Message,
+    Priority,
+    QueueStats,
+    Role,
+    Session,
+    preview_of,
+)
 from chatplex.core.queue import Finished, JobQueue
 from chatplex.core.store import LeaseLost, Store, StoreError
 from chatplex.providers.base import (
@@ -42,6 +51,7 @@ from chatplex.providers.base import (
     ToolCallDelta,
     Usage,
 )
+from chatplex.redact import redact
 
 log = logging.getLogger("chatplex.coordinator")
 wlog = logging.getLogger("chatplex.worker")
@@ -531,6 +541,7 @@ class Coordinator:
         pc = self.config.providers.get(rj.session.provider)
 
         def fail(error: str, retryable: bool, retry_after: float | None = None) -> Callable[[], Awaitable[Finished]]:
+            error = redact(error, self.config.secrets())  # the last line of defence for keys
             return lambda: q.fail(job, text, error, retryable=retryable, unread=unread, retry_after=retry_after)
 
         if task is None or task.cancelled():
