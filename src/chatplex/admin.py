@@ -24,7 +24,7 @@ from chatplex.core.coordinator import MAX_MESSAGE
 from chatplex.core.export import FORMAT, to_json, to_markdown
 from chatplex.core.models import Job, Message, MessageState, Role, Session
 from chatplex.core.store import SCHEMA_VERSION, Store, StoreError
-from chatplex.core.text import visible
+from chatplex.core.text import json_visible, visible
 from chatplex.providers.base import ProviderError
 from chatplex.redact import redact
 
@@ -34,6 +34,27 @@ class UsageError(Exception):
 
 
 # ---------------------------------------------------------------- output helpers
+def is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no stream, or a closed one
+        return False
+
+
+def for_stream(text: str, stream: Any = None, *, is_json: bool = False) -> str:
+    """`text` as it may be written to `stream` (default stdout): on a terminal, with no
+    escape sequence or bidi control (JSON keeps its meaning: they become \\uXXXX escapes);
+    pipes and files get the exact text, which scripts and re-imports rely on."""
+    if not is_terminal(sys.stdout if stream is None else stream):
+        return text
+    return json_visible(text) if is_json else visible(text)
+
+
+def say(text: str) -> None:
+    """One line on stderr; it may quote a server or the user, so it is neutralised too."""
+    print("chatplex: " + for_stream(text, sys.stderr), file=sys.stderr, flush=True)
+
+
 def table(columns: list[str], rows: list[list[str]], empty: str) -> None:
     if not rows:
         print(empty)
@@ -187,7 +208,7 @@ async def cmd_export(config: Config, args: argparse.Namespace) -> int:
         write_atomically(Path(args.output).expanduser(), text)
         print(f"wrote {args.output}", file=sys.stderr)
     else:
-        sys.stdout.write(text)
+        sys.stdout.write(for_stream(text, is_json=args.format == "json"))
     return 0
 
 

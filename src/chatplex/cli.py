@@ -11,15 +11,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from chatplex import admin, logs
-from chatplex.admin import UsageError
+from chatplex.admin import UsageError, for_stream, say
 from chatplex.config import Config, ConfigError, load
-from chatplex.core.coordinator import Coordinator
-from chatplex.core.events import ExternalChange, QueueStatsChanged, ReplyDelta, ReplyFinished
-from chatplex.core.models import JobState, MessageState
+from chatplex.core.coordinator import MAX_MESSAGE, Coordinator
+from chatplex.core.events import QueueStatsChanged, ReplyFinished
+from chatplex.core.models import JobState
 from chatplex.core.store import StoreError
 from chatplex.core.text import visible
+from chatplex.follow import Follow
 
-EXIT_FAIL, EXIT_USAGE = 1, 2
+EXIT_USAGE = 2
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,25 +78,47 @@ def build_parser() -> argparse.ArgumentParser:
     js.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
     for name, text in (("cancel", "cancel a queued or running job"), ("retry", "run a job's reply again")):
         ja = jsub.add_parser(name, help=text)
-        ja.add_argument("id", type=int, help="job id (see `chatplex jobs`)")
+        ja.add_argument("id", help="job id (see `chatplex jobs`)")
         ja.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
 
     admin.add_parsers(sub)
     return p
 
 
+# arguments that name files: any bytes are a valid file name, so they are not checked
+_PATH_ARGS = frozenset({"db", "config", "output", "file", "path"})
+_ARG_NAMES = {"text": "the message", "title": "the title", "session": "the session"}
+
+
+def check_utf8(args: argparse.Namespace) -> None:
+    """Refuse text arguments that are not UTF-8. Python hands such argv bytes over as lone
+    surrogates, which SQLite cannot store: a traceback, after `send` had made a session."""
+    for key, value in vars(args).items():
+        if isinstance(value, str) and key not in _PATH_ARGS:
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as e:
+                what = _ARG_NAMES.get(key, f"--{key.replace('_', '-')}")
+                raise UsageError(f"{what} is not valid UTF-8 (at character {e.start + 1})") from e
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        check_utf8(args)
+    except UsageError as e:
+        say(str(e))
+        return EXIT_USAGE
     if args.command == "config":  # works even when the config file is broken (path, init)
         try:
             return admin.cmd_config(args)
         except (UsageError, ConfigError) as e:
-            print(f"chatplex: {e}", file=sys.stderr)
+            say(str(e))
             return EXIT_USAGE
     try:
         config = load(args.config, args.db)
     except ConfigError as e:
-        print(f"chatplex: config: {e}", file=sys.stderr)
+        say(f"config: {e}")
         return EXIT_USAGE
     logs.setup(config.log_dir, args.log_level)
     if args.command is None:
@@ -105,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return asyncio.run(COMMANDS[args.command](config, args))
     except (UsageError, StoreError, ConfigError) as e:
-        print(f"chatplex: {e}", file=sys.stderr)
+        say(str(e))
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
@@ -115,11 +138,36 @@ async def _open(config: Config, **kw: object) -> Coordinator:
     return await Coordinator.open(config, **kw)
 
 
-async def cmd_send(config: Config, args: argparse.Namespace) -> int:
-    text = sys.stdin.read() if args.text == "-" else args.text
+def read_message(arg: str) -> str:
+    """The message from argv or stdin, checked before anything is written: a refused message
+    must not leave a "New chat" session behind."""
+    if arg == "-":
+        if sys.stdin is None:
+            raise UsageError("no stdin to read the message from")
+        limit = 4 * MAX_MESSAGE  # UTF-8 takes at most 4 bytes a character; never read unbounded
+        data = sys.stdin.buffer.read(limit + 1)
+        if len(data) > limit:
+            raise UsageError(f"the message on stdin is too long (at most {MAX_MESSAGE:,} "
+                             "characters)")
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise UsageError(f"the message on stdin is not valid UTF-8 (byte 0x{data[e.start]:02x} "
+                             f"at offset {e.start})") from e
+    else:
+        text = arg
     if not text.strip():
         raise UsageError("the message is empty")
+    if len(text) > MAX_MESSAGE:
+        raise UsageError(f"the message is too long ({len(text):,} characters; "
+                         f"at most {MAX_MESSAGE:,})")
+    return text
+
+
+async def cmd_send(config: Config, args: argparse.Namespace) -> int:
+    text = read_message(args.text)
     coord = await _open(config)
+    follow: Follow | None = None
     try:
         if args.session:
             session = await _session(coord, args.session)
@@ -136,64 +184,14 @@ async def cmd_send(config: Config, args: argparse.Namespace) -> int:
             return 0
         await coord.focus(session.id)
         coord.only_session = session.id
-        return await _follow_reply(coord, session.id, text, args.json)
+        follow = Follow(coord, session.id, args.json)
+        code = await follow.run(text)
     finally:
-        await coord.stop()
-
-
-async def _follow_reply(coord: Coordinator, session_id: int, text: str, as_json: bool) -> int:
-    """Run workers and print the reply as it streams, whichever process generates it."""
-    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-    printed = 0
-    reply_id = -1
-    final = None
-
-    def write(chunk: str) -> None:
-        nonlocal printed
-        printed += len(chunk)
-        if not as_json:
-            sys.stdout.write(chunk)
-            sys.stdout.flush()
-
-    async def reload() -> None:  # another process may be the one streaming our reply
-        nonlocal final
-        message = await coord.store.get_message(reply_id)
-        if message is None:
-            return
-        if message.state is MessageState.STREAMING and len(message.content) > printed:
-            write(message.content[printed:])
-        if message.state in (MessageState.COMPLETE, MessageState.ERROR) and not done.done():
-            final = message
-            done.set_result(None)
-
-    def on_event(event: object) -> None:
-        nonlocal final
-        if isinstance(event, ReplyDelta) and event.message_id == reply_id:
-            write(event.text)
-        elif isinstance(event, ReplyFinished) and event.message.id == reply_id:
-            if event.message.state in (MessageState.COMPLETE, MessageState.ERROR) and not done.done():
-                final = event.message
-                done.set_result(None)
-        elif isinstance(event, ExternalChange):
-            asyncio.ensure_future(reload())
-
-    coord.bus.subscribe(on_event)
-    _, reply, _ = await coord.send(session_id, text)
-    reply_id = reply.id
-    await coord.start()
-    await done
-    assert final is not None
-    if final.state is MessageState.COMPLETE and len(final.content) > printed:
-        write(final.content[printed:])
-    if as_json:
-        print(json.dumps({"session": session_id, "message": final.id, "state": final.state.value,
-                          "content": final.content, "error": final.error}))
-    elif final.state is MessageState.COMPLETE:
-        sys.stdout.write("\n")
-    if final.state is MessageState.ERROR:
-        print(f"chatplex: {final.error}", file=sys.stderr)
-        return EXIT_FAIL
-    return 0
+        await coord.stop()  # a reply still running goes back to the queue, attempt not spent
+    if follow and follow.signalled:
+        say(f"stopped; the reply stays queued as job {follow.job_id} "
+            "(`chatplex worker` or the app will generate it)")
+    return code
 
 
 async def cmd_worker(config: Config, args: argparse.Namespace) -> int:
@@ -230,7 +228,7 @@ async def _session(coord: Coordinator, ref: str):
 
 
 def _out(args: argparse.Namespace, data: object, human: str) -> int:
-    print(json.dumps(data, ensure_ascii=False) if args.json else human)
+    print(for_stream(json.dumps(data, ensure_ascii=False), is_json=True) if args.json else human)
     return 0
 
 
@@ -284,6 +282,15 @@ async def cmd_rename(config: Config, args: argparse.Namespace) -> int:
     return _out(args, admin.session_json(session), f"session {session.id} is now {visible(session.title)!r}")
 
 
+def parse_job_id(text: str) -> int:
+    """A job id is ASCII digits: int() also reads '١' as 1, which would act on job 1. An id
+    past SQLite's integers cannot exist (0 is never used)."""
+    if not (text.isascii() and text.isdigit()):
+        raise UsageError(f"bad job id {text!r}: use a number from `chatplex jobs`")
+    n = int(text)
+    return n if n < 2**63 else 0
+
+
 async def cmd_jobs(config: Config, args: argparse.Namespace) -> int:
     coord = await _open(config)
     try:
@@ -295,7 +302,7 @@ async def cmd_jobs(config: Config, args: argparse.Namespace) -> int:
                 human += f"\noldest runnable job has waited {stats.oldest_wait:.1f}s"
             return _out(args, {"counts": rows, "oldest_wait": stats.oldest_wait}, human)
         if args.jobs_command in ("cancel", "retry"):
-            job = await coord.store.get_job(args.id)
+            job = await coord.store.get_job(parse_job_id(args.id))
             if job is None:
                 raise UsageError(f"no job {args.id} (see `chatplex jobs`)")
             if args.jobs_command == "cancel":

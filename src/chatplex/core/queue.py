@@ -22,11 +22,14 @@ log = logging.getLogger("chatplex.queue")
 Finished = tuple[Job, Message, Session]
 
 
-def backoff(attempt: int, retry_after: float | None = None, base: float = 1.0, cap: float = 60.0) -> float:
+def backoff(attempt: int, retry_after: float | None = None, base: float = 1.0, cap: float = 60.0,
+            retry_after_cap: float = 300.0) -> float:
     """Seconds before retry number `attempt` (1-based): the server's Retry-After when it gave
-    one, else exponential with full jitter in [½·d, d] so retries of many jobs spread out."""
+    one (at most `retry_after_cap`: a day-long Retry-After would leave a reply, and a waiting
+    `chatplex send`, stuck in silence), else exponential with full jitter in [½·d, d] so
+    retries of many jobs spread out."""
     if retry_after is not None:
-        return min(max(retry_after, 0.0), 3600.0)
+        return min(max(retry_after, 0.0), retry_after_cap)
     delay = min(cap, base * 2 ** max(attempt - 1, 0))
     return delay * (0.5 + random.random() / 2)
 
@@ -132,6 +135,9 @@ class JobQueue:
         if retryable and job.attempts < job.max_attempts:
             delay = backoff(job.attempts, retry_after, self.backoff_base, self.backoff_cap)
             when = f"{delay:.0f}s" if delay >= 1 else "under a second"
+            if retry_after is not None and retry_after > delay:  # capped: say so, do not hide it
+                error = (f"{error}; the server asked to wait {retry_after:.0f}s, "
+                         "longer than chatplex waits")
             message = f"{error}; retrying in {when} (attempt {job.attempts + 1}/{job.max_attempts})"
             done = await self.store.finish(job.id, job.lease_owner or "", "retry", text, error=message,
                                            run_after=time.time() + delay)

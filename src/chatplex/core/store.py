@@ -360,10 +360,12 @@ class Store:
             _session(r) for r in db.execute("SELECT * FROM sessions ORDER BY updated_at DESC, id DESC")])
 
     async def find_session(self, ref: str) -> Session | None:
-        """A session by id, or by exact title (the most recent one with that title)."""
+        """A session by id, or by exact title (the most recent one with that title). Only ASCII
+        digits make an id: str.isdigit() also takes '²' (int() refuses it) and '١' (int() reads
+        1, so `rm ١` deleted session 1); an id past SQLite's integers cannot exist."""
         def q(db: Conn) -> Session | None:
             row = None
-            if ref.isdigit():
+            if ref.isascii() and ref.isdigit() and int(ref) < 2**63:
                 row = _one(db, "SELECT * FROM sessions WHERE id=?", (int(ref),))
             row = row or _one(db, "SELECT * FROM sessions WHERE title=? ORDER BY updated_at DESC", (ref,))
             return _session(row) if row else None
@@ -850,10 +852,14 @@ _SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
 def _check_file(path: Path) -> None:
-    """Refuse, before SQLite touches it, a file that is not a database; never overwrite it."""
+    """Refuse, before SQLite touches it, a file that is not a database; never overwrite it.
+    Only a regular file is read: opening a FIFO would block forever, a device is no database."""
     if path.exists():
         if path.is_dir():
             raise StoreError(f"{path} is a directory, not a database file")
+        if not path.is_file():
+            raise StoreError(f"{path} is not a regular file (a FIFO, socket or device?); point "
+                             "CHATPLEX_DB / --db at a database file")
         with path.open("rb") as f:
             head = f.read(16)
         if head and head != _SQLITE_MAGIC:
