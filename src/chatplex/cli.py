@@ -120,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as e:
         say(f"config: {e}")
         return EXIT_USAGE
-    logs.setup(config.log_dir, args.log_level)
+    logs.setup(config.log_dir, args.log_level, secrets=config.secrets())
     if args.command is None:
         from chatplex.tui.app import run
 

@@ -408,6 +408,8 @@ class Coordinator:
                 result: Finished | None = await self.queue.fail(job, "", setup_error, retryable=False,
                                                                 unread=session.id != self.focused)
             else:
+                if self._stopping:  # claimed while stop() interrupted the others: give it back
+                    rj.interrupt("shutdown")
                 if rj.reason is None:
                     rj.task = asyncio.create_task(self._pump(provider, request, rj))
                     await asyncio.wait({rj.task})  # meanwhile _flush_loop writes and publishes its text
