@@ -242,8 +242,18 @@ def run(rounds: int = 100, sessions: int = 50, sig: signal.Signals = signal.SIGK
                 result.kills_mid_stream += streaming > 0
                 result.streams_cut += streaming
                 finisher = worker(config_path, db, log, "--until-idle", offset=stepped)
-                if finisher.wait(180) != 0:
-                    result.problems.append(f"round {round_no}: restarted worker exited {finisher.returncode}")
+                try:
+                    if finisher.wait(180) != 0:
+                        result.problems.append(f"round {round_no}: restarted worker exited {finisher.returncode}")
+                except subprocess.TimeoutExpired:
+                    finisher.kill()
+                    finisher.wait()
+                    con = sqlite3.connect(db)
+                    stuck = con.execute("SELECT id, state, attempts, run_after - ?, lease_owner, last_error FROM jobs"
+                                        " WHERE state != 'succeeded'", (time.time() + stepped,)).fetchall()
+                    con.close()
+                    result.problems.append(f"round {round_no}: the restarted worker did not finish in 180 s "
+                                           f"(clock stepped {stepped:.0f} s); unfinished jobs: {stuck[:5]}")
                 if holder is not None:
                     holder.join()
                 result.rounds += 1

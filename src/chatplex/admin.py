@@ -94,7 +94,7 @@ def session_json(s: Session) -> dict[str, Any]:
 
 def message_json(m: Message) -> dict[str, Any]:
     return {"id": m.id, "role": m.role.value, "content": m.content, "state": m.state.value, "error": m.error,
-            "created_at": m.created_at, "finish_reason": m.finish_reason}
+            "created_at": m.created_at, "finish_reason": m.finish_reason, "model": m.model}
 
 
 def job_json(j: Job) -> dict[str, Any]:
@@ -109,7 +109,8 @@ def transcript(session: Session, messages: list[Message]) -> str:
     if session.system_prompt:
         lines += ["[system]", visible(session.system_prompt), ""]
     for m in messages:
-        who = "you" if m.role is Role.USER else session.model if m.role is Role.ASSISTANT else m.role.value
+        who = ("you" if m.role is Role.USER else (m.model or session.model) if m.role is Role.ASSISTANT
+               else m.role.value)
         lines += [f"[{who}]", visible(m.content)]
         if m.state is MessageState.ERROR:
             lines.append(f"(failed: {visible(m.error or '')})")
@@ -280,6 +281,7 @@ def _parse_import(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         if not isinstance(state, str) or state not in states:
             raise UsageError(f"{where}.state must be complete, interrupted or error")
         _text(m.get("error"), f"{where}.error", MAX_MESSAGE, optional=True)
+        _text(m.get("model"), f"{where}.model", NAME_LIMIT, optional=True)
         _timestamp(m.get("created_at"), f"{where}.created_at")
         if state == "streaming":  # exported mid-reply: nothing is generating it here
             m["state"], m["error"] = "interrupted", "was still being generated when it was exported"

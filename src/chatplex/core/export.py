@@ -36,7 +36,7 @@ def to_markdown(session: Session, messages: list[Message]) -> str:
             fence = _fence(m.content)
             lines += [fence + "text", m.content, fence, ""]
         elif m.role is Role.ASSISTANT:
-            lines += [f"## {session.model}", "", m.content or "", ""]
+            lines += [f"## {m.model or session.model}", "", m.content or "", ""]
             if m.state is MessageState.ERROR:
                 lines += [f"> ⚠ failed: {m.error}", ""]
             elif m.state is MessageState.INTERRUPTED:
@@ -50,6 +50,7 @@ def to_json(session: Session, messages: list[Message]) -> str:
         "session": {"title": session.title, "provider": session.provider, "model": session.model,
                     "system_prompt": session.system_prompt, "created_at": session.created_at},
         "messages": [{"role": m.role.value, "content": m.content, "state": m.state.value, "error": m.error,
-                      "created_at": m.created_at} for m in messages],
+                      "created_at": m.created_at, **({"model": m.model} if m.model else {})}
+                     for m in messages],
     }
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"

@@ -75,6 +75,7 @@ class Message:
     finish_reason: str | None = None
     created_at: float = 0.0
     updated_at: float = 0.0
+    model: str | None = None  # the model that wrote it (assistant messages)
 
 
 @dataclass(slots=True)
@@ -94,6 +95,7 @@ class Job:
     updated_at: float = 0.0
     started_at: float | None = None
     finished_at: float | None = None
+    crashes: int = 0  # recent runs cut by a process that died with nothing progressing (see recover)
 
 
 @dataclass(slots=True)

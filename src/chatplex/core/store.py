@@ -130,10 +130,97 @@ def m001_initial(db: Conn) -> None:
     )
 
 
+_SESSION_COLUMNS = ("id, title, provider, model, system_prompt, status, unread, preview, created_at,"
+                    " updated_at")
+_MESSAGE_COLUMNS = ("id, session_id, role, content, state, error, job_id, prompt_tokens,"
+                    " completion_tokens, finish_reason, created_at, updated_at")
+_JOB_COLUMNS = ("id, session_id, message_id, priority, state, attempts, max_attempts, run_after,"
+                " lease_owner, lease_expires_at, last_error, created_at, updated_at, started_at,"
+                " finished_at")
+
+
+@migration
+def m002_ids_never_reused_and_models_per_message(db: Conn) -> None:
+    """AUTOINCREMENT on every table (an id a script saved must never reach another
+    conversation after a delete); each message records the model that wrote it (existing
+    replies get their session's model, the best that is known); jobs count crashes apart
+    from attempts; a `tool` role for the agent turns to come. SQLite cannot add
+    AUTOINCREMENT in place: the tables are rebuilt, with foreign keys off (see
+    _configure_writer), and checked after."""
+    _script(
+        db,
+        f"""
+        CREATE TABLE sessions_new(
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            title TEXT NOT NULL,
+            provider TEXT NOT NULL,
+            model TEXT NOT NULL,
+            system_prompt TEXT NOT NULL DEFAULT '',
+            status TEXT NOT NULL DEFAULT 'idle',
+            unread INTEGER NOT NULL DEFAULT 0,
+            preview TEXT NOT NULL DEFAULT '',
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL);
+        INSERT INTO sessions_new({_SESSION_COLUMNS}) SELECT {_SESSION_COLUMNS} FROM sessions;
+        CREATE TABLE messages_new(
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            session_id INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+            role TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant', 'tool')),
+            content TEXT NOT NULL DEFAULT '',
+            state TEXT NOT NULL DEFAULT 'complete',
+            error TEXT,
+            job_id INTEGER,
+            model TEXT,
+            prompt_tokens INTEGER,
+            completion_tokens INTEGER,
+            finish_reason TEXT,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL);
+        INSERT INTO messages_new({_MESSAGE_COLUMNS}) SELECT {_MESSAGE_COLUMNS} FROM messages;
+        UPDATE messages_new SET model=(SELECT model FROM sessions WHERE sessions.id=messages_new.session_id)
+            WHERE role='assistant';
+        CREATE TABLE jobs_new(
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            session_id INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+            message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+            priority INTEGER NOT NULL,
+            state TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            max_attempts INTEGER NOT NULL,
+            crashes INTEGER NOT NULL DEFAULT 0,
+            run_after REAL NOT NULL,
+            lease_owner TEXT,
+            lease_expires_at REAL,
+            last_error TEXT,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            started_at REAL,
+            finished_at REAL);
+        INSERT INTO jobs_new({_JOB_COLUMNS}) SELECT {_JOB_COLUMNS} FROM jobs;
+        DROP TABLE jobs;
+        DROP TABLE messages;
+        DROP TABLE sessions;
+        ALTER TABLE sessions_new RENAME TO sessions;
+        ALTER TABLE messages_new RENAME TO messages;
+        ALTER TABLE jobs_new RENAME TO jobs;
+        CREATE INDEX sessions_recent ON sessions(updated_at DESC);
+        CREATE INDEX messages_session ON messages(session_id, id);
+        CREATE INDEX jobs_claim ON jobs(state, priority, run_after, id);
+        CREATE INDEX jobs_session ON jobs(session_id, state);
+        CREATE INDEX jobs_message ON jobs(message_id);
+        """,
+    )
+    broken = db.execute("PRAGMA foreign_key_check").fetchall()
+    if broken:
+        raise StoreError(f"the database has {len(broken)} rows whose session or message is gone; "
+                         "it was left as it was (restore a backup, or run an older chatplex to export)")
+
+
 SCHEMA_VERSION = len(MIGRATIONS)
 BUSY_TIMEOUT_MS = 5000  # how long a write waits for another process's transaction
 CHECKPOINT_EVERY = 200  # commits (~1,000–2,000 WAL pages) between checkpoints
 BIG_TEXT = 256 * 1024  # characters: a write carrying more runs in the writer thread
+POISON_CRASHES = 3  # runs in a row cut by a dying process with nothing progressing: put aside
 _ACTIVE = "('queued', 'running')"
 
 
@@ -152,7 +239,7 @@ def _message(row: sqlite3.Row) -> Message:
         content=row["content"], state=MessageState(row["state"]), error=row["error"],
         job_id=row["job_id"], prompt_tokens=row["prompt_tokens"],
         completion_tokens=row["completion_tokens"], finish_reason=row["finish_reason"],
-        created_at=row["created_at"], updated_at=row["updated_at"],
+        created_at=row["created_at"], updated_at=row["updated_at"], model=row["model"],
     )
 
 
@@ -164,7 +251,7 @@ def _job(row: sqlite3.Row) -> Job:
         run_after=row["run_after"], lease_owner=row["lease_owner"],
         lease_expires_at=row["lease_expires_at"], last_error=row["last_error"],
         created_at=row["created_at"], updated_at=row["updated_at"],
-        started_at=row["started_at"], finished_at=row["finished_at"],
+        started_at=row["started_at"], finished_at=row["finished_at"], crashes=row["crashes"],
     )
 
 
@@ -473,8 +560,9 @@ class Store:
             if row is None:
                 return None
             job = _job(row)
-            db.execute("UPDATE messages SET content='', state='streaming', error=NULL, job_id=?, updated_at=?"
-                       " WHERE id=?", (job.id, now, job.message_id))
+            db.execute("UPDATE messages SET content='', state='streaming', error=NULL, job_id=:job, updated_at=:now,"
+                       " model=(SELECT model FROM sessions WHERE id=:session) WHERE id=:message",
+                       {"job": job.id, "now": now, "session": job.session_id, "message": job.message_id})
             _set_status(db, job.session_id, SessionStatus.STREAMING, now)
             return job, get_session(db, job.session_id)  # type: ignore[return-value]
 
@@ -670,9 +758,10 @@ class Store:
                                                        session.get("system_prompt", ""), created, now))
             sid = cur.lastrowid
             for m in messages:
-                db.execute("INSERT INTO messages(session_id, role, content, state, error, created_at, updated_at)"
-                           " VALUES (?,?,?,?,?,?,?)", (sid, m["role"], m["content"], m.get("state", "complete"),
-                                                       m.get("error"), float(m.get("created_at") or now), now))
+                db.execute("INSERT INTO messages(session_id, role, content, state, error, model, created_at,"
+                           " updated_at) VALUES (?,?,?,?,?,?,?,?)",
+                           (sid, m["role"], m["content"], m.get("state", "complete"), m.get("error"),
+                            m.get("model"), float(m.get("created_at") or now), now))
             found = get_session(db, sid)
             assert found is not None
             return found
@@ -718,7 +807,13 @@ class Store:
     async def recover(self, stale: Callable[[Job], bool]) -> list[tuple[Job, Message, Session]]:
         """Give back running jobs that `stale(job)` judges abandoned (the queue decides: a dead
         local owner, or a lease seen unrenewed for a whole lease). Their partial replies are
-        kept, marked interrupted; the crashed attempt stays spent."""
+        kept, marked interrupted.
+
+        A process killed from outside is not the reply's fault: the attempt is given back.
+        Only a job that keeps being running when its process dies with *nothing* progressing
+        (no text of its own stored since it was claimed, no other job finished since then)
+        counts towards POISON_CRASHES; at that many in a row it fails, so a reply that crashes
+        chatplex itself cannot crash it forever. Provider errors count apart, in attempts."""
 
         def tx(db: Conn) -> list[tuple[Job, Message, Session]]:
             now = time.time()
@@ -727,13 +822,25 @@ class Store:
                 job = _job(row)
                 if not stale(job):
                     continue
-                give_up = job.attempts >= job.max_attempts
-                error = "the process running this reply stopped" + ("" if not give_up else "; out of attempts")
-                db.execute("UPDATE jobs SET state=?, lease_owner=NULL, lease_expires_at=NULL, last_error=?,"
-                           " finished_at=?, updated_at=? WHERE id=?",
-                           ("failed" if give_up else "queued", error, now if give_up else None, now, job.id))
-                db.execute("UPDATE messages SET state=?, error=?, updated_at=? WHERE id=?",
-                           ("error" if give_up else "interrupted", error, now, job.message_id))
+                progressed = _one(db, "SELECT (SELECT content != '' FROM messages WHERE id=:message)"
+                                      " OR EXISTS (SELECT 1 FROM jobs WHERE state='succeeded' AND id != :job"
+                                      " AND finished_at >= :since)",
+                                  {"message": job.message_id, "job": job.id, "since": job.started_at or 0})
+                crashes = 0 if progressed and progressed[0] else job.crashes + 1
+                poison = crashes >= POISON_CRASHES
+                error = ("the process running this reply stopped" if not poison else
+                         f"chatplex stopped {crashes} times in a row while starting this reply, with "
+                         "nothing else getting done; it was put aside in case it is what stops it "
+                         "— press ctrl+r to try again")
+                db.execute("UPDATE jobs SET state=:state, lease_owner=NULL, lease_expires_at=NULL,"
+                           " last_error=:error, finished_at=:finished, updated_at=:now,"
+                           " attempts=MAX(attempts-1, 0), crashes=:crashes WHERE id=:job",
+                           {"state": JobState.FAILED.value if poison else JobState.QUEUED.value,
+                            "error": error, "finished": now if poison else None, "now": now,
+                            "crashes": crashes, "job": job.id})
+                db.execute("UPDATE messages SET state=:state, error=:error, updated_at=:now WHERE id=:message",
+                           {"state": (MessageState.ERROR if poison else MessageState.INTERRUPTED).value,
+                            "error": error, "now": now, "message": job.message_id})
                 _settle_status(db, job.session_id, now, SessionStatus.ERROR)
                 out.append((get_job(db, job.id), get_message(db, job.message_id), get_session(db, job.session_id)))
             return out
@@ -820,9 +927,9 @@ def _configure_writer(db: Conn) -> None:
             db.execute("ROLLBACK")
     if mode.lower() != "wal":
         log.warning("journal_mode is %s, not WAL", mode)
-    for pragma in ("synchronous=NORMAL", "foreign_keys=ON", "journal_size_limit=67108864",
+    for pragma in ("synchronous=NORMAL", "foreign_keys=OFF", "journal_size_limit=67108864",
                    "wal_autocheckpoint=0"):
-        db.execute(f"PRAGMA {pragma}")
+        db.execute(f"PRAGMA {pragma}")  # foreign keys on after the migrations (m002 rebuilds tables)
     while (version := db.execute("PRAGMA user_version").fetchone()[0]) < SCHEMA_VERSION:
         db.execute("BEGIN IMMEDIATE")
         try:
@@ -839,6 +946,7 @@ def _configure_writer(db: Conn) -> None:
     if version > SCHEMA_VERSION:
         raise StoreError(f"the database has schema version {version}, newer than this chatplex "
                          f"({SCHEMA_VERSION}); upgrade chatplex")
+    db.execute("PRAGMA foreign_keys=ON")
     db.execute("PRAGMA busy_timeout=0")  # waiting happens in the thread only: see _transaction
 
 
