@@ -67,8 +67,11 @@ class Scenario:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/s/{self.id}/v1"
 
-    def tokens(self) -> list[str]:
-        words = self.reply.split(" ")
+    def tokens(self, prefill: str = "") -> list[str]:
+        """The reply's tokens; after a `prefill` the reply starts with, only the rest (a
+        server continuing a final assistant message, as Anthropic and llama.cpp do)."""
+        text = self.reply[len(prefill):] if prefill and self.reply.startswith(prefill) else self.reply
+        words = text.split(" ")
         return [w if i == 0 else " " + w for i, w in enumerate(words)]
 
 
@@ -166,8 +169,12 @@ class FakeServer:
             s.active -= 1
         return response
 
-    async def _token_source(self, s: Scenario, fault: Fault, request: web.Request):
-        tokens = itertools.cycle(s.tokens()) if s.forever else iter(s.tokens())
+    async def _token_source(self, s: Scenario, fault: Fault, request: web.Request, body: dict[str, Any]):
+        messages = body.get("messages") or [{}]
+        last = messages[-1] if isinstance(messages[-1], dict) else {}
+        prefill = last.get("content") if last.get("role") == "assistant" else ""
+        prefill = prefill if isinstance(prefill, str) else ""
+        tokens = itertools.cycle(s.tokens()) if s.forever else iter(s.tokens(prefill))
         for n, token in enumerate(tokens):
             if fault.reset_after is not None and n >= fault.reset_after:
                 request.transport.abort()  # type: ignore[union-attr]
@@ -226,7 +233,7 @@ class FakeServer:
                 rng = random.Random(s.chaos_seed * 1_000_003 + len(s.requests))
                 if rng.random() < s.chaos:
                     odd_at, odd = rng.randrange(len(s.tokens())), rng.choice(ODD_CHUNKS)
-            async for token in self._token_source(s, fault, request):
+            async for token in self._token_source(s, fault, request, body):
                 if token is None:
                     yield b": keep-alive\n\n"
                     continue
@@ -285,7 +292,7 @@ class FakeServer:
                 yield ev("message_stop", {})
                 return
             count = 0
-            async for token in self._token_source(s, fault, request):
+            async for token in self._token_source(s, fault, request, body):
                 if token is None:
                     yield b": keep-alive\n\n"
                     continue

@@ -210,11 +210,13 @@ async def cmd_worker(config: Config, args: argparse.Namespace) -> int:
             stop.set()
 
     coord.bus.subscribe(on_event)
-    await coord.start()
-    print(f"chatplex worker: {coord.workers_total} workers on {config.db_path}; Ctrl+C stops",
-          file=sys.stderr, flush=True)
-    await stop.wait()
-    await coord.stop()
+    try:  # whatever happens, close: aiosqlite's threads would keep the process alive
+        await coord.start()
+        print(f"chatplex worker: {coord.workers_total} workers on {config.db_path}; Ctrl+C stops",
+              file=sys.stderr, flush=True)
+        await stop.wait()
+    finally:
+        await coord.stop()
     summary = {"complete": done.get("complete", 0), "error": done.get("error", 0),
                "interrupted": done.get("interrupted", 0)}
     print(json.dumps(summary) if args.json else

@@ -36,6 +36,12 @@ KINDS: dict[str, tuple[str, str, str | None]] = {
 }
 
 
+# kinds whose server continues a final assistant message (Anthropic: prefill; llama.cpp's
+# server; vLLM with continue_final_message). Others regenerate unless `resume = "continue"`.
+RESUME_DEFAULTS = {"anthropic": "continue", "llamacpp": "continue", "llamacpp-server": "continue",
+                   "vllm": "continue"}
+
+
 class ConfigError(Exception):
     """The configuration cannot be used; the message names the file and the key."""
 
@@ -52,6 +58,10 @@ class ProviderConfig:
     read_timeout: float = 120.0
     stall_timeout: float = 120.0  # no new text or reasoning for this long: a transient failure
     reply_timeout: float = 3600.0  # one reply may not stream longer than this
+    # an interrupted reply (quit, crash, preemption, a dropped stream): "continue" sends its
+    # partial text as the final assistant turn and appends what the model adds; "regenerate"
+    # starts it over (for APIs that cannot continue a message, like OpenAI's own)
+    resume: str = "regenerate"
     max_tokens: int | None = None
     model_path: str = ""  # kind = "llamacpp"
     context: int = 4096  # kind = "llamacpp"
@@ -229,6 +239,7 @@ def load(path: Path | None = None, db: Path | str | None = None) -> Config:
             read_timeout=float(get(table, "read_timeout", (int, float), 120.0, ctx)),
             stall_timeout=float(get(table, "stall_timeout", (int, float), 120.0, ctx)),
             reply_timeout=float(get(table, "reply_timeout", (int, float), 3600.0, ctx)),
+            resume=get(table, "resume", str, RESUME_DEFAULTS.get(kind, "regenerate"), ctx),
             max_tokens=get(table, "max_tokens", int, None, ctx),
             model_path=get(table, "model_path", str, "", ctx),
             context=get(table, "context", int, 4096, ctx),
@@ -244,6 +255,8 @@ def load(path: Path | None = None, db: Path | str | None = None) -> Config:
             pc.max_concurrency = pc.max_concurrency or 2
         elif not pc.model:
             raise ConfigError(f"{where}: {ctx}model is required")
+        if pc.resume not in ("continue", "regenerate"):
+            raise ConfigError(f"{where}: {ctx}resume must be \"continue\" or \"regenerate\", got {pc.resume!r}")
         for key in ("connect_timeout", "read_timeout", "stall_timeout", "reply_timeout"):
             if not getattr(pc, key) > 0:
                 raise ConfigError(f"{where}: {ctx}{key} must be a number of seconds above 0")

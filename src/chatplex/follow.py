@@ -68,11 +68,15 @@ class Follow:
     def _on_event(self, event: object) -> None:
         if isinstance(event, ReplyDelta) and event.message_id == self.reply_id:
             skip = self.shown_length - event.offset  # offsets restart at 0 with each attempt
-            if self.live and skip < len(event.text):
-                self._write(event.text[max(skip, 0):])
+            if self.live and skip < 0:  # text before it is not shown yet (a continued reply)
+                self.wake.set()
+            elif self.live and skip < len(event.text):
+                self._write(event.text[skip:])
         elif isinstance(event, ReplyStarted) and event.message_id == self.reply_id:
             if self.shown_length:  # a new attempt no retry reason announced
                 self._restart(None)
+            if event.kept:  # it continues a partial reply: show that first
+                self.wake.set()
         elif isinstance(event, ReplyFinished) and event.message.id == self.reply_id:
             message = event.message
             if message.state is MessageState.INTERRUPTED and message.error and not self.signalled:
@@ -99,9 +103,9 @@ class Follow:
         waiting = job.state is JobState.QUEUED and message.state is MessageState.INTERRUPTED
         if waiting and message.error:
             self._retrying(message.error)  # scheduled by another process
-        elif (self.live and job.state is JobState.RUNNING
-              and job.lease_owner != self.coord.queue.owner):
-            self._catch_up(message.content)  # another process streams it: the rows are its text
+        elif self.live and job.state is JobState.RUNNING:
+            live = self.coord.live_text(self.reply_id)  # None: another process streams it
+            self._catch_up(message.content if live is None else live)
         return None
 
     def _finish(self, message: Message) -> int:

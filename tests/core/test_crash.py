@@ -153,3 +153,29 @@ async def test_a_reply_whose_runs_keep_dying_before_any_progress_is_put_aside(fa
     assert (state, attempts, crashes) == ("failed", 0, 3)
     assert msg_state == "error" and "stopped 3 times in a row" in error and "ctrl+r" in error
     assert len(s.requests) == 3
+
+
+async def test_a_worker_started_while_the_database_is_locked_waits_it_out(fake, tmp_path, coordinators):
+    """Start-up recovery finds the write lock held past the busy timeout (a vacuum, an open
+    sqlite3 shell): the worker keeps going instead of exiting, and then hanging on the
+    database threads it never closed."""
+    from tests.reliability.test_streams_and_leases import LockHolder
+
+    s = fake.scenario(reply="done at last")
+    config = make_config(tmp_path, provider_for(s))
+    write_config(tmp_path, s.url)
+    coord, _ = await coordinators(config, start=False)
+    session = await coord.create_session()
+    _, reply, _ = await coord.send(session.id, "x")
+    await coord.stop()
+    holder = LockHolder(config.db_path)
+    try:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "chatplex", "--config", str(tmp_path / "config.toml"), "--db",
+             str(config.db_path), "worker", "--until-idle"], env=env_with_src(), stderr=subprocess.PIPE, text=True)
+        first = child.stderr.readline()  # after start-up, which waited out the 5 s busy timeout
+        assert "workers on" in first, first
+    finally:
+        holder.release()
+    assert child.wait(60) == 0
+    assert partial_text(config.db_path, reply.id) == "done at last"

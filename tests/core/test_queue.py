@@ -13,7 +13,7 @@ import pytest
 
 from chatplex.core.models import JobState, MessageState, Priority, SessionStatus
 from chatplex.core.queue import JobQueue, backoff
-from chatplex.core.store import LeaseLost, Store, StoreError
+from chatplex.core.store import SCHEMA_VERSION, LeaseLost, Store, StoreError
 from tests.conftest import env_with_src
 
 
@@ -218,7 +218,7 @@ async def test_corrupt_database_gives_a_clear_error(tmp_path):
 
 
 async def test_schema_is_versioned_and_wal(store):
-    assert await store.schema_version() == 1
+    assert await store.schema_version() == SCHEMA_VERSION == 2
     mode = await store.read(lambda db: db.execute("PRAGMA journal_mode").fetchone()[0])
     assert mode == "wal"
     plan = await store.read(lambda db: " ".join(r[3] for r in db.execute(

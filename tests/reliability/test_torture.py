@@ -24,7 +24,8 @@ def test_sigkill_mid_stream_loses_nothing(tmp_path):
 
 
 def test_sigterm_leaves_everything_resumable_without_spending_attempts(tmp_path):
-    result = torture.run(rounds=2, sessions=20, sig=signal.SIGTERM, seed=4, workers=8, folder=tmp_path, quiet=True)
+    result = torture.run(rounds=2, sessions=20, sig=signal.SIGTERM, seed=4, workers=8, folder=tmp_path, quiet=True,
+                         resume="regenerate")
     assert result.problems == []
     assert result.streams_cut > 0
     assert dict(result.recovered_attempts) == {1: 40}

@@ -60,6 +60,8 @@ DEFAULT_TITLE = "New chat"
 FLUSH_INTERVAL = 0.1  # seconds between coalesced writes of streamed text
 WATCH_INTERVAL = 0.5  # how often another process's writes are looked for (PRAGMA data_version)
 MAX_MESSAGE = 10_000_000  # characters; beyond that a paste is refused with a clear error
+# vLLM continues the final assistant message only when asked to
+VLLM_CONTINUE: dict[str, object] = {"continue_final_message": True, "add_generation_prompt": False}
 END_WRITE_PATIENCE = 120.0  # seconds to keep trying to write how a reply ended (locked, disk full)
 
 
@@ -127,6 +129,8 @@ class Coordinator:
         self._stats_task: asyncio.Task[None] | None = None
         self._stats_dirty = False
         self._stopping = False
+        # providers whose server continues a partial reply (config `resume`)
+        self._continuing = frozenset(n for n, pc in config.providers.items() if pc.resume == "continue")
 
     @classmethod
     async def open(cls, config: Config, **kwargs: object) -> Coordinator:
@@ -136,8 +140,11 @@ class Coordinator:
     # ---------------------------------------------------------------- life cycle
     async def start(self) -> None:
         """Recover what a crashed process left running, then start the workers."""
-        for job, message, session in await self.queue.recover():
-            self._publish_finished(job, message, session)
+        try:
+            for job, message, session in await self.queue.recover():
+                self._publish_finished(job, message, session)
+        except StoreError as e:  # locked by another process for now: the watch tries again
+            log.warning("recovery at start-up failed (%s); trying again in %.0f s", e, 20 * WATCH_INTERVAL)
         self._tasks = [asyncio.create_task(self._worker(n), name=f"worker-{n}") for n in range(self.workers_total)]
         self._background = [asyncio.create_task(self._watch(), name="watch"),
                             asyncio.create_task(self._flush_loop(), name="flush")]
@@ -334,6 +341,11 @@ class Coordinator:
     def running(self) -> Sequence[Running]:
         return tuple(self._running.values())
 
+    def live_text(self, message_id: int) -> str | None:
+        """The text so far of a reply this process is generating (None if it is not)."""
+        rj = next((rj for rj in self._running.values() if rj.job.message_id == message_id), None)
+        return rj.text if rj else None
+
     def _run_of(self, job_id: int) -> Running | None:
         return next((rj for rj in self._running.values() if rj.job.id == job_id), None)
 
@@ -384,7 +396,7 @@ class Coordinator:
         state = (self.queue.version, tuple(saturated))
         if state == self._nothing_in and time.time() < self._nothing_until:
             return None
-        claimed = await self.queue.claim(saturated, self.only_session)
+        claimed = await self.queue.claim(saturated, self.only_session, self._continuing)
         if claimed is None:
             due = await self.store.next_run_after()
             self._nothing_in, self._nothing_until = state, math.inf if due is None else due
@@ -392,7 +404,17 @@ class Coordinator:
 
     async def _run(self, rj: Running) -> None:
         job, session = rj.job, rj.session
-        self.bus.publish(ReplyStarted(session.id, job.message_id, job.id))
+        try:
+            history, partial = await self.store.context(session.id, job.message_id)
+        except BaseException:
+            self._running.pop(rj.token, None)  # recovered once its lease is seen unrenewed
+            raise
+        if partial:  # kept by the claim: this run continues it (config `resume`)
+            rj.chunks.append(partial)
+            rj.flushed = rj.published = 1
+            rj.published_length = len(partial)
+            wlog.info("job %d continues a partial reply of %d characters", job.id, len(partial))
+        self.bus.publish(ReplyStarted(session.id, job.message_id, job.id, kept=len(partial)))
         self.bus.publish(JobChanged(job))
         self.bus.publish(SessionChanged(session))
         self._touch_stats()
@@ -401,9 +423,11 @@ class Coordinator:
                 provider = self._provider(session.provider)
             except ConfigError as e:
                 provider, setup_error = None, str(e)
-            history = await self.store.history(session.id, job.message_id)
+            pc = self.config.providers.get(session.provider)
             request = ChatRequest(model=session.model, system=session.system_prompt,
-                                  messages=[ChatMessage(m.role.value, m.content) for m in history])
+                                  messages=[ChatMessage(m.role.value, m.content) for m in history],
+                                  prefill=partial,
+                                  extra=VLLM_CONTINUE if partial and pc and pc.kind == "vllm" else {})
             if provider is None:
                 result: Finished | None = await self.queue.fail(job, "", setup_error, retryable=False,
                                                                 unread=session.id != self.focused)
@@ -430,7 +454,7 @@ class Coordinator:
         chunks, session_id = rj.chunks, rj.session.id
         async for event in provider.stream(request):
             if type(event) is TextDelta:  # once per token: kept lean (B4)
-                if not chunks:
+                if not rj.tokens:
                     rj.first_token = time.monotonic()
                 chunks.append(event.text)
                 rj.tokens += 1

@@ -34,11 +34,13 @@ class MessageAdded:
 
 @dataclass(frozen=True, slots=True)
 class ReplyStarted:
-    """A reply (re)starts: the UI clears any partial text of the message."""
+    """A reply (re)starts: the UI keeps the first `kept` characters of what it shows (a
+    partial reply being continued) and clears the rest."""
 
     session_id: int
     message_id: int
     job_id: int
+    kept: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -100,13 +100,13 @@ class JobQueue:
         return job
 
     # ---------------------------------------------------------------- worker side
-    async def claim(self, exclude_providers: Sequence[str] = (),
-                    only_session: int | None = None) -> tuple[Job, Session] | None:
+    async def claim(self, exclude_providers: Sequence[str] = (), only_session: int | None = None,
+                    continuing: Collection[str] = ()) -> tuple[Job, Session] | None:
         """Claim the best runnable job. Each claim gets a token of its own (this process's
         owner id + a sequence number) in `lease_owner`: every heartbeat and the final write
         must present it, so a stale run can never write, even one in this same process."""
         token = f"{self.owner}#{next(self._claims)}"
-        claimed = await self.store.claim(token, self.lease, exclude_providers, only_session)
+        claimed = await self.store.claim(token, self.lease, exclude_providers, only_session, continuing)
         if claimed:
             job = claimed[0]
             log.info("job %d claimed for session %d (attempt %d/%d, %s)", job.id, job.session_id,

@@ -28,7 +28,7 @@ import os
 import socket
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -255,6 +255,14 @@ def _job(row: sqlite3.Row) -> Job:
     )
 
 
+def _history(db: Conn, sid: int, before_message_id: int) -> list[Message]:
+    """What the model sees for a reply: complete messages before it, failed replies left out."""
+    return [_message(r) for r in db.execute(
+        "SELECT * FROM messages WHERE session_id=? AND id<? AND content != ''"
+        " AND (role != 'assistant' OR state IN ('complete', 'interrupted')) ORDER BY id",
+        (sid, before_message_id))]
+
+
 def _one(db: Conn, sql: str, args: Sequence[Any] = ()) -> sqlite3.Row | None:
     return db.execute(sql, args).fetchone()
 
@@ -479,12 +487,17 @@ class Store:
 
         return await self.read(q)
 
+    async def context(self, sid: int, message_id: int) -> tuple[list[Message], str]:
+        """What a run needs in one read: the history before the reply, and the reply's text so
+        far (kept by `claim` for a provider that continues)."""
+        def q(db: Conn) -> tuple[list[Message], str]:
+            row = _one(db, "SELECT content FROM messages WHERE id=?", (message_id,))
+            return _history(db, sid, message_id), row[0] if row else ""
+
+        return await self.read(q)
+
     async def history(self, sid: int, before_message_id: int) -> list[Message]:
-        """What the model sees for a reply: complete messages before it, failed replies left out."""
-        return await self.read(lambda db: [_message(r) for r in db.execute(
-            "SELECT * FROM messages WHERE session_id=? AND id<? AND content != ''"
-            " AND (role != 'assistant' OR state IN ('complete', 'interrupted')) ORDER BY id",
-            (sid, before_message_id))])
+        return await self.read(_history, sid, before_message_id)
 
     async def search(self, text: str, limit: int = 50) -> list[Session]:
         like = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
@@ -535,9 +548,12 @@ class Store:
 
     # ------------------------------------------------------------ jobs: the worker's side
     async def claim(self, owner: str, lease: float, exclude_providers: Sequence[str] = (),
-                    only_session: int | None = None) -> tuple[Job, Session] | None:
+                    only_session: int | None = None,
+                    continuing: Collection[str] = ()) -> tuple[Job, Session] | None:
         """Take the best runnable job: HIGH before LOW, then oldest, one job per session at a time
-        (only `only_session`'s, if given)."""
+        (only `only_session`'s, if given). A partial reply is kept (less trailing whitespace,
+        which Anthropic refuses at the end of a prefill) when the session's provider is one of
+        `continuing`, else cleared for a fresh start."""
 
         def tx(db: Conn) -> tuple[Job, Session] | None:
             now = time.time()
@@ -560,9 +576,13 @@ class Store:
             if row is None:
                 return None
             job = _job(row)
-            db.execute("UPDATE messages SET content='', state='streaming', error=NULL, job_id=:job, updated_at=:now,"
+            session = get_session(db, job.session_id)
+            keep = session is not None and session.provider in continuing
+            db.execute("UPDATE messages SET content=CASE WHEN :keep THEN rtrim(content, char(32, 9, 10, 13))"
+                       " ELSE '' END, state='streaming', error=NULL, job_id=:job, updated_at=:now,"
                        " model=(SELECT model FROM sessions WHERE id=:session) WHERE id=:message",
-                       {"job": job.id, "now": now, "session": job.session_id, "message": job.message_id})
+                       {"keep": keep, "job": job.id, "now": now, "session": job.session_id,
+                        "message": job.message_id})
             _set_status(db, job.session_id, SessionStatus.STREAMING, now)
             return job, get_session(db, job.session_id)  # type: ignore[return-value]
 

@@ -47,7 +47,8 @@ class AnthropicProvider(HttpProvider):
     def body(self, request: ChatRequest) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": request.model,
-            "messages": merge_turns(request.messages),
+            "messages": merge_turns(request.messages + [ChatMessage("assistant", request.prefill)]
+                                    if request.prefill else request.messages),
             "max_tokens": request.max_tokens or self.default_max_tokens or 4096,
             "stream": True,
         }

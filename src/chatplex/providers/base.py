@@ -30,6 +30,7 @@ class ChatRequest:
     max_tokens: int | None = None
     temperature: float | None = None
     extra: dict[str, object] = field(default_factory=dict)  # passed through in the JSON body
+    prefill: str = ""  # a partial reply to continue: sent as the final assistant turn
 
 
 @dataclass(slots=True)  # not frozen: made once per token, and frozen costs twice as much

@@ -29,6 +29,8 @@ class OpenAIProvider(HttpProvider):
     def body(self, request: ChatRequest) -> dict[str, Any]:
         messages = [{"role": "system", "content": request.system}] if request.system else []
         messages += [{"role": m.role, "content": m.content} for m in request.messages]
+        if request.prefill:
+            messages.append({"role": "assistant", "content": request.prefill})
         body: dict[str, Any] = {
             "model": request.model,
             "messages": messages,
