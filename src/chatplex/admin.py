@@ -330,8 +330,10 @@ async def _check_provider(config: Config, name: str) -> tuple[bool, str]:
 
 async def cmd_doctor(config: Config, args: argparse.Namespace) -> int:
     checks: list[tuple[str, bool, str]] = []
-    checks.append(("config", True, f"{config.path} ({len(config.providers)} providers)" if config.path
+    n = len(config.providers)
+    checks.append(("config", True, f"{config.path} ({n} provider{'s' * (n != 1)})" if config.path
                    else f"no file at {config_path()}; using a local Ollama — `chatplex config init` writes one"))
+    warnings = [("config", None, w) for w in config.warnings]  # shown, but never fail the check
     try:
         store = await _store(config)
     except StoreError as e:
@@ -348,14 +350,18 @@ async def cmd_doctor(config: Config, args: argparse.Namespace) -> int:
     results = await asyncio.gather(*(_check_provider(config, name) for name in config.providers))
     for name, (ok, text) in zip(config.providers, results):
         checks.append((f"provider {name}", ok, text))
+    failed = not all(ok for _, ok, _ in checks)
+    lines: list[tuple[str, bool | None, str]] = [*checks[:1], *warnings, *checks[1:]]
     secrets = config.secrets()  # the providers scrub their errors; this is the last line of defence
-    checks = [(check, ok, redact(detail, secrets)) for check, ok, detail in checks]
+    lines = [(check, ok, redact(detail, secrets)) for check, ok, detail in lines]
     if args.json:
-        print(json.dumps([{"check": c, "ok": ok, "detail": d} for c, ok, d in checks]))
+        print(json.dumps([{"check": c, "ok": True, "warning": True, "detail": d} if passed is None
+                          else {"check": c, "ok": passed, "detail": d} for c, passed, d in lines]))
     else:
-        for check, ok, detail in checks:
-            print(f"{'✓' if ok else '✗'} {check}: {visible(detail)}")
-    return 0 if all(ok for _, ok, _ in checks) else 1
+        for check, passed, detail in lines:
+            mark = "⚠" if passed is None else "✓" if passed else "✗"
+            print(f"{mark} {check}: {visible(detail)}")
+    return 1 if failed else 0
 
 
 STARTER = '''# chatplex configuration. Keys never go in this file: each provider names the
@@ -404,7 +410,7 @@ max_concurrency = 1    # a local server usually serves one request at a time
 # kind = "llamacpp"
 # model_path = "~/models/qwen2.5-0.5b-instruct-q4_k_m.gguf"
 
-# [keys]                 # remap keys by binding id (see F1 in the app)
+# [keys]                 # remap keys by binding id: press F1 in the app for every binding id
 # new_session = "ctrl+t"
 '''
 
@@ -423,6 +429,8 @@ def cmd_config(args: argparse.Namespace) -> int:
         print(json.dumps({"path": str(path)}) if args.json else f"wrote {path}")
         return 0
     config = load(path if path.exists() or args.config else None)
+    for warning in config.warnings:
+        say(f"warning: {warning}")
     providers = {}
     for name, pc in config.providers.items():
         entry: dict[str, Any] = {"kind": pc.kind, "model": pc.model}

@@ -121,6 +121,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         say(f"config: {e}")
         return EXIT_USAGE
     logs.setup(config.log_dir, args.log_level, secrets=config.secrets())
+    if args.command not in (None, "doctor"):  # doctor lists them as checks; the app shows them
+        for warning in config.warnings:
+            say(f"warning: {warning}")
     if args.command is None:
         from chatplex.tui.app import run
 
