@@ -144,11 +144,28 @@ async def _store(config: Config) -> Store:
     return await Store.open(config.db_path)
 
 
+def is_id(ref: str) -> bool:
+    """Whether a session reference is an id (see Store.find_session)."""
+    return ref.isascii() and ref.isdigit()
+
+
+def only_session(ref: str, found: list[Session]) -> Session:
+    """The one session `ref` names; two sessions with its title are an error listing them
+    (never a silent pick: `rm notes` must not delete whichever was used last)."""
+    if not found:
+        hint = f"; title:{ref} names a session with that title" if is_id(ref) else ""
+        raise UsageError(f"no session {ref!r} (see `chatplex sessions`{hint})")
+    if len(found) > 1:
+        shown = ", ".join(f"{s.id} {s.title!r} (last activity {ago(s.updated_at)})"
+                          for s in found[:5])
+        more = f", and {len(found) - 5} more (see `chatplex sessions`)" if len(found) > 5 else ""
+        raise UsageError(f"{len(found)} sessions are titled {ref.removeprefix('title:')!r}; "
+                         f"name one by its id: {shown}{more}")
+    return found[0]
+
+
 async def find_session(store: Store, ref: str) -> Session:
-    session = await store.find_session(ref)
-    if session is None:
-        raise UsageError(f"no session {ref!r} (see `chatplex sessions`)")
-    return session
+    return only_session(ref, await store.find_session(ref))
 
 
 # ---------------------------------------------------------------- commands
@@ -461,6 +478,9 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+SESSION_REF = "session id, or title (title:NAME for a title made of digits)"
+
+
 def add_parsers(sub: Any) -> None:
     p = sub.add_parser("prune", help="delete finished jobs older than a duration (messages stay)")
     p.add_argument("--older-than", required=True, metavar="DURATION", help="e.g. 30d, 12h, 15m")
@@ -480,7 +500,7 @@ def add_parsers(sub: Any) -> None:
     d.add_argument("--json", action="store_true")
 
     e = sub.add_parser("export", help="a session as Markdown (readable on GitHub) or JSON (re-importable)")
-    e.add_argument("session", help="session id or title")
+    e.add_argument("session", help=SESSION_REF)
     e.add_argument("--format", choices=["md", "json"], default="md")
     e.add_argument("-o", "--output", help="file to write (default: stdout)")
 
