@@ -68,3 +68,79 @@ def test_a_bad_base_url_in_a_dotted_key_is_refused_without_a_line(tmp_path):
     assert str(caught.value) == (
         f"{config}: providers.x.base_url uses gopher://, but only http:// and https:// can work"
     )
+
+
+UNKNOWN = (
+    'default_provider = "a"\n'          # 1
+    "workerz = 9\n"                     # 2
+    "temperature = 0.5\n"               # 3
+    "\n"
+    '[providers."a"]  # mine\n'         # 5
+    'kind = "ollama"\n'
+    'model = "m"\n'
+    "max_token = 5\n"                   # 8
+    "  temperature = 0.2\n"             # 9
+    "temprature = 0.2\n"                # 10
+    'system = """\n'                    # 11: a multi-line string is no key
+    "flibber = 1\n"
+    '"""\n'
+    "flibber = 2\n"                     # 14
+    "[providers.a.params]\n"
+    "anything_goes = 1\n"               # free-form
+    "[keys]\n"
+    'whatever_id = "ctrl+t"\n'          # free-form
+    "[providers.b]\n"
+    'kind = "ollama"\n'
+    'model = "m"\n'
+    'contxt = 3\n'                      # 22
+)
+
+
+def test_unknown_keys_are_warnings_with_their_line_and_the_closest_key(tmp_path):
+    config = tmp_path / "config.toml"
+    config.write_text(UNKNOWN)
+    loaded = load(config)
+    assert loaded.workers == 4 and loaded.providers["a"].max_tokens is None  # still a Config
+    assert loaded.warnings == [
+        f'{config}, line 2: unknown key "workerz" (did you mean "workers"?)',
+        (f'{config}, line 3: unknown key "temperature" (a request parameter: it belongs in '
+         "[providers.NAME.params])"),
+        f'{config}, line 8: unknown key "max_token" in [providers.a] (did you mean "max_tokens"?)',
+        (f'{config}, line 9: unknown key "temperature" in [providers.a] (a request parameter: '
+         "it belongs in [providers.a.params])"),
+        (f'{config}, line 10: unknown key "temprature" in [providers.a] (did you mean '
+         '"temperature" in [providers.a.params]?)'),
+        f'{config}, line 11: unknown key "system" in [providers.a]',
+        f'{config}, line 14: unknown key "flibber" in [providers.a]',
+        f'{config}, line 22: unknown key "contxt" in [providers.b] (did you mean "context"?)',
+    ]
+
+
+def test_keys_in_inline_tables_and_odd_names_are_reported_too(tmp_path):
+    config = tmp_path / "config.toml"
+    config.write_text('providers."my x" = { kind = "ollama", model = "m", modle = "q" }\n'
+                      'provider.y.model = "m"\n')
+    assert load(config).warnings == [
+        f'{config}, line 2: unknown key "provider" (did you mean "providers"?)',
+        f'{config}, line 1: unknown key "modle" in [providers."my x"] (did you mean "model"?)',
+    ]
+
+
+def test_every_key_load_reads_is_known(tmp_path):
+    """A key that load() reads must never be reported as unknown (stall_timeout included)."""
+    config = tmp_path / "config.toml"
+    config.write_text(
+        'default_provider = "a"\nworkers = 2\nmax_attempts = 3\nbell = true\n'
+        f'database = "{tmp_path / "x.db"}"\n'
+        '[keys]\nnew_session = "ctrl+t"\n'
+        '[providers.a]\nkind = "openai"\nbase_url = "http://127.0.0.1:1/v1"\nmodel = "m"\n'
+        'api_key_env = "X"\nmax_concurrency = 2\nconnect_timeout = 1\nread_timeout = 2\n'
+        'stall_timeout = 3\nreply_timeout = 4\nmax_tokens = 5\ncontext = 6\nmodel_path = ""\n'
+        "[providers.a.params]\ntemperature = 0.1\n")
+    loaded = load(config)
+    assert loaded.warnings == []
+    a = loaded.providers["a"]
+    assert (loaded.workers, loaded.max_attempts, loaded.bell, loaded.keys) == (
+        2, 3, True, {"new_session": "ctrl+t"})
+    assert (a.stall_timeout, a.reply_timeout, a.max_tokens, a.params) == (
+        3.0, 4.0, 5, {"temperature": 0.1})

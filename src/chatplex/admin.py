@@ -145,11 +145,28 @@ async def _store(config: Config) -> Store:
     return await Store.open(config.db_path)
 
 
+def is_id(ref: str) -> bool:
+    """Whether a session reference is an id (see Store.find_session)."""
+    return ref.isascii() and ref.isdigit()
+
+
+def only_session(ref: str, found: list[Session]) -> Session:
+    """The one session `ref` names; two sessions with its title are an error listing them
+    (never a silent pick: `rm notes` must not delete whichever was used last)."""
+    if not found:
+        hint = f"; title:{ref} names a session with that title" if is_id(ref) else ""
+        raise UsageError(f"no session {ref!r} (see `chatplex sessions`{hint})")
+    if len(found) > 1:
+        shown = ", ".join(f"{s.id} {s.title!r} (last activity {ago(s.updated_at)})"
+                          for s in found[:5])
+        more = f", and {len(found) - 5} more (see `chatplex sessions`)" if len(found) > 5 else ""
+        raise UsageError(f"{len(found)} sessions are titled {ref.removeprefix('title:')!r}; "
+                         f"name one by its id: {shown}{more}")
+    return found[0]
+
+
 async def find_session(store: Store, ref: str) -> Session:
-    session = await store.find_session(ref)
-    if session is None:
-        raise UsageError(f"no session {ref!r} (see `chatplex sessions`)")
-    return session
+    return only_session(ref, await store.find_session(ref))
 
 
 # ---------------------------------------------------------------- commands
@@ -332,8 +349,10 @@ async def _check_provider(config: Config, name: str) -> tuple[bool, str]:
 
 async def cmd_doctor(config: Config, args: argparse.Namespace) -> int:
     checks: list[tuple[str, bool, str]] = []
-    checks.append(("config", True, f"{config.path} ({len(config.providers)} providers)" if config.path
+    n = len(config.providers)
+    checks.append(("config", True, f"{config.path} ({n} provider{'s' * (n != 1)})" if config.path
                    else f"no file at {config_path()}; using a local Ollama — `chatplex config init` writes one"))
+    warnings = [("config", None, w) for w in config.warnings]  # shown, but never fail the check
     try:
         store = await _store(config)
     except StoreError as e:
@@ -350,14 +369,18 @@ async def cmd_doctor(config: Config, args: argparse.Namespace) -> int:
     results = await asyncio.gather(*(_check_provider(config, name) for name in config.providers))
     for name, (ok, text) in zip(config.providers, results):
         checks.append((f"provider {name}", ok, text))
+    failed = not all(ok for _, ok, _ in checks)
+    lines: list[tuple[str, bool | None, str]] = [*checks[:1], *warnings, *checks[1:]]
     secrets = config.secrets()  # the providers scrub their errors; this is the last line of defence
-    checks = [(check, ok, redact(detail, secrets)) for check, ok, detail in checks]
+    lines = [(check, ok, redact(detail, secrets)) for check, ok, detail in lines]
     if args.json:
-        print(json.dumps([{"check": c, "ok": ok, "detail": d} for c, ok, d in checks]))
+        print(json.dumps([{"check": c, "ok": True, "warning": True, "detail": d} if passed is None
+                          else {"check": c, "ok": passed, "detail": d} for c, passed, d in lines]))
     else:
-        for check, ok, detail in checks:
-            print(f"{'✓' if ok else '✗'} {check}: {visible(detail)}")
-    return 0 if all(ok for _, ok, _ in checks) else 1
+        for check, passed, detail in lines:
+            mark = "⚠" if passed is None else "✓" if passed else "✗"
+            print(f"{mark} {check}: {visible(detail)}")
+    return 1 if failed else 0
 
 
 STARTER = '''# chatplex configuration. Keys never go in this file: each provider names the
@@ -406,7 +429,7 @@ max_concurrency = 1    # a local server usually serves one request at a time
 # kind = "llamacpp"
 # model_path = "~/models/qwen2.5-0.5b-instruct-q4_k_m.gguf"
 
-# [keys]                 # remap keys by binding id (see F1 in the app)
+# [keys]                 # remap keys by binding id: press F1 in the app for every binding id
 # new_session = "ctrl+t"
 '''
 
@@ -425,6 +448,8 @@ def cmd_config(args: argparse.Namespace) -> int:
         print(json.dumps({"path": str(path)}) if args.json else f"wrote {path}")
         return 0
     config = load(path if path.exists() or args.config else None)
+    for warning in config.warnings:
+        say(f"warning: {warning}")
     providers = {}
     for name, pc in config.providers.items():
         entry: dict[str, Any] = {"kind": pc.kind, "model": pc.model}
@@ -455,6 +480,9 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+SESSION_REF = "session id, or title (title:NAME for a title made of digits)"
+
+
 def add_parsers(sub: Any) -> None:
     p = sub.add_parser("prune", help="delete finished jobs older than a duration (messages stay)")
     p.add_argument("--older-than", required=True, metavar="DURATION", help="e.g. 30d, 12h, 15m")
@@ -474,7 +502,7 @@ def add_parsers(sub: Any) -> None:
     d.add_argument("--json", action="store_true")
 
     e = sub.add_parser("export", help="a session as Markdown (readable on GitHub) or JSON (re-importable)")
-    e.add_argument("session", help="session id or title")
+    e.add_argument("session", help=SESSION_REF)
     e.add_argument("--format", choices=["md", "json"], default="md")
     e.add_argument("-o", "--output", help="file to write (default: stdout)")
 

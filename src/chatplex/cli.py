@@ -11,11 +11,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from chatplex import admin, logs
-from chatplex.admin import UsageError, for_stream, say
+from chatplex.admin import SESSION_REF, UsageError, for_stream, say
 from chatplex.config import Config, ConfigError, load
-from chatplex.core.coordinator import MAX_MESSAGE, Coordinator
+from chatplex.core.coordinator import DEFAULT_TITLE, MAX_MESSAGE, Coordinator
 from chatplex.core.events import QueueStatsChanged, ReplyFinished
-from chatplex.core.models import JobState
+from chatplex.core.models import JobState, Session
 from chatplex.core.store import StoreError
 from chatplex.core.text import visible
 from chatplex.follow import Follow
@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="examples:\n"
                "  chatplex send \"summarise RFC 9110 in one line\"\n"
                "  echo \"translate: bonjour\" | chatplex send --session 3 -\n"
+               "  chatplex send --session notes \"remember this\"  # creates \"notes\" if absent\n"
                "  chatplex send --no-wait \"long job\" && chatplex worker --until-idle\n"
                "  chatplex export 3 --format json -o chat.json\n"
                "  chatplex doctor\n"
@@ -41,10 +42,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("send", help="send a message and stream the reply to stdout")
     s.add_argument("text", help="the message, or - to read it from stdin")
-    s.add_argument("--session", help="session id or title (default: a new session)")
-    s.add_argument("--provider", help="provider name from config.toml (new sessions)")
-    s.add_argument("--model", help="model name (new sessions)")
-    s.add_argument("--system", help="system prompt (new sessions)")
+    s.add_argument("--session", metavar="REF",
+                   help="session id or title; a title no session has yet makes a new session "
+                        "with it (title:NAME when the title is all digits; default: a new session)")
+    s.add_argument("--title", help="title of the new session (without --session)")
+    s.add_argument("--provider", help="provider name from config.toml (a new session only)")
+    s.add_argument("--model", help="model name (a new session only)")
+    s.add_argument("--system", help="system prompt (a new session only)")
     s.add_argument("--no-wait", action="store_true", help="queue the message and return at once")
     s.add_argument("--json", action="store_true", help="print the result as JSON")
 
@@ -58,15 +62,15 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("--json", action="store_true", help="print JSON for scripts")
 
     sh = sub.add_parser("show", help="print a session's transcript")
-    sh.add_argument("session", help="session id or title")
+    sh.add_argument("session", help=SESSION_REF)
     sh.add_argument("--json", action="store_true")
 
     rm = sub.add_parser("rm", help="delete a session with its messages and jobs")
-    rm.add_argument("session", help="session id or title")
+    rm.add_argument("session", help=SESSION_REF)
     rm.add_argument("--json", action="store_true")
 
     rn = sub.add_parser("rename", help="rename a session")
-    rn.add_argument("session", help="session id or title")
+    rn.add_argument("session", help=SESSION_REF)
     rn.add_argument("title", help="the new title")
     rn.add_argument("--json", action="store_true")
 
@@ -121,6 +125,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         say(f"config: {e}")
         return EXIT_USAGE
     logs.setup(config.log_dir, args.log_level, secrets=config.secrets())
+    if args.command not in (None, "doctor"):  # doctor lists them as checks; the app shows them
+        for warning in config.warnings:
+            say(f"warning: {warning}")
     if args.command is None:
         from chatplex.tui.app import run
 
@@ -166,16 +173,17 @@ def read_message(arg: str) -> str:
 
 async def cmd_send(config: Config, args: argparse.Namespace) -> int:
     text = read_message(args.text)
+    if args.title is not None:
+        if args.session is not None:
+            raise UsageError("--title names a new session; with --session, the session is found "
+                             "(or made) by its title")
+        new_title(args.title)
+    if args.provider:
+        config.provider(args.provider)  # unknown: refused before anything is written
     coord = await _open(config)
     follow: Follow | None = None
     try:
-        if args.session:
-            session = await _session(coord, args.session)
-        else:
-            if args.provider:
-                config.provider(args.provider)
-            session = await coord.create_session(provider=args.provider, model=args.model,
-                                                 system_prompt=args.system or "")
+        session = await _send_target(coord, args)
         if args.no_wait:
             await coord.focus(None)
             _, reply, job = await coord.send(session.id, text)
@@ -225,7 +233,33 @@ async def cmd_worker(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _session(coord: Coordinator, ref: str):
+def new_title(text: str) -> str:
+    """A new session's title as the app keeps titles (whitespace collapsed), checked."""
+    title = " ".join(text.split())
+    if not title:
+        raise UsageError("the session title is empty")
+    if len(title) > admin.NAME_LIMIT:
+        raise UsageError(f"the session title is too long ({len(title):,} characters; "
+                         f"at most {admin.NAME_LIMIT:,})")
+    return title
+
+
+async def _send_target(coord: Coordinator, args: argparse.Namespace) -> Session:
+    """The session `send` writes to. A title no session has makes one (so a script can say
+    `--session notes` every time, like `tmux new -A`); an id that does not exist is an error,
+    never a new session titled "3"."""
+    if args.session is None:
+        title = DEFAULT_TITLE if args.title is None else new_title(args.title)
+    else:
+        found = await coord.store.find_session(args.session)
+        if found or admin.is_id(args.session):
+            return admin.only_session(args.session, found)
+        title = new_title(args.session.removeprefix("title:"))
+    return await coord.create_session(title=title, provider=args.provider, model=args.model,
+                                      system_prompt=args.system or "")
+
+
+async def _session(coord: Coordinator, ref: str) -> Session:
     return await admin.find_session(coord.store, ref)
 
 

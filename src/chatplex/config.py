@@ -5,6 +5,8 @@ Keys never live in the file: a provider names the environment variable that hold
 
 from __future__ import annotations
 
+import difflib
+import json
 import os
 import re
 import tomllib
@@ -40,6 +42,18 @@ KINDS: dict[str, tuple[str, str, str | None]] = {
 # server; vLLM with continue_final_message). Others regenerate unless `resume = "continue"`.
 RESUME_DEFAULTS = {"anthropic": "continue", "llamacpp": "continue", "llamacpp-server": "continue",
                    "vllm": "continue"}
+# Every key load() reads (`get` checks it asks for no other). [keys] and
+# [providers.NAME.params] are free-form; any other key is reported, not ignored in silence.
+TOP_KEYS = ("default_provider", "workers", "max_attempts", "bell", "database", "providers", "keys")
+PROVIDER_KEYS = ("kind", "base_url", "model", "api_key_env", "max_concurrency", "connect_timeout",
+                 "read_timeout", "stall_timeout", "reply_timeout", "resume", "max_tokens",
+                 "model_path", "context", "params")
+# request body fields people put in a provider table by mistake: they belong in its params
+REQUEST_PARAMS = ("temperature", "top_p", "top_k", "min_p", "frequency_penalty",
+                  "presence_penalty", "repeat_penalty", "repetition_penalty", "seed", "stop",
+                  "stop_sequences", "logit_bias", "logprobs", "top_logprobs", "n",
+                  "response_format", "reasoning_effort", "max_completion_tokens", "thinking",
+                  "tool_choice", "parallel_tool_calls", "service_tier")
 
 
 class ConfigError(Exception):
@@ -83,6 +97,8 @@ class Config:
     max_attempts: int = 5
     bell: bool = False
     keys: dict[str, str] = field(default_factory=dict)
+    # one line each (file, line, key, a suggestion) about keys the file has but nothing reads
+    warnings: list[str] = field(default_factory=list)
 
     def provider(self, name: str) -> ProviderConfig:
         try:
@@ -163,21 +179,103 @@ def url_problem(url: str) -> str | None:
     return None
 
 
-def key_line(text: str, provider: str, key: str) -> int | None:
-    """The line of `key` in the table [providers.<provider>] of a config file's text (for
-    errors about values TOML accepted), or None where it cannot be found that way."""
-    name = re.escape(provider)
-    header = re.compile(rf"""\s*\[\s*providers\s*\.\s*(?:{name}|"{name}"|'{name}')\s*\]\s*(#.*)?""")
-    entry = re.compile(rf"""\s*(?:{re.escape(key)}|"{re.escape(key)}"|'{re.escape(key)}')\s*=""")
-    inside = False
+_BARE = r"[A-Za-z0-9_-]+"
+_PART = rf"""(?:{_BARE}|"(?:[^"\\]|\\.)*"|'[^']*')"""
+_DOTTED = rf"{_PART}(?:\s*\.\s*{_PART})*"
+_HEADER = re.compile(rf"\s*\[\[?\s*({_DOTTED})\s*\]\]?\s*(?:#.*)?")
+_ENTRY = re.compile(rf"\s*({_DOTTED})\s*=")
+
+
+def _key_path(dotted: str) -> tuple[str, ...] | None:
+    """A dotted TOML key as its parts, unquoted and unescaped by tomllib itself."""
+    try:
+        node: Any = tomllib.loads(f"{dotted} = 0")
+    except tomllib.TOMLDecodeError:
+        return None
+    path: list[str] = []
+    while isinstance(node, dict):
+        ((key, node),) = node.items()
+        path.append(key)
+    return tuple(path)
+
+
+def key_lines(text: str) -> dict[tuple[str, ...], int]:
+    """The line where each key path (("providers", "x", "model"), …) of a config file's text
+    first appears, from table headers and `key =` lines, for messages about values TOML
+    accepted. Keys inside inline tables are not found; the lines of multi-line strings are
+    skipped, so text in a system prompt cannot pass for a key."""
+    lines: dict[tuple[str, ...], int] = {}
+    table: tuple[str, ...] = ()
+    closing = ""  # the delimiter of the multi-line string being skipped
     for n, line in enumerate(text.splitlines(), 1):
-        if header.fullmatch(line):
-            inside = True
-        elif line.lstrip().startswith("["):
-            inside = False
-        elif inside and entry.match(line):
-            return n
-    return None
+        if closing:
+            if line.count(closing) % 2:
+                closing = ""
+            continue
+        if (m := _HEADER.fullmatch(line)) and (path := _key_path(m[1])) is not None:
+            table = path
+        elif (m := _ENTRY.match(line)) and (path := _key_path(m[1])) is not None:
+            path = table + path
+            value = line[m.end():]
+            closing = next((d for d in ('"""', "'''") if value.count(d) % 2), "")
+        else:
+            continue
+        for i in range(1, len(path) + 1):
+            lines.setdefault(path[:i], n)
+    return lines
+
+
+def key_line(text: str, provider: str, key: str) -> int | None:
+    """The line of `key` in the table [providers.<provider>] of a config file's text, or None
+    where it cannot be found that way."""
+    return key_lines(text).get(("providers", provider, key))
+
+
+def _table(*path: str) -> str:
+    return ".".join(p if re.fullmatch(_BARE, p) else json.dumps(p, ensure_ascii=False)
+                    for p in path)
+
+
+def unknown_keys(data: dict[str, Any], text: str, where: str) -> list[str]:
+    """A warning per key that nothing reads (a typo, or a request parameter outside its
+    params table), with its line and the closest known key: otherwise the setting is
+    silently not applied and the user never learns why."""
+    lines = key_lines(text)
+    warnings: list[str] = []
+
+    def warn(path: tuple[str, ...], hint: str) -> None:
+        line = lines.get(path) or (lines.get(path[:-1]) if len(path) > 1 else None)
+        inside = f" in [{_table(*path[:-1])}]" if len(path) > 1 else ""
+        warnings.append(f"{where}{f', line {line}' if line else ''}: unknown key "
+                        f"{json.dumps(path[-1], ensure_ascii=False)}{inside}{hint}")
+
+    def close(key: str, known: tuple[str, ...]) -> str | None:
+        return next(iter(difflib.get_close_matches(key, known, n=1)), None)
+
+    for key in data:
+        if key in TOP_KEYS:
+            continue
+        if key in PROVIDER_KEYS:
+            warn((key,), " (it belongs in a [providers.NAME] table)")
+        elif key in REQUEST_PARAMS:
+            warn((key,), " (a request parameter: it belongs in [providers.NAME.params])")
+        else:
+            match = close(key, TOP_KEYS)
+            warn((key,), f' (did you mean "{match}"?)' if match else "")
+    for name, table in data.get("providers", {}).items():
+        params = _table("providers", name, "params")
+        for key in table:
+            if key in PROVIDER_KEYS:
+                continue
+            if key in REQUEST_PARAMS:
+                warn(("providers", name, key), f" (a request parameter: it belongs in [{params}])")
+            elif match := close(key, PROVIDER_KEYS):
+                warn(("providers", name, key), f' (did you mean "{match}"?)')
+            elif match := close(key, REQUEST_PARAMS):
+                warn(("providers", name, key), f' (did you mean "{match}" in [{params}]?)')
+            else:
+                warn(("providers", name, key), "")
+    return warnings
 
 
 def config_path() -> Path:
@@ -211,6 +309,7 @@ def load(path: Path | None = None, db: Path | str | None = None) -> Config:
         path = None
 
     def get(table: dict[str, Any], key: str, kind: type | tuple[type, ...], default: Any, ctx: str) -> Any:
+        assert key in (PROVIDER_KEYS if ctx else TOP_KEYS), f"add {key!r} to the known keys"
         value = table.get(key, default)
         if value is not default and (not isinstance(value, kind) or isinstance(value, bool) and kind is not bool):
             names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
@@ -287,4 +386,5 @@ def load(path: Path | None = None, db: Path | str | None = None) -> Config:
         max_attempts=get(data, "max_attempts", int, 5, ""),
         bell=get(data, "bell", bool, False, ""),
         keys=dict(keys),
+        warnings=unknown_keys(data, text, where),
     )

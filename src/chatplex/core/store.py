@@ -454,18 +454,27 @@ class Store:
         return await self.read(lambda db: [
             _session(r) for r in db.execute("SELECT * FROM sessions ORDER BY updated_at DESC, id DESC")])
 
-    async def find_session(self, ref: str) -> Session | None:
-        """A session by id, or by exact title (the most recent one with that title). Only ASCII
-        digits make an id: str.isdigit() also takes '²' (int() refuses it) and '١' (int() reads
-        1, so `rm ١` deleted session 1); an id past SQLite's integers cannot exist."""
-        def q(db: Conn) -> Session | None:
-            row = None
-            if ref.isascii() and ref.isdigit() and int(ref) < 2**63:
-                row = _one(db, "SELECT * FROM sessions WHERE id=?", (int(ref),))
-            row = row or _one(db, "SELECT * FROM sessions WHERE title=? ORDER BY updated_at DESC", (ref,))
-            return _session(row) if row else None
+    async def find_session(self, ref: str) -> list[Session]:
+        """Every session a command-line reference names, most recent first: the caller
+        refuses more than one (two sessions with one title) instead of picking one.
 
-        return await self.read(q)
+        Only ASCII digits make an id, and an id is never read as a title: ids are never
+        reused, so a script's saved id must not reach a session merely titled "3" once its
+        own is gone (`title:3` names that one). str.isdigit() also takes '²' and '١' (int()
+        reads 1: `rm ١` deleted session 1). Anything else is a title, `title:` prefix removed,
+        as typed or with its whitespace collapsed the way the app stores titles."""
+        if ref.isascii() and ref.isdigit():
+            found = await self.get_session(int(ref)) if int(ref) < 2**63 else None
+            return [found] if found else []
+        title = ref.removeprefix("title:")
+        return await self.find_sessions_by_title(title, " ".join(title.split()))
+
+    async def find_sessions_by_title(self, *titles: str) -> list[Session]:
+        """Sessions with any of these exact titles, most recent first."""
+        marks = ",".join("?" * len(titles))
+        return await self.read(lambda db: [_session(r) for r in db.execute(
+            f"SELECT * FROM sessions WHERE title IN ({marks}) ORDER BY updated_at DESC, id DESC",
+            titles)])
 
     # ------------------------------------------------------------ messages
     async def get_message(self, mid: int) -> Message | None:
