@@ -13,12 +13,13 @@ import contextlib
 import time
 
 from textual.containers import Vertical, VerticalScroll
-from textual.message import Message as TextualMessage
 from textual.content import Content
+from textual.message import Message as TextualMessage
 from textual.widgets import Markdown, Static
 from textual.widgets._markdown import MarkdownStream
 
 from chatplex.core.models import Message, MessageState, Role, Session
+from chatplex.tui.errors import guarded
 from chatplex.tui.safe import plain, visible
 
 PAGE = 16  # messages mounted at first and per scroll-up page: a screenful or two (B6)
@@ -90,9 +91,11 @@ class ReplyMessage(Vertical):
         self.set_class(self.message.state is MessageState.ERROR, "-error")
         self.set_class(self.message.state is MessageState.STREAMING, "-streaming")
 
+    @guarded
     def on_mount(self) -> None:
         self._show_state()
 
+    @guarded
     async def on_unmount(self) -> None:
         """Switching sessions removes this widget mid-stream: end its stream task too
         (it would wait forever otherwise, one leaked task per switch)."""
@@ -135,6 +138,7 @@ class ReplyMessage(Vertical):
         if first:
             self.call_later(self._flush)
 
+    @guarded
     async def _flush(self) -> None:
         async with self._stream_lock:
             await self._write_pending()
@@ -199,6 +203,7 @@ class ChatView(VerticalScroll):
         self._loading_older = False
         self.retry_key = "ctrl+r"
 
+    @guarded
     def watch_scroll_y(self, old: float, new: float) -> None:
         super().watch_scroll_y(old, new)
         if new <= 0 < old and self.has_older and not self._loading_older:
@@ -244,7 +249,11 @@ class ChatView(VerticalScroll):
         first = self.children[0] if self.children else None
         await self.mount_all(widgets, before=first)
         self.refresh(layout=True)
-        self.call_after_refresh(lambda: self.scroll_to(y=self.virtual_size.height - before, animate=False))
+        self.call_after_refresh(self._keep_place, before)
+
+    @guarded
+    def _keep_place(self, height_before: float) -> None:
+        self.scroll_to(y=self.virtual_size.height - height_before, animate=False)
 
     async def add(self, message: Message) -> None:
         if message.role is Role.ASSISTANT and message.id in self.replies:
