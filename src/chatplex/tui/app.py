@@ -64,6 +64,17 @@ class CoreEvent(Message):
         self.event = event
 
 
+class CoreDeltas(Message):
+    """The focused session's text deltas, in order: those that arrive while this message
+    waits in the queue join it, so a fast stream is one message per turn of the loop
+    instead of one per token (B12: a 10 MB reply is ~400,000 tokens, and keys would
+    wait behind them)."""
+
+    def __init__(self, events: list[ReplyDelta]) -> None:
+        super().__init__()
+        self.events = events
+
+
 # (id, key, action, description, shown in footer)
 KEYS: list[tuple[str, str, str, str, bool]] = [
     ("new_session", "ctrl+n", "new_session", "New session", True),
@@ -100,6 +111,7 @@ class ChatplexApp(App[None]):
         self.current: int | None = None
         self._token_counts: collections.deque[tuple[float, int]] = collections.deque()  # (when, tokens so far)
         self._reloading = False
+        self._deltas: list[ReplyDelta] | None = None  # the CoreDeltas message still queued, if any
         self.failures = Failures()  # every action, handler, timer and worker reports here
         # Set once the coordinator runs and the first session is shown. Textual calls a test's
         # pilot (and a snapshot's run_before) before the app's on_mount has finished.
@@ -155,6 +167,7 @@ class ChatplexApp(App[None]):
         if self.config.keys:
             self.set_keymap(self.config.keys)
         self.chat.retry_key = self._key_for("retry")
+        self.chat.export_key = self._key_for("export")
         if self.coordinator is None:
             try:
                 self.coordinator = await Coordinator.open(self.config)
@@ -250,10 +263,32 @@ class ChatplexApp(App[None]):
     def _from_core(self, event: Event) -> None:
         """Coordinator events become app messages, except the deltas of sessions not on
         screen (with 20 streams, they would fill the app's queue and keys would wait behind
-        them — B5)."""
-        if isinstance(event, ReplyDelta) and event.session_id != self.current:
+        them — B5). The focused session's deltas ride together in one CoreDeltas message
+        (keeping their order with the other events)."""
+        if isinstance(event, ReplyDelta):
+            if event.session_id != self.current:
+                return
+            if self._deltas is not None:
+                self._deltas.append(event)
+                return
+            self._deltas = [event]
+            if not self.post_message(CoreDeltas(self._deltas)):
+                self._deltas = None  # the app is closing: nothing will handle it
             return
+        self._deltas = None  # deltas after this event go in a new message, behind it
         self.post_message(CoreEvent(event))
+
+    @guarded
+    def on_core_deltas(self, message: CoreDeltas) -> None:
+        if self._deltas is message.events:
+            self._deltas = None  # handled from here on: new deltas start a new message
+        try:
+            replies = self.chat.replies
+        except (NoMatches, IndexError):  # the main screen is gone (shutting down)
+            return
+        for event in message.events:
+            if event.session_id == self.current and (reply := replies.get(event.message_id)):
+                reply.append(event.text, event.offset)
 
     @guarded
     async def on_core_event(self, message: CoreEvent) -> None:
@@ -263,10 +298,7 @@ class ChatplexApp(App[None]):
             pass
 
     async def _route(self, event: Event) -> None:
-        if isinstance(event, ReplyDelta):
-            if event.session_id == self.current and (reply := self.chat.replies.get(event.message_id)):
-                reply.append(event.text, event.offset)
-        elif isinstance(event, SessionChanged):
+        if isinstance(event, SessionChanged):
             self.sidebar.upsert(event.session)
             if event.session.id == self.current:
                 self.chat.session = event.session
