@@ -224,6 +224,7 @@ def test_runaway_reply_shows_its_tail(snap_compare, fake, tmp_path):
 
     async def run_before(pilot):
         await pilot.app.ready.wait()
+        app.composer.cursor_blink = False  # a steady cursor: this one takes longer than a blink
         session = await app.coord.create_session("Runaway reply")
         await app.focus_session(session.id)
         await send(app, session.id, "Count for me")
