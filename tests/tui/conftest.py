@@ -39,6 +39,13 @@ async def dialog(pilot, key: str) -> None:
     await until(pilot, lambda: isinstance(pilot.app.screen, ModalScreen) and pilot.app.screen.focused is not None)
 
 
+def runaway(megabytes: float, end: str = "THE-END") -> str:
+    """A runaway reply: tokens of 23 characters, a newline every 8, no blank line (one
+    endless Markdown paragraph, the worst case), then `end`."""
+    words = int(megabytes * 1_000_000 / 23.125)
+    return " ".join(f"runaway-{i:08d}-lorem" + ("\n" if i % 8 == 7 else "") for i in range(words)) + " " + end
+
+
 def still(monkeypatch) -> None:
     """No animation: spinner frames and the tokens/s clock would make snapshots vary."""
     from chatplex.tui.app import ChatplexApp

@@ -14,7 +14,7 @@ from chatplex.core.models import MessageState, SessionStatus
 from chatplex.tui.app import ChatplexApp
 from tests.conftest import make_config, provider_for
 from tests.fakeserver import Fault
-from tests.tui.conftest import dialog, still, until
+from tests.tui.conftest import dialog, runaway, still, until
 
 SIZE = (110, 32)
 
@@ -211,6 +211,27 @@ def test_cancelled_reply(snap_compare, fake, tmp_path):
         await until(pilot, lambda: app.chat.replies and next(iter(app.chat.replies.values())).length == 7)
         await app.coord.cancel(session.id)
         await until(pilot, lambda: next(iter(app.chat.replies.values())).message.state is MessageState.INTERRUPTED)
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+def test_runaway_reply_shows_its_tail(snap_compare, fake, tmp_path):
+    """Past LIMIT characters a reply is plain text, its end only, with a note (B12)."""
+    text = runaway(0.2, end="and that is **all** [b]literally[/b].")
+    s = fake.scenario(reply=text)
+    app = ChatplexApp(make_config(tmp_path, provider_for(s)))
+
+    async def run_before(pilot):
+        await pilot.app.ready.wait()
+        app.composer.cursor_blink = False  # a steady cursor: this one takes longer than a blink
+        session = await app.coord.create_session("Runaway reply")
+        await app.focus_session(session.id)
+        await send(app, session.id, "Count for me")
+        await until(pilot, lambda: statuses(app, session.id) is SessionStatus.WAITING)
+        reply = next(iter(app.chat.replies.values()))
+        await until(pilot, lambda: reply.long and reply.text == text
+                    and reply.query_one(".body").content.plain.endswith("[b]literally[/b]."))
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)

@@ -16,14 +16,14 @@ from pathlib import Path
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
-from textual.css.query import NoMatches
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer
 
 from chatplex.config import Config
-from chatplex.core import export
+from chatplex.core import export, models
 from chatplex.core.coordinator import Coordinator
 from chatplex.core.events import (
     Event,
@@ -39,8 +39,16 @@ from chatplex.core.events import (
 )
 from chatplex.core.models import MessageState, Session, SessionStatus
 from chatplex.core.store import StoreError
-from chatplex.tui.screens.modals import ConfirmScreen, ErrorScreen, HelpScreen, PickerScreen, SearchScreen, TextScreen
+from chatplex.tui.errors import Failures, guarded
 from chatplex.tui.screens.dashboard import DashboardScreen
+from chatplex.tui.screens.modals import (
+    ConfirmScreen,
+    ErrorScreen,
+    HelpScreen,
+    PickerScreen,
+    SearchScreen,
+    TextScreen,
+)
 from chatplex.tui.screens.queue import QueueScreen
 from chatplex.tui.widgets.chat import PAGE, ChatView
 from chatplex.tui.widgets.composer import Composer
@@ -54,6 +62,17 @@ class CoreEvent(Message):
     def __init__(self, event: Event) -> None:
         super().__init__()
         self.event = event
+
+
+class CoreDeltas(Message):
+    """The focused session's text deltas, in order: those that arrive while this message
+    waits in the queue join it, so a fast stream is one message per turn of the loop
+    instead of one per token (B12: a 10 MB reply is ~400,000 tokens, and keys would
+    wait behind them)."""
+
+    def __init__(self, events: list[ReplyDelta]) -> None:
+        super().__init__()
+        self.events = events
 
 
 # (id, key, action, description, shown in footer)
@@ -92,6 +111,8 @@ class ChatplexApp(App[None]):
         self.current: int | None = None
         self._token_counts: collections.deque[tuple[float, int]] = collections.deque()  # (when, tokens so far)
         self._reloading = False
+        self._deltas: list[ReplyDelta] | None = None  # the CoreDeltas message still queued, if any
+        self.failures = Failures()  # every action, handler, timer and worker reports here
         # Set once the coordinator runs and the first session is shown. Textual calls a test's
         # pilot (and a snapshot's run_before) before the app's on_mount has finished.
         self.ready = asyncio.Event()
@@ -135,6 +156,7 @@ class ChatplexApp(App[None]):
         return self.coordinator
 
     # ---------------------------------------------------------------- life cycle
+    @guarded
     async def on_mount(self) -> None:
         try:
             await self._start()
@@ -145,6 +167,7 @@ class ChatplexApp(App[None]):
         if self.config.keys:
             self.set_keymap(self.config.keys)
         self.chat.retry_key = self._key_for("retry")
+        self.chat.export_key = self._key_for("export")
         if self.coordinator is None:
             try:
                 self.coordinator = await Coordinator.open(self.config)
@@ -161,13 +184,17 @@ class ChatplexApp(App[None]):
         if self.animate:
             self.set_interval(1.0, self._tick)
 
+    @guarded
     async def action_quit(self) -> None:
         """Leave; running replies are interrupted, kept, and resume at the next start."""
-        if self.coordinator is not None and not self.coordinator._stopping:
-            self.status.set(notice="stopping… running replies will resume next time")
-            await self.coordinator.stop()
-        self.exit()
+        try:
+            if self.coordinator is not None and not self.coordinator._stopping:
+                self.status.set(notice="stopping… running replies will resume next time")
+                await self.coordinator.stop()
+        finally:
+            self.exit()  # even if stopping failed: quitting must always quit
 
+    @guarded
     async def on_unmount(self) -> None:
         """However the app ends, stop the workers so nothing is left half-written."""
         if self.coordinator is not None and not self.coordinator._stopping:
@@ -206,22 +233,28 @@ class ChatplexApp(App[None]):
         self.sub_title = session.title if session else ""
 
     @on(SessionList.Selected)
+    @guarded
     async def _selected(self, event: SessionList.Selected) -> None:
         await self.focus_session(event.session_id)
         self.composer.focus()
 
     @on(Composer.Submitted)
+    @guarded
     async def _submitted(self, event: Composer.Submitted) -> None:
-        if self.current is None:
-            session = await self.coord.create_session()
-            await self.focus_session(session.id)
         try:
+            if self.current is None:
+                session = await self.coord.create_session()
+                await self.focus_session(session.id)
             await self.coord.send(self.current, event.text)  # type: ignore[arg-type]
         except (ValueError, KeyError, StoreError) as e:
             self.composer.text = event.text  # nothing is lost
             self.notify(str(e), severity="error", markup=False)
+        except Exception:
+            self.composer.text = event.text  # nothing is lost; `guarded` reports the failure
+            raise
 
     @on(ChatView.NeedOlder)
+    @guarded
     async def _older(self) -> None:
         if self.current is not None and self.chat.oldest_id is not None:
             await self.chat.prepend(await self.coord.messages(self.current, limit=PAGE, before_id=self.chat.oldest_id))
@@ -230,11 +263,34 @@ class ChatplexApp(App[None]):
     def _from_core(self, event: Event) -> None:
         """Coordinator events become app messages, except the deltas of sessions not on
         screen (with 20 streams, they would fill the app's queue and keys would wait behind
-        them — B5)."""
-        if isinstance(event, ReplyDelta) and event.session_id != self.current:
+        them — B5). The focused session's deltas ride together in one CoreDeltas message
+        (keeping their order with the other events)."""
+        if isinstance(event, ReplyDelta):
+            if event.session_id != self.current:
+                return
+            if self._deltas is not None:
+                self._deltas.append(event)
+                return
+            self._deltas = [event]
+            if not self.post_message(CoreDeltas(self._deltas)):
+                self._deltas = None  # the app is closing: nothing will handle it
             return
+        self._deltas = None  # deltas after this event go in a new message, behind it
         self.post_message(CoreEvent(event))
 
+    @guarded
+    def on_core_deltas(self, message: CoreDeltas) -> None:
+        if self._deltas is message.events:
+            self._deltas = None  # handled from here on: new deltas start a new message
+        try:
+            replies = self.chat.replies
+        except (NoMatches, IndexError):  # the main screen is gone (shutting down)
+            return
+        for event in message.events:
+            if event.session_id == self.current and (reply := replies.get(event.message_id)):
+                reply.append(event.text, event.offset)
+
+    @guarded
     async def on_core_event(self, message: CoreEvent) -> None:
         try:
             await self._route(message.event)
@@ -242,10 +298,7 @@ class ChatplexApp(App[None]):
             pass
 
     async def _route(self, event: Event) -> None:
-        if isinstance(event, ReplyDelta):
-            if event.session_id == self.current and (reply := self.chat.replies.get(event.message_id)):
-                reply.append(event.text, event.offset)
-        elif isinstance(event, SessionChanged):
+        if isinstance(event, SessionChanged):
             self.sidebar.upsert(event.session)
             if event.session.id == self.current:
                 self.chat.session = event.session
@@ -299,6 +352,7 @@ class ChatplexApp(App[None]):
         finally:
             self._reloading = False
 
+    @guarded
     def _tick(self) -> None:
         now, counts = time.monotonic(), self._token_counts
         counts.append((now, self.coord.tokens_streamed))
@@ -314,6 +368,7 @@ class ChatplexApp(App[None]):
             pass
 
     # ---------------------------------------------------------------- actions
+    @guarded
     async def action_new_session(self) -> None:
         session = await self.coord.create_session()
         await self.focus_session(session.id)
@@ -326,12 +381,15 @@ class ChatplexApp(App[None]):
         index = order.index(self.current) if self.current in order else -delta
         await self.focus_session(order[(index + delta) % len(order)])
 
+    @guarded
     async def action_next_session(self) -> None:
         await self._step(1)
 
+    @guarded
     async def action_previous_session(self) -> None:
         await self._step(-1)
 
+    @guarded
     async def action_jump(self, n: int) -> None:
         if 0 < n <= len(self.sidebar.order):
             await self.focus_session(self.sidebar.order[n - 1])
@@ -342,6 +400,7 @@ class ChatplexApp(App[None]):
         return self.current
 
     @work(exclusive=True, group="dialog")
+    @guarded
     async def action_rename(self) -> None:
         if (sid := self._need_session()) is None:
             return
@@ -350,6 +409,7 @@ class ChatplexApp(App[None]):
             await self.coord.rename(sid, title)
 
     @work(exclusive=True, group="dialog")
+    @guarded
     async def action_delete_session(self) -> None:
         if (sid := self._need_session()) is None:
             return
@@ -359,10 +419,12 @@ class ChatplexApp(App[None]):
             await self.coord.delete_session(sid)
             await self.focus_session(order[0] if order else None)
 
+    @guarded
     async def action_cancel_reply(self) -> None:
         if self.current is not None and not await self.coord.cancel(self.current):
             self.notify("Nothing to cancel in this session.", markup=False, timeout=2)
 
+    @guarded
     async def action_retry(self) -> None:
         if (sid := self._need_session()) is None:
             return
@@ -370,6 +432,7 @@ class ChatplexApp(App[None]):
             self.notify("Nothing to retry here.", markup=False, timeout=2)
 
     @work(exclusive=True, group="dialog")
+    @guarded
     async def action_pick_model(self) -> None:
         if (sid := self._need_session()) is None:
             return
@@ -390,6 +453,7 @@ class ChatplexApp(App[None]):
             await self.coord.update_session(sid, provider=provider, model=model)
 
     @work(exclusive=True, group="dialog")
+    @guarded
     async def action_system_prompt(self) -> None:
         if (sid := self._need_session()) is None:
             return
@@ -399,6 +463,7 @@ class ChatplexApp(App[None]):
             await self.coord.update_session(sid, system_prompt=text)
 
     @work(exclusive=True, group="dialog")
+    @guarded
     async def action_search(self) -> None:
         async def search(query: str) -> list[tuple[int, str]]:
             return [(s.id, s.title) for s in await self.coord.search(query)]
@@ -408,6 +473,7 @@ class ChatplexApp(App[None]):
             await self.focus_session(chosen)
 
     @work(exclusive=True, group="dialog")
+    @guarded
     async def action_export(self) -> None:
         if (sid := self._need_session()) is None or self.chat.session is None:
             return
@@ -416,14 +482,18 @@ class ChatplexApp(App[None]):
         if not path:
             return
         session, messages = await self.coord.session(sid), await self.coord.messages(sid)
-        try:
-            Path(path).expanduser().write_text(export.to_markdown(session, messages), encoding="utf-8")  # type: ignore[arg-type]
+        if session is None:
+            self.notify("This session was deleted meanwhile.", severity="warning", markup=False)
+            return
+        try:  # in a thread: a 10 MB transcript takes a while to build and write (B12)
+            await asyncio.to_thread(_write_markdown, Path(path).expanduser(), session, messages)
         except OSError as e:
             self.notify(f"Could not write {path}: {e.strerror}", severity="error", markup=False)
             return
         self.notify(f"Exported to {path}", markup=False)
 
     @work(exclusive=True, group="dialog")
+    @guarded
     async def action_dashboard(self) -> None:
         """Every session at a glance; Enter opens one."""
         if self.coordinator is None or isinstance(self.screen, DashboardScreen):
@@ -434,14 +504,17 @@ class ChatplexApp(App[None]):
         if chosen is not None:
             await self.focus_session(chosen)
 
+    @guarded
     def action_queue(self) -> None:
         if self.coordinator is not None and not isinstance(self.screen, QueueScreen):
             self.push_screen(QueueScreen(self.coord, lambda: {sid: s.title for sid, s in self.sidebar.sessions.items()}))
 
+    @guarded
     def action_toggle_sidebar(self) -> None:
         sidebar = self.query_one("#sidebar")
         sidebar.display = not sidebar.display
 
+    @guarded
     def action_help(self) -> None:
         rows = [(self._key_for(bid), text) for bid, _, _, text, _ in KEYS]
         rows.append(("alt+1 … alt+9", "Jump to session 1–9"))
@@ -454,6 +527,10 @@ class ChatplexApp(App[None]):
             if bid not in ("quit", "help"):
                 yield SystemCommand(text, f"{text} ({self._key_for(bid)})",
                                     lambda action=action: self.run_action(action))
+
+
+def _write_markdown(path: Path, session: Session, messages: list[models.Message]) -> None:
+    path.write_text(export.to_markdown(session, messages), encoding="utf-8")
 
 
 def run(config: Config) -> int:

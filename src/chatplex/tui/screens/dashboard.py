@@ -19,6 +19,7 @@ from textual.widgets import Footer, Static
 
 from chatplex.core.coordinator import Coordinator, Running
 from chatplex.core.models import Session, SessionStatus
+from chatplex.tui.errors import guarded
 from chatplex.tui.safe import visible
 from chatplex.tui.widgets.sidebar import MARKS, PLACEHOLDER
 
@@ -132,13 +133,16 @@ class DashboardScreen(Screen[int | None]):
     def columns(self) -> int:
         return max(1, min(4, (self.size.width - 2) // TILE_WIDTH))
 
+    @guarded
     async def on_mount(self) -> None:
         await self.refresh_tiles()
         self.set_interval(0.25, self.refresh_tiles)
 
+    @guarded
     def on_resize(self) -> None:
         self.query_one("#grid", Grid).styles.grid_size_columns = self.columns
 
+    @guarded
     async def refresh_tiles(self) -> None:
         every = self.sessions()
         sessions = every[:MAX_TILES]
@@ -162,6 +166,7 @@ class DashboardScreen(Screen[int | None]):
             tile.show(tile_text(session, running.get(session.id), width))
             tile.set_class(session.id == self.selected, "-selected")
 
+    @guarded
     def action_move(self, dx: int, dy: int) -> None:
         if not self.order or self.selected is None:
             return
@@ -173,5 +178,6 @@ class DashboardScreen(Screen[int | None]):
                 tile.set_class(sid == self.selected, "-selected")
             self.tiles[self.selected].scroll_visible()
 
+    @guarded
     def action_open(self) -> None:
         self.dismiss(self.selected)

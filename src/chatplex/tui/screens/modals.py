@@ -13,6 +13,7 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, DataTable, Input, Label, OptionList, Static, TextArea
 from textual.widgets.option_list import Option
 
+from chatplex.tui.errors import guarded
 from chatplex.tui.safe import plain, visible
 
 
@@ -30,10 +31,12 @@ class ConfirmScreen(ModalScreen[bool]):
                 yield Button("Yes (y)", variant="error", id="yes")
                 yield Button("No (n)", id="no")
 
+    @guarded
     def on_mount(self) -> None:
         self.query_one("#no", Button).focus()
 
     @on(Button.Pressed)
+    @guarded
     def _pressed(self, event: Button.Pressed) -> None:
         self.dismiss(event.button.id == "yes")
 
@@ -58,6 +61,7 @@ class TextScreen(ModalScreen[str | None]):
                                              else "Enter saves · Escape cancels"), "$text-muted"))
 
     @on(Input.Submitted)
+    @guarded
     def action_save(self) -> None:
         widget = self.query_one("#value")
         self.dismiss(widget.text if isinstance(widget, TextArea) else widget.value)  # type: ignore[attr-defined]
@@ -79,6 +83,7 @@ class PickerScreen(ModalScreen[str | None]):
             yield OptionList(*[Option(plain(label), id=value) for value, label in self.choices], id="choices")
             yield Static(plain("Enter chooses · Escape cancels"), id="picker-hint")
 
+    @guarded
     def on_mount(self) -> None:
         self.query_one(OptionList).focus()
         if self.load:
@@ -86,6 +91,7 @@ class PickerScreen(ModalScreen[str | None]):
             self._load()
 
     @work(exclusive=True)
+    @guarded
     async def _load(self) -> None:
         assert self.load is not None
         more = await self.load()
@@ -95,6 +101,7 @@ class PickerScreen(ModalScreen[str | None]):
         self.query_one("#picker-hint", Static).update(plain("Enter chooses · Escape cancels"))
 
     @on(OptionList.OptionSelected)
+    @guarded
     def _chosen(self, event: OptionList.OptionSelected) -> None:
         self.dismiss(event.option.id)
 
@@ -115,25 +122,30 @@ class SearchScreen(ModalScreen[int | None]):
             yield OptionList(id="results")
 
     @on(Input.Changed)
+    @guarded
     def _changed(self, event: Input.Changed) -> None:
         self._run(event.value)
 
     @work(exclusive=True)
+    @guarded
     async def _run(self, query: str) -> None:
         results = await self.search(query) if query.strip() else []
         self.query_one("#results", OptionList).set_options(Option(plain(title), id=str(sid)) for sid, title in results)
 
     @on(Input.Submitted)
+    @guarded
     def _submit(self) -> None:
         results = self.query_one("#results", OptionList)
         if results.option_count:
             option = results.get_option_at_index(results.highlighted or 0)
             self.dismiss(int(option.id))  # type: ignore[arg-type]
 
+    @guarded
     def action_focus_results(self) -> None:
         self.query_one("#results", OptionList).focus()
 
     @on(OptionList.OptionSelected)
+    @guarded
     def _chosen(self, event: OptionList.OptionSelected) -> None:
         self.dismiss(int(event.option.id))  # type: ignore[arg-type]
 

@@ -17,6 +17,7 @@ from textual.widgets import DataTable, Footer, Static
 
 from chatplex.core.coordinator import Coordinator
 from chatplex.core.models import Job, JobState, Priority, QueueStats
+from chatplex.tui.errors import guarded
 from chatplex.tui.safe import visible
 from chatplex.tui.screens.modals import ConfirmScreen
 
@@ -100,11 +101,13 @@ class QueueScreen(Screen[None]):
         yield table
         yield Footer()
 
+    @guarded
     async def on_mount(self) -> None:
         await self.reload()
         self.set_interval(0.5, self.reload)
         self.query_one(DataTable).focus()
 
+    @guarded
     async def reload(self) -> None:
         jobs = await self.coord.jobs(self.state, limit=500)
         stats = await self.coord.stats(finished=True)
@@ -132,11 +135,13 @@ class QueueScreen(Screen[None]):
     def selected_job(self) -> Job | None:
         return self.jobs.get(self.selected_id() or -1)
 
+    @guarded
     async def action_filter(self) -> None:
         self.state = FILTERS[(FILTERS.index(self.state) + 1) % len(FILTERS)]
         await self.reload()
 
     @work(exclusive=True, group="queue-action")
+    @guarded
     async def action_cancel_job(self) -> None:
         if (job := self.selected_job()) is None:
             return
@@ -148,6 +153,7 @@ class QueueScreen(Screen[None]):
             await self.reload()
 
     @work(exclusive=True, group="queue-action")
+    @guarded
     async def action_retry_job(self) -> None:
         if (job := self.selected_job()) is None:
             return
@@ -163,6 +169,7 @@ class QueueScreen(Screen[None]):
             await self.coord.retry_job(job.id)
         await self.reload()
 
+    @guarded
     async def action_priority(self, name: str) -> None:
         if (job := self.selected_job()) is None:
             return

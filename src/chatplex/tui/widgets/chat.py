@@ -4,6 +4,11 @@ Only the newest page of messages is mounted; older pages are added when the user
 to the top, so a 5,000-message session opens as fast as a short one. A streaming reply
 appends through Textual's MarkdownStream, which batches fragments instead of re-parsing
 the whole reply per token.
+
+A runaway reply (past LIMIT characters) is shown as plain text instead, and only its end:
+Markdown re-parses the last block on every append (a reply with no blank line is one
+block), so its cost grows with the reply, and a 5 MB one froze the app for seconds at a time
+(B12). The tail window costs the same at any size; the whole text is in the export.
 """
 
 from __future__ import annotations
@@ -13,46 +18,130 @@ import contextlib
 import time
 
 from textual.containers import Vertical, VerticalScroll
-from textual.message import Message as TextualMessage
 from textual.content import Content
+from textual.message import Message as TextualMessage
+from textual.widget import Widget
 from textual.widgets import Markdown, Static
-from textual.widgets._markdown import MarkdownStream
+from textual.widgets.markdown import MarkdownStream
 
 from chatplex.core.models import Message, MessageState, Role, Session
+from chatplex.tui.errors import guarded
 from chatplex.tui.safe import plain, visible
 
 PAGE = 16  # messages mounted at first and per scroll-up page: a screenful or two (B6)
+# Characters of Markdown per reply. Measured (2-core VM, one paragraph of 200-character lines,
+# the worst case): a stream append costs ~26 ms of loop time at 32 K characters, ~40 ms at
+# 64 K, ~50-70 ms at 128 K; replies with paragraphs cost far less. Past this: plain text.
+LIMIT = 50_000
+TAIL_CHARS = 8_000  # at most this much of a long reply's end is shown (~5 ms to lay out)…
+TAIL_LINES = 200  # …and at most this many lines of it
+TAIL_EVERY = 0.2  # seconds between re-renders of a long reply's tail while it streams (5 a second)
+
+
+def _size(text: str) -> int:
+    """UTF-8 bytes, without encoding the common ASCII case."""
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
+def _human(size: int) -> str:
+    return f"{size / 1e6:.1f} MB" if size >= 1_000_000 else f"{size / 1e3:.0f} KB"
+
+
+def clip(chunks: list[str], length: int, *, head: bool = False) -> tuple[str, str]:
+    """The part of a long text that is shown — its end, or its start if `head` — in whole
+    lines where it can, and what that part is ("last 43 lines"). Copies only that part."""
+    taken, n = [], 0
+    for chunk in (chunks if head else reversed(chunks)):
+        need = TAIL_CHARS - n
+        piece = chunk if len(chunk) <= need else (chunk[:need] if head else chunk[-need:])
+        taken.append(piece)
+        n += len(piece)
+        if n >= TAIL_CHARS:
+            break
+    text = "".join(taken if head else reversed(taken))
+    lines = text.split("\n")
+    cut = len(text) < length
+    if len(lines) > TAIL_LINES:
+        lines = lines[:TAIL_LINES] if head else lines[-TAIL_LINES:]
+    elif cut and len(lines) > 1:  # the line at the cut is partial: leave it out
+        lines = lines[:-1] if head else lines[1:]
+    shown = "\n".join(lines)
+    side = "first" if head else "last"
+    if len(lines) > 1 or not cut:
+        return shown, f"{side} {len(lines):,} lines"
+    # one line longer than the window
+    return (shown + "…" if head else "…" + shown), f"{side} {len(shown):,} characters"
+
+
+def clip_note(what: str, size: int, kind: str, key: str) -> str:
+    return f"⋯ showing the {what} of a {_human(size)} {kind} — export it ({key}) to read it all"
 
 
 class UserMessage(Static):
-    def __init__(self, message: Message) -> None:
-        super().__init__(plain(message.content), classes="message user")
+    def __init__(self, message: Message, export_key: str = "ctrl+s") -> None:
+        text = message.content
+        if len(text) > LIMIT:  # a huge paste: its start, like a long reply's end
+            shown, what = clip([text], len(text), head=True)
+            note = clip_note(what, _size(text), "message", export_key)
+            content = Content.assemble(plain(shown), "\n", plain(note, "italic $text-muted"))
+        else:
+            content = plain(text)
+        super().__init__(content, classes="message user")
         self.message = message
         self.border_title = "You"
 
 
 class ReplyMessage(Vertical):
-    """An assistant reply: Markdown body plus a state line for streaming/failed/interrupted."""
+    """An assistant reply: a Markdown body (or, past LIMIT characters, a plain-text tail
+    window and a note) plus a state line for streaming/failed/interrupted."""
 
-    def __init__(self, message: Message, model: str, retry_key: str = "ctrl+r") -> None:
+    def __init__(self, message: Message, model: str, retry_key: str = "ctrl+r",
+                 export_key: str = "ctrl+s") -> None:
         super().__init__(classes="message reply")
         self.message = message
         self.retry_key = retry_key
+        self.export_key = export_key
         self.border_title = Content(visible(model))
-        self._text: list[str] = [message.content]
-        self.length = len(message.content)
+        self._set_text(message.content)
         self._stream: MarkdownStream | None = None
         self._stream_lock = asyncio.Lock()  # _flush runs in this widget's task, finish in the app's
         self._pending: list[str] = []
+        self._tail_due = False  # a tail re-render is scheduled
+        self.long = self.length > LIMIT  # shown as a plain-text tail (decided again on restart)
         self.started_at: float | None = None  # time.monotonic() when a worker took it
 
+    def _set_text(self, text: str) -> None:
+        self._text: list[str] = [text]
+        self._joined = 0  # leading entries of _text that are already joined blocks
+        self.length = len(text)
+        self.utf8_size = _size(text)
+
     def compose(self):
-        yield Markdown(visible(self.message.content), classes="body", open_links=False)
+        if self.long:
+            yield from self._tail_widgets()
+        else:
+            yield Markdown(visible(self.message.content), classes="body", open_links=False)
         yield Static(self._state_line(), classes="state")
+
+    def _tail_widgets(self) -> list[Widget]:
+        """The note goes below the tail: the chat pane follows the end, where the user looks."""
+        body, note = self._tail_content()
+        return [Static(body, classes="body tail", markup=False),
+                Static(note, classes="tail-note", markup=False)]
+
+    def _tail_content(self) -> tuple[Content, Content]:
+        shown, note = self.tail()
+        return (Content.assemble(("⋯ earlier text not shown\n", "$text-muted"), plain(shown)),
+                plain(note, "italic $text-muted"))
 
     @property
     def text(self) -> str:
         return "".join(self._text)
+
+    def tail(self) -> tuple[str, str]:
+        """What a long reply shows: the end of its text, and the note saying so."""
+        shown, what = clip(self._text, self.length)
+        return shown, clip_note(what, self.utf8_size, "reply", self.export_key)
 
     def _state_line(self) -> Content:
         m = self.message
@@ -74,10 +163,16 @@ class ReplyMessage(Vertical):
         return Content("")
 
     @property
-    def _markdown(self) -> Markdown | None:
-        """None until composed (events can arrive between mount() and compose)."""
-        found = self.query(Markdown)
+    def _body(self) -> Widget | None:
+        """The Markdown or the tail; None until composed (events can arrive between mount()
+        and compose)."""
+        found = self.query(".body")
         return found.first() if found else None
+
+    @property
+    def _markdown(self) -> Markdown | None:
+        body = self._body
+        return body if isinstance(body, Markdown) else None
 
     def _show_state(self) -> None:
         states = self.query(".state")
@@ -90,9 +185,11 @@ class ReplyMessage(Vertical):
         self.set_class(self.message.state is MessageState.ERROR, "-error")
         self.set_class(self.message.state is MessageState.STREAMING, "-streaming")
 
+    @guarded
     def on_mount(self) -> None:
         self._show_state()
 
+    @guarded
     async def on_unmount(self) -> None:
         """Switching sessions removes this widget mid-stream: end its stream task too
         (it would wait forever otherwise, one leaked task per switch)."""
@@ -110,37 +207,62 @@ class ReplyMessage(Vertical):
         """The reply is being generated (again): start from empty."""
         await self._stop_stream()
         self.started_at = time.monotonic()
-        self._text, self.length, self._pending = [], 0, []
+        self._set_text("")
+        self._pending = []
         self.message.content = ""
         self.message.state = MessageState.STREAMING
         self.message.error = None
-        if self._markdown is not None:
-            await self._markdown.update("")
+        async with self._stream_lock:
+            await self._become(long=False)
+            if self._markdown is not None:
+                await self._markdown.update("")
         self._show_state()
 
     def append(self, text: str, offset: int) -> None:
-        """Add a delta; the part before our length is already shown (snapshot overlap)."""
+        """Add a delta; the part before our length is already shown (snapshot overlap).
+        Cheap per call whatever the reply's size: rendering happens later, batched."""
         if offset + len(text) <= self.length:
             return
         if offset < self.length:
             text = text[self.length - offset:]
         was_empty = self.length == 0
         self.length += len(text)
-        self._text.append(text)
+        self.utf8_size += _size(text)
+        chunks = self._text
+        chunks.append(text)
+        if len(chunks) - self._joined >= 1024:  # 400,000 tokens would be 400,000 small strings
+            chunks[self._joined:] = ["".join(chunks[self._joined:])]
+            self._joined += 1
         if self.message.state is not MessageState.STREAMING or was_empty:
             self.message.state = MessageState.STREAMING
             self._show_state()
+        if self.long or self.length > LIMIT:
+            self._pending = []
+            if not self._tail_due:
+                self._tail_due = True
+                if self.long:
+                    self.set_timer(TAIL_EVERY, self._flush)
+                else:  # crossing LIMIT: swap the body at once
+                    self.call_later(self._flush)
+            return
         first = not self._pending
         self._pending.append(visible(text))
         if first:
             self.call_later(self._flush)
 
+    @guarded
     async def _flush(self) -> None:
         async with self._stream_lock:
-            await self._write_pending()
+            self._tail_due = False
+            if self._body is None:  # not composed yet
+                self.call_after_refresh(self._flush)
+            elif self.long or self.length > LIMIT:
+                await self._show_tail()
+            else:
+                await self._write_pending()
 
     async def _write_pending(self) -> None:
-        if not self._pending:
+        if not self._pending or self.long:
             return
         if self._markdown is None:
             self.call_after_refresh(self._flush)
@@ -150,6 +272,31 @@ class ReplyMessage(Vertical):
             self._stream = Markdown.get_stream(self._markdown)
         await self._stream.write(text)
 
+    async def _become(self, *, long: bool) -> None:
+        """Swap the body between Markdown and the tail window (with the stream lock held)."""
+        if long == self.long or self._body is None:
+            self.long = long
+            return
+        self.long = long
+        if long:
+            self._pending = []
+            if self._stream is not None:
+                stream, self._stream = self._stream, None
+                await _stop(stream)
+            await self.query(".body").remove()
+            await self.mount_all(self._tail_widgets(), before=self.query_one(".state"))
+        else:
+            await self.query(".body, .tail-note").remove()
+            await self.mount(Markdown("", classes="body", open_links=False), before=self.query_one(".state"))
+
+    async def _show_tail(self) -> None:
+        if not self.long:
+            await self._become(long=True)  # shows the tail as it is now
+            return
+        body, note = self._tail_content()
+        self.query_one(".body", Static).update(body)
+        self.query_one(".tail-note", Static).update(note)
+
     async def _stop_stream(self) -> bool:
         """Write what is pending and end the stream; False if the stream lost text."""
         async with self._stream_lock:  # never stop the stream between its creation and first run
@@ -158,15 +305,28 @@ class ReplyMessage(Vertical):
             return stream is None or await _stop(stream)
 
     async def finish(self, message: Message) -> None:
-        if self._markdown is None:  # not composed yet: compose will show the final text
+        if self._body is None:  # not composed yet: compose will show the final text
             self._pending, self.message = [], message
-            self._text, self.length = [message.content], len(message.content)
+            self._set_text(message.content)
+            self.long = self.length > LIMIT
+            return
+        if self.long or len(message.content) > LIMIT:
+            async with self._stream_lock:
+                self.message = message
+                if self.length != len(message.content) or self.text != message.content:
+                    self._set_text(message.content)
+                if self.length > LIMIT:
+                    await self._show_tail()
+                else:  # regenerated shorter than it was: Markdown again
+                    await self._become(long=False)
+                    await self._markdown.update(visible(message.content))  # type: ignore[union-attr]
+            self._show_state()
             return
         shown_all = await self._stop_stream()
         self.message = message
         if not shown_all or self.text != message.content:
-            self._text, self.length = [message.content], len(message.content)
-            await self._markdown.update(visible(message.content))
+            self._set_text(message.content)
+            await self._markdown.update(visible(message.content))  # type: ignore[union-attr]
         self._show_state()
 
 
@@ -198,7 +358,9 @@ class ChatView(VerticalScroll):
         self.has_older = False
         self._loading_older = False
         self.retry_key = "ctrl+r"
+        self.export_key = "ctrl+s"
 
+    @guarded
     def watch_scroll_y(self, old: float, new: float) -> None:
         super().watch_scroll_y(old, new)
         if new <= 0 < old and self.has_older and not self._loading_older:
@@ -206,9 +368,10 @@ class ChatView(VerticalScroll):
 
     def _widget(self, message: Message) -> Static | ReplyMessage | None:
         if message.role is Role.USER:
-            return UserMessage(message)
+            return UserMessage(message, self.export_key)
         if message.role is Role.ASSISTANT:
-            widget = ReplyMessage(message, self.session.model if self.session else "", self.retry_key)
+            widget = ReplyMessage(message, self.session.model if self.session else "", self.retry_key,
+                                  self.export_key)
             self.replies[message.id] = widget
             return widget
         return None
@@ -244,7 +407,11 @@ class ChatView(VerticalScroll):
         first = self.children[0] if self.children else None
         await self.mount_all(widgets, before=first)
         self.refresh(layout=True)
-        self.call_after_refresh(lambda: self.scroll_to(y=self.virtual_size.height - before, animate=False))
+        self.call_after_refresh(self._keep_place, before)
+
+    @guarded
+    def _keep_place(self, height_before: float) -> None:
+        self.scroll_to(y=self.virtual_size.height - height_before, animate=False)
 
     async def add(self, message: Message) -> None:
         if message.role is Role.ASSISTANT and message.id in self.replies:

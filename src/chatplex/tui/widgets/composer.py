@@ -6,6 +6,8 @@ from textual import events
 from textual.message import Message
 from textual.widgets import TextArea
 
+from chatplex.tui.errors import guarded
+
 NEWLINE_KEYS = ("ctrl+j", "alt+enter", "shift+enter")
 
 
@@ -25,6 +27,7 @@ class Composer(TextArea):
         self.placeholder = ("A reply is streaming… Enter queues your message" if busy
                             else "Message… (Enter sends, Ctrl+J newline)")
 
+    @guarded
     async def _on_key(self, event: events.Key) -> None:
         if event.key == "enter":
             event.stop()

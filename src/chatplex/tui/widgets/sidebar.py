@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from rich.cells import cell_len, set_cell_size
 from textual import on
-from textual.geometry import Size
 from textual.content import Content
+from textual.geometry import Size
 from textual.message import Message
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
 from chatplex.core.models import Session, SessionStatus
+from chatplex.tui.errors import guarded
 from chatplex.tui.safe import visible
 
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
@@ -104,6 +105,7 @@ class SessionList(OptionList):
     def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
         return ROW_HEIGHT * len(self.options)
 
+    @guarded
     def on_mount(self) -> None:
         if self.animate:
             self.set_interval(0.1, self._spin)
@@ -155,17 +157,20 @@ class SessionList(OptionList):
         self.replace_option_prompt(str(sid), row(self.sessions[sid], self.row_width, self._frame,
                                                  sid == self.focused_id))
 
+    @guarded
     def _spin(self) -> None:
         self._frame += 1
         for sid, session in self.sessions.items():
             if session.status in ANIMATED:
                 self._render_row(sid)
 
+    @guarded
     def on_resize(self) -> None:
         if self.sessions:
             self._rebuild()
 
     @on(OptionList.OptionSelected)
+    @guarded
     def _selected(self, event: OptionList.OptionSelected) -> None:
         event.stop()
         if event.option.id is not None:
