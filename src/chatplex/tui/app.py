@@ -181,6 +181,9 @@ class ChatplexApp(App[None]):
         self.status.set(workers=(self.coord.workers_busy, self.coord.workers_total))
         await self.focus_session(sessions[0].id if sessions else None)
         self.composer.focus()
+        if self.config.warnings:  # unknown keys in config.toml: a typo the user should hear of
+            self.notify("\n".join(self.config.warnings), title="config.toml", severity="warning",
+                        markup=False, timeout=15)
         if self.animate:
             self.set_interval(1.0, self._tick)
 
@@ -308,7 +311,8 @@ class ChatplexApp(App[None]):
                 await self.chat.add(event.message)
         elif isinstance(event, ReplyStarted):
             if event.session_id == self.current and (reply := self.chat.replies.get(event.message_id)):
-                await reply.restart()
+                kept = (self.coord.live_text(event.message_id) or "")[:event.kept] if event.kept else ""
+                await reply.restart(kept)
         elif isinstance(event, ReplyFinished):
             if event.message.session_id == self.current and (reply := self.chat.replies.get(event.message.id)):
                 await reply.finish(event.message)

@@ -203,19 +203,24 @@ class ReplyMessage(Vertical):
         if self.message.state is MessageState.STREAMING and not self.length and self.started_at is not None:
             self._show_state()
 
-    async def restart(self) -> None:
-        """The reply is being generated (again): start from empty."""
+    async def restart(self, kept: str = "") -> None:
+        """The reply is being generated (again): from empty, or from `kept`, the partial
+        text a continuing run goes on from."""
         await self._stop_stream()
         self.started_at = time.monotonic()
-        self._set_text("")
+        self._set_text(kept)
         self._pending = []
-        self.message.content = ""
+        self.message.content = kept
         self.message.state = MessageState.STREAMING
         self.message.error = None
         async with self._stream_lock:
-            await self._become(long=False)
+            long = len(kept) > LIMIT
+            was_long = self.long
+            await self._become(long=long)
             if self._markdown is not None:
-                await self._markdown.update("")
+                await self._markdown.update(visible(kept))
+            elif long and was_long:  # the tail window stays: show the kept text's end
+                await self._show_tail()
         self._show_state()
 
     def append(self, text: str, offset: int) -> None:
@@ -370,8 +375,8 @@ class ChatView(VerticalScroll):
         if message.role is Role.USER:
             return UserMessage(message, self.export_key)
         if message.role is Role.ASSISTANT:
-            widget = ReplyMessage(message, self.session.model if self.session else "", self.retry_key,
-                                  self.export_key)
+            model = message.model or (self.session.model if self.session else "")  # who wrote it
+            widget = ReplyMessage(message, model, self.retry_key, self.export_key)
             self.replies[message.id] = widget
             return widget
         return None
