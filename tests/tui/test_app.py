@@ -409,7 +409,8 @@ async def test_switching_away_from_a_streaming_reply_leaves_no_stream_task_behin
     MarkdownStream task."""
     import asyncio
 
-    slow = fake.scenario(reply=" ".join(f"w{i}" for i in range(200)), token_delay=0.01)
+    # endless: on a loaded machine a finite reply could end before the switches are done
+    slow = fake.scenario(reply="w0 w1 w2 w3", token_delay=0.01, forever=True)
     app = ChatplexApp(make_config(tmp_path, provider_for(slow)))
 
     def stream_tasks() -> int:
