@@ -263,8 +263,28 @@ def _history(db: Conn, sid: int, before_message_id: int) -> list[Message]:
         (sid, before_message_id))]
 
 
-def _one(db: Conn, sql: str, args: Sequence[Any] = ()) -> sqlite3.Row | None:
+def _one(db: Conn, sql: str, args: Sequence[Any] | dict[str, Any] = ()) -> sqlite3.Row | None:
     return db.execute(sql, args).fetchone()
+
+
+def _scalar(db: Conn, sql: str, args: Sequence[Any] | dict[str, Any] = ()) -> Any:
+    """The first column of an aggregate's single row."""
+    row = db.execute(sql, args).fetchone()
+    return row[0] if row is not None else None
+
+
+def _rowid(cur: sqlite3.Cursor) -> int:
+    assert cur.lastrowid is not None  # after an INSERT
+    return cur.lastrowid
+
+
+def _finished(db: Conn, job_id: int) -> tuple[Job, Message, Session]:
+    """A job with its message and session, read back in the transaction that changed them."""
+    job = get_job(db, job_id)
+    assert job is not None
+    message, session = get_message(db, job.message_id), get_session(db, job.session_id)
+    assert message is not None and session is not None
+    return job, message, session
 
 
 def get_session(db: Conn, sid: int) -> Session | None:
@@ -420,7 +440,7 @@ class Store:
                 " VALUES (?,?,?,?,?,?)",
                 (title, provider, model, system_prompt, now, now),
             )
-            return get_session(db, cur.lastrowid)  # type: ignore[return-value]
+            return get_session(db, _rowid(cur))  # type: ignore[return-value]
 
         return await self.write(tx)
 
@@ -524,8 +544,8 @@ class Store:
             if get_session(db, sid) is None:
                 raise KeyError(f"no session {sid}")
             ins = "INSERT INTO messages(session_id, role, content, state, created_at, updated_at) VALUES (?,?,?,?,?,?)"
-            user_id = db.execute(ins, (sid, "user", text, "complete", now, now)).lastrowid
-            reply_id = db.execute(ins, (sid, "assistant", "", "streaming", now, now)).lastrowid
+            user_id = _rowid(db.execute(ins, (sid, "user", text, "complete", now, now)))
+            reply_id = _rowid(db.execute(ins, (sid, "assistant", "", "streaming", now, now)))
             job_id = _insert_job(db, sid, reply_id, priority, max_attempts, now)
             running, _ = _active_jobs(db, sid)
             _set_status(db, sid, SessionStatus.STREAMING if running else SessionStatus.QUEUED, now)
@@ -610,8 +630,8 @@ class Store:
         """When the earliest delayed job becomes runnable (so an idle worker can sleep till then).
         Jobs already due are left out: if they were not claimable, what frees them (a reply
         finishing, a provider slot) notifies; counting them made idle workers poll."""
-        return await self.read(lambda db: _one(
-            db, "SELECT MIN(run_after) FROM jobs WHERE state='queued' AND run_after>?", (time.time(),))[0])
+        return await self.read(lambda db: _scalar(
+            db, "SELECT MIN(run_after) FROM jobs WHERE state='queued' AND run_after>?", (time.time(),)))
 
     async def append(self, job_id: int, token: str, text: str, lease: float) -> None:
         """Write streamed text and extend the lease; raises LeaseLost if the claim is not live."""
@@ -750,8 +770,8 @@ class Store:
             stats = QueueStats()
             for state, prio, n in db.execute(f"SELECT state, priority, COUNT(*) FROM jobs{where} GROUP BY state, priority"):
                 stats.counts[(JobState(state), Priority(prio))] = n
-            oldest = _one(db, "SELECT MIN(run_after) FROM jobs WHERE state='queued' AND run_after<=?",
-                          (time.time(),))[0]
+            oldest = _scalar(db, "SELECT MIN(run_after) FROM jobs WHERE state='queued' AND run_after<=?",
+                             (time.time(),))
             stats.oldest_wait = time.time() - oldest if oldest is not None else None
             return stats
 
@@ -785,7 +805,7 @@ class Store:
             cur = db.execute("INSERT INTO sessions(title, provider, model, system_prompt, created_at, updated_at)"
                              " VALUES (?,?,?,?,?,?)", (session["title"], session["provider"], session["model"],
                                                        session.get("system_prompt", ""), created, now))
-            sid = cur.lastrowid
+            sid = _rowid(cur)
             for m in messages:
                 db.execute("INSERT INTO messages(session_id, role, content, state, error, model, created_at,"
                            " updated_at) VALUES (?,?,?,?,?,?,?,?)",
@@ -846,7 +866,7 @@ class Store:
 
         def tx(db: Conn) -> list[tuple[Job, Message, Session]]:
             now = time.time()
-            out = []
+            out: list[tuple[Job, Message, Session]] = []
             for row in db.execute("SELECT * FROM jobs WHERE state='running'").fetchall():
                 job = _job(row)
                 if not stale(job):
@@ -871,7 +891,7 @@ class Store:
                            {"state": (MessageState.ERROR if poison else MessageState.INTERRUPTED).value,
                             "error": error, "now": now, "message": job.message_id})
                 _settle_status(db, job.session_id, now, SessionStatus.ERROR)
-                out.append((get_job(db, job.id), get_message(db, job.message_id), get_session(db, job.session_id)))
+                out.append(_finished(db, job.id))
             return out
 
         return await self.write(tx)
@@ -889,11 +909,11 @@ _OUTCOMES = {
 
 
 def _insert_job(db: Conn, sid: int, mid: int, priority: Priority, max_attempts: int, now: float) -> int:
-    job_id = db.execute(
+    job_id = _rowid(db.execute(
         "INSERT INTO jobs(session_id, message_id, priority, state, max_attempts, run_after, created_at, updated_at)"
-        " VALUES (?,?,?,?,?,?,?,?)", (sid, mid, int(priority), "queued", max_attempts, now, now, now)).lastrowid
+        " VALUES (?,?,?,?,?,?,?,?)", (sid, mid, int(priority), "queued", max_attempts, now, now, now)))
     db.execute("UPDATE messages SET job_id=? WHERE id=?", (job_id, mid))
-    return job_id  # type: ignore[return-value]
+    return job_id
 
 
 def _checkpoint(db: Conn) -> None:

@@ -112,7 +112,7 @@ def _serve(model: str, port: int, context: int, parallel: int, threads: int) -> 
     import signal
     import threading
 
-    import xllamacpp as xlc
+    import xllamacpp as xlc  # type: ignore[import-untyped]
 
     params = xlc.CommonParams()
     params.model.path = model

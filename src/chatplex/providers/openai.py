@@ -85,8 +85,8 @@ class OpenAIProvider(HttpProvider):
                             if joined := self._content_parts(content):
                                 yield TextDelta(joined)
                         if len(delta) > 1 or content is None:
-                            for event in self._other_fields(delta):
-                                yield event
+                            for other in self._other_fields(delta):
+                                yield other
                         if reason := choice.get("finish_reason"):
                             if type(reason) is not str:
                                 raise self._malformed("finish_reason", reason)
