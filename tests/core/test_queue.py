@@ -234,3 +234,13 @@ async def test_streamed_text_is_written_by_primary_key_not_by_scanning_messages(
     plan = await store.read(lambda db: " ".join(r[3] for r in db.execute("EXPLAIN QUERY PLAN " + APPEND_SQL,
                                                                       ("x", 0.0, 1))))
     assert "SCAN messages" not in plan and "INTEGER PRIMARY KEY" in plan
+
+
+def test_a_preview_looks_at_the_start_of_the_text_only():
+    from chatplex.core.models import preview_of
+
+    assert preview_of("  hello\n\n  world  ") == "hello world"
+    assert preview_of("word " * 100, 20) == "word word word word…"
+    assert preview_of("x " + " " * 10_000 + "tail") == "x…"  # more text follows past the head
+    big = "start " + "y" * 10_000_000
+    assert preview_of(big, 20) == "start " + "y" * 13 + "…"

@@ -126,6 +126,10 @@ class QueueStats:
 
 
 def preview_of(text: str, width: int = 80) -> str:
-    """One line for the sidebar: whitespace collapsed, cut at `width` with an ellipsis."""
-    line = " ".join(text.split())
-    return line if len(line) <= width else line[: width - 1] + "…"
+    """One line for the sidebar: whitespace collapsed, cut at `width` with an ellipsis. Only
+    the text's start is looked at: a 10 MB reply's preview must not cost a 10 MB split."""
+    head = text[:4096]
+    line = " ".join(head.split())
+    if len(line) > width:
+        return line[: width - 1] + "…"
+    return line if len(head) == len(text) else line + "…"

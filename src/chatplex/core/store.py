@@ -689,8 +689,7 @@ class Store:
             )
             extra: dict[str, Any] = {}
             if outcome == "succeeded":
-                content = get_message(db, job.message_id).content  # type: ignore[union-attr]
-                extra["preview"] = preview_of(content)
+                extra["preview"] = preview_of(text)  # the reply's whole text (see the docstring)
             elif outcome == "failed":
                 extra["preview"] = preview_of("⚠ " + (error or "failed"))
             elif outcome == "retry":  # the row says why it waits and when it tries again
