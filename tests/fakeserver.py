@@ -56,6 +56,7 @@ class Scenario:
     headers: list[dict[str, str]] = field(default_factory=list)
     models: list[str] = field(default_factory=lambda: ["fake-small", "fake-large"])
     arrivals: list[float] = field(default_factory=list)  # time.perf_counter() as each request came in
+    refuse_prefill: bool = False  # 400 for a request ending in an assistant turn (Claude 4.6)
     chaos: float = 0.0  # OpenAI: the chance that a stream carries one odd chunk (see _odd_chunk)
     chaos_seed: int = 0
     odd_chunks: list[str] = field(default_factory=list)  # which odd chunks were sent
@@ -259,6 +260,11 @@ class FakeServer:
         s, fault, body = await self._begin(request)
         if fault.status:
             return self._error_response(fault, anthropic=True)
+        messages = body.get("messages") or [{}]
+        if s.refuse_prefill and isinstance(messages[-1], dict) and messages[-1].get("role") == "assistant":
+            return web.json_response({"type": "error", "error": {
+                "type": "invalid_request_error",
+                "message": "This model does not support assistant message prefill."}}, status=400)
 
         def ev(kind: str, data: dict[str, Any]) -> bytes:
             return f"event: {kind}\ndata: {json.dumps({'type': kind, **data})}\n\n".encode()

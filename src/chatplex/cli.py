@@ -184,14 +184,14 @@ async def cmd_send(config: Config, args: argparse.Namespace) -> int:
     follow: Follow | None = None
     try:
         session = await _send_target(coord, args)
-        if args.no_wait:
-            await coord.focus(None)
+        # never coord.focus(): it re-ranks every session's jobs, and the app open on the same
+        # database owns that (a send would demote the session the user looks at)
+        if args.no_wait:  # queued LOW: nobody here is looking at it
             _, reply, job = await coord.send(session.id, text)
             print(json.dumps({"session": session.id, "job": job.id, "message": reply.id}) if args.json
                   else f"queued job {job.id} in session {session.id}")
             return 0
-        await coord.focus(session.id)
-        coord.only_session = session.id
+        coord.focused = coord.only_session = session.id  # its reply is HIGH: someone waits for it
         follow = Follow(coord, session.id, args.json)
         code = await follow.run(text)
     finally:

@@ -75,11 +75,14 @@ class ProviderConfig:
     # an interrupted reply (quit, crash, preemption, a dropped stream): "continue" sends its
     # partial text as the final assistant turn and appends what the model adds; "regenerate"
     # starts it over (for APIs that cannot continue a message, like OpenAI's own)
-    resume: str = "regenerate"
+    resume: str = ""  # "" = the kind's default (RESUME_DEFAULTS)
     max_tokens: int | None = None
     model_path: str = ""  # kind = "llamacpp"
     context: int = 4096  # kind = "llamacpp"
     params: dict[str, Any] = field(default_factory=dict)  # extra request body fields
+
+    def __post_init__(self) -> None:
+        self.resume = self.resume or RESUME_DEFAULTS.get(self.kind, "regenerate")
 
     @property
     def protocol(self) -> str:
@@ -338,7 +341,7 @@ def load(path: Path | None = None, db: Path | str | None = None) -> Config:
             read_timeout=float(get(table, "read_timeout", (int, float), 120.0, ctx)),
             stall_timeout=float(get(table, "stall_timeout", (int, float), 120.0, ctx)),
             reply_timeout=float(get(table, "reply_timeout", (int, float), 3600.0, ctx)),
-            resume=get(table, "resume", str, RESUME_DEFAULTS.get(kind, "regenerate"), ctx),
+            resume=get(table, "resume", str, "", ctx),
             max_tokens=get(table, "max_tokens", int, None, ctx),
             model_path=get(table, "model_path", str, "", ctx),
             context=get(table, "context", int, 4096, ctx),

@@ -215,3 +215,24 @@ def test_send_works_on_its_own_session_only(cx):
     background = next(j for j in jobs.values() if j["state"] != "succeeded")
     assert background["state"] == "queued" and background["attempts"] == 0
     assert len(cx.scenario.requests) == 1
+
+
+async def test_send_from_a_script_does_not_demote_the_session_the_app_looks_at(cx, tmp_path):
+    """`chatplex send` used to call focus(), which re-ranks every job in the database: the
+    app's focused session's waiting reply became LOW behind the script's work."""
+    from chatplex.config import load
+    from chatplex.core.coordinator import Coordinator
+    from chatplex.core.models import Priority
+
+    config = load(tmp_path / "config.toml", tmp_path / "chatplex.db")
+    app_side = await Coordinator.open(config)  # the app, not running workers: its job waits
+    try:
+        looked_at = await app_side.create_session("looked at")
+        await app_side.focus(looked_at.id)
+        _, _, job = await app_side.send(looked_at.id, "mine first")
+        assert job.priority is Priority.HIGH
+        await asyncio.to_thread(cx, "--db", str(tmp_path / "chatplex.db"), "send", "--no-wait", "script work")
+        await asyncio.to_thread(cx, "--db", str(tmp_path / "chatplex.db"), "send", "--title", "other", "wait")
+        assert (await app_side.store.get_job(job.id)).priority is Priority.HIGH
+    finally:
+        await app_side.stop()

@@ -244,3 +244,33 @@ def test_a_preview_looks_at_the_start_of_the_text_only():
     assert preview_of("x " + " " * 10_000 + "tail") == "x…"  # more text follows past the head
     big = "start " + "y" * 10_000_000
     assert preview_of(big, 20) == "start " + "y" * 13 + "…"
+
+
+async def test_crashes_in_a_row_end_when_a_run_ends_normally(store):
+    q = JobQueue(store)
+    s = await session(store)
+    await q.enqueue(s, "x", Priority.LOW)
+    for expected in (1, 2):
+        await q.claim()
+        (job, _, _), = await store.recover(lambda j: True)  # its process died, nothing progressed
+        assert job.crashes == expected and job.attempts == 0  # not the reply's fault
+    job, _ = await q.claim()
+    j, _, _ = await q.give_back(job, "", "paused: chatplex was stopped")  # a run that ended well
+    assert j.crashes == 0
+    await q.claim()
+    (job, _, _), = await store.recover(lambda j: True)
+    assert job.crashes == 1 and job.state is JobState.QUEUED  # one in a row again, not three
+
+
+async def test_a_continued_run_that_adds_nothing_is_no_progress(store):
+    q = JobQueue(store)
+    s = await session(store)
+    await q.enqueue(s, "x", Priority.LOW)
+    job, _ = await q.claim()
+    await q.give_back(job, "partial text", "paused")
+    for n in range(1, 4):
+        job, _ = await q.claim(continuing={"fake"})  # keeps the partial: its length is no progress
+        assert job.resumed_from == len("partial text")
+        (job, message, _), = await store.recover(lambda j: True)
+        assert job.crashes == n
+    assert job.state is JobState.FAILED and message.content == "partial text"

@@ -112,3 +112,38 @@ async def test_llama_cpp_continues_a_partial_reply(tiny_server, tmp_path, coordi
     done = await rec.wait(finished(reply.id))
     assert done.message.state is MessageState.COMPLETE, done.message.error
     assert done.message.content == " the of to in is." != TinyServer.REPLY
+
+
+async def test_a_model_that_refuses_a_prefill_gets_its_reply_regenerated(fake, tmp_path, coordinators):
+    """Claude 4.6 models (and extended thinking) answer 400 to a final assistant turn: the
+    cut reply is generated again instead of failing, and this process stops trying."""
+    s = fake.scenario(reply=REPLY, refuse_prefill=True)
+    config = make_config(tmp_path, provider_for(s, kind="anthropic"))
+    assert config.providers["fake"].resume == "continue"
+    store = await Store.open(config.db_path)
+    q = JobQueue(store)
+    session = await store.create_session("s", "fake", "fake-small")
+    replies = []
+    for text in ("one", "two"):
+        other = await store.create_session(text, "fake", "fake-small")
+        _, reply, _, _ = await q.enqueue(other.id, text, Priority.LOW)
+        job, _ = await q.claim()
+        await q.give_back(job, "w0 w1 ", "paused: chatplex was stopped")
+        replies.append(reply.id)
+    await store.close()
+    coord, rec = await coordinators(config)
+    for reply_id in replies:
+        done = await rec.wait(finished(reply_id))
+        assert done.message.state is MessageState.COMPLETE and done.message.content == REPLY
+    prefilled = [r for r in s.requests if r["messages"][-1]["role"] == "assistant"]
+    assert len(prefilled) == 1 and len(s.requests) == 3  # tried once, then regenerated both
+    assert session.id  # the third session never ran: nothing queued there
+
+
+async def test_a_whitespace_only_reply_is_an_error(fake, tmp_path, coordinators):
+    s = fake.scenario(reply="\n\n")
+    coord, rec = await coordinators(make_config(tmp_path, provider_for(s, kind="anthropic")))
+    session = await coord.create_session()
+    _, reply, _ = await coord.send(session.id, "x")
+    done = await rec.wait(finished(reply.id))
+    assert done.message.state is MessageState.ERROR and "empty reply" in done.message.error

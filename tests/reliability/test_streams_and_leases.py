@@ -257,3 +257,23 @@ async def test_a_tool_call_only_reply_says_tools_are_not_enabled(fake, tmp_path,
     assert done.message.state is MessageState.ERROR
     assert "get_current_time" in done.message.error and "tools are not enabled" in done.message.error
     assert len(s.requests) == 1  # not retried: asking again gives the same call
+
+
+async def test_a_cancel_while_the_end_is_being_written_is_kept(fake, tmp_path, coordinators, caplog,
+                                                                 monkeypatch):
+    monkeypatch.setattr(store_module, "BUSY_TIMEOUT_MS", 300)
+    s = fake.scenario(reply=REPLY, token_delay=0.01)
+    coord, rec = await coordinators(make_config(tmp_path, provider_for(s)))
+    session = await coord.create_session()
+    _, reply, job = await coord.send(session.id, "go")
+    await rec.wait(lambda e: isinstance(e, ReplyDelta) and e.message_id == reply.id)
+    caplog.set_level(logging.WARNING, "chatplex.worker")
+    holder = LockHolder(tmp_path / "chatplex.db")
+    try:
+        await until(lambda: "could not write how its reply ended" in caplog.text, what="a failed end write")
+        assert await coord.cancel(session.id)  # the user cancels while the end waits for the lock
+    finally:
+        holder.release()
+    done = await rec.wait(finished(reply.id))
+    assert done.message.state is MessageState.INTERRUPTED and done.message.error == "cancelled"
+    assert (await coord.store.get_job(job.id)).state is JobState.CANCELLED

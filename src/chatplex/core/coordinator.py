@@ -41,6 +41,7 @@ from chatplex.core.models import (
 from chatplex.core.queue import Finished, JobQueue
 from chatplex.core.store import LeaseLost, Store, StoreError
 from chatplex.providers.base import (
+    BadRequest,
     ChatMessage,
     ChatRequest,
     Finish,
@@ -81,6 +82,9 @@ class Running:
     tool_calls: dict[int, str] = field(default_factory=dict)  # index -> tool name
     progress_seen: int = -1  # tokens + other_events at the last deadline check
     progress_at: float = field(default_factory=time.monotonic)
+    began: float = field(default_factory=time.monotonic)  # for reply_timeout (`started` is shown)
+    cancel_requested: bool = False
+    resumed_from: int = 0  # characters of partial text this run continues
     published: int = 0  # how many chunks went out as ReplyDelta events
     published_length: int = 0  # their characters
     last_write: float = field(default_factory=time.monotonic)
@@ -90,6 +94,8 @@ class Running:
     finish_reason: str | None = None
 
     def interrupt(self, reason: str) -> None:
+        if reason == "cancel":  # wins over any other ending, even one already being written
+            self.cancel_requested = True
         if self.reason is None:
             self.reason = reason
             if self.task is not None:
@@ -410,6 +416,7 @@ class Coordinator:
             self._running.pop(rj.token, None)  # recovered once its lease is seen unrenewed
             raise
         if partial:  # kept by the claim: this run continues it (config `resume`)
+            rj.resumed_from = len(partial)
             rj.chunks.append(partial)
             rj.flushed = rj.published = 1
             rj.published_length = len(partial)
@@ -541,7 +548,7 @@ class Coordinator:
         elif now - rj.progress_at > pc.stall_timeout:
             wlog.warning("job %d: no progress for %.0f s; stopping the stream", rj.job.id, now - rj.progress_at)
             rj.interrupt("stalled")
-        if now - rj.started > pc.reply_timeout:
+        if now - rj.began > pc.reply_timeout:
             wlog.warning("job %d: past its reply_timeout (%.0f s); stopping it", rj.job.id, pc.reply_timeout)
             rj.interrupt("timeout")
 
@@ -560,6 +567,7 @@ class Coordinator:
                 wlog.warning("job %d: could not write how its reply ended (%s); trying again", rj.job.id, e)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+                write = self._ending(rj) or write  # a cancel meanwhile changes the ending
 
     def _ending(self, rj: Running) -> Callable[[], Awaitable[Finished]] | None:
         job, task, text, q = rj.job, rj.task, rj.text, self.queue
@@ -570,6 +578,8 @@ class Coordinator:
             error = redact(error, self.config.secrets())  # the last line of defence for keys
             return lambda: q.fail(job, text, error, retryable=retryable, unread=unread, retry_after=retry_after)
 
+        if rj.cancel_requested:
+            return lambda: q.cancelled(job, text)
         if task is None or task.cancelled():
             reason = rj.reason or "shutdown"
             if reason == "cancel":
@@ -590,9 +600,17 @@ class Coordinator:
             return lambda: q.give_back(job, text, why)
         error = task.exception()
         if error is None:
-            if not text:
+            if not text.strip():  # whitespace alone is no answer (and Anthropic refuses it later)
                 return fail(self._empty_reason(rj), retryable=False)
             return lambda: q.complete(job, text, unread=unread, usage=rj.usage, finish_reason=rj.finish_reason)
+        if isinstance(error, BadRequest) and rj.resumed_from and not rj.tokens:
+            # e.g. Claude 4.6 models and extended thinking refuse an assistant prefill: this
+            # process regenerates that provider's cut replies from now on
+            self._continuing -= {rj.session.provider}
+            wlog.warning("job %d: %s cannot continue a partial reply (%s); generating it again",
+                         job.id, rj.session.provider, error)
+            return lambda: q.give_back(job, text, "this model cannot continue a partial reply; "
+                                                   "generating it again")
         if isinstance(error, ProviderError):
             return fail(str(error), error.retryable, getattr(error, "retry_after", None))
         wlog.error("job %d: unexpected error", job.id, exc_info=error)

@@ -96,6 +96,7 @@ class Job:
     started_at: float | None = None
     finished_at: float | None = None
     crashes: int = 0  # recent runs cut by a process that died with nothing progressing (see recover)
+    resumed_from: int = 0  # characters of partial text the current run started from
 
 
 @dataclass(slots=True)

@@ -144,7 +144,8 @@ def m002_ids_never_reused_and_models_per_message(db: Conn) -> None:
     """AUTOINCREMENT on every table (an id a script saved must never reach another
     conversation after a delete); each message records the model that wrote it (existing
     replies get their session's model, the best that is known); jobs count crashes apart
-    from attempts; a `tool` role for the agent turns to come. SQLite cannot add
+    from attempts, and how much partial text a run started from (to tell its progress); a
+    `tool` role for the agent turns to come. SQLite cannot add
     AUTOINCREMENT in place: the tables are rebuilt, with foreign keys off (see
     _configure_writer), and checked after."""
     _script(
@@ -188,6 +189,7 @@ def m002_ids_never_reused_and_models_per_message(db: Conn) -> None:
             attempts INTEGER NOT NULL DEFAULT 0,
             max_attempts INTEGER NOT NULL,
             crashes INTEGER NOT NULL DEFAULT 0,
+            resumed_from INTEGER NOT NULL DEFAULT 0,
             run_after REAL NOT NULL,
             lease_owner TEXT,
             lease_expires_at REAL,
@@ -252,6 +254,7 @@ def _job(row: sqlite3.Row) -> Job:
         lease_expires_at=row["lease_expires_at"], last_error=row["last_error"],
         created_at=row["created_at"], updated_at=row["updated_at"],
         started_at=row["started_at"], finished_at=row["finished_at"], crashes=row["crashes"],
+        resumed_from=row["resumed_from"],
     )
 
 
@@ -612,6 +615,10 @@ class Store:
                        " model=(SELECT model FROM sessions WHERE id=:session) WHERE id=:message",
                        {"keep": keep, "job": job.id, "now": now, "session": job.session_id,
                         "message": job.message_id})
+            kept = _scalar(db, "UPDATE jobs SET resumed_from=(SELECT length(content) FROM messages"
+                               " WHERE id=:message) WHERE id=:job RETURNING resumed_from",
+                           {"message": job.message_id, "job": job.id})
+            job.resumed_from = kept or 0
             _set_status(db, job.session_id, SessionStatus.STREAMING, now)
             return job, get_session(db, job.session_id)  # type: ignore[return-value]
 
@@ -678,7 +685,7 @@ class Store:
             db.execute(
                 "UPDATE jobs SET state=?, lease_owner=NULL, lease_expires_at=NULL, updated_at=?,"
                 " last_error=COALESCE(?, last_error), finished_at=?, run_after=?,"
-                " attempts=attempts-? WHERE id=?",
+                " attempts=attempts-?, crashes=0 WHERE id=?",  # a run that ended: crashes in a row end
                 (job_state, now, error, now if job_state in _FINAL else None,
                  run_after if outcome == "retry" else job.run_after, int(outcome == "requeue"), job_id),
             )
@@ -870,10 +877,11 @@ class Store:
                 job = _job(row)
                 if not stale(job):
                     continue
-                progressed = _one(db, "SELECT (SELECT content != '' FROM messages WHERE id=:message)"
+                progressed = _one(db, "SELECT (SELECT length(content) > :kept FROM messages WHERE id=:message)"
                                       " OR EXISTS (SELECT 1 FROM jobs WHERE state='succeeded' AND id != :job"
                                       " AND finished_at >= :since)",
-                                  {"message": job.message_id, "job": job.id, "since": job.started_at or 0})
+                                  {"message": job.message_id, "job": job.id, "since": job.started_at or 0,
+                                   "kept": job.resumed_from})
                 crashes = 0 if progressed and progressed[0] else job.crashes + 1
                 poison = crashes >= POISON_CRASHES
                 error = ("the process running this reply stopped" if not poison else
