@@ -334,7 +334,7 @@ async def _check_provider(config: Config, name: str) -> tuple[bool, str]:
         return False, problem
     provider = config.make_provider(name)
     try:
-        models = await asyncio.wait_for(provider.list_models(), timeout=pc.connect_timeout + 5)  # type: ignore[attr-defined]
+        models = await asyncio.wait_for(provider.list_models(), timeout=pc.connect_timeout + 5)
     except ProviderError as e:
         return False, str(e)
     except (TimeoutError, asyncio.TimeoutError):
