@@ -12,13 +12,15 @@ import re
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import ClassVar
 
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
 from textual.message import Message
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.widgets import Footer
 
@@ -99,10 +101,10 @@ KEYS: list[tuple[str, str, str, str, bool]] = [
 class ChatplexApp(App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "chatplex"
-    animate = True  # the tokens/s clock; snapshot tests turn it off
-    BINDINGS = [Binding(key, action, text, show=show, id=bid, priority=bid != "cancel")
-                for bid, key, action, text, show in KEYS] + [
-        Binding(f"alt+{n}", f"jump({n})", f"Session {n}", show=False, id=f"jump_{n}") for n in range(1, 10)]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        *(Binding(key, action, text, show=show, id=bid, priority=bid != "cancel")
+          for bid, key, action, text, show in KEYS),
+        *(Binding(f"alt+{n}", f"jump({n})", f"Session {n}", show=False, id=f"jump_{n}") for n in range(1, 10))]
 
     def __init__(self, config: Config, coordinator: Coordinator | None = None) -> None:
         super().__init__()
@@ -184,8 +186,7 @@ class ChatplexApp(App[None]):
         if self.config.warnings:  # unknown keys in config.toml: a typo the user should hear of
             self.notify("\n".join(self.config.warnings), title="config.toml", severity="warning",
                         markup=False, timeout=15)
-        if self.animate:
-            self.set_interval(1.0, self._tick)
+        self.set_interval(1.0, self._tick)
 
     @guarded
     async def action_quit(self) -> None:
@@ -327,7 +328,7 @@ class ChatplexApp(App[None]):
         elif isinstance(event, Notification):
             self._notification(event)
         elif isinstance(event, SessionDeleted):
-            self.sidebar.remove(event.session_id)
+            self.sidebar.remove_session(event.session_id)
         elif isinstance(event, ExternalChange):
             await self._reload()
 
@@ -335,7 +336,7 @@ class ChatplexApp(App[None]):
         self.status.set(notice=f"{event.title}: {event.text}")
         if event.session_id == self.current:
             return
-        severity = "error" if event.level == "error" else "information"
+        severity: SeverityLevel = "error" if event.level == "error" else "information"
         self.notify(event.text, title=event.title, severity=severity, markup=False)
         if self.config.bell:
             self.bell()
@@ -358,6 +359,9 @@ class ChatplexApp(App[None]):
 
     @guarded
     def _tick(self) -> None:
+        """The once-a-second clock (tokens/s, waiting times); still at animation level "none"."""
+        if self.animation_level == "none":
+            return
         now, counts = time.monotonic(), self._token_counts
         counts.append((now, self.coord.tokens_streamed))
         while counts[0][0] < now - 3.5:  # a 3-second window

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, VerticalScroll
 from textual.content import Content
@@ -123,7 +124,7 @@ class DashboardScreen(Screen[int | None]):
         self.order: list[int] = []
         self.tiles: dict[int, Tile] = {}
 
-    def compose(self):
+    def compose(self) -> ComposeResult:
         yield Static(TITLE, id="dash-title")
         with VerticalScroll():
             yield Grid(id="grid")
