@@ -21,7 +21,7 @@ from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
 from textual.message import Message
 from textual.notifications import SeverityLevel
-from textual.screen import Screen
+from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer
 
 from chatplex.config import Config
@@ -96,6 +96,8 @@ KEYS: list[tuple[str, str, str, str, bool]] = [
     ("help", "f1", "help", "Help", True),
     ("quit", "ctrl+q", "quit", "Quit", True),
 ]
+
+OWN_ACTIONS = {action for _, _, action, _, _ in KEYS} | {"jump"}
 
 
 class ChatplexApp(App[None]):
@@ -376,6 +378,15 @@ class ChatplexApp(App[None]):
             pass
 
     # ---------------------------------------------------------------- actions
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """A dialog's own keys win inside it. The app's keys are priority bindings (they must
+        reach past the composer), which Textual checks before the dialog's: so while a modal
+        screen is in front they step aside — Ctrl+S saves the system prompt instead of
+        opening the export dialog, F1 closes help. Quitting always works."""
+        if action in OWN_ACTIONS and action != "quit" and isinstance(self.screen, ModalScreen):
+            return False
+        return True
+
     @guarded
     async def action_new_session(self) -> None:
         session = await self.coord.create_session()

@@ -60,6 +60,13 @@ class TextScreen(ModalScreen[str | None]):
             yield Static(plain(self.hint or ("Ctrl+S saves · Escape cancels" if self.multiline
                                              else "Enter saves · Escape cancels"), "$text-muted"))
 
+    @guarded
+    def on_mount(self) -> None:
+        """Editing a system prompt most often means adding to it: start at its end."""
+        if self.multiline:
+            area = self.query_one("#value", TextArea)
+            area.move_cursor(area.document.end)
+
     @on(Input.Submitted)
     @guarded
     def action_save(self) -> None:
