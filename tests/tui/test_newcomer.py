@@ -89,3 +89,133 @@ async def test_keys_of_an_open_dialog_win_over_app_keys(fake, tmp_path):
         await pilot.pause()
         await pilot.press("enter")
         await until(pilot, lambda: len(app.sidebar.order) == 2)
+
+
+# What ordinary terminals send without the kitty keyboard protocol: xterm's and VTE's (GNOME
+# Terminal) defaults, which tmux (xterm-keys), iTerm2 and Windows Terminal follow.
+LEGACY = {f"ctrl+{c}": chr(ord(c) - 96) for c in "abdefgklnopqrstuvwxyz"} | {
+    "ctrl+j": "\n", "enter": "\r", "escape": "\x1b", "tab": "\t",
+    "up": "\x1b[A", "down": "\x1b[B", "right": "\x1b[C", "left": "\x1b[D",
+    "ctrl+up": "\x1b[1;5A", "ctrl+down": "\x1b[1;5B", "ctrl+home": "\x1b[1;5H", "ctrl+end": "\x1b[1;5F",
+    "pageup": "\x1b[5~", "pagedown": "\x1b[6~",
+    "f1": "\x1bOP", "f2": "\x1bOQ", "f3": "\x1bOR", "f4": "\x1bOS", "f5": "\x1b[15~", "f6": "\x1b[17~",
+    "f7": "\x1b[18~", "f8": "\x1b[19~", "f9": "\x1b[20~", "f12": "\x1b[24~",
+    "plus": "+", "minus": "-", "equals_sign": "=",
+} | {c: c for c in "123456789abcdefghijklmnopqrstuvwxyz"}
+TMUX_PREFIX = "ctrl+b"  # arrives everywhere but in tmux, which keeps it
+
+
+def parse(sequence: str) -> list[str]:
+    """The keys Textual's own input parser makes of what the terminal sent."""
+    from textual._xterm_parser import XTermParser
+
+    parser = XTermParser()
+    return [e.key for e in [*parser.feed(sequence), *parser.feed("")] if hasattr(e, "key")]
+
+
+def test_every_key_chatplex_binds_or_shows_arrives_in_ordinary_terminals():
+    """Alt+1 arrives as "¡" and Alt+Enter as Enter (Textual 8), so neither may be a key we
+    offer; every bound or advertised key must be one the parser produces from real bytes."""
+    from chatplex.tui import app as app_module
+    from chatplex.tui.screens import dashboard, modals, queue
+    from chatplex.tui.widgets.composer import Composer
+
+    for name, sequence in LEGACY.items():
+        assert parse(sequence) == [name]
+    assert parse("\x1b1") == ["inverted_exclamation_mark"]  # Alt+1
+    assert parse("\x1b\r") == ["enter"]  # Alt+Enter
+    screens = [app_module.ChatplexApp, dashboard.DashboardScreen, queue.QueueScreen, Composer,
+               modals.ConfirmScreen, modals.TextScreen, modals.PickerScreen, modals.SearchScreen,
+               modals.HelpScreen, modals.ErrorScreen]
+    for cls in screens:
+        for binding in cls.BINDINGS:
+            keys = binding.key.split(",")  # type: ignore[union-attr]
+            assert all(k in LEGACY for k in keys), (cls.__name__, binding.key)
+            assert set(keys) - {TMUX_PREFIX}, (cls.__name__, binding.key)
+    app = app_module.ChatplexApp(make_config_none())
+    for keys, _ in app.help_rows():
+        for key in keys.replace("…", "/").split("/"):
+            assert key.strip() in LEGACY, keys
+
+
+def make_config_none():
+    from pathlib import Path
+
+    from chatplex.config import Config, ProviderConfig
+
+    provider = ProviderConfig(name="p", kind="openai", base_url="http://127.0.0.1:9/v1", model="m")
+    return Config(path=None, db_path=Path("unused.db"), log_dir=Path("unused"), providers={"p": provider},
+                  default_provider="p")
+
+
+def test_readme_and_help_offer_no_key_that_does_not_arrive(fake, tmp_path):
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    offered = readme.split("## Keys", 1)[1].strip().split("\n\n", 1)[0]  # its first paragraph
+    assert "Alt+" not in offered and "Shift+Enter" not in offered
+    for key in re.findall(r"\b(?:Ctrl\+[A-Za-z]+|F\d+|PgUp|PgDn)\b", offered):
+        name = {"PgUp": "pageup", "PgDn": "pagedown"}.get(key, key.lower())
+        assert name in LEGACY, key
+
+
+async def test_help_shows_only_keys_that_arrive(fake, tmp_path):
+    app = ChatplexApp(make_config(tmp_path, provider_for(fake.scenario())))
+    async with app.run_test(size=(110, 40)) as pilot:
+        await app.ready.wait()
+        await pilot.press("f1")
+        await pilot.pause()
+        text = "\n".join(s.text for s in app.screen._compositor.render_strips()).lower()
+        assert "ctrl+j" in text and "alt+" not in text and "shift+enter" not in text
+        assert "ctrl+b / f9" in text and "pageup / pagedown" in text
+
+
+async def test_a_tiles_number_opens_it_on_the_dashboard(fake, tmp_path):
+    """Jump to session N: plain digits on the dashboard (Alt+digit never arrives)."""
+    from chatplex.tui.screens.dashboard import DashboardScreen
+
+    app = ChatplexApp(make_config(tmp_path, provider_for(fake.scenario())))
+    async with app.run_test(size=(130, 36)) as pilot:
+        await app.ready.wait()
+        for title in ("one", "two", "three"):
+            await app.coord.create_session(title)
+        await until(pilot, lambda: len(app.sidebar.order) == 3)
+        await app.focus_session(app.sidebar.order[0])
+        await pilot.press("ctrl+o")
+        screen = app.screen
+        assert isinstance(screen, DashboardScreen)
+        assert [t.border_title for t in screen.tiles.values()] == ["1", "2", "3"]
+        await pilot.press("3")
+        await until(pilot, lambda: app.current == app.sidebar.order[2] and app.screen is app.screen_stack[0])
+
+
+async def test_page_keys_in_the_composer_scroll_the_chat(fake, tmp_path):
+    """PgUp/PgDn and Ctrl+Home/Ctrl+End scroll the transcript; the composer keeps focus."""
+    from chatplex.core.models import Priority
+    from chatplex.core.store import Store
+
+    config = make_config(tmp_path, provider_for(fake.scenario()))
+    store = await Store.open(config.db_path)
+    session = await store.create_session("long", "fake", "fake-small")
+    for i in range(6):
+        await store.create_turn(session.id, f"question {i}", Priority.LOW, 1)
+        claimed = await store.claim("filler", 30)
+        await store.finish(claimed[0].id, "filler", "succeeded", "\n\n".join(f"answer {i} line {n}" for n in range(8)))
+    await store.close()
+    app = ChatplexApp(config)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await app.ready.wait()
+        chat, composer = app.chat, app.composer
+        await until(pilot, lambda: chat.max_scroll_y > 0 and chat.scroll_y == chat.max_scroll_y)
+        assert app.focused is composer
+        bottom = chat.scroll_y
+        await pilot.press("pageup")
+        await until(pilot, lambda: chat.scroll_y < bottom)
+        await pilot.press("ctrl+home")
+        await until(pilot, lambda: chat.scroll_y == 0)
+        await pilot.press("pagedown")
+        await until(pilot, lambda: chat.scroll_y > 0)
+        await pilot.press("ctrl+end")
+        await until(pilot, lambda: chat.scroll_y == chat.max_scroll_y)
+        assert app.focused is composer and composer.text == ""

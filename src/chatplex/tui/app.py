@@ -77,7 +77,10 @@ class CoreDeltas(Message):
         self.events = events
 
 
-# (id, key, action, description, shown in footer)
+# (id, keys, action, description, shown in footer). Only keys that arrive in ordinary
+# terminals (xterm, GNOME/VTE, tmux, iTerm2, Windows Terminal send them without the kitty
+# protocol): Alt+digit arrives as a character ("¡"), Ctrl+digit as the digit, Ctrl+B is
+# tmux's prefix. tests/tui/test_newcomer.py feeds each key's bytes to Textual's parser.
 KEYS: list[tuple[str, str, str, str, bool]] = [
     ("new_session", "ctrl+n", "new_session", "New session", True),
     ("next_session", "ctrl+down", "next_session", "Next session", False),
@@ -90,23 +93,22 @@ KEYS: list[tuple[str, str, str, str, bool]] = [
     ("system_prompt", "f4", "system_prompt", "System prompt", False),
     ("search", "ctrl+f", "search", "Search", False),
     ("export", "ctrl+s", "export", "Export", False),
-    ("toggle_sidebar", "ctrl+b", "toggle_sidebar", "Sidebar", False),
+    ("toggle_sidebar", "ctrl+b,f9", "toggle_sidebar", "Sidebar", False),
     ("dashboard", "ctrl+o", "dashboard", "Dashboard", True),
     ("queue", "f3", "queue", "Queue", True),
     ("help", "f1", "help", "Help", True),
     ("quit", "ctrl+q", "quit", "Quit", True),
 ]
 
-OWN_ACTIONS = {action for _, _, action, _, _ in KEYS} | {"jump"}
+OWN_ACTIONS = {action for _, _, action, _, _ in KEYS}
 
 
 class ChatplexApp(App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "chatplex"
     BINDINGS: ClassVar[list[BindingType]] = [
-        *(Binding(key, action, text, show=show, id=bid, priority=bid != "cancel")
-          for bid, key, action, text, show in KEYS),
-        *(Binding(f"alt+{n}", f"jump({n})", f"Session {n}", show=False, id=f"jump_{n}") for n in range(1, 10))]
+        Binding(key, action, text, show=show, id=bid, priority=bid != "cancel")
+        for bid, key, action, text, show in KEYS]
 
     def __init__(self, config: Config, coordinator: Coordinator | None = None) -> None:
         super().__init__()
@@ -207,8 +209,12 @@ class ChatplexApp(App[None]):
             await self.coordinator.stop()
 
     def _key_for(self, binding_id: str) -> str:
+        return self._keys_for(binding_id)[0]
+
+    def _keys_for(self, binding_id: str) -> list[str]:
+        """The keys of one binding, remapped ones ([keys] in config.toml) included."""
         key = self.config.keys.get(binding_id) or next(k for bid, k, *_ in KEYS if bid == binding_id)
-        return key.split(",")[0]
+        return [k.strip() for k in key.split(",")]
 
     # ---------------------------------------------------------------- focus and sessions
     async def focus_session(self, session_id: int | None) -> None:
@@ -258,6 +264,13 @@ class ChatplexApp(App[None]):
         except Exception:
             self.composer.text = event.text  # nothing is lost; `guarded` reports the failure
             raise
+
+    @on(Composer.ScrollChat)
+    @guarded
+    def _scroll_chat(self, event: Composer.ScrollChat) -> None:
+        chat = self.chat
+        {"page_up": chat.scroll_page_up, "page_down": chat.scroll_page_down,
+         "home": chat.scroll_home, "end": chat.scroll_end}[event.where](animate=False)
 
     @on(ChatView.NeedOlder)
     @guarded
@@ -408,11 +421,6 @@ class ChatplexApp(App[None]):
     async def action_previous_session(self) -> None:
         await self._step(-1)
 
-    @guarded
-    async def action_jump(self, n: int) -> None:
-        if 0 < n <= len(self.sidebar.order):
-            await self.focus_session(self.sidebar.order[n - 1])
-
     def _need_session(self) -> int | None:
         if self.current is None:
             self.notify("No session: press ctrl+n to start one.", severity="warning", markup=False)
@@ -535,15 +543,21 @@ class ChatplexApp(App[None]):
 
     @guarded
     def action_help(self) -> None:
-        rows = [(self._key_for(bid), text) for bid, _, _, text, _ in KEYS]
-        rows.append(("alt+1 … alt+9", "Jump to session 1–9"))
+        self.push_screen(HelpScreen(self.help_rows()))
+
+    def help_rows(self) -> list[tuple[str, str]]:
+        """F1's table: every key there is one that arrives in ordinary terminals."""
+        rows = [(" / ".join(self._keys_for(bid)), text) for bid, _, _, text, _ in KEYS]
+        rows.append(("pageup / pagedown", "Scroll the chat, also while typing"))
+        rows.append(("ctrl+home / ctrl+end", "Top / end of the chat"))
+        rows.append(("1 … 9", "On the dashboard: open session 1–9"))
         rows.append(("ctrl+p", "Command palette"))
-        self.push_screen(HelpScreen(rows))
+        return rows
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         for bid, _, action, text, _ in KEYS:
-            if bid not in ("quit", "help"):
+            if bid != "quit":  # Textual lists its own Quit; Help is here for terminals that take F1
                 yield SystemCommand(text, f"{text} ({self._key_for(bid)})",
                                     lambda action=action: self.run_action(action))
 

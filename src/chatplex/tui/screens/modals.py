@@ -168,12 +168,12 @@ class HelpScreen(ModalScreen[None]):
         with Vertical(classes="dialog wide"):
             yield Label("Keys", classes="dialog-title")
             table: DataTable[Content] = DataTable(cursor_type="row", zebra_stripes=True)
-            table.add_column("key", width=16)
+            table.add_column("key", width=22)
             table.add_column("action", width=40)
             for key, text in self.rows:
                 table.add_row(Content(key), Content(text))
             yield table
-            yield Static(plain("In the message box: Enter sends · Ctrl+J, Alt+Enter or Shift+Enter: new line. "
+            yield Static(plain("In the message box: Enter sends · Ctrl+J: new line. "
                                "Ctrl+P: all commands. Escape closes.", "$text-muted"))
 
 
