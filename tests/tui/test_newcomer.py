@@ -219,3 +219,65 @@ async def test_page_keys_in_the_composer_scroll_the_chat(fake, tmp_path):
         await pilot.press("ctrl+end")
         await until(pilot, lambda: chat.scroll_y == chat.max_scroll_y)
         assert app.focused is composer and composer.text == ""
+
+
+async def test_dashboard_keys_act_on_the_highlighted_tile_and_enter_still_opens(fake, tmp_path):
+    """F2/F8 on the dashboard renamed/deleted the session open in the chat pane, and after
+    a dialog from there Enter no longer opened a tile (the dialog's worker had cancelled the
+    dashboard's: they shared an exclusive group)."""
+    from chatplex.tui.screens.dashboard import DashboardScreen
+    from chatplex.tui.screens.modals import TextScreen
+
+    app = ChatplexApp(make_config(tmp_path, provider_for(fake.scenario())))
+    async with app.run_test(size=(130, 36)) as pilot:
+        await app.ready.wait()
+        ids = {title: (await app.coord.create_session(title)).id for title in ("open", "other", "doomed")}
+        await until(pilot, lambda: len(app.sidebar.order) == 3)
+        await app.focus_session(ids["open"])
+        await pilot.press("ctrl+o")
+        screen = app.screen
+        assert isinstance(screen, DashboardScreen)
+        screen.selected = ids["other"]
+        await dialog(pilot, "f2")
+        assert app.screen.query_one("#value").value == "other"
+        await pilot.press(*"renamed", "enter")
+        await until(pilot, lambda: app.sidebar.sessions[ids["other"]].title == "renamed")
+        assert app.sidebar.sessions[ids["open"]].title == "open"
+        assert app.screen is screen
+        screen.selected = ids["doomed"]
+        await dialog(pilot, "f8")
+        await pilot.press("y")
+        await until(pilot, lambda: ids["doomed"] not in app.sidebar.sessions)
+        assert app.current == ids["open"] and ids["open"] in app.sidebar.sessions
+        await until(pilot, lambda: app.screen is screen and ids["doomed"] not in screen.tiles)
+        screen.selected = ids["other"]
+        await pilot.press("enter")
+        await until(pilot, lambda: app.current == ids["other"] and app.screen is app.screen_stack[0])
+        assert not isinstance(app.screen, TextScreen)
+
+
+async def test_session_keys_in_the_queue_inspector_act_on_the_highlighted_jobs_session(fake, tmp_path):
+    from textual.widgets import DataTable
+
+    from chatplex.core.models import SessionStatus
+    from chatplex.tui.screens.queue import QueueScreen
+
+    app = ChatplexApp(make_config(tmp_path, provider_for(fake.scenario(reply="done"))))
+    async with app.run_test(size=(150, 36)) as pilot:
+        await app.ready.wait()
+        ids = {title: (await app.coord.create_session(title)).id for title in ("open", "worked")}
+        await app.coord.send(ids["worked"], "hello")
+        await until(pilot, lambda: app.sidebar.sessions[ids["worked"]].status is SessionStatus.WAITING)
+        await app.focus_session(ids["open"])
+        await pilot.press("f3")
+        screen = app.screen
+        assert isinstance(screen, QueueScreen)
+        await until(pilot, lambda: bool(screen.jobs))
+        [job] = screen.jobs.values()
+        table = screen.query_one(DataTable)
+        table.move_cursor(row=table.get_row_index(str(job.id)), animate=False)
+        await dialog(pilot, "f2")
+        assert app.screen.query_one("#value").value == "worked"
+        await pilot.press(*"from the queue", "enter")
+        await until(pilot, lambda: app.sidebar.sessions[ids["worked"]].title == "from the queue")
+        assert app.sidebar.sessions[ids["open"]].title == "open" and app.screen is screen

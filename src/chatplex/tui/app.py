@@ -421,30 +421,44 @@ class ChatplexApp(App[None]):
     async def action_previous_session(self) -> None:
         await self._step(-1)
 
-    def _need_session(self) -> int | None:
-        if self.current is None:
-            self.notify("No session: press ctrl+n to start one.", severity="warning", markup=False)
+    def _target(self) -> int | None:
+        """The session a key acts on: what is highlighted on the screen in front (a dashboard
+        tile, the queue inspector's job), else the one in the chat pane."""
+        screen = self.screen
+        if isinstance(screen, DashboardScreen):
+            return screen.selected
+        if isinstance(screen, QueueScreen):
+            job = screen.selected_job()
+            return job.session_id if job else None
         return self.current
+
+    async def _need_session(self) -> Session | None:
+        sid = self._target()
+        session = await self.coord.session(sid) if sid is not None else None
+        if session is None:
+            self.notify("Highlight a job first." if isinstance(self.screen, QueueScreen)
+                        else "No session: press ctrl+n to start one.", severity="warning", markup=False)
+        return session
 
     @work(exclusive=True, group="dialog")
     @guarded
     async def action_rename(self) -> None:
-        if (sid := self._need_session()) is None:
+        if (session := await self._need_session()) is None:
             return
-        title = await self.push_screen_wait(TextScreen("Rename session", self.chat.session.title))  # type: ignore[union-attr]
+        title = await self.push_screen_wait(TextScreen("Rename session", session.title))
         if title is not None and title.strip():
-            await self.coord.rename(sid, title)
+            await self.coord.rename(session.id, title)
 
     @work(exclusive=True, group="dialog")
     @guarded
     async def action_delete_session(self) -> None:
-        if (sid := self._need_session()) is None:
+        if (session := await self._need_session()) is None:
             return
-        title = self.chat.session.title if self.chat.session else ""
-        if await self.push_screen_wait(ConfirmScreen(f"Delete “{title}” and all its messages?")):
-            order = [s for s in self.sidebar.order if s != sid]
-            await self.coord.delete_session(sid)
-            await self.focus_session(order[0] if order else None)
+        if await self.push_screen_wait(ConfirmScreen(f"Delete “{session.title}” and all its messages?")):
+            order = [s for s in self.sidebar.order if s != session.id]
+            await self.coord.delete_session(session.id)
+            if session.id == self.current:  # deleted from the dashboard, the chat pane stays
+                await self.focus_session(order[0] if order else None)
 
     @guarded
     async def action_cancel_reply(self) -> None:
@@ -453,15 +467,15 @@ class ChatplexApp(App[None]):
 
     @guarded
     async def action_retry(self) -> None:
-        if (sid := self._need_session()) is None:
+        if (session := await self._need_session()) is None:
             return
-        if await self.coord.retry(sid) is None:
+        if await self.coord.retry(session.id) is None:
             self.notify("Nothing to retry here.", markup=False, timeout=2)
 
     @work(exclusive=True, group="dialog")
     @guarded
     async def action_pick_model(self) -> None:
-        if (sid := self._need_session()) is None:
+        if (session := await self._need_session()) is None:
             return
         choices = [(f"{name}\t{pc.model}", f"{name} · {pc.model}") for name, pc in self.config.providers.items()]
 
@@ -477,17 +491,17 @@ class ChatplexApp(App[None]):
         chosen = await self.push_screen_wait(PickerScreen("Provider and model", choices, load))
         if chosen:
             provider, model = chosen.split("\t", 1)
-            await self.coord.update_session(sid, provider=provider, model=model)
+            await self.coord.update_session(session.id, provider=provider, model=model)
 
     @work(exclusive=True, group="dialog")
     @guarded
     async def action_system_prompt(self) -> None:
-        if (sid := self._need_session()) is None:
+        if (session := await self._need_session()) is None:
             return
-        current = self.chat.session.system_prompt if self.chat.session else ""
-        text = await self.push_screen_wait(TextScreen("System prompt for this session", current, multiline=True))
+        text = await self.push_screen_wait(TextScreen("System prompt for this session", session.system_prompt,
+                                                      multiline=True))
         if text is not None:
-            await self.coord.update_session(sid, system_prompt=text)
+            await self.coord.update_session(session.id, system_prompt=text)
 
     @work(exclusive=True, group="dialog")
     @guarded
@@ -502,9 +516,10 @@ class ChatplexApp(App[None]):
     @work(exclusive=True, group="dialog")
     @guarded
     async def action_export(self) -> None:
-        if (sid := self._need_session()) is None or self.chat.session is None:
+        if (target := await self._need_session()) is None:
             return
-        slug = re.sub(r"[^A-Za-z0-9]+", "-", self.chat.session.title).strip("-").lower() or f"session-{sid}"
+        sid = target.id
+        slug = re.sub(r"[^A-Za-z0-9]+", "-", target.title).strip("-").lower() or f"session-{sid}"
         path = await self.push_screen_wait(TextScreen("Export as Markdown to", str(Path.cwd() / f"{slug}.md")))
         if not path:
             return
@@ -519,15 +534,18 @@ class ChatplexApp(App[None]):
             return
         self.notify(f"Exported to {path}", markup=False)
 
-    @work(exclusive=True, group="dialog")
     @guarded
-    async def action_dashboard(self) -> None:
-        """Every session at a glance; Enter opens one."""
+    def action_dashboard(self) -> None:
+        """Every session at a glance; Enter opens one. A callback, not a worker waiting for
+        the screen: the dialogs opened from the dashboard would cancel that worker."""
         if self.coordinator is None or isinstance(self.screen, DashboardScreen):
             return  # already there (its key is an app-wide binding)
         screen = DashboardScreen(self.coord, lambda: [self.sidebar.sessions[sid] for sid in self.sidebar.order],
                                  self.current)
-        chosen = await self.push_screen_wait(screen)
+        self.push_screen(screen, self._dashboard_closed)
+
+    @guarded
+    async def _dashboard_closed(self, chosen: int | None) -> None:
         if chosen is not None:
             await self.focus_session(chosen)
 
