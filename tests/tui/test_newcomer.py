@@ -281,3 +281,29 @@ async def test_session_keys_in_the_queue_inspector_act_on_the_highlighted_jobs_s
         await pilot.press(*"from the queue", "enter")
         await until(pilot, lambda: app.sidebar.sessions[ids["worked"]].title == "from the queue")
         assert app.sidebar.sessions[ids["open"]].title == "open" and app.screen is screen
+
+
+async def test_a_small_terminal_keeps_room_for_the_chat_and_code_lines_wrap(fake, tmp_path):
+    """At 60x20 the sidebar took 34 columns, and a code line longer than the pane was cut at
+    its edge with nothing to say so."""
+    from chatplex.core.models import SessionStatus
+    from tests.tui.test_snapshots_sizes import LONG_CODE_REPLY
+
+    app = ChatplexApp(make_config(tmp_path, provider_for(fake.scenario(reply=LONG_CODE_REPLY))))
+    async with app.run_test(size=(60, 20)) as pilot:
+        await app.ready.wait()
+        session = await app.coord.create_session("Long code line")
+        await app.focus_session(session.id)
+        await app.coord.send(session.id, "Call it")
+        await until(pilot, lambda: app.sidebar.sessions[session.id].status is SessionStatus.WAITING)
+        await pilot.pause()
+        assert app.query_one("#sidebar").outer_size.width <= 24
+        app.chat.scroll_end(animate=False, immediate=True)
+        await pilot.pause()
+        text = "\n".join(s.text for s in app.screen._compositor.render_strips())
+        assert "THE_END)" in text and "print(result)" in text
+        await pilot.press("f1")  # a 90-column dialog fits too
+        assert app.screen.query_one(".dialog").outer_size.width <= 60
+        await pilot.press("escape")
+        await pilot.resize_terminal(120, 40)
+        await until(pilot, lambda: app.query_one("#sidebar").outer_size.width == 34)

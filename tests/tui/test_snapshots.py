@@ -56,7 +56,7 @@ def test_conversation_with_markdown(snap_compare, fake, tmp_path, size):
         await until(pilot, lambda: statuses(app, session.id) is SessionStatus.WAITING)
         await pilot.pause()
 
-    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
 
 
 def _every_state_config(fake, tmp_path):

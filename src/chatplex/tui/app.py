@@ -106,6 +106,7 @@ OWN_ACTIONS = {action for _, _, action, _, _ in KEYS}
 class ChatplexApp(App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "chatplex"
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (90, "-wide")]  # Screen.-narrow in app.tcss
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding(key, action, text, show=show, id=bid, priority=bid != "cancel")
         for bid, key, action, text, show in KEYS]
