@@ -35,7 +35,7 @@ def test_tui_type_checks_so_no_textual_method_is_shadowed(tmp_path):
 
     tui = Path(__file__).resolve().parents[2] / "src" / "chatplex" / "tui"
     result = subprocess.run([sys.executable, "-m", "mypy", "--cache-dir", str(tmp_path), str(tui)],
-                            capture_output=True, text=True, timeout=300)
+                            check=False, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout
 
 
@@ -56,7 +56,8 @@ async def test_ctrl_s_saves_the_system_prompt_and_typing_appends(fake, tmp_path)
         assert isinstance(app.screen.focused, TextArea)
         await pilot.press(*" Use French.", "ctrl+s")
         await until(pilot, lambda: not isinstance(app.screen, TextScreen))
-        await until(pilot, lambda: app.sidebar.sessions[session.id].system_prompt == "Be brief. Use French.")
+        prompt = "Be brief. Use French."
+        await until(pilot, lambda: app.sidebar.sessions[session.id].system_prompt == prompt)
         assert app.screen is app.screen_stack[0]  # no export dialog took its place
 
 
@@ -96,9 +97,11 @@ async def test_keys_of_an_open_dialog_win_over_app_keys(fake, tmp_path):
 LEGACY = {f"ctrl+{c}": chr(ord(c) - 96) for c in "abdefgklnopqrstuvwxyz"} | {
     "ctrl+j": "\n", "enter": "\r", "escape": "\x1b", "tab": "\t",
     "up": "\x1b[A", "down": "\x1b[B", "right": "\x1b[C", "left": "\x1b[D",
-    "ctrl+up": "\x1b[1;5A", "ctrl+down": "\x1b[1;5B", "ctrl+home": "\x1b[1;5H", "ctrl+end": "\x1b[1;5F",
+    "ctrl+up": "\x1b[1;5A", "ctrl+down": "\x1b[1;5B",
+    "ctrl+home": "\x1b[1;5H", "ctrl+end": "\x1b[1;5F",
     "pageup": "\x1b[5~", "pagedown": "\x1b[6~",
-    "f1": "\x1bOP", "f2": "\x1bOQ", "f3": "\x1bOR", "f4": "\x1bOS", "f5": "\x1b[15~", "f6": "\x1b[17~",
+    "f1": "\x1bOP", "f2": "\x1bOQ", "f3": "\x1bOR", "f4": "\x1bOS", "f5": "\x1b[15~",
+    "f6": "\x1b[17~",
     "f7": "\x1b[18~", "f8": "\x1b[19~", "f9": "\x1b[20~", "f12": "\x1b[24~",
     "plus": "+", "minus": "-", "equals_sign": "=",
 } | {c: c for c in "123456789abcdefghijklmnopqrstuvwxyz"}
@@ -144,8 +147,8 @@ def make_config_none():
     from chatplex.config import Config, ProviderConfig
 
     provider = ProviderConfig(name="p", kind="openai", base_url="http://127.0.0.1:9/v1", model="m")
-    return Config(path=None, db_path=Path("unused.db"), log_dir=Path("unused"), providers={"p": provider},
-                  default_provider="p")
+    return Config(path=None, db_path=Path("unused.db"), log_dir=Path("unused"),
+                  providers={"p": provider}, default_provider="p")
 
 
 def test_readme_and_help_offer_no_key_that_does_not_arrive(fake, tmp_path):
@@ -187,7 +190,8 @@ async def test_a_tiles_number_opens_it_on_the_dashboard(fake, tmp_path):
         assert isinstance(screen, DashboardScreen)
         assert [t.border_title for t in screen.tiles.values()] == ["1", "2", "3"]
         await pilot.press("3")
-        await until(pilot, lambda: app.current == app.sidebar.order[2] and app.screen is app.screen_stack[0])
+        third = app.sidebar.order[2]
+        await until(pilot, lambda: app.current == third and app.screen is app.screen_stack[0])
 
 
 async def test_page_keys_in_the_composer_scroll_the_chat(fake, tmp_path):
@@ -201,7 +205,8 @@ async def test_page_keys_in_the_composer_scroll_the_chat(fake, tmp_path):
     for i in range(6):
         await store.create_turn(session.id, f"question {i}", Priority.LOW, 1)
         claimed = await store.claim("filler", 30)
-        await store.finish(claimed[0].id, "filler", "succeeded", "\n\n".join(f"answer {i} line {n}" for n in range(8)))
+        answer = "\n\n".join(f"answer {i} line {n}" for n in range(8))
+        await store.finish(claimed[0].id, "filler", "succeeded", answer)
     await store.close()
     app = ChatplexApp(config)
     async with app.run_test(size=(100, 30)) as pilot:
@@ -231,7 +236,8 @@ async def test_dashboard_keys_act_on_the_highlighted_tile_and_enter_still_opens(
     app = ChatplexApp(make_config(tmp_path, provider_for(fake.scenario())))
     async with app.run_test(size=(130, 36)) as pilot:
         await app.ready.wait()
-        ids = {title: (await app.coord.create_session(title)).id for title in ("open", "other", "doomed")}
+        titles = ("open", "other", "doomed")
+        ids = {title: (await app.coord.create_session(title)).id for title in titles}
         await until(pilot, lambda: len(app.sidebar.order) == 3)
         await app.focus_session(ids["open"])
         await pilot.press("ctrl+o")
@@ -252,11 +258,12 @@ async def test_dashboard_keys_act_on_the_highlighted_tile_and_enter_still_opens(
         await until(pilot, lambda: app.screen is screen and ids["doomed"] not in screen.tiles)
         screen.selected = ids["other"]
         await pilot.press("enter")
-        await until(pilot, lambda: app.current == ids["other"] and app.screen is app.screen_stack[0])
+        await until(pilot, lambda: app.current == ids["other"]
+                    and app.screen is app.screen_stack[0])
         assert not isinstance(app.screen, TextScreen)
 
 
-async def test_session_keys_in_the_queue_inspector_act_on_the_highlighted_jobs_session(fake, tmp_path):
+async def test_queue_inspector_session_keys_act_on_the_highlighted_jobs_session(fake, tmp_path):
     from textual.widgets import DataTable
 
     from chatplex.core.models import SessionStatus
@@ -267,7 +274,8 @@ async def test_session_keys_in_the_queue_inspector_act_on_the_highlighted_jobs_s
         await app.ready.wait()
         ids = {title: (await app.coord.create_session(title)).id for title in ("open", "worked")}
         await app.coord.send(ids["worked"], "hello")
-        await until(pilot, lambda: app.sidebar.sessions[ids["worked"]].status is SessionStatus.WAITING)
+        worked = ids["worked"]
+        await until(pilot, lambda: app.sidebar.sessions[worked].status is SessionStatus.WAITING)
         await app.focus_session(ids["open"])
         await pilot.press("f3")
         screen = app.screen

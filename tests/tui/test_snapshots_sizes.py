@@ -12,8 +12,8 @@ from tests.conftest import make_config, provider_for
 from tests.tui.conftest import still, until
 
 LONG_CODE_REPLY = (
-    "Use this:\n\n```python\nresult = some_function(first_argument, second_argument, third_argument, "
-    "fourth_argument, THE_END)\nprint(result)\n```\n\nDone."
+    "Use this:\n\n```python\nresult = some_function(first_argument, second_argument, "
+    "third_argument, fourth_argument, THE_END)\nprint(result)\n```\n\nDone."
 )
 
 

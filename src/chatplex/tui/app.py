@@ -106,7 +106,8 @@ OWN_ACTIONS = {action for _, _, action, _, _ in KEYS}
 class ChatplexApp(App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "chatplex"
-    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (90, "-wide")]  # Screen.-narrow in app.tcss
+    # Screen.-narrow in app.tcss. No ClassVar: App annotates it as an instance variable.
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (90, "-wide")]  # noqa: RUF012
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding(key, action, text, show=show, id=bid, priority=bid != "cancel")
         for bid, key, action, text, show in KEYS]
@@ -397,9 +398,8 @@ class ChatplexApp(App[None]):
         reach past the composer), which Textual checks before the dialog's: so while a modal
         screen is in front they step aside — Ctrl+S saves the system prompt instead of
         opening the export dialog, F1 closes help. Quitting always works."""
-        if action in OWN_ACTIONS and action != "quit" and isinstance(self.screen, ModalScreen):
-            return False
-        return True
+        modal = isinstance(self.screen, ModalScreen)
+        return not (modal and action in OWN_ACTIONS and action != "quit")
 
     @guarded
     async def action_new_session(self) -> None:
@@ -437,8 +437,9 @@ class ChatplexApp(App[None]):
         sid = self._target()
         session = await self.coord.session(sid) if sid is not None else None
         if session is None:
-            self.notify("Highlight a job first." if isinstance(self.screen, QueueScreen)
-                        else "No session: press ctrl+n to start one.", severity="warning", markup=False)
+            why = ("Highlight a job first." if isinstance(self.screen, QueueScreen)
+                   else "No session: press ctrl+n to start one.")
+            self.notify(why, severity="warning", markup=False)
         return session
 
     @work(exclusive=True, group="dialog")
@@ -455,7 +456,8 @@ class ChatplexApp(App[None]):
     async def action_delete_session(self) -> None:
         if (session := await self._need_session()) is None:
             return
-        if await self.push_screen_wait(ConfirmScreen(f"Delete “{session.title}” and all its messages?")):
+        question = f"Delete “{session.title}” and all its messages?"
+        if await self.push_screen_wait(ConfirmScreen(question)):
             order = [s for s in self.sidebar.order if s != session.id]
             await self.coord.delete_session(session.id)
             if session.id == self.current:  # deleted from the dashboard, the chat pane stays
@@ -499,8 +501,8 @@ class ChatplexApp(App[None]):
     async def action_system_prompt(self) -> None:
         if (session := await self._need_session()) is None:
             return
-        text = await self.push_screen_wait(TextScreen("System prompt for this session", session.system_prompt,
-                                                      multiline=True))
+        text = await self.push_screen_wait(
+            TextScreen("System prompt for this session", session.system_prompt, multiline=True))
         if text is not None:
             await self.coord.update_session(session.id, system_prompt=text)
 
