@@ -48,7 +48,9 @@ async def test_tui_shows_a_session_sent_from_another_process_and_its_reply(fake,
         assert all(app.sidebar.sessions[sid].unread == 1 for sid in outside)
         titles = sorted(app.sidebar.sessions[sid].title for sid in outside)
         assert titles == [f"from outside {i}" for i in range(3)]
-        await pilot.press("alt+1")  # open one of them: the reply is there, whole
+        await pilot.press("ctrl+o", "1")  # open one (the dashboard's first tile): the reply is there, whole
+        await until(pilot, lambda: app.screen is app.screen_stack[0] and app.current in outside
+                    and bool(app.chat.replies))
         shown = app.current
         assert shown in outside
         assert [r.text for r in app.chat.replies.values()] == [s.reply]

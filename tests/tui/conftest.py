@@ -6,8 +6,6 @@ from pathlib import Path
 import pytest_textual_snapshot
 from syrupy.extensions.single_file import SingleFileSnapshotExtension
 
-from chatplex.tui.widgets.sidebar import SessionList
-
 SNAPSHOTS = Path(__file__).resolve().parents[2] / "snapshots"
 
 
@@ -47,8 +45,8 @@ def runaway(megabytes: float, end: str = "THE-END") -> str:
 
 
 def still(monkeypatch) -> None:
-    """No animation: spinner frames and the tokens/s clock would make snapshots vary."""
-    from chatplex.tui.app import ChatplexApp
+    """No animation: spinner frames and the tokens/s clock would make snapshots vary. The app
+    follows Textual's animation level; this is what TEXTUAL_ANIMATIONS=none sets at import."""
+    from textual import constants
 
-    monkeypatch.setattr(SessionList, "animate", False)
-    monkeypatch.setattr(ChatplexApp, "animate", False)
+    monkeypatch.setattr(constants, "TEXTUAL_ANIMATIONS", "none")

@@ -56,7 +56,7 @@ def test_conversation_with_markdown(snap_compare, fake, tmp_path, size):
         await until(pilot, lambda: statuses(app, session.id) is SessionStatus.WAITING)
         await pilot.pause()
 
-    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
 
 
 def _every_state_config(fake, tmp_path):
@@ -299,13 +299,18 @@ def test_dashboard_busy(snap_compare, fake, tmp_path, monkeypatch):
 
     config, stalls = _background_config(fake, tmp_path)
     app = ChatplexApp(config)
-    monkeypatch.setattr(dashboard, "clock", lambda: 1000.0)  # elapsed and tok/s are fixed
 
     async def run_before(pilot):
+        import time
+
         await pilot.app.ready.wait()
         await _background(app, pilot, stalls)
+        # elapsed and tok/s are fixed; `started` stays a real recent time (the worker's reply
+        # timeout reads it too: 1000.0 - 12 looked hours old and stopped the replies)
+        now = time.monotonic()
+        monkeypatch.setattr(dashboard, "clock", lambda: now)
         for rj in app.coord.running():
-            rj.started, rj.first_token = 1000.0 - 12, 1000.0 - 0.5
+            rj.started, rj.first_token = now - 12, now - 0.5
         app.action_dashboard()
         await until(pilot, lambda: isinstance(app.screen, dashboard.DashboardScreen) and app.screen.tiles
                     and all(t.last for t in app.screen.tiles.values()))

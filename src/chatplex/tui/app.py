@@ -12,14 +12,16 @@ import re
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import ClassVar
 
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
 from textual.message import Message
-from textual.screen import Screen
+from textual.notifications import SeverityLevel
+from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer
 
 from chatplex.config import Config
@@ -75,7 +77,10 @@ class CoreDeltas(Message):
         self.events = events
 
 
-# (id, key, action, description, shown in footer)
+# (id, keys, action, description, shown in footer). Only keys that arrive in ordinary
+# terminals (xterm, GNOME/VTE, tmux, iTerm2, Windows Terminal send them without the kitty
+# protocol): Alt+digit arrives as a character ("¡"), Ctrl+digit as the digit, Ctrl+B is
+# tmux's prefix. tests/tui/test_newcomer.py feeds each key's bytes to Textual's parser.
 KEYS: list[tuple[str, str, str, str, bool]] = [
     ("new_session", "ctrl+n", "new_session", "New session", True),
     ("next_session", "ctrl+down", "next_session", "Next session", False),
@@ -88,21 +93,24 @@ KEYS: list[tuple[str, str, str, str, bool]] = [
     ("system_prompt", "f4", "system_prompt", "System prompt", False),
     ("search", "ctrl+f", "search", "Search", False),
     ("export", "ctrl+s", "export", "Export", False),
-    ("toggle_sidebar", "ctrl+b", "toggle_sidebar", "Sidebar", False),
+    ("toggle_sidebar", "ctrl+b,f9", "toggle_sidebar", "Sidebar", False),
     ("dashboard", "ctrl+o", "dashboard", "Dashboard", True),
     ("queue", "f3", "queue", "Queue", True),
     ("help", "f1", "help", "Help", True),
     ("quit", "ctrl+q", "quit", "Quit", True),
 ]
 
+OWN_ACTIONS = {action for _, _, action, _, _ in KEYS}
+
 
 class ChatplexApp(App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "chatplex"
-    animate = True  # the tokens/s clock; snapshot tests turn it off
-    BINDINGS = [Binding(key, action, text, show=show, id=bid, priority=bid != "cancel")
-                for bid, key, action, text, show in KEYS] + [
-        Binding(f"alt+{n}", f"jump({n})", f"Session {n}", show=False, id=f"jump_{n}") for n in range(1, 10)]
+    # Screen.-narrow in app.tcss. No ClassVar: App annotates it as an instance variable.
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (90, "-wide")]  # noqa: RUF012
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding(key, action, text, show=show, id=bid, priority=bid != "cancel")
+        for bid, key, action, text, show in KEYS]
 
     def __init__(self, config: Config, coordinator: Coordinator | None = None) -> None:
         super().__init__()
@@ -184,8 +192,7 @@ class ChatplexApp(App[None]):
         if self.config.warnings:  # unknown keys in config.toml: a typo the user should hear of
             self.notify("\n".join(self.config.warnings), title="config.toml", severity="warning",
                         markup=False, timeout=15)
-        if self.animate:
-            self.set_interval(1.0, self._tick)
+        self.set_interval(1.0, self._tick)
 
     @guarded
     async def action_quit(self) -> None:
@@ -204,8 +211,12 @@ class ChatplexApp(App[None]):
             await self.coordinator.stop()
 
     def _key_for(self, binding_id: str) -> str:
+        return self._keys_for(binding_id)[0]
+
+    def _keys_for(self, binding_id: str) -> list[str]:
+        """The keys of one binding, remapped ones ([keys] in config.toml) included."""
         key = self.config.keys.get(binding_id) or next(k for bid, k, *_ in KEYS if bid == binding_id)
-        return key.split(",")[0]
+        return [k.strip() for k in key.split(",")]
 
     # ---------------------------------------------------------------- focus and sessions
     async def focus_session(self, session_id: int | None) -> None:
@@ -255,6 +266,13 @@ class ChatplexApp(App[None]):
         except Exception:
             self.composer.text = event.text  # nothing is lost; `guarded` reports the failure
             raise
+
+    @on(Composer.ScrollChat)
+    @guarded
+    def _scroll_chat(self, event: Composer.ScrollChat) -> None:
+        chat = self.chat
+        {"page_up": chat.scroll_page_up, "page_down": chat.scroll_page_down,
+         "home": chat.scroll_home, "end": chat.scroll_end}[event.where](animate=False)
 
     @on(ChatView.NeedOlder)
     @guarded
@@ -327,7 +345,7 @@ class ChatplexApp(App[None]):
         elif isinstance(event, Notification):
             self._notification(event)
         elif isinstance(event, SessionDeleted):
-            self.sidebar.remove(event.session_id)
+            self.sidebar.remove_session(event.session_id)
         elif isinstance(event, ExternalChange):
             await self._reload()
 
@@ -335,7 +353,7 @@ class ChatplexApp(App[None]):
         self.status.set(notice=f"{event.title}: {event.text}")
         if event.session_id == self.current:
             return
-        severity = "error" if event.level == "error" else "information"
+        severity: SeverityLevel = "error" if event.level == "error" else "information"
         self.notify(event.text, title=event.title, severity=severity, markup=False)
         if self.config.bell:
             self.bell()
@@ -358,6 +376,9 @@ class ChatplexApp(App[None]):
 
     @guarded
     def _tick(self) -> None:
+        """The once-a-second clock (tokens/s, waiting times); still at animation level "none"."""
+        if self.animation_level == "none":
+            return
         now, counts = time.monotonic(), self._token_counts
         counts.append((now, self.coord.tokens_streamed))
         while counts[0][0] < now - 3.5:  # a 3-second window
@@ -372,6 +393,14 @@ class ChatplexApp(App[None]):
             pass
 
     # ---------------------------------------------------------------- actions
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """A dialog's own keys win inside it. The app's keys are priority bindings (they must
+        reach past the composer), which Textual checks before the dialog's: so while a modal
+        screen is in front they step aside — Ctrl+S saves the system prompt instead of
+        opening the export dialog, F1 closes help. Quitting always works."""
+        modal = isinstance(self.screen, ModalScreen)
+        return not (modal and action in OWN_ACTIONS and action != "quit")
+
     @guarded
     async def action_new_session(self) -> None:
         session = await self.coord.create_session()
@@ -393,35 +422,46 @@ class ChatplexApp(App[None]):
     async def action_previous_session(self) -> None:
         await self._step(-1)
 
-    @guarded
-    async def action_jump(self, n: int) -> None:
-        if 0 < n <= len(self.sidebar.order):
-            await self.focus_session(self.sidebar.order[n - 1])
-
-    def _need_session(self) -> int | None:
-        if self.current is None:
-            self.notify("No session: press ctrl+n to start one.", severity="warning", markup=False)
+    def _target(self) -> int | None:
+        """The session a key acts on: what is highlighted on the screen in front (a dashboard
+        tile, the queue inspector's job), else the one in the chat pane."""
+        screen = self.screen
+        if isinstance(screen, DashboardScreen):
+            return screen.selected
+        if isinstance(screen, QueueScreen):
+            job = screen.selected_job()
+            return job.session_id if job else None
         return self.current
+
+    async def _need_session(self) -> Session | None:
+        sid = self._target()
+        session = await self.coord.session(sid) if sid is not None else None
+        if session is None:
+            why = ("Highlight a job first." if isinstance(self.screen, QueueScreen)
+                   else "No session: press ctrl+n to start one.")
+            self.notify(why, severity="warning", markup=False)
+        return session
 
     @work(exclusive=True, group="dialog")
     @guarded
     async def action_rename(self) -> None:
-        if (sid := self._need_session()) is None:
+        if (session := await self._need_session()) is None:
             return
-        title = await self.push_screen_wait(TextScreen("Rename session", self.chat.session.title))  # type: ignore[union-attr]
+        title = await self.push_screen_wait(TextScreen("Rename session", session.title))
         if title is not None and title.strip():
-            await self.coord.rename(sid, title)
+            await self.coord.rename(session.id, title)
 
     @work(exclusive=True, group="dialog")
     @guarded
     async def action_delete_session(self) -> None:
-        if (sid := self._need_session()) is None:
+        if (session := await self._need_session()) is None:
             return
-        title = self.chat.session.title if self.chat.session else ""
-        if await self.push_screen_wait(ConfirmScreen(f"Delete “{title}” and all its messages?")):
-            order = [s for s in self.sidebar.order if s != sid]
-            await self.coord.delete_session(sid)
-            await self.focus_session(order[0] if order else None)
+        question = f"Delete “{session.title}” and all its messages?"
+        if await self.push_screen_wait(ConfirmScreen(question)):
+            order = [s for s in self.sidebar.order if s != session.id]
+            await self.coord.delete_session(session.id)
+            if session.id == self.current:  # deleted from the dashboard, the chat pane stays
+                await self.focus_session(order[0] if order else None)
 
     @guarded
     async def action_cancel_reply(self) -> None:
@@ -430,15 +470,15 @@ class ChatplexApp(App[None]):
 
     @guarded
     async def action_retry(self) -> None:
-        if (sid := self._need_session()) is None:
+        if (session := await self._need_session()) is None:
             return
-        if await self.coord.retry(sid) is None:
+        if await self.coord.retry(session.id) is None:
             self.notify("Nothing to retry here.", markup=False, timeout=2)
 
     @work(exclusive=True, group="dialog")
     @guarded
     async def action_pick_model(self) -> None:
-        if (sid := self._need_session()) is None:
+        if (session := await self._need_session()) is None:
             return
         choices = [(f"{name}\t{pc.model}", f"{name} · {pc.model}") for name, pc in self.config.providers.items()]
 
@@ -454,17 +494,17 @@ class ChatplexApp(App[None]):
         chosen = await self.push_screen_wait(PickerScreen("Provider and model", choices, load))
         if chosen:
             provider, model = chosen.split("\t", 1)
-            await self.coord.update_session(sid, provider=provider, model=model)
+            await self.coord.update_session(session.id, provider=provider, model=model)
 
     @work(exclusive=True, group="dialog")
     @guarded
     async def action_system_prompt(self) -> None:
-        if (sid := self._need_session()) is None:
+        if (session := await self._need_session()) is None:
             return
-        current = self.chat.session.system_prompt if self.chat.session else ""
-        text = await self.push_screen_wait(TextScreen("System prompt for this session", current, multiline=True))
+        text = await self.push_screen_wait(
+            TextScreen("System prompt for this session", session.system_prompt, multiline=True))
         if text is not None:
-            await self.coord.update_session(sid, system_prompt=text)
+            await self.coord.update_session(session.id, system_prompt=text)
 
     @work(exclusive=True, group="dialog")
     @guarded
@@ -479,9 +519,10 @@ class ChatplexApp(App[None]):
     @work(exclusive=True, group="dialog")
     @guarded
     async def action_export(self) -> None:
-        if (sid := self._need_session()) is None or self.chat.session is None:
+        if (target := await self._need_session()) is None:
             return
-        slug = re.sub(r"[^A-Za-z0-9]+", "-", self.chat.session.title).strip("-").lower() or f"session-{sid}"
+        sid = target.id
+        slug = re.sub(r"[^A-Za-z0-9]+", "-", target.title).strip("-").lower() or f"session-{sid}"
         path = await self.push_screen_wait(TextScreen("Export as Markdown to", str(Path.cwd() / f"{slug}.md")))
         if not path:
             return
@@ -496,15 +537,18 @@ class ChatplexApp(App[None]):
             return
         self.notify(f"Exported to {path}", markup=False)
 
-    @work(exclusive=True, group="dialog")
     @guarded
-    async def action_dashboard(self) -> None:
-        """Every session at a glance; Enter opens one."""
+    def action_dashboard(self) -> None:
+        """Every session at a glance; Enter opens one. A callback, not a worker waiting for
+        the screen: the dialogs opened from the dashboard would cancel that worker."""
         if self.coordinator is None or isinstance(self.screen, DashboardScreen):
             return  # already there (its key is an app-wide binding)
         screen = DashboardScreen(self.coord, lambda: [self.sidebar.sessions[sid] for sid in self.sidebar.order],
                                  self.current)
-        chosen = await self.push_screen_wait(screen)
+        self.push_screen(screen, self._dashboard_closed)
+
+    @guarded
+    async def _dashboard_closed(self, chosen: int | None) -> None:
         if chosen is not None:
             await self.focus_session(chosen)
 
@@ -520,15 +564,21 @@ class ChatplexApp(App[None]):
 
     @guarded
     def action_help(self) -> None:
-        rows = [(self._key_for(bid), text) for bid, _, _, text, _ in KEYS]
-        rows.append(("alt+1 … alt+9", "Jump to session 1–9"))
+        self.push_screen(HelpScreen(self.help_rows()))
+
+    def help_rows(self) -> list[tuple[str, str]]:
+        """F1's table: every key there is one that arrives in ordinary terminals."""
+        rows = [(" / ".join(self._keys_for(bid)), text) for bid, _, _, text, _ in KEYS]
+        rows.append(("pageup / pagedown", "Scroll the chat, also while typing"))
+        rows.append(("ctrl+home / ctrl+end", "Top / end of the chat"))
+        rows.append(("1 … 9", "On the dashboard: open session 1–9"))
         rows.append(("ctrl+p", "Command palette"))
-        self.push_screen(HelpScreen(rows))
+        return rows
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         for bid, _, action, text, _ in KEYS:
-            if bid not in ("quit", "help"):
+            if bid != "quit":  # Textual lists its own Quit; Help is here for terminals that take F1
                 yield SystemCommand(text, f"{text} ({self._key_for(bid)})",
                                     lambda action=action: self.run_action(action))
 

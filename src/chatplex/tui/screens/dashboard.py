@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, VerticalScroll
 from textual.content import Content
@@ -24,7 +25,7 @@ from chatplex.tui.safe import visible
 from chatplex.tui.widgets.sidebar import MARKS, PLACEHOLDER
 
 clock: Callable[[], float] = time.monotonic  # snapshot tests fix it
-TITLE = "Dashboard — arrows or hjkl move, Enter opens, Escape goes back"
+TITLE = "Dashboard — arrows or hjkl move, Enter (or a tile's number) opens, Escape goes back"
 LINES = 3  # lines of the reply shown per tile
 TILE_WIDTH = 38  # columns are as many of these as fit, 1 to 4
 MAX_TILES = 200  # the most recently active; 1,000 tiles would take a second to open
@@ -106,6 +107,9 @@ class DashboardScreen(Screen[int | None]):
         Binding("right,l", "move(1, 0)", "→", show=False),
         Binding("up,k", "move(0, -1)", "↑", show=False),
         Binding("down,j", "move(0, 1)", "↓", show=False),
+        # "jump to session N": plain digits arrive in every terminal (Alt+digit and Ctrl+digit
+        # do not), and nothing on this screen takes text
+        *(Binding(str(n), f"open_number({n})", f"Open {n}", show=False) for n in range(1, 10)),
     ]
 
     DEFAULT_CSS = """
@@ -123,7 +127,7 @@ class DashboardScreen(Screen[int | None]):
         self.order: list[int] = []
         self.tiles: dict[int, Tile] = {}
 
-    def compose(self):
+    def compose(self) -> ComposeResult:
         yield Static(TITLE, id="dash-title")
         with VerticalScroll():
             yield Grid(id="grid")
@@ -155,6 +159,8 @@ class DashboardScreen(Screen[int | None]):
             self.query_one("#dash-title", Static).update(f"{TITLE}{more}")
             await grid.remove_children()
             self.tiles = {sid: Tile(sid) for sid in order}
+            for n, tile in enumerate(list(self.tiles.values())[:9], 1):
+                tile.border_title = str(n)  # the digit that opens it
             await grid.mount_all(self.tiles.values())
             if self.selected not in self.tiles:
                 self.selected = order[0] if order else None
@@ -181,3 +187,8 @@ class DashboardScreen(Screen[int | None]):
     @guarded
     def action_open(self) -> None:
         self.dismiss(self.selected)
+
+    @guarded
+    def action_open_number(self, n: int) -> None:
+        if 0 < n <= min(len(self.order), 9):
+            self.dismiss(self.order[n - 1])

@@ -60,6 +60,13 @@ class TextScreen(ModalScreen[str | None]):
             yield Static(plain(self.hint or ("Ctrl+S saves · Escape cancels" if self.multiline
                                              else "Enter saves · Escape cancels"), "$text-muted"))
 
+    @guarded
+    def on_mount(self) -> None:
+        """Editing a system prompt most often means adding to it: start at its end."""
+        if self.multiline:
+            area = self.query_one("#value", TextArea)
+            area.move_cursor(area.document.end)
+
     @on(Input.Submitted)
     @guarded
     def action_save(self) -> None:
@@ -161,12 +168,12 @@ class HelpScreen(ModalScreen[None]):
         with Vertical(classes="dialog wide"):
             yield Label("Keys", classes="dialog-title")
             table: DataTable[Content] = DataTable(cursor_type="row", zebra_stripes=True)
-            table.add_column("key", width=16)
+            table.add_column("key", width=22)
             table.add_column("action", width=40)
             for key, text in self.rows:
                 table.add_row(Content(key), Content(text))
             yield table
-            yield Static(plain("In the message box: Enter sends · Ctrl+J, Alt+Enter or Shift+Enter: new line. "
+            yield Static(plain("In the message box: Enter sends · Ctrl+J: new line. "
                                "Ctrl+P: all commands. Escape closes.", "$text-muted"))
 
 

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from rich.text import Text
 from textual import work
+from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.content import Content
 from textual.screen import Screen
@@ -92,7 +93,7 @@ class QueueScreen(Screen[None]):
         self.state: JobState | None = None
         self.jobs: dict[int, Job] = {}
 
-    def compose(self):
+    def compose(self) -> ComposeResult:
         yield Static(id="totals")
         yield Static(id="filter")
         table: DataTable = DataTable(id="jobs", cursor_type="row", zebra_stripes=True)

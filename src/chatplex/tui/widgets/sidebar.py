@@ -82,8 +82,6 @@ class SessionList(OptionList):
         self.focused_id: int | None = None
         self._frame = 0
 
-    animate = True  # snapshot tests turn the spinner off so frames are deterministic
-
     # Every row is exactly ROW_HEIGHT lines (title and preview are cut to the width), so the
     # line map is arithmetic. OptionList would measure every row after any change to one —
     # with 1,000 sessions that is ~70 ms per spinner frame or highlight move (B6).
@@ -107,8 +105,7 @@ class SessionList(OptionList):
 
     @guarded
     def on_mount(self) -> None:
-        if self.animate:
-            self.set_interval(0.1, self._spin)
+        self.set_interval(0.1, self._spin)
 
     @property
     def row_width(self) -> int:
@@ -142,7 +139,7 @@ class SessionList(OptionList):
         else:
             self._render_row(session.id)
 
-    def remove(self, session_id: int) -> None:
+    def remove_session(self, session_id: int) -> None:
         if self.sessions.pop(session_id, None) is not None:
             self._rebuild()
 
@@ -159,6 +156,9 @@ class SessionList(OptionList):
 
     @guarded
     def _spin(self) -> None:
+        """Textual's animation level "none" (TEXTUAL_ANIMATIONS=none) keeps the marks still."""
+        if self.app.animation_level == "none":
+            return
         self._frame += 1
         for sid, session in self.sessions.items():
             if session.status in ANIMATED:
