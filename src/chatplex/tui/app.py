@@ -247,6 +247,7 @@ class ChatplexApp(App[None]):
         try:
             if self.current is None:
                 session = await self.coord.create_session()
+                self.sidebar.upsert(session)  # before it is current (its event is still queued)
                 await self.focus_session(session.id)
             await self.coord.send(self.current, event.text)  # type: ignore[arg-type]
         except (ValueError, KeyError, StoreError) as e:
