@@ -22,7 +22,8 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer
 
-from chatplex.config import Config
+from chatplex.config import KINDS as PROVIDER_KINDS
+from chatplex.config import Config, config_path
 from chatplex.core import export, models
 from chatplex.core.coordinator import Coordinator
 from chatplex.core.events import (
@@ -168,6 +169,9 @@ class ChatplexApp(App[None]):
             self.set_keymap(self.config.keys)
         self.chat.retry_key = self._key_for("retry")
         self.chat.export_key = self._key_for("export")
+        self.chat.new_key = self._key_for("new_session")
+        self.chat.prompt_key = self._key_for("system_prompt")
+        self.chat.setup_hint = setup_hint(self.config)
         if self.coordinator is None:
             try:
                 self.coordinator = await Coordinator.open(self.config)
@@ -306,6 +310,7 @@ class ChatplexApp(App[None]):
             self.sidebar.upsert(event.session)
             if event.session.id == self.current:
                 self.chat.session = event.session
+                self.chat.show_system_prompt(event.session.system_prompt)
                 self._session_shown(event.session)
         elif isinstance(event, MessageAdded):
             if event.message.session_id == self.current:
@@ -316,12 +321,7 @@ class ChatplexApp(App[None]):
                 await reply.restart(kept)
         elif isinstance(event, ReplyFinished):
             if event.message.session_id == self.current and (reply := self.chat.replies.get(event.message.id)):
-                await reply.finish(event.message)
-            if (event.message.state is MessageState.ERROR and self.config.path is None
-                    and "cannot connect" in (event.message.error or "")):
-                self.notify("No config file: chatplex tried a local Ollama at localhost:11434. Start Ollama, "
-                            "or configure another provider in config.toml (see the README).",
-                            title="No provider reachable", severity="warning", markup=False, timeout=10)
+                await reply.finish(event.message)  # a refused first contact: the box says what to do
         elif isinstance(event, QueueStatsChanged):
             self.status.set(workers=(event.workers_busy, event.workers_total),
                             queued=(event.stats.queued_high, event.stats.queued_low))
@@ -429,9 +429,17 @@ class ChatplexApp(App[None]):
         if self.current is not None and not await self.coord.cancel(self.current):
             self.notify("Nothing to cancel in this session.", markup=False, timeout=2)
 
+    @work(exclusive=True, group="dialog")
     @guarded
     async def action_retry(self) -> None:
+        """Generate the last reply again; a finished one only once the user says so (its text
+        is replaced, and it may have taken minutes)."""
         if (sid := self._need_session()) is None:
+            return
+        last = max(self.chat.replies.values(), key=lambda r: r.message.id, default=None)
+        if (last is not None and last.message.state is MessageState.COMPLETE
+                and not await self.push_screen_wait(ConfirmScreen(
+                    "Generate the last reply again? Its text is replaced by the new one."))):
             return
         if await self.coord.retry(sid) is None:
             self.notify("Nothing to retry here.", markup=False, timeout=2)
@@ -532,6 +540,19 @@ class ChatplexApp(App[None]):
             if bid not in ("quit", "help"):
                 yield SystemCommand(text, f"{text} ({self._key_for(bid)})",
                                     lambda action=action: self.run_action(action))
+
+
+def setup_hint(config: Config) -> str:
+    """What to do when the built-in default (no config file: a local Ollama) is not there,
+    for the empty chat pane and a reply that could not connect; "" with a config file."""
+    provider = config.providers.get(config.default_provider)
+    if config.path is not None or provider is None or provider.kind != "ollama":
+        return ""
+    others = ", ".join(k for k in PROVIDER_KINDS if k not in ("ollama", "llamacpp"))
+    return (f"No config file, so chatplex uses its built-in default: Ollama at {provider.base_url}, "
+            f"model {provider.model}. Start Ollama (ollama serve, then ollama pull {provider.model}), "
+            f"or run `chatplex config init` to write {config_path()} and set up another provider "
+            f"there: {others}, or llamacpp for a local GGUF file.")
 
 
 def _write_markdown(path: Path, session: Session, messages: list[models.Message]) -> None:

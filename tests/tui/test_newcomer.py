@@ -1,0 +1,133 @@
+"""What a newcomer meets: a first run with no server, replies cut by the token limit or by
+a full context, toasts, the sidebar after a cancel, search, the model picker, help."""
+
+from __future__ import annotations
+
+import pytest
+
+from chatplex.config import ProviderConfig, config_path
+from chatplex.core.models import JobState, MessageState, SessionStatus
+from chatplex.providers.llamacpp import free_port
+from chatplex.tui.app import ChatplexApp
+from chatplex.tui.screens.modals import ConfirmScreen
+from tests.conftest import make_config, provider_for
+from tests.tui.conftest import dialog, until
+from tests.tui.test_app import key, shown, status, type_and_send
+
+
+def state_line(reply) -> str:
+    return reply.query_one(".state").content.plain
+
+
+def last_reply(app):
+    return max(app.chat.replies.values(), key=lambda r: r.message.id)
+
+
+# ---------------------------------------------------------------- first run, nothing listening
+async def test_first_run_with_no_server_says_what_to_do_at_once_in_the_reply(tmp_path):
+    """No config file and no Ollama: the chat pane says so before anything is sent, and the
+    first refused connection fails at once (not after ~15 s of retries) with the way out in
+    the reply box itself, not in a toast over it."""
+    down = ProviderConfig(name="ollama", kind="ollama", base_url=f"http://127.0.0.1:{free_port()}/v1",
+                          model="llama3.2", max_concurrency=1)
+    app = ChatplexApp(make_config(tmp_path, down))  # path None: no config file; 5 attempts
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.ready.wait()
+        first = await shown(pilot)
+        assert "No session yet" in first and "chatplex config init" in first
+        await type_and_send(pilot, "hello?")
+        await until(pilot, lambda: status(app, app.current) is SessionStatus.ERROR)
+        [job] = await app.coord.jobs()
+        assert job.state is JobState.FAILED and job.attempts == 1
+        box = state_line(last_reply(app))
+        assert "cannot connect to" in box and "is the server running?" in box
+        for words in ("ollama serve", "chatplex config init", str(config_path()), "openai", "anthropic",
+                      "ctrl+r to retry"):
+            assert words in box, words
+        assert "chatplex config init" in await shown(pilot)
+        assert not app._notifications  # nothing covers it
+
+
+async def test_with_a_config_file_a_refused_connection_has_no_first_run_text(tmp_path, fake):
+    down = ProviderConfig(name="mine", kind="ollama", base_url=f"http://127.0.0.1:{free_port()}/v1",
+                          model="llama3.2")
+    config = make_config(tmp_path, down, max_attempts=1)
+    config.path = tmp_path / "config.toml"
+    app = ChatplexApp(config)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.ready.wait()
+        await type_and_send(pilot, "hello?")
+        await until(pilot, lambda: status(app, app.current) is SessionStatus.ERROR)
+        box = state_line(last_reply(app))
+        assert "cannot connect to" in box and "config init" not in box and box.endswith("ctrl+r to retry")
+
+
+# ---------------------------------------------------------------- token limit and full context
+def tiny(server, kind: str, **kw) -> ProviderConfig:
+    return ProviderConfig(name="tiny", kind="llamacpp-server" if kind == "openai" else kind,
+                          base_url=server.url, model="tiny", **kw)
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+async def test_a_reply_cut_at_the_token_limit_says_so_and_what_helps(tiny_server, tmp_path, kind):
+    """llama.cpp's server (both of its APIs) with max_tokens = 2: finish "length" / "max_tokens"."""
+    app = ChatplexApp(make_config(tmp_path, tiny(tiny_server, kind, max_tokens=2)))
+    async with app.run_test(size=(120, 30)) as pilot:
+        await app.ready.wait()
+        await type_and_send(pilot, "tell me a long story")
+        await until(pilot, lambda: status(app, app.current) is SessionStatus.WAITING)
+        reply = last_reply(app)
+        assert reply.message.state is MessageState.COMPLETE
+        assert reply.message.finish_reason == ("length" if kind == "openai" else "max_tokens")
+        line = state_line(reply)
+        assert line.startswith("✂ cut at the token limit")
+        assert "raise max_tokens in [providers.tiny] of config.toml" in line and "ctrl+r" in line
+        assert "cut at the token limit" in await shown(pilot)
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+async def test_a_full_context_does_not_advertise_retry(tiny_server, tmp_path, kind):
+    """A prompt past llama.cpp's context (2,048 tokens a slot) is refused with
+    exceed_context_size_error; retrying sends the same prompt, so the box says what helps."""
+    app = ChatplexApp(make_config(tmp_path, tiny(tiny_server, kind)))
+    async with app.run_test(size=(120, 30)) as pilot:
+        await app.ready.wait()
+        await type_and_send(pilot, "word " * 6000)
+        await until(pilot, lambda: status(app, app.current) is SessionStatus.ERROR)
+        line = state_line(last_reply(app))
+        assert "context" in line and "HTTP 400" in line
+        assert "ctrl+r" not in line and "retry" in line  # "retrying fails the same way"
+        assert "a new session (ctrl+n)" in line and "a shorter message" in line and "bigger context" in line
+
+
+async def test_retry_on_a_finished_reply_asks_first(fake, tmp_path):
+    s = fake.scenario(reply="a finished answer")
+    app = ChatplexApp(make_config(tmp_path, provider_for(s)))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await app.ready.wait()
+        await type_and_send(pilot, "question")
+        await until(pilot, lambda: status(app, app.current) is SessionStatus.WAITING)
+        await dialog(pilot, "ctrl+r")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("n")  # no: the reply stays
+        await until(pilot, lambda: not isinstance(app.screen, ConfirmScreen))
+        assert len(s.requests) == 1 and len(await app.coord.jobs()) == 1
+        assert last_reply(app).message.state is MessageState.COMPLETE
+        await dialog(pilot, "ctrl+r")
+        await pilot.press("y")
+        await until(pilot, lambda: len(s.requests) == 2 and status(app, app.current) is SessionStatus.WAITING)
+        assert last_reply(app).text == "a finished answer"
+
+
+async def test_retry_on_a_failed_reply_does_not_ask(fake, tmp_path):
+    from tests.fakeserver import Fault
+
+    s = fake.scenario(reply="second time", faults=[Fault(status=500)])
+    app = ChatplexApp(make_config(tmp_path, provider_for(s), max_attempts=1))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await app.ready.wait()
+        await type_and_send(pilot, "question")
+        await until(pilot, lambda: status(app, app.current) is SessionStatus.ERROR)
+        await key(pilot, "ctrl+r")
+        await until(pilot, lambda: status(app, app.current) is SessionStatus.WAITING)
+        assert not isinstance(app.screen, ConfirmScreen) and last_reply(app).text == "second time"
