@@ -131,3 +131,54 @@ async def test_retry_on_a_failed_reply_does_not_ask(fake, tmp_path):
         await key(pilot, "ctrl+r")
         await until(pilot, lambda: status(app, app.current) is SessionStatus.WAITING)
         assert not isinstance(app.screen, ConfirmScreen) and last_reply(app).text == "second time"
+
+
+# ---------------------------------------------------------------- toasts and the status bar
+async def test_background_replies_arriving_together_are_one_toast_at_a_time(fake, tmp_path):
+    """Four background replies finish at once: never more than one toast over the chat; the
+    first says which, the next (once it has gone) "3 replies arrived" and names them."""
+    import threading
+
+    from tests.fakeserver import Fault
+
+    release = threading.Event()
+    s = fake.scenario(reply="done and dusted", faults=[Fault(hold_after=1, hold=release) for _ in range(4)])
+    app = ChatplexApp(make_config(tmp_path, provider_for(s), workers=4))
+    app.NOTIFICATION_TIMEOUT = 3
+    async with app.run_test(size=(120, 30)) as pilot:
+        await app.ready.wait()
+        ids = [(await app.coord.create_session(f"Essay {n}")).id for n in range(4)]
+        for sid in ids:
+            await app.coord.send(sid, "write it")
+        await app.focus_session((await app.coord.create_session("Here")).id)
+        await until(pilot, lambda: len(s.requests) == 4 and s.active == 4)
+        release.set()
+        seen, most = [], 0
+
+        def toasts() -> bool:
+            nonlocal most
+            now = [(n.title, n.message) for n in app._notifications]
+            most = max(most, len(now))
+            seen.extend(t for t in now if t not in seen)
+            return any("3 replies arrived" in title for title, _ in seen)
+
+        await until(pilot, toasts, timeout=30)
+        assert most == 1, seen
+        assert seen[0][1] == "done and dusted" and seen[0][0].startswith("Essay ")
+        [(title, names)] = [t for t in seen if "replies arrived" in t[0]]
+        assert sorted([seen[0][0], *names.split(", ")]) == [f"Essay {n}" for n in range(4)]
+
+
+async def test_the_status_bar_notice_clears_after_a_while(fake, tmp_path, monkeypatch):
+    from chatplex.tui import app as app_module
+
+    monkeypatch.setattr(app_module, "NOTICE_SECONDS", 0.3, raising=False)
+    s = fake.scenario(reply="background answer")
+    app = ChatplexApp(make_config(tmp_path, provider_for(s)))
+    async with app.run_test(size=(120, 30)) as pilot:
+        await app.ready.wait()
+        away = (await app.coord.create_session("Away")).id
+        await app.focus_session((await app.coord.create_session("Here")).id)
+        await app.coord.send(away, "go")
+        await until(pilot, lambda: "Away: background answer" in app.status.notice)
+        await until(pilot, lambda: app.status.notice == "")

@@ -20,6 +20,7 @@ from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
 from textual.message import Message
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import Footer
 
 from chatplex.config import KINDS as PROVIDER_KINDS
@@ -55,6 +56,9 @@ from chatplex.tui.widgets.chat import PAGE, ChatView
 from chatplex.tui.widgets.composer import Composer
 from chatplex.tui.widgets.sidebar import SessionList
 from chatplex.tui.widgets.status import StatusBar
+
+
+NOTICE_SECONDS = 15.0  # the status bar's last notice clears after this long
 
 
 class CoreEvent(Message):
@@ -114,6 +118,11 @@ class ChatplexApp(App[None]):
         self._reloading = False
         self._deltas: list[ReplyDelta] | None = None  # the CoreDeltas message still queued, if any
         self.failures = Failures()  # every action, handler, timer and worker reports here
+        self._arrivals: list[Notification] = []  # background outcomes waiting for the toast to clear
+        self._toast_until = 0.0  # time.monotonic() when the last such toast goes away
+        self._arrivals_timer: Timer | None = None
+        self._notice_timer: Timer | None = None
+        self._notice = ""
         # Set once the coordinator runs and the first session is shown. Textual calls a test's
         # pilot (and a snapshot's run_before) before the app's on_mount has finished.
         self.ready = asyncio.Event()
@@ -333,13 +342,53 @@ class ChatplexApp(App[None]):
             await self._reload()
 
     def _notification(self, event: Notification) -> None:
-        self.status.set(notice=f"{event.title}: {event.text}")
+        """A background reply finished or failed: the status bar says so for a while, and one
+        toast at a time says so over the chat — those that arrive while it shows are told
+        together once it has gone ("3 replies arrived"), not stacked over the chat."""
+        self._set_notice(f"{event.title}: {event.text}")
         if event.session_id == self.current:
             return
-        severity = "error" if event.level == "error" else "information"
-        self.notify(event.text, title=event.title, severity=severity, markup=False)
+        self._arrivals.append(event)
+        wait = self._toast_until - time.monotonic()
+        if wait <= 0:
+            self._show_arrivals()
+        elif self._arrivals_timer is None:
+            self._arrivals_timer = self.set_timer(wait, self._show_arrivals)
+
+    @guarded
+    def _show_arrivals(self) -> None:
+        self._arrivals_timer = None
+        arrived, self._arrivals = self._arrivals, []
+        if not arrived:
+            return
+        failed = sum(1 for e in arrived if e.level == "error")
+        if len(arrived) == 1:
+            title, text = arrived[0].title, arrived[0].text
+        else:
+            done = len(arrived) - failed
+            said = [f"{done} repl{'y' if done == 1 else 'ies'} arrived"] if done else []
+            said += [f"{failed} failed"] if failed else []
+            title = ", ".join(said)
+            names = list(dict.fromkeys(e.title for e in arrived))
+            text = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        self.notify(text, title=title, severity="error" if failed else "information", markup=False)
+        self._toast_until = time.monotonic() + self.NOTIFICATION_TIMEOUT
         if self.config.bell:
             self.bell()
+
+    def _set_notice(self, text: str) -> None:
+        """The status bar's notice, cleared after NOTICE_SECONDS (it went stale for good)."""
+        self.status.set(notice=text)
+        self._notice = self.status.notice
+        if self._notice_timer is not None:
+            self._notice_timer.stop()
+        self._notice_timer = self.set_timer(NOTICE_SECONDS, self._clear_notice)
+
+    @guarded
+    def _clear_notice(self) -> None:
+        self._notice_timer = None
+        if self.status.notice == self._notice:  # not one set since (quitting says so to the end)
+            self.status.set(notice="")
 
     async def _reload(self) -> None:
         """Another process wrote to the database: refresh what is shown."""
