@@ -20,7 +20,12 @@ def state_line(reply) -> str:
 
 
 def last_reply(app):
-    return max(app.chat.replies.values(), key=lambda r: r.message.id)
+    return max(app.chat.replies.values(), key=lambda r: r.message.id, default=None)
+
+
+def streamed(app, text: str) -> bool:
+    reply = last_reply(app)
+    return reply is not None and reply.length == len(text)
 
 
 # ---------------------------------------------------------------- first run, nothing listening
@@ -182,3 +187,52 @@ async def test_the_status_bar_notice_clears_after_a_while(fake, tmp_path, monkey
         await app.coord.send(away, "go")
         await until(pilot, lambda: "Away: background answer" in app.status.notice)
         await until(pilot, lambda: app.status.notice == "")
+
+
+# ---------------------------------------------------------------- small things
+async def test_the_sidebar_row_of_a_cancelled_reply_says_so(fake, tmp_path):
+    """It was blank (a new session) or kept the reply before (an older one)."""
+    from tests.fakeserver import Fault
+
+    s = fake.scenario(reply="one two three four", faults=[Fault(hang_after=2), Fault(hang_after=2)])
+    app = ChatplexApp(make_config(tmp_path, provider_for(s), workers=1))
+    async with app.run_test(size=(120, 30)) as pilot:
+        await app.ready.wait()
+        await type_and_send(pilot, "tell me a story")
+        sid = app.current
+        await until(pilot, lambda: streamed(app, "one two"))
+        await key(pilot, "escape")  # cancelled mid-stream: its partial text
+        await until(pilot, lambda: app.sidebar.sessions[sid].preview == "⏹ one two")
+        await type_and_send(pilot, "and again")  # the session moves on: the mark goes
+        await until(pilot, lambda: streamed(app, "one two"))
+        assert app.sidebar.sessions[sid].preview == ""
+        other = (await app.coord.create_session("Queued behind it")).id
+        await app.coord.send(other, "wait your turn")  # the only worker is busy
+        await until(pilot, lambda: app.sidebar.sessions[other].status is SessionStatus.QUEUED)
+        assert await app.coord.cancel(other)  # cancelled before it started
+        await until(pilot, lambda: app.sidebar.sessions[other].preview == "⏹ cancelled")
+        from chatplex.tui.widgets.sidebar import row
+
+        assert "⏹ cancelled" in row(app.sidebar.sessions[other], 40).plain
+
+
+async def test_deleting_a_session_focuses_its_neighbour_not_the_top(fake, tmp_path):
+    app = ChatplexApp(make_config(tmp_path, provider_for(fake.scenario())))
+    async with app.run_test(size=(120, 30)) as pilot:
+        await app.ready.wait()
+        for title in ("a", "b", "c", "d"):
+            await pilot.press("ctrl+n")
+            await app.coord.rename(app.current, title)
+        await until(pilot, lambda: [app.sidebar.sessions[i].title for i in app.sidebar.order] == ["d", "c", "b", "a"])
+        titles = {app.sidebar.sessions[i].title: i for i in app.sidebar.order}
+        await app.focus_session(titles["c"])
+        await dialog(pilot, "f8")
+        await pilot.press("y")
+        await until(pilot, lambda: titles["c"] not in app.sidebar.sessions)
+        assert app.current == titles["b"]  # the row below took its place
+        await app.focus_session(titles["a"])  # the last row: the one above
+        await dialog(pilot, "f8")
+        await pilot.press("y")
+        await until(pilot, lambda: titles["a"] not in app.sidebar.sessions)
+        assert app.current == titles["b"]
+        assert app.sidebar.highlighted == app.sidebar.order.index(titles["b"])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import re
 import time
 from collections.abc import Iterable
@@ -39,7 +40,7 @@ from chatplex.core.events import (
     SessionChanged,
     SessionDeleted,
 )
-from chatplex.core.models import MessageState, Session, SessionStatus
+from chatplex.core.models import MessageState, Role, Session, SessionStatus, preview_of
 from chatplex.core.store import StoreError
 from chatplex.tui.errors import Failures, guarded
 from chatplex.tui.screens.dashboard import DashboardScreen
@@ -123,6 +124,10 @@ class ChatplexApp(App[None]):
         self._arrivals_timer: Timer | None = None
         self._notice_timer: Timer | None = None
         self._notice = ""
+        # session id -> (its stored preview, what the sidebar shows instead): a reply cancelled
+        # here. The store leaves the preview as it was (blank in a new session), which said
+        # nothing of the cancel.
+        self._cancels: dict[int, tuple[str, str]] = {}
         # Set once the coordinator runs and the first session is shown. Textual calls a test's
         # pilot (and a snapshot's run_before) before the app's on_mount has finished.
         self.ready = asyncio.Event()
@@ -316,21 +321,26 @@ class ChatplexApp(App[None]):
 
     async def _route(self, event: Event) -> None:
         if isinstance(event, SessionChanged):
-            self.sidebar.upsert(event.session)
+            self.sidebar.upsert(self._as_listed(event.session))
             if event.session.id == self.current:
                 self.chat.session = event.session
                 self.chat.show_system_prompt(event.session.system_prompt)
                 self._session_shown(event.session)
         elif isinstance(event, MessageAdded):
+            if event.message.role is Role.USER:
+                self._cancels.pop(event.message.session_id, None)
             if event.message.session_id == self.current:
                 await self.chat.add(event.message)
         elif isinstance(event, ReplyStarted):
+            self._cancels.pop(event.session_id, None)
             if event.session_id == self.current and (reply := self.chat.replies.get(event.message_id)):
                 kept = (self.coord.live_text(event.message_id) or "")[:event.kept] if event.kept else ""
                 await reply.restart(kept)
         elif isinstance(event, ReplyFinished):
             if event.message.session_id == self.current and (reply := self.chat.replies.get(event.message.id)):
                 await reply.finish(event.message)  # a refused first contact: the box says what to do
+            if event.message.state is MessageState.INTERRUPTED and event.message.error == "cancelled":
+                self._cancelled(event.message)
         elif isinstance(event, QueueStatsChanged):
             self.status.set(workers=(event.workers_busy, event.workers_total),
                             queued=(event.stats.queued_high, event.stats.queued_low))
@@ -340,6 +350,26 @@ class ChatplexApp(App[None]):
             self.sidebar.remove(event.session_id)
         elif isinstance(event, ExternalChange):
             await self._reload()
+
+    def _cancelled(self, message: models.Message) -> None:
+        """The sidebar row of a cancelled reply says so, with the partial text if any, until
+        the session moves on (a new message, a retry, another preview)."""
+        sid = message.session_id
+        listed = self.sidebar.sessions.get(sid)
+        if listed is None:
+            return
+        stored = self._cancels[sid][0] if sid in self._cancels else listed.preview
+        self._cancels[sid] = (stored, preview_of("⏹ " + (message.content or "cancelled")))
+        self.sidebar.upsert(self._as_listed(listed))
+
+    def _as_listed(self, session: Session) -> Session:
+        cancel = self._cancels.get(session.id)
+        if cancel is None:
+            return session
+        if session.preview not in cancel:  # a newer preview: the cancel is old news
+            del self._cancels[session.id]
+            return session
+        return dataclasses.replace(session, preview=cancel[1])
 
     def _notification(self, event: Notification) -> None:
         """A background reply finished or failed: the status bar says so for a while, and one
@@ -397,7 +427,7 @@ class ChatplexApp(App[None]):
         self._reloading = True
         try:
             sessions = await self.coord.sessions()
-            self.sidebar.set_sessions(sessions)
+            self.sidebar.set_sessions([self._as_listed(s) for s in sessions])
             current = next((s for s in sessions if s.id == self.current), None)
             local = any(rj.session.id == self.current for rj in self.coord.running())
             if current and not local and self.chat.session and current.updated_at != self.chat.session.updated_at:
@@ -469,9 +499,12 @@ class ChatplexApp(App[None]):
             return
         title = self.chat.session.title if self.chat.session else ""
         if await self.push_screen_wait(ConfirmScreen(f"Delete “{title}” and all its messages?")):
-            order = [s for s in self.sidebar.order if s != sid]
+            order = self.sidebar.order
+            at = order.index(sid) if sid in order else 0
+            rest = [s for s in order if s != sid]
             await self.coord.delete_session(sid)
-            await self.focus_session(order[0] if order else None)
+            # the row that takes its place (the one above, if it was the last): not the top
+            await self.focus_session(rest[min(at, len(rest) - 1)] if rest else None)
 
     @guarded
     async def action_cancel_reply(self) -> None:
