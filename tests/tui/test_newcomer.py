@@ -236,3 +236,52 @@ async def test_deleting_a_session_focuses_its_neighbour_not_the_top(fake, tmp_pa
         await until(pilot, lambda: titles["a"] not in app.sidebar.sessions)
         assert app.current == titles["b"]
         assert app.sidebar.highlighted == app.sidebar.order.index(titles["b"])
+
+
+async def test_search_shows_the_matching_line_and_opens_the_session_at_it(fake, tmp_path):
+    from chatplex.core.models import Priority
+    from chatplex.core.store import Store
+    from chatplex.tui.widgets.chat import PAGE
+
+    s = fake.scenario()
+    config = make_config(tmp_path, provider_for(s))
+    store = await Store.open(config.db_path)
+    session = await store.create_session("Zoo notes", "fake", "fake-small")
+    for i in range(60):  # 120 messages: the match is far above the newest page
+        _, reply, job, _ = await store.create_turn(session.id, f"question {i}", Priority.LOW, 1)
+        claimed = await store.claim("filler", 30)
+        text = (f"answer {i}\nfirst line\nthe GIRAFFE eats leaves from tall trees\nlast line"
+                if i == 5 else f"answer {i}")
+        await store.finish(claimed[0].id, "filler", "succeeded", text)
+    await store.create_session("Other", "fake", "fake-small")
+    await store.close()
+    app = ChatplexApp(config)
+    async with app.run_test(size=(110, 32)) as pilot:
+        await app.ready.wait()
+        await app.focus_session(session.id + 1)
+        await dialog(pilot, "ctrl+f")
+        await pilot.press(*"giraffe")
+        from textual.widgets import OptionList
+
+        results = app.screen.query_one("#results", OptionList)
+        await until(pilot, lambda: results.option_count == 1)
+        prompt = results.get_option_at_index(0).prompt.plain
+        assert prompt == "Zoo notes\n  the GIRAFFE eats leaves from tall trees"
+        assert "the GIRAFFE eats leaves" in await shown(pilot)
+        await pilot.press("enter")
+        await until(pilot, lambda: app.current == session.id)
+        found = next(r for r in app.chat.replies.values() if "GIRAFFE" in r.message.content)
+        assert found.has_class("-found") and len(app.chat.children) > PAGE
+        chat = app.chat
+        await until(pilot, lambda: chat.scroll_y <= found.virtual_region.y <= chat.scroll_y + chat.size.height)
+        assert "the GIRAFFE eats leaves" in await shown(pilot)
+
+
+def test_a_long_matching_line_is_cut_around_the_match():
+    from chatplex.tui.search import WIDTH, snippet
+
+    text = "intro\n" + "x" * 200 + " NEEDLE " + "y" * 200 + "\nafter"
+    start = text.index("NEEDLE")
+    line, a, b = snippet(text, start, start + 6)
+    assert line[a:b] == "NEEDLE" and line.startswith("…") and line.endswith("…")
+    assert len(line) == WIDTH + 2 and "\n" not in line

@@ -42,6 +42,7 @@ from chatplex.core.events import (
 )
 from chatplex.core.models import MessageState, Role, Session, SessionStatus, preview_of
 from chatplex.core.store import StoreError
+from chatplex.tui import search
 from chatplex.tui.errors import Failures, guarded
 from chatplex.tui.screens.dashboard import DashboardScreen
 from chatplex.tui.screens.modals import (
@@ -560,12 +561,22 @@ class ChatplexApp(App[None]):
     @work(exclusive=True, group="dialog")
     @guarded
     async def action_search(self) -> None:
-        async def search(query: str) -> list[tuple[int, str]]:
-            return [(s.id, s.title) for s in await self.coord.search(query)]
-
-        chosen = await self.push_screen_wait(SearchScreen(search))
+        chosen = await self.push_screen_wait(SearchScreen(lambda query: search.find(self.coord, query)))
         if chosen is not None:
-            await self.focus_session(chosen)
+            session_id, message_id = chosen
+            await self.focus_session(session_id)
+            if message_id is not None:
+                await self._reveal(message_id)
+
+    async def _reveal(self, message_id: int) -> None:
+        """Scroll the chat pane to a message, mounting the older ones down to it first."""
+        chat = self.chat
+        if chat.session and chat.oldest_id is not None and message_id < chat.oldest_id and chat.has_older:
+            older = await self.coord.messages(chat.session.id, before_id=chat.oldest_id)
+            wanted = [m for m in older if m.id >= message_id]
+            await chat.prepend(wanted)
+            chat.has_older = len(wanted) < len(older)
+        chat.scroll_to_message(message_id)
 
     @work(exclusive=True, group="dialog")
     @guarded

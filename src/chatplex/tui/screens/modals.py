@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -106,14 +107,38 @@ class PickerScreen(ModalScreen[str | None]):
         self.dismiss(event.option.id)
 
 
-class SearchScreen(ModalScreen[int | None]):
-    """Find sessions by title or content; Enter opens the highlighted one."""
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    """A session found by a search, and where: the matching line of its newest message that
+    matches (cut around the match), or none when only its title matched."""
+
+    session_id: int
+    title: str
+    message_id: int | None = None
+    line: str = ""
+    start: int = 0  # the match, within `line`
+    end: int = 0
+
+
+def hit_prompt(hit: SearchHit) -> Content:
+    title = plain(hit.title).stylize("bold")
+    if hit.message_id is None:
+        return Content.assemble(title, "\n", plain("  (its title)", "$text-muted"))
+    line = hit.line
+    return Content.assemble(title, "\n  ", plain(line[:hit.start], "$text-muted"),
+                            plain(line[hit.start:hit.end], "bold reverse"),
+                            plain(line[hit.end:], "$text-muted"))
+
+
+class SearchScreen(ModalScreen[tuple[int, int | None] | None]):
+    """Find sessions by title or content; Enter opens the highlighted one at the match."""
 
     BINDINGS = [Binding("escape", "dismiss(None)", "Cancel"), Binding("down", "focus_results", show=False)]
 
-    def __init__(self, search: Callable[[str], Awaitable[list[tuple[int, str]]]]) -> None:
+    def __init__(self, search: Callable[[str], Awaitable[list[SearchHit]]]) -> None:
         super().__init__(classes="modal")
         self.search = search
+        self.hits: dict[str, SearchHit] = {}
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog wide"):
@@ -130,15 +155,21 @@ class SearchScreen(ModalScreen[int | None]):
     @guarded
     async def _run(self, query: str) -> None:
         results = await self.search(query) if query.strip() else []
-        self.query_one("#results", OptionList).set_options(Option(plain(title), id=str(sid)) for sid, title in results)
+        self.hits = {f"{hit.session_id}:{hit.message_id or ''}": hit for hit in results}
+        self.query_one("#results", OptionList).set_options(Option(hit_prompt(hit), id=key)
+                                                           for key, hit in self.hits.items())
+
+    def _open(self, option_id: str | None) -> None:
+        hit = self.hits.get(option_id or "")
+        if hit is not None:
+            self.dismiss((hit.session_id, hit.message_id))
 
     @on(Input.Submitted)
     @guarded
     def _submit(self) -> None:
         results = self.query_one("#results", OptionList)
         if results.option_count:
-            option = results.get_option_at_index(results.highlighted or 0)
-            self.dismiss(int(option.id))  # type: ignore[arg-type]
+            self._open(results.get_option_at_index(results.highlighted or 0).id)
 
     @guarded
     def action_focus_results(self) -> None:
@@ -147,7 +178,7 @@ class SearchScreen(ModalScreen[int | None]):
     @on(OptionList.OptionSelected)
     @guarded
     def _chosen(self, event: OptionList.OptionSelected) -> None:
-        self.dismiss(int(event.option.id))  # type: ignore[arg-type]
+        self._open(event.option.id)
 
 
 class HelpScreen(ModalScreen[None]):

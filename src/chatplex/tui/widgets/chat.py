@@ -442,6 +442,21 @@ class ChatView(VerticalScroll):
         elif header.prompt != text:
             header.set_prompt(text, self.prompt_key)
 
+    def scroll_to_message(self, message_id: int) -> bool:
+        """Bring a mounted message to the top of the pane, marked as found (search)."""
+        widget = next((w for w in self.children if isinstance(w, (UserMessage, ReplyMessage))
+                       and w.message.id == message_id), None)
+        if widget is None:
+            return False
+        self.query(".-found").remove_class("-found")
+        widget.add_class("-found")
+        self.call_after_refresh(self._scroll_to_found, widget)  # after prepend's _keep_place
+        return True
+
+    @guarded
+    def _scroll_to_found(self, widget: Widget) -> None:
+        self.scroll_to_widget(widget, animate=False, top=True)
+
     def _widget(self, message: Message) -> Static | ReplyMessage | None:
         if message.role is Role.USER:
             return UserMessage(message, self.export_key)
