@@ -252,8 +252,8 @@ async def test_pick_model_from_server_list(fake, tmp_path):
         await pilot.press("ctrl+n", "ctrl+l")
         from textual.widgets import OptionList
 
-        await until(pilot, lambda: isinstance(app.screen.focused, OptionList)
-                    and app.screen.focused.option_count == 2)
+        await until(pilot, lambda: bool(app.screen.query(OptionList))  # the filter box has the focus
+                    and app.screen.query_one(OptionList).option_count == 2)
         await pilot.press("down", "enter")
         await until(pilot, lambda: app.sidebar.sessions[app.current].model == "fake-large")
         assert "fake · fake-large" in await shown(pilot)

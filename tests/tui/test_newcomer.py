@@ -285,3 +285,27 @@ def test_a_long_matching_line_is_cut_around_the_match():
     line, a, b = snippet(text, start, start + 6)
     assert line[a:b] == "NEEDLE" and line.startswith("…") and line.endswith("…")
     assert len(line) == WIDTH + 2 and "\n" not in line
+
+
+async def test_the_model_picker_filters_as_you_type_and_marks_the_current_model(fake, tmp_path):
+    from textual.widgets import OptionList
+
+    s = fake.scenario(reply="r", models=["llama3.2", "qwen2.5-coder", "qwen2.5-7b", "mistral"])
+    app = ChatplexApp(make_config(tmp_path, provider_for(s, model="mistral")))
+    async with app.run_test(size=(110, 32)) as pilot:
+        await app.ready.wait()
+        await pilot.press("ctrl+n")
+        await dialog(pilot, "ctrl+l")
+        options = app.screen.query_one(OptionList)
+        await until(pilot, lambda: options.option_count == 4)
+
+        def listed() -> list[str]:
+            return [options.get_option_at_index(i).prompt.plain for i in range(options.option_count)]
+
+        assert "● fake · mistral  current" in listed() and "  fake · llama3.2" in listed()
+        assert options.get_option_at_index(options.highlighted).id == "fake\tmistral"
+        await pilot.press(*"qwen")
+        await until(pilot, lambda: len(listed()) == 2)
+        assert listed() == ["  fake · qwen2.5-7b", "  fake · qwen2.5-coder"]
+        await pilot.press("down", "enter")  # the second of the two
+        await until(pilot, lambda: app.sidebar.sessions[app.current].model == "qwen2.5-coder")

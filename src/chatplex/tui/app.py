@@ -543,7 +543,11 @@ class ChatplexApp(App[None]):
                     continue
             return found
 
-        chosen = await self.push_screen_wait(PickerScreen("Provider and model", choices, load))
+        session = self.chat.session
+        current = f"{session.provider}\t{session.model}" if session else None
+        if current and current not in dict(choices):  # a model picked from a server's list earlier
+            choices.insert(0, (current, current.replace("\t", " · ")))
+        chosen = await self.push_screen_wait(PickerScreen("Provider and model", choices, load, current))
         if chosen:
             provider, model = chosen.split("\t", 1)
             await self.coord.update_session(sid, provider=provider, model=model)

@@ -69,24 +69,42 @@ class TextScreen(ModalScreen[str | None]):
 
 
 class PickerScreen(ModalScreen[str | None]):
-    """Choose one of many (provider/model). Choices may arrive later via `load`."""
+    """Choose one of many (provider/model): typing filters the list, ↑/↓ move, Enter chooses;
+    the current choice is marked. Choices may arrive later via `load`."""
 
-    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
+    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel"),
+                Binding("down", "move(1)", show=False), Binding("up", "move(-1)", show=False)]
 
     def __init__(self, title: str, choices: list[tuple[str, str]],
-                 load: Callable[[], Awaitable[list[tuple[str, str]]]] | None = None) -> None:
+                 load: Callable[[], Awaitable[list[tuple[str, str]]]] | None = None,
+                 current: str | None = None) -> None:
         super().__init__(classes="modal")
-        self.title_text, self.choices, self.load = title, choices, load
+        self.title_text, self.choices, self.load, self.current = title, list(choices), load, current
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog wide"):
             yield Label(plain(self.title_text), classes="dialog-title")
-            yield OptionList(*[Option(plain(label), id=value) for value, label in self.choices], id="choices")
+            yield Input(placeholder="type to filter…", id="filter")
+            yield OptionList(*self._options(""), id="choices")
             yield Static(plain("Enter chooses · Escape cancels"), id="picker-hint")
+
+    def _options(self, query: str) -> list[Option]:
+        wanted = query.casefold().split()
+        return [Option(Content.assemble(("● " if value == self.current else "  ", "$success"), plain(label),
+                                        ("  current" if value == self.current else "", "$text-muted")),
+                       id=value)
+                for value, label in self.choices if all(w in label.casefold() for w in wanted)]
+
+    def _refill(self) -> None:
+        options = self.query_one(OptionList)
+        options.set_options(self._options(self.query_one(Input).value))
+        ids = [options.get_option_at_index(i).id for i in range(options.option_count)]
+        options.highlighted = ids.index(self.current) if self.current in ids else (0 if ids else None)
 
     @guarded
     def on_mount(self) -> None:
-        self.query_one(OptionList).focus()
+        self.query_one(Input).focus()
+        self._refill()
         if self.load:
             self.query_one("#picker-hint", Static).update(plain("Asking the servers for their models…"))
             self._load()
@@ -96,10 +114,29 @@ class PickerScreen(ModalScreen[str | None]):
     async def _load(self) -> None:
         assert self.load is not None
         more = await self.load()
-        options = self.query_one(OptionList)
         known = {value for value, _ in self.choices}
-        options.add_options(Option(plain(label), id=value) for value, label in more if value not in known)
+        self.choices += [(value, label) for value, label in more if value not in known]
+        self._refill()
         self.query_one("#picker-hint", Static).update(plain("Enter chooses · Escape cancels"))
+
+    @on(Input.Changed)
+    @guarded
+    def _filter(self) -> None:
+        self._refill()
+
+    @guarded
+    def action_move(self, step: int) -> None:
+        options = self.query_one(OptionList)
+        if options.option_count:
+            at = options.highlighted if options.highlighted is not None else -step
+            options.highlighted = max(0, min(at + step, options.option_count - 1))
+
+    @on(Input.Submitted)
+    @guarded
+    def _submit(self) -> None:
+        options = self.query_one(OptionList)
+        if options.highlighted is not None and options.option_count:
+            self.dismiss(options.get_option_at_index(options.highlighted).id)
 
     @on(OptionList.OptionSelected)
     @guarded
