@@ -309,3 +309,22 @@ async def test_the_model_picker_filters_as_you_type_and_marks_the_current_model(
         assert listed() == ["  fake · qwen2.5-7b", "  fake · qwen2.5-coder"]
         await pilot.press("down", "enter")  # the second of the two
         await until(pilot, lambda: app.sidebar.sessions[app.current].model == "qwen2.5-coder")
+
+
+async def test_the_palette_lists_each_command_once(fake, tmp_path):
+    """Each entry was its title twice ("Cancel reply" / "Cancel reply (escape)")."""
+    app = ChatplexApp(make_config(tmp_path, provider_for(fake.scenario())))
+    async with app.run_test(size=(110, 60)) as pilot:
+        await app.ready.wait()
+        commands = list(app.get_system_commands(app.screen))
+        titles = [c.title for c in commands]
+        assert len(titles) == len(set(titles)) and "Help" in titles
+        for c in commands:  # the second line says something the title does not
+            assert c.help != c.title and not c.help.startswith(c.title + " ("), c
+        retry = next(c for c in commands if c.title == "Retry")
+        assert retry.help == "Generate the last reply again · ctrl+r"
+        await pilot.press("ctrl+p")
+        await until(pilot, lambda: "Cancel reply" in "\n".join(
+            s.text for s in app.screen._compositor.render_strips()))
+        screen = await shown(pilot)
+        assert screen.count("Cancel reply") == 1 and "Stop the reply being generated" in screen

@@ -103,6 +103,26 @@ KEYS: list[tuple[str, str, str, str, bool]] = [
 ]
 
 
+# What each command does, for the palette's second line (the title is the first).
+PALETTE_HELP = {
+    "new_session": "Start a new chat session",
+    "next_session": "Show the next session in the sidebar",
+    "previous_session": "Show the previous session in the sidebar",
+    "rename": "Rename the session on screen",
+    "delete": "Delete the session on screen and all its messages",
+    "cancel": "Stop the reply being generated; its text so far is kept",
+    "retry": "Generate the last reply again",
+    "model": "Choose the provider and model of this session",
+    "system_prompt": "Edit this session's system prompt",
+    "search": "Find sessions by title or text",
+    "export": "Save this session as a Markdown file",
+    "toggle_sidebar": "Show or hide the session list",
+    "dashboard": "Every session at a glance",
+    "queue": "Every job: cancel, retry now, raise or lower its priority",
+    "help": "Every key, the ids that remap them, what the marks mean",
+}
+
+
 class ChatplexApp(App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "chatplex"
@@ -634,8 +654,8 @@ class ChatplexApp(App[None]):
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         for bid, _, action, text, _ in KEYS:
-            if bid not in ("quit", "help"):
-                yield SystemCommand(text, f"{text} ({self._key_for(bid)})",
+            if bid != "quit":  # Textual lists Quit itself
+                yield SystemCommand(text, f"{PALETTE_HELP.get(bid, text)} · {self._key_for(bid)}",
                                     lambda action=action: self.run_action(action))
 
 
