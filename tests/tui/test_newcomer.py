@@ -328,3 +328,25 @@ async def test_the_palette_lists_each_command_once(fake, tmp_path):
             s.text for s in app.screen._compositor.render_strips()))
         screen = await shown(pilot)
         assert screen.count("Cancel reply") == 1 and "Stop the reply being generated" in screen
+
+
+async def test_help_explains_the_marks_and_the_queue_arrows_and_lists_every_binding_id(fake, tmp_path):
+    from textual.widgets import DataTable
+
+    from chatplex.tui.app import KEYS
+
+    config = make_config(tmp_path, provider_for(fake.scenario()))
+    config.keys = {"new_session": "ctrl+t"}
+    app = ChatplexApp(config)
+    async with app.run_test(size=(110, 32)) as pilot:
+        await app.ready.wait()
+        await pilot.press("f1")
+        await until(pilot, lambda: bool(app.screen.query(DataTable)))
+        screen = await shown(pilot)
+        for words in ("○ idle", "● your turn", "✖ failed", "‖ paused", "⏹ cancelled", "queue 2▲ 5▼",
+                      "▲ high priority (the session on screen", "▼ low", "[keys]"):
+            assert words in screen, words
+        table = app.screen.query_one(DataTable)
+        rows = {table.get_row_at(i)[2].plain: table.get_row_at(i)[0].plain for i in range(table.row_count)}
+        assert {bid for bid, *_ in KEYS} | {"jump_1 … jump_9"} <= set(rows)
+        assert rows["new_session"] == "ctrl+t"  # the key as remapped

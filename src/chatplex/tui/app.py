@@ -57,6 +57,8 @@ from chatplex.tui.screens.queue import QueueScreen
 from chatplex.tui.widgets.chat import PAGE, ChatView
 from chatplex.tui.widgets.composer import Composer
 from chatplex.tui.widgets.sidebar import SessionList
+from chatplex.tui.widgets.sidebar import legend as sidebar_legend
+from chatplex.tui.widgets.status import LEGEND as STATUS_LEGEND
 from chatplex.tui.widgets.status import StatusBar
 
 
@@ -646,10 +648,10 @@ class ChatplexApp(App[None]):
 
     @guarded
     def action_help(self) -> None:
-        rows = [(self._key_for(bid), text) for bid, _, _, text, _ in KEYS]
-        rows.append(("alt+1 … alt+9", "Jump to session 1–9"))
-        rows.append(("ctrl+p", "Command palette"))
-        self.push_screen(HelpScreen(rows))
+        rows = [(self._key_for(bid), text, bid) for bid, _, _, text, _ in KEYS]
+        rows.append(("alt+1 … alt+9", "Jump to session 1–9", "jump_1 … jump_9"))
+        rows.append(("ctrl+p", "Command palette", "—"))
+        self.push_screen(HelpScreen(rows, sidebar_legend(), STATUS_LEGEND))
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)

@@ -219,23 +219,32 @@ class SearchScreen(ModalScreen[tuple[int, int | None] | None]):
 
 
 class HelpScreen(ModalScreen[None]):
+    """What the marks and the status bar mean, and every key with the id that remaps it."""
+
     BINDINGS = [Binding("escape,f1,q", "dismiss", "Close")]
 
-    def __init__(self, rows: list[tuple[str, str]]) -> None:
+    def __init__(self, rows: list[tuple[str, str, str]], marks: Content, status: str) -> None:
         super().__init__(classes="modal")
-        self.rows = rows
+        self.rows, self.marks, self.status = rows, marks, status
 
     def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog wide"):
-            yield Label("Keys", classes="dialog-title")
+        with Vertical(classes="dialog wide help"):
+            yield Label("Sidebar marks", classes="help-title first")
+            yield Static(self.marks)
+            yield Label("Status bar", classes="help-title")
+            yield Static(plain(self.status, "$text-muted"))
+            yield Label(Content.assemble("Keys", ("  (remap one by its id in config.toml: [keys] "
+                                                  'new_session = "ctrl+t")', "$text-muted")),
+                        classes="help-title")
             table: DataTable[Content] = DataTable(cursor_type="row", zebra_stripes=True)
             table.add_column("key", width=16)
-            table.add_column("action", width=40)
-            for key, text in self.rows:
-                table.add_row(Content(key), Content(text))
+            table.add_column("action", width=36)
+            table.add_column("id", width=24)
+            for key, text, binding_id in self.rows:
+                table.add_row(Content(key), Content(text), Content(binding_id))
             yield table
             yield Static(plain("In the message box: Enter sends · Ctrl+J, Alt+Enter or Shift+Enter: new line. "
-                               "Ctrl+P: all commands. Escape closes.", "$text-muted"))
+                               "↑/↓ scroll the keys. Escape closes.", "$text-muted"))
 
 
 class ErrorScreen(Screen[None]):
