@@ -350,3 +350,29 @@ async def test_help_explains_the_marks_and_the_queue_arrows_and_lists_every_bind
         rows = {table.get_row_at(i)[2].plain: table.get_row_at(i)[0].plain for i in range(table.row_count)}
         assert {bid for bid, *_ in KEYS} | {"jump_1 … jump_9"} <= set(rows)
         assert rows["new_session"] == "ctrl+t"  # the key as remapped
+
+
+async def test_the_system_prompt_shows_at_the_top_of_the_chat_literally_and_folded(fake, tmp_path):
+    from chatplex.tui.widgets.chat import SystemPrompt
+
+    s = fake.scenario(reply="Arr.")
+    app = ChatplexApp(make_config(tmp_path, provider_for(s)))
+    long_prompt = "You are a pirate [b]not bold[/b].\n" + "\n".join(f"Rule {n}: talk like one." for n in range(1, 9))
+    async with app.run_test(size=(110, 32)) as pilot:
+        await app.ready.wait()
+        session = await app.coord.create_session("Pirate", system_prompt="Be brief.")
+        await app.focus_session(session.id)
+        await type_and_send(pilot, "hello")
+        await until(pilot, lambda: status(app, session.id) is SessionStatus.WAITING)
+        header = app.chat.query_one(SystemPrompt)
+        assert app.chat.children[0] is header and header.content.plain == "Be brief."
+        assert s.requests[0]["messages"][0] == {"role": "system", "content": "Be brief."}
+        await app.coord.update_session(session.id, system_prompt=long_prompt)  # as F4 saves it
+        await until(pilot, lambda: header.prompt == long_prompt)
+        shown_text = header.content.plain
+        assert shown_text.startswith("You are a pirate [b]not bold[/b].\nRule 1: talk like one.\nRule 2:")
+        assert "Rule 3" not in shown_text and shown_text.endswith("⋯ 6 more lines — f4 shows it all")
+        text = await shown(pilot)
+        assert "System prompt" in text and "[b]not bold[/b]" in text
+        await app.coord.update_session(session.id, system_prompt="")
+        await until(pilot, lambda: not app.chat.query(SystemPrompt))

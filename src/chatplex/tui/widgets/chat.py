@@ -169,13 +169,14 @@ class ReplyMessage(Vertical):
             return plain("waiting for the model…" + (f" {waited}s" if waited >= 1 else ""), "$text-muted")
         if m.state is MessageState.ERROR:
             error = m.error or "failed"
-            if CONTEXT_FULL.search(error):
-                return plain(f"⚠ {error}\nThe conversation no longer fits in the model's context, so "
-                             f"retrying fails the same way. What helps: a new session ({self.new_key}), "
-                             "a shorter message, or a model or server with a bigger context.", "$error")
+            if CONTEXT_FULL.search(error):  # the error in red, what to do in plain words
+                return Content.assemble(plain(f"⚠ {error}", "$error"), "\n", plain(
+                    f"The conversation no longer fits in the model's context, so retrying fails the same "
+                    f"way. What helps: a new session ({self.new_key}), a shorter message, or a model or "
+                    "server with a bigger context."))
             if self.setup_hint and "cannot connect to" in error:
-                return plain(f"⚠ {error}\n\n{self.setup_hint}\n\nThen press {self.retry_key} to retry.",
-                             "$error")
+                return Content.assemble(plain(f"⚠ {error}", "$error"), "\n\n", plain(
+                    f"{self.setup_hint}\n\nThen press {self.retry_key} to retry."))
             return plain(f"⚠ {error} — press {self.retry_key} to retry", "$error")
         if m.state is MessageState.INTERRUPTED:
             why = m.error or "interrupted"
