@@ -170,7 +170,7 @@ async def test_background_replies_arriving_together_are_one_toast_at_a_time(fake
         await until(pilot, toasts, timeout=30)
         assert most == 1, seen
         assert seen[0][1] == "done and dusted" and seen[0][0].startswith("Essay ")
-        [(title, names)] = [t for t in seen if "replies arrived" in t[0]]
+        [(_, names)] = [t for t in seen if "replies arrived" in t[0]]
         assert sorted([seen[0][0], *names.split(", ")]) == [f"Essay {n}" for n in range(4)]
 
 
@@ -248,7 +248,7 @@ async def test_search_shows_the_matching_line_and_opens_the_session_at_it(fake, 
     store = await Store.open(config.db_path)
     session = await store.create_session("Zoo notes", "fake", "fake-small")
     for i in range(60):  # 120 messages: the match is far above the newest page
-        _, reply, job, _ = await store.create_turn(session.id, f"question {i}", Priority.LOW, 1)
+        await store.create_turn(session.id, f"question {i}", Priority.LOW, 1)
         claimed = await store.claim("filler", 30)
         text = (f"answer {i}\nfirst line\nthe GIRAFFE eats leaves from tall trees\nlast line"
                 if i == 5 else f"answer {i}")

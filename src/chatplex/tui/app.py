@@ -61,7 +61,6 @@ from chatplex.tui.widgets.sidebar import legend as sidebar_legend
 from chatplex.tui.widgets.status import LEGEND as STATUS_LEGEND
 from chatplex.tui.widgets.status import StatusBar
 
-
 NOTICE_SECONDS = 15.0  # the status bar's last notice clears after this long
 
 

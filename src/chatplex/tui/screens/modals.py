@@ -233,9 +233,8 @@ class HelpScreen(ModalScreen[None]):
             yield Static(self.marks)
             yield Label("Status bar", classes="help-title")
             yield Static(plain(self.status, "$text-muted"))
-            yield Label(Content.assemble("Keys", ("  (remap one by its id in config.toml: [keys] "
-                                                  'new_session = "ctrl+t")', "$text-muted")),
-                        classes="help-title")
+            remap = '  (remap one by its id in config.toml: [keys] new_session = "ctrl+t")'
+            yield Label(Content.assemble("Keys", (remap, "$text-muted")), classes="help-title")
             table: DataTable[Content] = DataTable(cursor_type="row", zebra_stripes=True)
             table.add_column("key", width=16)
             table.add_column("action", width=36)
