@@ -50,6 +50,7 @@ class Scenario:
     reply: str = "Hello from the fake server."
     token_delay: float = 0.0
     forever: bool = False  # stream tokens until the client goes away
+    finish: str | None = None  # the finish/stop reason sent (default "stop" / "end_turn")
     echo_key: bool = False  # answer every request 401, quoting the key it got (as some proxies do)
     faults: list[Fault] = field(default_factory=list)
     requests: list[dict[str, Any]] = field(default_factory=list)  # bodies received
@@ -249,7 +250,7 @@ class FakeServer:
                 yield chunk({"content": [{"type": "text", "text": token}] if fault.content_parts else token})
             if fault.no_finish or request.transport is None or request.transport.is_closing():
                 return
-            yield chunk({}, "stop")
+            yield chunk({}, s.finish or "stop")
             usage = {"prompt_tokens": 7, "completion_tokens": count, "total_tokens": 7 + count}
             yield b"data: " + json.dumps({"id": "c1", "choices": [], "usage": usage}).encode() + b"\n\n"
             yield b"data: [DONE]\n\n"
@@ -307,7 +308,7 @@ class FakeServer:
             if fault.no_finish or request.transport is None or request.transport.is_closing():
                 return
             yield ev("content_block_stop", {"index": 0})
-            yield ev("message_delta", {"delta": {"stop_reason": "end_turn", "stop_sequence": None},
+            yield ev("message_delta", {"delta": {"stop_reason": s.finish or "end_turn", "stop_sequence": None},
                                        "usage": {"output_tokens": count}})
             yield ev("message_stop", {})
 

@@ -23,6 +23,7 @@ class Gate:
         self.mode = "refuse"
         self._held: list[socket.socket] = []
         self._server: asyncio.Server | None = None
+        self._open: set[asyncio.StreamWriter] = set()  # forwarded connections, cut by close()
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -56,7 +57,11 @@ class Gate:
 
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
-            await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+            self._open |= {writer, up_writer}
+            try:
+                await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+            finally:
+                self._open -= {writer, up_writer}
 
         self._server = await asyncio.start_server(handle, "127.0.0.1", self.port, reuse_address=True)
         self.mode = "forward"
@@ -67,7 +72,10 @@ class Gate:
         self._held = []
 
     async def close(self) -> None:
+        """Stop listening and cut the connections open through it (a server going away)."""
         self._release()
+        for writer in list(self._open):
+            writer.close()
         if self._server is not None:
             self._server.close()
             with contextlib.suppress(Exception):

@@ -121,6 +121,7 @@ class Config:
         key, problem = api_key(pc.api_key_env)
         cls = AnthropicProvider if pc.protocol == "anthropic" else OpenAIProvider
         return cls(name, pc.base_url, api_key=key, key_error=problem and f"{name}: {problem}",
+                   key_env=pc.api_key_env,
                    connect_timeout=pc.connect_timeout, read_timeout=pc.read_timeout,
                    default_max_tokens=pc.max_tokens, params=pc.params)
 

@@ -58,7 +58,9 @@ def test_send_failure_exits_non_zero_with_one_line(cx, fake, tmp_path):
     (tmp_path / "config.toml").write_text(
         f'[providers.bad]\nkind = "openai"\nbase_url = "{bad.url}"\nmodel = "m"\napi_key_env = ""\n')
     out = cx("send", "hello", code=1)
-    assert out.stderr.strip().splitlines() == ["chatplex: bad: HTTP 401: injected error 401 (check the API key)"]
+    assert out.stderr.strip().splitlines() == [(
+        "chatplex: bad: HTTP 401: injected error 401 (the server wants an API key: "
+        "set api_key_env in [providers.bad] of config.toml)")]
 
 
 def test_sessions_show_rename_rm(cx):

@@ -226,7 +226,7 @@ async def test_other_sessions_keep_working_while_one_fails(fake, tmp_path, coord
     s_good = await coord.create_session(provider="good")
     _, r_bad, _ = await coord.send(s_bad.id, "x")
     _, r_good, _ = await coord.send(s_good.id, "y")
-    assert "check the API key" in (await rec.wait(finished(r_bad.id, MessageState.ERROR))).message.error
+    assert "set api_key_env in [providers.bad]" in (await rec.wait(finished(r_bad.id, MessageState.ERROR))).message.error
     assert (await rec.wait(finished(r_good.id))).message.state is MessageState.COMPLETE
 
 

@@ -91,13 +91,16 @@ async def test_errors_are_typed(fake, kind, fault, error):
         assert info.value.retry_after == 7.0
 
 
-async def test_connection_refused_is_transient_and_names_the_url(kind):
+async def test_connection_refused_names_the_url(kind):
+    """Refused before the server ever answered: not retried (tests/providers/test_first_contact.py)."""
+    from chatplex.providers.base import ProviderError
     from chatplex.providers.llamacpp import free_port
 
     url = f"http://127.0.0.1:{free_port()}/v1"
     p = KINDS[kind]("down", url)
-    with pytest.raises(TransientError, match="cannot connect to"):
+    with pytest.raises(ProviderError, match="cannot connect to") as info:
         await collect(p)
+    assert url in str(info.value) and not info.value.retryable
     await p.aclose()
 
 

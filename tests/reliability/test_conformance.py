@@ -124,9 +124,12 @@ async def test_server_killed_mid_stream_is_retried_once_it_is_back(servers, tmp_
 
 @pytest.mark.parametrize("kind", KINDS)
 async def test_server_down_when_sending_is_retried_once_it_is_back(servers, tmp_path, coordinators, kind):
+    """Down after it had answered (a restart): retried. One that never answered this process
+    fails at once (tests/providers/test_first_contact.py)."""
     server = servers()
     coord, rec = await coordinators(make_config(tmp_path, provider(server.url, kind), max_attempts=8),
                                     backoff_base=0.3)
+    await coord.list_models("llama")  # the server has answered this process
     server.kill()
     session = await coord.create_session()
     _, reply, job = await coord.send(session.id, "anyone there?")

@@ -68,8 +68,8 @@ RETRIED = {
 }
 
 FAILED = {
-    "401": Row([Fault(status=401)] * 3, "check the API key"),
-    "403": Row([Fault(status=403)] * 3, "check the API key"),
+    "401": Row([Fault(status=401)] * 3, "set api_key_env in [providers.flaky]"),
+    "403": Row([Fault(status=403)] * 3, "set api_key_env in [providers.flaky]"),
     "400 with a JSON error body": Row(lambda k: [Fault(status=400, body=error_body(
         k, "prompt is too long: 9000 tokens > 4096", "invalid_request_error"))] * 3, "prompt is too long: 9000"),
     "404 unknown model": Row(lambda k: [Fault(status=404, body=error_body(
@@ -91,6 +91,10 @@ async def setup(fake, tmp_path, coordinators, kind, row, reply=REPLY, **scenario
             gate.blackhole()
     config = make_config(tmp_path, bad_provider, provider_for(good, "steady", kind), workers=2, max_attempts=3)
     coord, rec = await coordinators(config, backoff_base=row.backoff)
+    if row.gate == "refuse":  # a restart: the server answered before (never answered: not retried)
+        await gate.forward()
+        await coord.list_models("flaky")
+        await gate.close()
     flaky = await coord.create_session("flaky", provider="flaky")
     steady = await coord.create_session("steady", provider="steady")
     return coord, rec, flaky, steady, gate, bad

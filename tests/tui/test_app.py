@@ -23,14 +23,19 @@ def status(app, sid):
 
 
 async def type_and_send(pilot, text: str) -> None:
-    """Type into the composer and press Enter. The key goes in as an event without waiting
-    for the app to go idle (pilot.press would wait for the whole reply to stream)."""
+    """Type into the composer and press Enter, and return once the message is in the chat
+    (the composer sends an Enter once it knows no pasted keys follow it). The key goes in as
+    an event without waiting for the app to go idle (pilot.press would wait for the whole
+    reply to stream)."""
     from textual import events
 
-    pilot.app.composer.focus()
-    pilot.app.composer.insert(text)
-    pilot.app.composer.post_message(events.Key("enter", "\r"))
-    await until(pilot, lambda: pilot.app.composer.text == "")
+    app = pilot.app
+    shown = len(app.chat.query(UserMessage))
+    app.composer.focus()
+    app.composer.insert(text)
+    app.composer.post_message(events.Key("enter", "\r"))
+    await until(pilot, lambda: app.composer.text == "" and app.current is not None
+                and len(app.chat.query(UserMessage)) > shown)
 
 
 async def key(pilot, name: str) -> None:
@@ -247,8 +252,8 @@ async def test_pick_model_from_server_list(fake, tmp_path):
         await pilot.press("ctrl+n", "ctrl+l")
         from textual.widgets import OptionList
 
-        await until(pilot, lambda: isinstance(app.screen.focused, OptionList)
-                    and app.screen.focused.option_count == 2)
+        await until(pilot, lambda: bool(app.screen.query(OptionList))  # the filter box has the focus
+                    and app.screen.query_one(OptionList).option_count == 2)
         await pilot.press("down", "enter")
         await until(pilot, lambda: app.sidebar.sessions[app.current].model == "fake-large")
         assert "fake · fake-large" in await shown(pilot)

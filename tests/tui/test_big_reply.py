@@ -11,7 +11,7 @@ from chatplex.core.store import Store
 from chatplex.tui.app import ChatplexApp
 from chatplex.tui.widgets.chat import LIMIT, ReplyMessage, UserMessage
 from tests.conftest import make_config, provider_for
-from tests.tui.conftest import runaway, until
+from tests.tui.conftest import dialog, runaway, until
 
 
 def on_screen(app) -> str:
@@ -77,7 +77,8 @@ async def test_a_stored_huge_reply_opens_as_its_tail_and_regenerating_it_goes_ba
         app.composer.focus()
         await pilot.press(*"still quick")
         assert app.composer.text == "still quick"
-        await pilot.press("ctrl+r")  # generate it again
+        await dialog(pilot, "ctrl+r")  # generate it again: a finished reply asks first
+        await pilot.press("y")
         await until(pilot, lambda: reply.message.state is MessageState.COMPLETE and reply.text == "Now **short**.")
         await until(pilot, lambda: bool(reply.query(Markdown)))
         assert not reply.long and not reply.query(".tail-note")

@@ -136,7 +136,7 @@ def test_every_key_chatplex_binds_or_shows_arrives_in_ordinary_terminals():
             assert all(k in LEGACY for k in keys), (cls.__name__, binding.key)
             assert set(keys) - {TMUX_PREFIX}, (cls.__name__, binding.key)
     app = app_module.ChatplexApp(make_config_none())
-    for keys, _ in app.help_rows():
+    for keys, _, _ in app.help_rows():
         for key in keys.replace("…", "/").split("/"):
             assert key.strip() in LEGACY, keys
 
@@ -165,7 +165,7 @@ def test_readme_and_help_offer_no_key_that_does_not_arrive(fake, tmp_path):
 
 async def test_help_shows_only_keys_that_arrive(fake, tmp_path):
     app = ChatplexApp(make_config(tmp_path, provider_for(fake.scenario())))
-    async with app.run_test(size=(110, 40)) as pilot:
+    async with app.run_test(size=(110, 90)) as pilot:
         await app.ready.wait()
         await pilot.press("f1")
         await pilot.pause()

@@ -29,6 +29,11 @@ log = logging.getLogger("chatplex.provider")
 _raw_decode = json.JSONDecoder().raw_decode
 
 
+class NotAnswering(ProviderError):
+    """The server refused the connection and has never answered this process: not retried
+    (five attempts with backoff kept a newcomer staring at an empty reply for ~15 s)."""
+
+
 class HttpProvider:
     """Base for SSE-over-HTTP providers. Subclasses build the body and read the events."""
 
@@ -36,6 +41,7 @@ class HttpProvider:
 
     def __init__(self, name: str, base_url: str, *, api_key: str | None = None,
                  missing_key_env: str | None = None, key_error: str | None = None,
+                 key_env: str | None = None,
                  connect_timeout: float = 10.0, read_timeout: float = 120.0,
                  default_max_tokens: int | None = None, params: dict[str, Any] | None = None):
         self.name = name
@@ -45,6 +51,11 @@ class HttpProvider:
             key_error = (f"{name}: the environment variable {missing_key_env} is not set "
                          "(it should hold the API key)")
         self._key_error = key_error  # raised as an AuthError on first use: nothing is sent
+        self.key_env = key_env or missing_key_env  # named by a 401/403 (never the key itself)
+        # Whether the server ever answered this process. A refused connection before it has
+        # is a server that is not running (or a wrong URL): retrying for a minute helps
+        # nobody. After it has, it is a restart, which retries ride out.
+        self._answered = False
         self.default_max_tokens = default_max_tokens
         self.params = dict(params or {})  # extra JSON body fields from config ([providers.x.params])
         self._client = httpx.AsyncClient(
@@ -92,9 +103,11 @@ class HttpProvider:
         try:
             async with aconnect_sse(self._client, "POST", url, json=body, headers=self.auth_headers()) as source:
                 response = source.response
+                self._answered = True
                 if response.status_code >= 400:
                     raw = await response.aread()
-                    raise http_error(response.status_code, response.headers, raw, self.name)
+                    raise http_error(response.status_code, response.headers, raw, self.name,
+                                     self.key_env)
                 kind = response.headers.get("content-type", "").partition(";")[0]
                 if "text/event-stream" not in kind:
                     raise BadRequest(f"{self.name}: the server did not answer with a stream "
@@ -102,7 +115,7 @@ class HttpProvider:
                 yield response.aiter_text(), _decoder()
         # `from None` everywhere: a chained cause would print the unscrubbed text in a traceback
         except httpx.TransportError as e:
-            raise self._scrubbed(transport_error(e, self.name, url)) from None
+            raise self._scrubbed(self._transport_error(e, url)) from None
         except Exception as e:  # noqa: BLE001 - also what the caller's loop raised in the stream
             raise self._scrubbed(e) from None
 
@@ -113,16 +126,25 @@ class HttpProvider:
             try:
                 response = await self._client.get(url, headers=self.auth_headers())
             except httpx.TransportError as e:
-                raise transport_error(e, self.name, url) from None
+                raise self._transport_error(e, url) from None
+            self._answered = True
             if response.status_code >= 400:
                 raise http_error(response.status_code, response.headers, response.content,
-                                 self.name)
+                                 self.name, self.key_env)
             try:
                 return response.json()
             except ValueError:
                 raise TransientError(f"{self.name}: {url} did not return JSON") from None
         except Exception as e:  # noqa: BLE001 - every error leaves scrubbed and typed
             raise self._scrubbed(e) from None
+
+    def _transport_error(self, exc: httpx.TransportError, url: str) -> ProviderError:
+        """`transport_error`, except that a connection that fails before the server ever
+        answered this process is not retried (see `_answered`)."""
+        if isinstance(exc, httpx.ConnectError) and not self._answered:
+            return NotAnswering(f"{self.name}: cannot connect to {url} (is the server running? "
+                                "it has not answered since chatplex started)")
+        return transport_error(exc, self.name, url)
 
     def _json(self, event: ServerSentEvent) -> Any:
         data = event.data

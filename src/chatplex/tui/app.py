@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import re
 import time
 from collections.abc import Iterable
@@ -22,9 +23,11 @@ from textual.css.query import NoMatches
 from textual.message import Message
 from textual.notifications import SeverityLevel
 from textual.screen import ModalScreen, Screen
+from textual.timer import Timer
 from textual.widgets import Footer
 
-from chatplex.config import Config
+from chatplex.config import KINDS as PROVIDER_KINDS
+from chatplex.config import Config, config_path
 from chatplex.core import export, models
 from chatplex.core.coordinator import Coordinator
 from chatplex.core.events import (
@@ -39,8 +42,9 @@ from chatplex.core.events import (
     SessionChanged,
     SessionDeleted,
 )
-from chatplex.core.models import MessageState, Session, SessionStatus
+from chatplex.core.models import MessageState, Role, Session, SessionStatus, preview_of
 from chatplex.core.store import StoreError
+from chatplex.tui import search
 from chatplex.tui.errors import Failures, guarded
 from chatplex.tui.screens.dashboard import DashboardScreen
 from chatplex.tui.screens.modals import (
@@ -55,7 +59,11 @@ from chatplex.tui.screens.queue import QueueScreen
 from chatplex.tui.widgets.chat import PAGE, ChatView
 from chatplex.tui.widgets.composer import Composer
 from chatplex.tui.widgets.sidebar import SessionList
+from chatplex.tui.widgets.sidebar import legend as sidebar_legend
+from chatplex.tui.widgets.status import LEGEND as STATUS_LEGEND
 from chatplex.tui.widgets.status import StatusBar
+
+NOTICE_SECONDS = 15.0  # the status bar's last notice clears after this long
 
 
 class CoreEvent(Message):
@@ -103,6 +111,26 @@ KEYS: list[tuple[str, str, str, str, bool]] = [
 OWN_ACTIONS = {action for _, _, action, _, _ in KEYS}
 
 
+# What each command does, for the palette's second line (the title is the first).
+PALETTE_HELP = {
+    "new_session": "Start a new chat session",
+    "next_session": "Show the next session in the sidebar",
+    "previous_session": "Show the previous session in the sidebar",
+    "rename": "Rename the session on screen",
+    "delete": "Delete the session on screen and all its messages",
+    "cancel": "Stop the reply being generated; its text so far is kept",
+    "retry": "Generate the last reply again",
+    "model": "Choose the provider and model of this session",
+    "system_prompt": "Edit this session's system prompt",
+    "search": "Find sessions by title or text",
+    "export": "Save this session as a Markdown file",
+    "toggle_sidebar": "Show or hide the session list",
+    "dashboard": "Every session at a glance",
+    "queue": "Every job: cancel, retry now, raise or lower its priority",
+    "help": "Every key, the ids that remap them, what the marks mean",
+}
+
+
 class ChatplexApp(App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "chatplex"
@@ -121,6 +149,15 @@ class ChatplexApp(App[None]):
         self._reloading = False
         self._deltas: list[ReplyDelta] | None = None  # the CoreDeltas message still queued, if any
         self.failures = Failures()  # every action, handler, timer and worker reports here
+        self._arrivals: list[Notification] = []  # background outcomes waiting for the toast to clear
+        self._toast_until = 0.0  # time.monotonic() when the last such toast goes away
+        self._arrivals_timer: Timer | None = None
+        self._notice_timer: Timer | None = None
+        self._notice = ""
+        # session id -> (its stored preview, what the sidebar shows instead): a reply cancelled
+        # here. The store leaves the preview as it was (blank in a new session), which said
+        # nothing of the cancel.
+        self._cancels: dict[int, tuple[str, str]] = {}
         # Set once the coordinator runs and the first session is shown. Textual calls a test's
         # pilot (and a snapshot's run_before) before the app's on_mount has finished.
         self.ready = asyncio.Event()
@@ -176,6 +213,9 @@ class ChatplexApp(App[None]):
             self.set_keymap(self.config.keys)
         self.chat.retry_key = self._key_for("retry")
         self.chat.export_key = self._key_for("export")
+        self.chat.new_key = self._key_for("new_session")
+        self.chat.prompt_key = self._key_for("system_prompt")
+        self.chat.setup_hint = setup_hint(self.config)
         if self.coordinator is None:
             try:
                 self.coordinator = await Coordinator.open(self.config)
@@ -258,6 +298,7 @@ class ChatplexApp(App[None]):
         try:
             if self.current is None:
                 session = await self.coord.create_session()
+                self.sidebar.upsert(session)  # before it is current (its event is still queued)
                 await self.focus_session(session.id)
             await self.coord.send(self.current, event.text)  # type: ignore[arg-type]
         except (ValueError, KeyError, StoreError) as e:
@@ -320,25 +361,26 @@ class ChatplexApp(App[None]):
 
     async def _route(self, event: Event) -> None:
         if isinstance(event, SessionChanged):
-            self.sidebar.upsert(event.session)
+            self.sidebar.upsert(self._as_listed(event.session))
             if event.session.id == self.current:
                 self.chat.session = event.session
+                self.chat.show_system_prompt(event.session.system_prompt)
                 self._session_shown(event.session)
         elif isinstance(event, MessageAdded):
+            if event.message.role is Role.USER:
+                self._cancels.pop(event.message.session_id, None)
             if event.message.session_id == self.current:
                 await self.chat.add(event.message)
         elif isinstance(event, ReplyStarted):
+            self._cancels.pop(event.session_id, None)
             if event.session_id == self.current and (reply := self.chat.replies.get(event.message_id)):
                 kept = (self.coord.live_text(event.message_id) or "")[:event.kept] if event.kept else ""
                 await reply.restart(kept)
         elif isinstance(event, ReplyFinished):
             if event.message.session_id == self.current and (reply := self.chat.replies.get(event.message.id)):
-                await reply.finish(event.message)
-            if (event.message.state is MessageState.ERROR and self.config.path is None
-                    and "cannot connect" in (event.message.error or "")):
-                self.notify("No config file: chatplex tried a local Ollama at localhost:11434. Start Ollama, "
-                            "or configure another provider in config.toml (see the README).",
-                            title="No provider reachable", severity="warning", markup=False, timeout=10)
+                await reply.finish(event.message)  # a refused first contact: the box says what to do
+            if event.message.state is MessageState.INTERRUPTED and event.message.error == "cancelled":
+                self._cancelled(event.message)
         elif isinstance(event, QueueStatsChanged):
             self.status.set(workers=(event.workers_busy, event.workers_total),
                             queued=(event.stats.queued_high, event.stats.queued_low))
@@ -349,14 +391,74 @@ class ChatplexApp(App[None]):
         elif isinstance(event, ExternalChange):
             await self._reload()
 
+    def _cancelled(self, message: models.Message) -> None:
+        """The sidebar row of a cancelled reply says so, with the partial text if any, until
+        the session moves on (a new message, a retry, another preview)."""
+        sid = message.session_id
+        listed = self.sidebar.sessions.get(sid)
+        if listed is None:
+            return
+        stored = self._cancels[sid][0] if sid in self._cancels else listed.preview
+        self._cancels[sid] = (stored, preview_of("⏹ " + (message.content or "cancelled")))
+        self.sidebar.upsert(self._as_listed(listed))
+
+    def _as_listed(self, session: Session) -> Session:
+        cancel = self._cancels.get(session.id)
+        if cancel is None:
+            return session
+        if session.preview not in cancel:  # a newer preview: the cancel is old news
+            del self._cancels[session.id]
+            return session
+        return dataclasses.replace(session, preview=cancel[1])
+
     def _notification(self, event: Notification) -> None:
-        self.status.set(notice=f"{event.title}: {event.text}")
+        """A background reply finished or failed: the status bar says so for a while, and one
+        toast at a time says so over the chat — those that arrive while it shows are told
+        together once it has gone ("3 replies arrived"), not stacked over the chat."""
+        self._set_notice(f"{event.title}: {event.text}")
         if event.session_id == self.current:
             return
-        severity: SeverityLevel = "error" if event.level == "error" else "information"
-        self.notify(event.text, title=event.title, severity=severity, markup=False)
+        self._arrivals.append(event)
+        wait = self._toast_until - time.monotonic()
+        if wait <= 0:
+            self._show_arrivals()
+        elif self._arrivals_timer is None:
+            self._arrivals_timer = self.set_timer(wait, self._show_arrivals)
+
+    @guarded
+    def _show_arrivals(self) -> None:
+        self._arrivals_timer = None
+        arrived, self._arrivals = self._arrivals, []
+        if not arrived:
+            return
+        failed = sum(1 for e in arrived if e.level == "error")
+        if len(arrived) == 1:
+            title, text = arrived[0].title, arrived[0].text
+        else:
+            done = len(arrived) - failed
+            said = [f"{done} repl{'y' if done == 1 else 'ies'} arrived"] if done else []
+            said += [f"{failed} failed"] if failed else []
+            title = ", ".join(said)
+            names = list(dict.fromkeys(e.title for e in arrived))
+            text = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        self.notify(text, title=title, severity="error" if failed else "information", markup=False)
+        self._toast_until = time.monotonic() + self.NOTIFICATION_TIMEOUT
         if self.config.bell:
             self.bell()
+
+    def _set_notice(self, text: str) -> None:
+        """The status bar's notice, cleared after NOTICE_SECONDS (it went stale for good)."""
+        self.status.set(notice=text)
+        self._notice = self.status.notice
+        if self._notice_timer is not None:
+            self._notice_timer.stop()
+        self._notice_timer = self.set_timer(NOTICE_SECONDS, self._clear_notice)
+
+    @guarded
+    def _clear_notice(self) -> None:
+        self._notice_timer = None
+        if self.status.notice == self._notice:  # not one set since (quitting says so to the end)
+            self.status.set(notice="")
 
     async def _reload(self) -> None:
         """Another process wrote to the database: refresh what is shown."""
@@ -365,7 +467,7 @@ class ChatplexApp(App[None]):
         self._reloading = True
         try:
             sessions = await self.coord.sessions()
-            self.sidebar.set_sessions(sessions)
+            self.sidebar.set_sessions([self._as_listed(s) for s in sessions])
             current = next((s for s in sessions if s.id == self.current), None)
             local = any(rj.session.id == self.current for rj in self.coord.running())
             if current and not local and self.chat.session and current.updated_at != self.chat.session.updated_at:
@@ -458,19 +560,31 @@ class ChatplexApp(App[None]):
             return
         question = f"Delete “{session.title}” and all its messages?"
         if await self.push_screen_wait(ConfirmScreen(question)):
-            order = [s for s in self.sidebar.order if s != session.id]
+            order = self.sidebar.order
+            at = order.index(session.id) if session.id in order else 0
+            rest = [s for s in order if s != session.id]
             await self.coord.delete_session(session.id)
             if session.id == self.current:  # deleted from the dashboard, the chat pane stays
-                await self.focus_session(order[0] if order else None)
+                # the row that takes its place (the one above, if it was the last): not the top
+                await self.focus_session(rest[min(at, len(rest) - 1)] if rest else None)
 
     @guarded
     async def action_cancel_reply(self) -> None:
         if self.current is not None and not await self.coord.cancel(self.current):
             self.notify("Nothing to cancel in this session.", markup=False, timeout=2)
 
+    @work(exclusive=True, group="dialog")
     @guarded
     async def action_retry(self) -> None:
+        """Generate the last reply again; a finished one only once the user says so (its text
+        is replaced, and it may have taken minutes)."""
         if (session := await self._need_session()) is None:
+            return
+        recent = await self.coord.messages(session.id, limit=1)
+        last = recent[-1] if recent else None
+        if (last is not None and last.role is Role.ASSISTANT and last.state is MessageState.COMPLETE
+                and not await self.push_screen_wait(ConfirmScreen(
+                    "Generate the last reply again? Its text is replaced by the new one."))):
             return
         if await self.coord.retry(session.id) is None:
             self.notify("Nothing to retry here.", markup=False, timeout=2)
@@ -491,7 +605,10 @@ class ChatplexApp(App[None]):
                     continue
             return found
 
-        chosen = await self.push_screen_wait(PickerScreen("Provider and model", choices, load))
+        current = f"{session.provider}\t{session.model}"  # the target's (a tile's, on the dashboard)
+        if current not in dict(choices):  # a model picked from a server's list earlier
+            choices.insert(0, (current, current.replace("\t", " · ")))
+        chosen = await self.push_screen_wait(PickerScreen("Provider and model", choices, load, current))
         if chosen:
             provider, model = chosen.split("\t", 1)
             await self.coord.update_session(session.id, provider=provider, model=model)
@@ -509,12 +626,22 @@ class ChatplexApp(App[None]):
     @work(exclusive=True, group="dialog")
     @guarded
     async def action_search(self) -> None:
-        async def search(query: str) -> list[tuple[int, str]]:
-            return [(s.id, s.title) for s in await self.coord.search(query)]
-
-        chosen = await self.push_screen_wait(SearchScreen(search))
+        chosen = await self.push_screen_wait(SearchScreen(lambda query: search.find(self.coord, query)))
         if chosen is not None:
-            await self.focus_session(chosen)
+            session_id, message_id = chosen
+            await self.focus_session(session_id)
+            if message_id is not None:
+                await self._reveal(message_id)
+
+    async def _reveal(self, message_id: int) -> None:
+        """Scroll the chat pane to a message, mounting the older ones down to it first."""
+        chat = self.chat
+        if chat.session and chat.oldest_id is not None and message_id < chat.oldest_id and chat.has_older:
+            older = await self.coord.messages(chat.session.id, before_id=chat.oldest_id)
+            wanted = [m for m in older if m.id >= message_id]
+            await chat.prepend(wanted)
+            chat.has_older = len(wanted) < len(older)
+        chat.scroll_to_message(message_id)
 
     @work(exclusive=True, group="dialog")
     @guarded
@@ -564,23 +691,37 @@ class ChatplexApp(App[None]):
 
     @guarded
     def action_help(self) -> None:
-        self.push_screen(HelpScreen(self.help_rows()))
+        self.push_screen(HelpScreen(self.help_rows(), sidebar_legend(), STATUS_LEGEND))
 
-    def help_rows(self) -> list[tuple[str, str]]:
-        """F1's table: every key there is one that arrives in ordinary terminals."""
-        rows = [(" / ".join(self._keys_for(bid)), text) for bid, _, _, text, _ in KEYS]
-        rows.append(("pageup / pagedown", "Scroll the chat, also while typing"))
-        rows.append(("ctrl+home / ctrl+end", "Top / end of the chat"))
-        rows.append(("1 … 9", "On the dashboard: open session 1–9"))
-        rows.append(("ctrl+p", "Command palette"))
+    def help_rows(self) -> list[tuple[str, str, str]]:
+        """F1's table (keys, what they do, the id to remap them by): every key there is one
+        that arrives in ordinary terminals."""
+        rows = [(" / ".join(self._keys_for(bid)), text, bid) for bid, _, _, text, _ in KEYS]
+        rows.append(("pageup / pagedown", "Scroll the chat, also while typing", "—"))
+        rows.append(("ctrl+home / ctrl+end", "Top / end of the chat", "—"))
+        rows.append(("1 … 9", "On the dashboard: open session 1–9", "—"))
+        rows.append(("ctrl+p", "Command palette", "—"))
         return rows
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         for bid, _, action, text, _ in KEYS:
             if bid != "quit":  # Textual lists its own Quit; Help is here for terminals that take F1
-                yield SystemCommand(text, f"{text} ({self._key_for(bid)})",
+                yield SystemCommand(text, f"{PALETTE_HELP.get(bid, text)} · {self._key_for(bid)}",
                                     lambda action=action: self.run_action(action))
+
+
+def setup_hint(config: Config) -> str:
+    """What to do when the built-in default (no config file: a local Ollama) is not there,
+    for the empty chat pane and a reply that could not connect; "" with a config file."""
+    provider = config.providers.get(config.default_provider)
+    if config.path is not None or provider is None or provider.kind != "ollama":
+        return ""
+    others = ", ".join(k for k in PROVIDER_KINDS if k not in ("ollama", "llamacpp"))
+    return (f"No config file, so chatplex uses its built-in default: Ollama at {provider.base_url}, "
+            f"model {provider.model}. Start Ollama (ollama serve, then ollama pull {provider.model}), "
+            f"or run `chatplex config init` to write {config_path()} and set up another provider "
+            f"there: {others}, or llamacpp for a local GGUF file.")
 
 
 def _write_markdown(path: Path, session: Session, messages: list[models.Message]) -> None:

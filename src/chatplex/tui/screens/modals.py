@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -75,24 +76,42 @@ class TextScreen(ModalScreen[str | None]):
 
 
 class PickerScreen(ModalScreen[str | None]):
-    """Choose one of many (provider/model). Choices may arrive later via `load`."""
+    """Choose one of many (provider/model): typing filters the list, ↑/↓ move, Enter chooses;
+    the current choice is marked. Choices may arrive later via `load`."""
 
-    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
+    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel"),
+                Binding("down", "move(1)", show=False), Binding("up", "move(-1)", show=False)]
 
     def __init__(self, title: str, choices: list[tuple[str, str]],
-                 load: Callable[[], Awaitable[list[tuple[str, str]]]] | None = None) -> None:
+                 load: Callable[[], Awaitable[list[tuple[str, str]]]] | None = None,
+                 current: str | None = None) -> None:
         super().__init__(classes="modal")
-        self.title_text, self.choices, self.load = title, choices, load
+        self.title_text, self.choices, self.load, self.current = title, list(choices), load, current
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog wide"):
             yield Label(plain(self.title_text), classes="dialog-title")
-            yield OptionList(*[Option(plain(label), id=value) for value, label in self.choices], id="choices")
+            yield Input(placeholder="type to filter…", id="filter")
+            yield OptionList(*self._options(""), id="choices")
             yield Static(plain("Enter chooses · Escape cancels"), id="picker-hint")
+
+    def _options(self, query: str) -> list[Option]:
+        wanted = query.casefold().split()
+        return [Option(Content.assemble(("● " if value == self.current else "  ", "$success"), plain(label),
+                                        ("  current" if value == self.current else "", "$text-muted")),
+                       id=value)
+                for value, label in self.choices if all(w in label.casefold() for w in wanted)]
+
+    def _refill(self) -> None:
+        options = self.query_one(OptionList)
+        options.set_options(self._options(self.query_one(Input).value))
+        ids = [options.get_option_at_index(i).id for i in range(options.option_count)]
+        options.highlighted = ids.index(self.current) if self.current in ids else (0 if ids else None)
 
     @guarded
     def on_mount(self) -> None:
-        self.query_one(OptionList).focus()
+        self.query_one(Input).focus()
+        self._refill()
         if self.load:
             self.query_one("#picker-hint", Static).update(plain("Asking the servers for their models…"))
             self._load()
@@ -102,10 +121,29 @@ class PickerScreen(ModalScreen[str | None]):
     async def _load(self) -> None:
         assert self.load is not None
         more = await self.load()
-        options = self.query_one(OptionList)
         known = {value for value, _ in self.choices}
-        options.add_options(Option(plain(label), id=value) for value, label in more if value not in known)
+        self.choices += [(value, label) for value, label in more if value not in known]
+        self._refill()
         self.query_one("#picker-hint", Static).update(plain("Enter chooses · Escape cancels"))
+
+    @on(Input.Changed)
+    @guarded
+    def _filter(self) -> None:
+        self._refill()
+
+    @guarded
+    def action_move(self, step: int) -> None:
+        options = self.query_one(OptionList)
+        if options.option_count:
+            at = options.highlighted if options.highlighted is not None else -step
+            options.highlighted = max(0, min(at + step, options.option_count - 1))
+
+    @on(Input.Submitted)
+    @guarded
+    def _submit(self) -> None:
+        options = self.query_one(OptionList)
+        if options.highlighted is not None and options.option_count:
+            self.dismiss(options.get_option_at_index(options.highlighted).id)
 
     @on(OptionList.OptionSelected)
     @guarded
@@ -113,14 +151,38 @@ class PickerScreen(ModalScreen[str | None]):
         self.dismiss(event.option.id)
 
 
-class SearchScreen(ModalScreen[int | None]):
-    """Find sessions by title or content; Enter opens the highlighted one."""
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    """A session found by a search, and where: the matching line of its newest message that
+    matches (cut around the match), or none when only its title matched."""
+
+    session_id: int
+    title: str
+    message_id: int | None = None
+    line: str = ""
+    start: int = 0  # the match, within `line`
+    end: int = 0
+
+
+def hit_prompt(hit: SearchHit) -> Content:
+    title = plain(hit.title).stylize("bold")
+    if hit.message_id is None:
+        return Content.assemble(title, "\n", plain("  (its title)", "$text-muted"))
+    line = hit.line
+    return Content.assemble(title, "\n  ", plain(line[:hit.start], "$text-muted"),
+                            plain(line[hit.start:hit.end], "bold reverse"),
+                            plain(line[hit.end:], "$text-muted"))
+
+
+class SearchScreen(ModalScreen[tuple[int, int | None] | None]):
+    """Find sessions by title or content; Enter opens the highlighted one at the match."""
 
     BINDINGS = [Binding("escape", "dismiss(None)", "Cancel"), Binding("down", "focus_results", show=False)]
 
-    def __init__(self, search: Callable[[str], Awaitable[list[tuple[int, str]]]]) -> None:
+    def __init__(self, search: Callable[[str], Awaitable[list[SearchHit]]]) -> None:
         super().__init__(classes="modal")
         self.search = search
+        self.hits: dict[str, SearchHit] = {}
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog wide"):
@@ -137,15 +199,21 @@ class SearchScreen(ModalScreen[int | None]):
     @guarded
     async def _run(self, query: str) -> None:
         results = await self.search(query) if query.strip() else []
-        self.query_one("#results", OptionList).set_options(Option(plain(title), id=str(sid)) for sid, title in results)
+        self.hits = {f"{hit.session_id}:{hit.message_id or ''}": hit for hit in results}
+        self.query_one("#results", OptionList).set_options(Option(hit_prompt(hit), id=key)
+                                                           for key, hit in self.hits.items())
+
+    def _open(self, option_id: str | None) -> None:
+        hit = self.hits.get(option_id or "")
+        if hit is not None:
+            self.dismiss((hit.session_id, hit.message_id))
 
     @on(Input.Submitted)
     @guarded
     def _submit(self) -> None:
         results = self.query_one("#results", OptionList)
         if results.option_count:
-            option = results.get_option_at_index(results.highlighted or 0)
-            self.dismiss(int(option.id))  # type: ignore[arg-type]
+            self._open(results.get_option_at_index(results.highlighted or 0).id)
 
     @guarded
     def action_focus_results(self) -> None:
@@ -154,27 +222,35 @@ class SearchScreen(ModalScreen[int | None]):
     @on(OptionList.OptionSelected)
     @guarded
     def _chosen(self, event: OptionList.OptionSelected) -> None:
-        self.dismiss(int(event.option.id))  # type: ignore[arg-type]
+        self._open(event.option.id)
 
 
 class HelpScreen(ModalScreen[None]):
+    """What the marks and the status bar mean, and every key with the id that remaps it."""
+
     BINDINGS = [Binding("escape,f1,q", "dismiss", "Close")]
 
-    def __init__(self, rows: list[tuple[str, str]]) -> None:
+    def __init__(self, rows: list[tuple[str, str, str]], marks: Content, status: str) -> None:
         super().__init__(classes="modal")
-        self.rows = rows
+        self.rows, self.marks, self.status = rows, marks, status
 
     def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog wide"):
-            yield Label("Keys", classes="dialog-title")
+        with Vertical(classes="dialog wide help"):
+            yield Label("Sidebar marks", classes="help-title first")
+            yield Static(self.marks)
+            yield Label("Status bar", classes="help-title")
+            yield Static(plain(self.status, "$text-muted"))
+            remap = '  (remap one by its id in config.toml: [keys] new_session = "ctrl+t")'
+            yield Label(Content.assemble("Keys", (remap, "$text-muted")), classes="help-title")
             table: DataTable[Content] = DataTable(cursor_type="row", zebra_stripes=True)
             table.add_column("key", width=22)
-            table.add_column("action", width=40)
-            for key, text in self.rows:
-                table.add_row(Content(key), Content(text))
+            table.add_column("action", width=36)
+            table.add_column("id", width=18)
+            for key, text, binding_id in self.rows:
+                table.add_row(Content(key), Content(text), Content(binding_id))
             yield table
             yield Static(plain("In the message box: Enter sends · Ctrl+J: new line. "
-                               "Ctrl+P: all commands. Escape closes.", "$text-muted"))
+                               "↑/↓ scroll the keys. Escape closes.", "$text-muted"))
 
 
 class ErrorScreen(Screen[None]):

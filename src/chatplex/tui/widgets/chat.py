@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 
 from textual.containers import Vertical, VerticalScroll
@@ -36,6 +37,15 @@ LIMIT = 50_000
 TAIL_CHARS = 8_000  # at most this much of a long reply's end is shown (~5 ms to lay out)…
 TAIL_LINES = 200  # …and at most this many lines of it
 TAIL_EVERY = 0.2  # seconds between re-renders of a long reply's tail while it streams (5 a second)
+
+
+# A reply cut by the token limit (OpenAI-style, Anthropic) …
+TRUNCATED = ("length", "max_tokens")
+# …and a request the model's context cannot hold: llama.cpp "exceeds the available context
+# size", OpenAI/vLLM "maximum context length", Anthropic "prompt is too long". Retrying it
+# fails the same way, so the reply box says what helps instead.
+CONTEXT_FULL = re.compile(r"context (size|length|window)|context_length_exceeded|prompt is too long",
+                          re.IGNORECASE)
 
 
 def _size(text: str) -> int:
@@ -96,11 +106,15 @@ class ReplyMessage(Vertical):
     window and a note) plus a state line for streaming/failed/interrupted."""
 
     def __init__(self, message: Message, model: str, retry_key: str = "ctrl+r",
-                 export_key: str = "ctrl+s") -> None:
+                 export_key: str = "ctrl+s", *, provider: str = "", new_key: str = "ctrl+n",
+                 setup_hint: str = "") -> None:
         super().__init__(classes="message reply")
         self.message = message
         self.retry_key = retry_key
         self.export_key = export_key
+        self.provider = provider  # the config table a "raise max_tokens" hint names
+        self.new_key = new_key
+        self.setup_hint = setup_hint  # what to do when the built-in default server is not there
         self.border_title = Content(visible(model))
         self._set_text(message.content)
         self._stream: MarkdownStream | None = None
@@ -154,12 +168,25 @@ class ReplyMessage(Vertical):
             # a server busy with other requests may take a while to start: show it is alive
             return plain("waiting for the model…" + (f" {waited}s" if waited >= 1 else ""), "$text-muted")
         if m.state is MessageState.ERROR:
-            return plain(f"⚠ {m.error or 'failed'} — press {self.retry_key} to retry", "$error")
+            error = m.error or "failed"
+            if CONTEXT_FULL.search(error):  # the error in red, what to do in plain words
+                return Content.assemble(plain(f"⚠ {error}", "$error"), "\n", plain(
+                    f"The conversation no longer fits in the model's context, so retrying fails the same "
+                    f"way. What helps: a new session ({self.new_key}), a shorter message, or a model or "
+                    "server with a bigger context."))
+            if self.setup_hint and "cannot connect to" in error:
+                return Content.assemble(plain(f"⚠ {error}", "$error"), "\n\n", plain(
+                    f"{self.setup_hint}\n\nThen press {self.retry_key} to retry."))
+            return plain(f"⚠ {error} — press {self.retry_key} to retry", "$error")
         if m.state is MessageState.INTERRUPTED:
             why = m.error or "interrupted"
             if why == "cancelled":
                 return plain(f"⏹ cancelled — press {self.retry_key} to generate it again", "$warning")
             return plain(f"‖ {why}", "$warning")
+        if m.finish_reason in TRUNCATED:
+            where = f" in [providers.{self.provider}] of config.toml" if self.provider else ""
+            return plain(f"✂ cut at the token limit (finish: {m.finish_reason}) — raise max_tokens{where} "
+                         f"for longer replies; {self.retry_key} generates it again", "$warning")
         return Content("")
 
     @property
@@ -349,6 +376,33 @@ async def _stop(stream: MarkdownStream) -> bool:
     return True
 
 
+class SystemPrompt(Static):
+    """The session's system prompt above its messages: what the model is told first, shown
+    literally and dim, and folded past FOLD_LINES lines (the prompt editor shows it all)."""
+
+    FOLD_LINES = 3
+    FOLD_CHARS = 400
+
+    def __init__(self) -> None:
+        super().__init__("", classes="system-prompt", markup=False)
+        self.border_title = "System prompt"
+        self.prompt = ""
+
+    def set_prompt(self, text: str, edit_key: str) -> None:
+        self.prompt = text
+        lines = text.strip("\n").split("\n")
+        shown = "\n".join(lines[:self.FOLD_LINES])
+        if len(shown) > self.FOLD_CHARS:
+            shown = shown[:self.FOLD_CHARS] + "…"
+        content = plain(shown)
+        if shown != text.strip("\n"):
+            more = len(lines) - self.FOLD_LINES
+            what = f"{more:,} more line{'s' * (more != 1)}" if more > 0 else "the rest"
+            content = Content.assemble(content, "\n", plain(f"⋯ {what} — {edit_key} shows it all",
+                                                             "italic"))
+        self.update(content)
+
+
 class ChatView(VerticalScroll):
     """Shows one session; the app feeds it the coordinator's events for that session."""
 
@@ -364,6 +418,9 @@ class ChatView(VerticalScroll):
         self._loading_older = False
         self.retry_key = "ctrl+r"
         self.export_key = "ctrl+s"
+        self.new_key = "ctrl+n"
+        self.prompt_key = "f4"  # edits the system prompt
+        self.setup_hint = ""  # set by the app when it runs on the built-in default provider
 
     @guarded
     def watch_scroll_y(self, old: float, new: float) -> None:
@@ -371,12 +428,44 @@ class ChatView(VerticalScroll):
         if new <= 0 < old and self.has_older and not self._loading_older:
             self.post_message(self.NeedOlder())
 
+    def show_system_prompt(self, text: str) -> None:
+        """Show `text` as the system prompt above the messages (none: no header)."""
+        found = self.query(SystemPrompt)
+        header = found.first() if found else None
+        if not text.strip():
+            if header is not None:
+                header.remove()
+            return
+        if header is None:
+            header = SystemPrompt()
+            header.set_prompt(text, self.prompt_key)
+            self.mount(header, before=self.children[0] if self.children else None)
+        elif header.prompt != text:
+            header.set_prompt(text, self.prompt_key)
+
+    def scroll_to_message(self, message_id: int) -> bool:
+        """Bring a mounted message to the top of the pane, marked as found (search)."""
+        widget = next((w for w in self.children if isinstance(w, (UserMessage, ReplyMessage))
+                       and w.message.id == message_id), None)
+        if widget is None:
+            return False
+        self.query(".-found").remove_class("-found")
+        widget.add_class("-found")
+        self.call_after_refresh(self._scroll_to_found, widget)  # after prepend's _keep_place
+        return True
+
+    @guarded
+    def _scroll_to_found(self, widget: Widget) -> None:
+        self.scroll_to_widget(widget, animate=False, top=True)
+
     def _widget(self, message: Message) -> Static | ReplyMessage | None:
         if message.role is Role.USER:
             return UserMessage(message, self.export_key)
         if message.role is Role.ASSISTANT:
             model = message.model or (self.session.model if self.session else "")  # who wrote it
-            widget = ReplyMessage(message, model, self.retry_key, self.export_key)
+            widget = ReplyMessage(message, model, self.retry_key, self.export_key,
+                                  provider=self.session.provider if self.session else "",
+                                  new_key=self.new_key, setup_hint=self.setup_hint)
             self.replies[message.id] = widget
             return widget
         return None
@@ -388,12 +477,15 @@ class ChatView(VerticalScroll):
         await self.remove_children()
         self.oldest_id = messages[0].id if messages else None
         self.has_older = len(messages) >= PAGE
+        hint = f"\n\n{self.setup_hint}" if self.setup_hint else ""
         if session is None:
-            await self.mount(Static(Content("No session yet. Press ctrl+n for a new one."), classes="empty"))
+            await self.mount(Static(plain(f"No session yet. Type a message below to start one "
+                                          f"(or press {self.new_key}).{hint}"), classes="empty"))
             return
+        self.show_system_prompt(session.system_prompt)
         if not messages:
             await self.mount(Static(plain(f"{session.title}\n{session.provider} · {session.model}\n\n"
-                                          "Type a message below and press Enter."), classes="empty"))
+                                          f"Type a message below and press Enter.{hint}"), classes="empty"))
         widgets = [w for m in messages if (w := self._widget(m)) is not None]
         if widgets:
             await self.mount_all(widgets)
@@ -409,7 +501,7 @@ class ChatView(VerticalScroll):
         self.has_older = len(messages) >= PAGE
         widgets = [w for m in messages if (w := self._widget(m)) is not None]
         before = self.virtual_size.height
-        first = self.children[0] if self.children else None
+        first = next((c for c in self.children if not isinstance(c, SystemPrompt)), None)
         await self.mount_all(widgets, before=first)
         self.refresh(layout=True)
         self.call_after_refresh(self._keep_place, before)

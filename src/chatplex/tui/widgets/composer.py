@@ -5,6 +5,14 @@ Alt+Enter work only where the terminal speaks the kitty keyboard protocol (kitty
 foot, Ghostty): xterm, GNOME Terminal, tmux, iTerm2 and Windows Terminal send plain Enter
 for Shift+Enter, and ESC+Enter for Alt+Enter, which Textual delivers as Enter (Windows
 Terminal even takes Alt+Enter for full screen). So only Ctrl+J is advertised.
+
+A paste arrives as one Paste event where the terminal brackets it. Where it does not (an old
+terminal, tmux's paste-buffer, a remote console), the text arrives as one key per character,
+each line ending in Enter: a 200 KB paste sent ~3,000 messages. So keys that come faster
+than fingers can type them are taken as a paste: they go into the box, Enter among them is a
+newline, and nothing is sent until a person presses Enter after a pause. The keys' own time
+stamps (taken when the terminal's input was read) decide, not when they are handled, so a
+busy app does not turn typing into a paste.
 """
 
 from __future__ import annotations
@@ -19,6 +27,9 @@ from textual.widgets import TextArea
 from chatplex.tui.errors import guarded
 
 NEWLINE_KEYS = ("ctrl+j", "alt+enter", "shift+enter")  # the last two: kitty-protocol terminals only
+BURST = 0.02  # seconds: keys closer together than this come from a machine, not a person
+QUIET = 0.1  # a pause this long ends a paste
+RUN = 4  # this many such keys in a row are a paste even before its first newline
 
 
 class Composer(TextArea):
@@ -47,6 +58,11 @@ class Composer(TextArea):
     def __init__(self, **kwargs: object) -> None:
         super().__init__(soft_wrap=True, show_line_numbers=False, tab_behavior="focus", **kwargs)  # type: ignore[arg-type]
         self.placeholder = "Message… (Enter sends, Ctrl+J newline)"
+        self._last_key = float("-inf")  # event.time of the previous key
+        self._run = 0  # keys in a row that came within BURST of the one before
+        self._pasting = False
+        self._enter_at: float | None = None  # an Enter that waits to see whether keys follow at once
+        self._pasted: list[str] = []  # text of a paste not yet in the document
 
     def set_busy(self, busy: bool) -> None:
         """Looks disabled while the session's reply streams; typing still works and Enter queues."""
@@ -60,13 +76,33 @@ class Composer(TextArea):
 
     @guarded
     async def _on_key(self, event: events.Key) -> None:
+        now = event.time
+        gap, self._last_key = now - self._last_key, now
+        if self._enter_at is not None:  # the Enter before this key: typed, or part of a paste?
+            pasted = now - self._enter_at < BURST
+            self._enter_at = None
+            if pasted:
+                self._pasting = True
+                self._paste("\n")
+            else:
+                self._send()
+        self._run = self._run + 1 if gap < BURST else 0
+        if gap >= QUIET:
+            self._pasting = False
+        elif self._run >= RUN or (event.key == "enter" and gap < BURST):
+            self._pasting = True
+        text = _text_of(event)
+        if self._pasting and text is not None:
+            event.stop()
+            event.prevent_default()
+            self._paste(text)
+            return
+        self._flush_paste()  # any other key acts on the text as it is so far
         if event.key == "enter":
             event.stop()
             event.prevent_default()
-            text = self.text
-            if text.strip():
-                self.post_message(self.Submitted(text))
-                self.clear()
+            self._enter_at = now  # sent unless another key follows within BURST
+            self.set_timer(BURST, self._enter_due)
             return
         if event.key in NEWLINE_KEYS:
             event.stop()
@@ -74,3 +110,38 @@ class Composer(TextArea):
             self.insert("\n")
             return
         await super()._on_key(event)
+
+    @guarded
+    def _enter_due(self) -> None:
+        if self._enter_at is not None:  # no key came right after it: a person pressed it
+            self._enter_at = None
+            self._send()
+
+    def _send(self) -> None:
+        self._flush_paste()
+        text = self.text
+        if text.strip():
+            self.post_message(self.Submitted(text))
+            self.clear()
+
+    def _paste(self, text: str) -> None:
+        """Collect pasted keys and add them as one edit once the keys queued now are handled:
+        one edit per key cost ~0.3 ms each, and re-wrapped a long line every time."""
+        if not self._pasted:
+            self.call_later(self._flush_paste)
+        self._pasted.append(text)
+
+    @guarded
+    def _flush_paste(self) -> None:
+        if self._pasted:
+            text, self._pasted = "".join(self._pasted), []
+            self.replace(text, *self.selection, maintain_selection_offset=False)
+
+
+def _text_of(event: events.Key) -> str | None:
+    """What a key adds to a pasted text (None: it is not text, like an arrow)."""
+    if event.key == "enter" or event.key in NEWLINE_KEYS:
+        return "\n"
+    if event.key == "tab":  # in a paste, a tab is text (it would move the focus away)
+        return "\t"
+    return event.character if event.is_printable else None

@@ -28,6 +28,28 @@ MARKS: dict[SessionStatus, tuple[str, str]] = {
     SessionStatus.INTERRUPTED: ("‖", "$warning"),
 }
 ANIMATED = (SessionStatus.QUEUED, SessionStatus.STREAMING)
+# What each mark means, for the help screen (F1), in its two columns
+MEANING = {
+    SessionStatus.IDLE: "idle — nothing asked yet",
+    SessionStatus.QUEUED: "queued (dim) — waits for a worker",
+    SessionStatus.STREAMING: "answering — the model streams",
+    SessionStatus.WAITING: "your turn — bold, with a count: unread",
+    SessionStatus.ERROR: "failed — the reply says why",
+    SessionStatus.INTERRUPTED: "paused — resumes by itself",
+}
+PREVIEW_MARKS = "In the second line: ⏹ cancelled · ↻ retrying soon · ⚠ failed"
+
+
+def legend() -> Content:
+    """The marks a row can show and what each means (F1)."""
+    cells = []
+    for status, meaning in MEANING.items():
+        mark, style = MARKS[status]
+        cells.append(Content.assemble((mark or SPINNER[0], style), " ", meaning))
+    half = (len(cells) + 1) // 2
+    lines = [Content.assemble(left, " " * max(42 - left.cell_length, 1), right)
+             for left, right in zip(cells[:half], cells[half:])]
+    return Content("\n").join([*lines, Content(PREVIEW_MARKS).stylize("$text-muted")])
 ROW_HEIGHT = 2
 PLACEHOLDER = {
     SessionStatus.QUEUED: "queued…",

@@ -7,6 +7,10 @@ from textual.widgets import Static
 
 from chatplex.tui.safe import visible
 
+LEGEND = ("workers 1/4: replies being generated / at most at once · queue 2▲ 5▼: replies waiting for "
+          "a worker, ▲ high priority (the session on screen: it goes first), ▼ low (the others) · "
+          "tok/s: tokens a second, all sessions · the model of this session · the last notice")
+
 
 class StatusBar(Static):
     def __init__(self, **kwargs: object) -> None:

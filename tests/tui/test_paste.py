@@ -1,0 +1,94 @@
+"""A paste the terminal does not bracket arrives as one key per character, each line ending
+in Enter. It must become one text in the composer and send nothing; a person's Enter sends.
+
+The keys are made and posted from another thread, in a burst, as Textual's input thread does
+with what it reads from the terminal (their time stamps are taken there)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from textual import events
+
+from chatplex.core.models import MessageState
+from chatplex.tui.app import ChatplexApp
+from tests.conftest import make_config, provider_for
+from tests.tui.conftest import until
+
+
+def raw_keys(text: str) -> list[events.Key]:
+    """The key events Textual's parser makes of `text` typed into a terminal: CR is Enter,
+    LF is ctrl+j, TAB is tab."""
+    names = {"\r": "enter", "\n": "ctrl+j", "\t": "tab", " ": "space"}
+    return [events.Key(names.get(ch, ch), ch) for ch in text]
+
+
+def post_from_a_thread(app: ChatplexApp, make_keys) -> None:
+    thread = threading.Thread(target=lambda: [app.post_message(k) for k in make_keys()])
+    thread.start()
+    thread.join()
+
+
+def paste_text(size: int) -> str:
+    lines, n = [], 0
+    while n < size:
+        line = f"line {len(lines):05d}: some pasted text, a\ttab and [b]markup[/b] that stays literal"
+        lines.append(line)
+        n += len(line) + 1
+    return "\r" + "\r".join(lines) + "\r"  # starts and ends with a line break, as copied text may
+
+
+async def test_a_200_kb_paste_without_brackets_is_one_text_and_sends_nothing(fake, tmp_path):
+    s = fake.scenario(reply="got it all")
+    app = ChatplexApp(make_config(tmp_path, provider_for(s)))
+    pasted = paste_text(200_000)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await app.ready.wait()
+        app.composer.focus()
+        app.composer.insert("Here:")  # typed before the paste
+        post_from_a_thread(app, lambda: raw_keys(pasted))
+        expected = "Here:" + pasted.replace("\r", "\n")
+        await until(pilot, lambda: app.composer.text == expected, timeout=300)
+        assert s.requests == [] and await app.coord.jobs() == [] and app.current is None
+        assert app.composer.has_focus  # the tabs in it did not move the focus away
+        # a person reads it over and presses Enter: one message, the whole text
+        app.composer.post_message(events.Key("enter", "\r"))
+        await until(pilot, lambda: app.current is not None and app.chat.replies
+                    and next(iter(app.chat.replies.values())).message.state is MessageState.COMPLETE)
+        assert [r["messages"][-1]["content"] for r in s.requests] == [expected]
+        assert len(await app.coord.jobs()) == 1 and app.composer.text == ""
+
+
+async def test_typing_at_a_persons_pace_sends_at_each_enter(fake, tmp_path):
+    """The same keys, stamped 80 ms apart as fingers type them, and all handled at once (as
+    when the app was busy): each Enter sends."""
+    s = fake.scenario(reply="ok")
+    app = ChatplexApp(make_config(tmp_path, provider_for(s)))
+
+    def typed() -> list[events.Key]:
+        keys, start = raw_keys("hi\rok\r"), time.monotonic()
+        for n, key in enumerate(keys):
+            key.time = start + 0.08 * n
+        return keys
+
+    async with app.run_test(size=(100, 30)) as pilot:
+        await app.ready.wait()
+        app.composer.focus()
+        post_from_a_thread(app, typed)
+        await until(pilot, lambda: len(s.requests) == 2 and all(
+            r.message.state is MessageState.COMPLETE for r in app.chat.replies.values()))
+        assert [r["messages"][-1]["content"] for r in s.requests] == ["hi", "ok"]
+        assert app.composer.text == ""
+
+
+async def test_a_bracketed_paste_is_still_one_fast_edit(fake, tmp_path):
+    s = fake.scenario()
+    app = ChatplexApp(make_config(tmp_path, provider_for(s)))
+    pasted = paste_text(200_000).replace("\r", "\n")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await app.ready.wait()
+        app.composer.focus()
+        app.post_message(events.Paste(pasted))
+        await until(pilot, lambda: app.composer.text == pasted)
+        assert s.requests == []
