@@ -50,8 +50,13 @@ class BigReplyServer:
     def __init__(self, megabytes: float) -> None:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "src")])}
         words = int(megabytes * 1_000_000 / 23.125)  # 22 characters, a space, a newline per 8
-        self.proc = subprocess.Popen([sys.executable, "-c", SERVER, str(words), END], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, env=env, cwd=ROOT)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", SERVER, str(words), END],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+            cwd=ROOT,
+        )
         assert self.proc.stdout is not None
         self.url: str = json.loads(self.proc.stdout.readline())[0]
 
@@ -91,8 +96,14 @@ async def reopen(app: ChatplexApp, session_id: int, shown: str) -> tuple[float, 
 
 
 async def measure(url: str, folder: Path, streaming: bool, seconds: float, timeout: float) -> dict[str, object]:
-    config = Config(path=None, db_path=folder / "b12.db", log_dir=folder, default_provider="local", workers=1,
-                    providers={"local": ProviderConfig(name="local", kind="openai", base_url=url, model="m")})
+    config = Config(
+        path=None,
+        db_path=folder / "b12.db",
+        log_dir=folder,
+        default_provider="local",
+        workers=1,
+        providers={"local": ProviderConfig(name="local", kind="openai", base_url=url, model="m")},
+    )
     app = ChatplexApp(config)
     lags: list[float] = []
     typing: list[float] = []
@@ -166,25 +177,87 @@ def main() -> None:
     lag, idle_lag = busy["lag"], idle["lag"]
     typing, idle_typing = busy["type"], idle["type"]
     mb = f"{args.mb:g} MB"
-    print(line(f"B12 event-loop lag p95, {mb} reply streaming", ms(lag, 95), ms(idle_lag, 95), "p95 < 50 ms",
-               ms(lag, 95) < 50, "ms", ".1f"))
-    print(line(f"B12 event-loop lag max, {mb} reply streaming", max(lag) * 1000, max(idle_lag) * 1000,
-               "max < 100 ms", max(lag) < 0.1, "ms", ".1f"))
-    print(line("B12 key -> character in composer p95", ms(typing, 95), ms(idle_typing, 95), "p95 < 50 ms",
-               ms(typing, 95) < 50, "ms", ".1f"))
-    print(line("B12 key -> character in composer max", max(typing) * 1000, max(idle_typing) * 1000,
-               "max < 100 ms", max(typing) < 0.1, "ms", ".1f"))
+    print(
+        line(
+            f"B12 event-loop lag p95, {mb} reply streaming",
+            ms(lag, 95),
+            ms(idle_lag, 95),
+            "p95 < 50 ms",
+            ms(lag, 95) < 50,
+            "ms",
+            ".1f",
+        )
+    )
+    print(
+        line(
+            f"B12 event-loop lag max, {mb} reply streaming",
+            max(lag) * 1000,
+            max(idle_lag) * 1000,
+            "max < 100 ms",
+            max(lag) < 0.1,
+            "ms",
+            ".1f",
+        )
+    )
+    print(
+        line(
+            "B12 key -> character in composer p95",
+            ms(typing, 95),
+            ms(idle_typing, 95),
+            "p95 < 50 ms",
+            ms(typing, 95) < 50,
+            "ms",
+            ".1f",
+        )
+    )
+    print(
+        line(
+            "B12 key -> character in composer max",
+            max(typing) * 1000,
+            max(idle_typing) * 1000,
+            "max < 100 ms",
+            max(typing) < 0.1,
+            "ms",
+            ".1f",
+        )
+    )
     if "reopen" in busy:
-        print(line(f"B12 reopen the session holding the {mb} reply", float(busy["reopen"]) * 1000,
-                   float(idle["reopen"]) * 1000, "< 500 ms", float(busy["reopen"]) < 0.5, "ms", ".1f"))
-        print(line("B12 loop lag max while reopening", max(busy["reopen_lag"]) * 1000,
-                   max(idle["reopen_lag"]) * 1000, "max < 100 ms", max(busy["reopen_lag"]) < 0.1, "ms", ".1f"))
+        print(
+            line(
+                f"B12 reopen the session holding the {mb} reply",
+                float(busy["reopen"]) * 1000,
+                float(idle["reopen"]) * 1000,
+                "< 500 ms",
+                float(busy["reopen"]) < 0.5,
+                "ms",
+                ".1f",
+            )
+        )
+        print(
+            line(
+                "B12 loop lag max while reopening",
+                max(busy["reopen_lag"]) * 1000,
+                max(idle["reopen_lag"]) * 1000,
+                "max < 100 ms",
+                max(busy["reopen_lag"]) < 0.1,
+                "ms",
+                ".1f",
+            )
+        )
     shown = busy["shown"]
     if shown is None:
         print(line(f"B12 {mb} reply: its end on screen after", args.timeout, None, "shown at all", False, "s"))
     else:
-        print(line(f"B12 {mb} reply: its end on screen after", float(shown), None,  # type: ignore[arg-type]
-                   f"shown ({busy['length']:,} chars)", True, "s"))
+        print(
+            line(
+                f"B12 {mb} reply: its end on screen after",
+                float(shown),
+                None,  # type: ignore[arg-type]
+                f"shown ({busy['length']:,} chars)",
+                True,
+                "s",
+            )
+        )
 
 
 if __name__ == "__main__":

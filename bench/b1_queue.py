@@ -75,8 +75,18 @@ def main() -> None:
         base = huey_rate(args.jobs, folder)
         for workers in (1, 4):
             rate = asyncio.run(chatplex_rate(args.jobs, workers, folder))
-            print(line(f"B1 queue, {workers} worker(s)", rate, base, ">= 2,000 and >= 1.0x huey",
-                       rate >= TARGET and rate >= base, "job/s", ",.0f"), flush=True)
+            print(
+                line(
+                    f"B1 queue, {workers} worker(s)",
+                    rate,
+                    base,
+                    ">= 2,000 and >= 1.0x huey",
+                    rate >= TARGET and rate >= base,
+                    "job/s",
+                    ",.0f",
+                ),
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

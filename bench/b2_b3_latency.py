@@ -25,8 +25,14 @@ from tests.fakeserver import FakeServer
 
 def config(folder: Path, workers: int, **urls: str) -> Config:
     providers = {name: ProviderConfig(name=name, kind="openai", base_url=url, model="m") for name, url in urls.items()}
-    return Config(path=None, db_path=folder / "bench.db", log_dir=folder, providers=providers,
-                  default_provider=next(iter(providers)), workers=workers)
+    return Config(
+        path=None,
+        db_path=folder / "bench.db",
+        log_dir=folder,
+        providers=providers,
+        default_provider=next(iter(providers)),
+        workers=workers,
+    )
 
 
 class Waiter:
@@ -77,8 +83,9 @@ async def high_first_token(server: FakeServer, sends: int, workers: int, folder:
     fast = server.scenario(reply="first token then more")
     endless = server.scenario(reply="tok", forever=True, token_delay=0.01)
     name = "busy" if busy else "idle"
-    coord = Coordinator(config(folder / name, workers, fast=fast.url, endless=endless.url),
-                        await Store.open(_db(folder / name)))
+    coord = Coordinator(
+        config(folder / name, workers, fast=fast.url, endless=endless.url), await Store.open(_db(folder / name))
+    )
     waiter = Waiter(coord)
     await coord.start()
     front = await coord.create_session("front", provider="fast")
@@ -120,10 +127,28 @@ def main() -> None:
         busy = [x * 1000 for x in asyncio.run(high_first_token(server, n, args.workers, folder, busy=True))]
         for p in (50, 99):
             overhead = pct(busy, p) - pct(idle, p)
-            print(line(f"B3 HIGH first token, all busy, p{p}", pct(busy, p), pct(idle, p),
-                       "p99 overhead < 50 ms" if p == 99 else "-", p != 99 or overhead < 50, "ms", ".2f"))
-        print(line("B3 preemption overhead p99", pct(busy, 99) - pct(idle, 99), None, "< 50 ms",
-                   pct(busy, 99) - pct(idle, 99) < 50, "ms", ".2f"))
+            print(
+                line(
+                    f"B3 HIGH first token, all busy, p{p}",
+                    pct(busy, p),
+                    pct(idle, p),
+                    "p99 overhead < 50 ms" if p == 99 else "-",
+                    p != 99 or overhead < 50,
+                    "ms",
+                    ".2f",
+                )
+            )
+        print(
+            line(
+                "B3 preemption overhead p99",
+                pct(busy, 99) - pct(idle, 99),
+                None,
+                "< 50 ms",
+                pct(busy, 99) - pct(idle, 99) < 50,
+                "ms",
+                ".2f",
+            )
+        )
     server.close()
 
 

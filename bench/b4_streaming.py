@@ -29,6 +29,7 @@ async def plain_httpx(url: str, sessions: int) -> tuple[int, float]:
     starts before the client is made, as chatplex's includes making its provider's client."""
     t0 = time.perf_counter()
     async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=256)) as client:
+
         async def one() -> int:
             n = 0
             body = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "go"}]}
@@ -44,8 +45,14 @@ async def plain_httpx(url: str, sessions: int) -> tuple[int, float]:
 
 
 async def through_chatplex(url: str, sessions: int, folder: Path) -> tuple[int, float]:
-    config = Config(path=None, db_path=folder / "b4.db", log_dir=folder, default_provider="local", workers=sessions,
-                    providers={"local": ProviderConfig(name="local", kind="openai", base_url=url, model="m")})
+    config = Config(
+        path=None,
+        db_path=folder / "b4.db",
+        log_dir=folder,
+        default_provider="local",
+        workers=sessions,
+        providers={"local": ProviderConfig(name="local", kind="openai", base_url=url, model="m")},
+    )
     coord = Coordinator(config, await Store.open(config.db_path))
     ids = [(await coord.create_session(f"s{i}")).id for i in range(sessions)]
     left = set()
@@ -94,8 +101,17 @@ def main() -> None:
     finally:
         server.close()
     best, base = max(rates), max(base_rates)
-    print(line(f"B4 {args.sessions} streams via coordinator", best, base, ">= 0.95x plain httpx",
-               best / base >= 0.95, "tok/s", ",.0f"))
+    print(
+        line(
+            f"B4 {args.sessions} streams via coordinator",
+            best,
+            base,
+            ">= 0.95x plain httpx",
+            best / base >= 0.95,
+            "tok/s",
+            ",.0f",
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -24,8 +24,14 @@ from chatplex.tui.app import ChatplexApp
 
 
 async def measure(url: str, sessions: int, seconds: float, folder: Path, streaming: bool) -> dict[str, list[float]]:
-    config = Config(path=None, db_path=folder / "b5.db", log_dir=folder, default_provider="local", workers=sessions,
-                    providers={"local": ProviderConfig(name="local", kind="openai", base_url=url, model="m")})
+    config = Config(
+        path=None,
+        db_path=folder / "b5.db",
+        log_dir=folder,
+        default_provider="local",
+        workers=sessions,
+        providers={"local": ProviderConfig(name="local", kind="openai", base_url=url, model="m")},
+    )
     app = ChatplexApp(config)
     lags: list[float] = []
     keys: list[float] = []
@@ -80,14 +86,44 @@ def main() -> None:
     finally:
         server.close()
     ms = lambda xs, p: pct(xs, p) * 1000  # noqa: E731
-    print(line("B5 event-loop lag p95, streaming", ms(busy["lag"], 95), ms(idle["lag"], 95), "p95 < 50 ms",
-               ms(busy["lag"], 95) < 50, "ms", ".1f"))
-    print(line("B5 event-loop lag max, streaming", max(busy["lag"]) * 1000, max(idle["lag"]) * 1000, "-", True,
-               "ms", ".1f"))
-    print(line("B5 key -> next session shown p95", ms(busy["key"], 95), ms(idle["key"], 95), "p95 < 50 ms",
-               ms(busy["key"], 95) < 50, "ms", ".1f"))
-    print(line("B5 key -> character in composer p95", ms(busy["type"], 95), ms(idle["type"], 95), "p95 < 50 ms",
-               ms(busy["type"], 95) < 50, "ms", ".1f"))
+    print(
+        line(
+            "B5 event-loop lag p95, streaming",
+            ms(busy["lag"], 95),
+            ms(idle["lag"], 95),
+            "p95 < 50 ms",
+            ms(busy["lag"], 95) < 50,
+            "ms",
+            ".1f",
+        )
+    )
+    print(
+        line(
+            "B5 event-loop lag max, streaming", max(busy["lag"]) * 1000, max(idle["lag"]) * 1000, "-", True, "ms", ".1f"
+        )
+    )
+    print(
+        line(
+            "B5 key -> next session shown p95",
+            ms(busy["key"], 95),
+            ms(idle["key"], 95),
+            "p95 < 50 ms",
+            ms(busy["key"], 95) < 50,
+            "ms",
+            ".1f",
+        )
+    )
+    print(
+        line(
+            "B5 key -> character in composer p95",
+            ms(busy["type"], 95),
+            ms(idle["type"], 95),
+            "p95 < 50 ms",
+            ms(busy["type"], 95) < 50,
+            "ms",
+            ".1f",
+        )
+    )
 
 
 if __name__ == "__main__":

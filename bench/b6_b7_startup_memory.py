@@ -39,20 +39,28 @@ def make_db(path: Path, sessions: int, messages: int) -> None:
     long_share = messages // 2 // LONG  # half of all messages sit in the 10 long sessions
     rest = (messages - long_share * LONG) // max(1, sessions - LONG)
     with con:
-        con.executemany("INSERT INTO sessions(id, title, provider, model, status, preview, created_at, updated_at)"
-                        " VALUES (?,?,?,?,?,?,?,?)",
-                        [(i, f"session {i}", "local", "m", "idle", f"last words of {i}", now - i, now - i)
-                         for i in range(1, sessions + 1)])
+        con.executemany(
+            "INSERT INTO sessions(id, title, provider, model, status, preview, created_at, updated_at)"
+            " VALUES (?,?,?,?,?,?,?,?)",
+            [
+                (i, f"session {i}", "local", "m", "idle", f"last words of {i}", now - i, now - i)
+                for i in range(1, sessions + 1)
+            ],
+        )
         rows = []
         for sid in range(1, sessions + 1):
             count = long_share if sid <= LONG else rest
             for k in range(count):
                 role = "user" if k % 2 == 0 else "assistant"
-                text = (f"question {k} about things" if role == "user"
-                        else f"Answer {k}: **bold**, a list\n\n- one\n- two\n\n```python\nprint({k})\n```\n")
+                text = (
+                    f"question {k} about things"
+                    if role == "user"
+                    else f"Answer {k}: **bold**, a list\n\n- one\n- two\n\n```python\nprint({k})\n```\n"
+                )
                 rows.append((sid, role, text, now - sid + k / 1000, now))
-        con.executemany("INSERT INTO messages(session_id, role, content, created_at, updated_at)"
-                        " VALUES (?,?,?,?,?)", rows)
+        con.executemany(
+            "INSERT INTO messages(session_id, role, content, created_at, updated_at) VALUES (?,?,?,?,?)", rows
+        )
     con.close()
 
 
@@ -71,7 +79,8 @@ def rss_mb():
 
 async def main(db, visit):
     config = Config(path=None, db_path=Path(db), log_dir=Path(db).parent, default_provider="local", workers=4,
-                    providers={"local": ProviderConfig(name="local", kind="openai", base_url="http://127.0.0.1:9/v1", model="m")})
+                    providers={"local": ProviderConfig(name="local", kind="openai",
+                                                       base_url="http://127.0.0.1:9/v1", model="m")})
     t0 = time.perf_counter()
     app = ChatplexApp(config)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -88,8 +97,13 @@ asyncio.run(main(sys.argv[1], int(sys.argv[2])))
 
 
 def child(db: Path, visit: int) -> dict:
-    out = subprocess.run([sys.executable, "-c", CHILD.replace("ROOT", repr(str(ROOT))), str(db), str(visit)],
-                         capture_output=True, text=True, timeout=300, env={**os.environ, "CHATPLEX_LOG": "WARNING"})
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD.replace("ROOT", repr(str(ROOT))), str(db), str(visit)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "CHATPLEX_LOG": "WARNING"},
+    )
     if out.returncode != 0:
         raise SystemExit(out.stderr)
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -109,8 +123,17 @@ def main() -> None:
         big_runs = [child(big, LONG) for _ in range(args.runs)]
     e = min(r["startup"] for r in empty_runs)
     b = min(r["startup"] for r in big_runs)
-    print(line(f"B6 start-up, {args.sessions} sessions/{args.messages} msgs", b * 1000, e * 1000,
-               "< 500 ms and <= 3x empty", b < 0.5 and b <= 3 * e, "ms", ",.0f"))
+    print(
+        line(
+            f"B6 start-up, {args.sessions} sessions/{args.messages} msgs",
+            b * 1000,
+            e * 1000,
+            "< 500 ms and <= 3x empty",
+            b < 0.5 and b <= 3 * e,
+            "ms",
+            ",.0f",
+        )
+    )
     er = min(r["rss"] for r in empty_runs)
     br = max(r["rss"] for r in big_runs)
     print(line(f"B7 RSS after visiting {LONG} long sessions", br, er, "< 200 MB", br < 200, "MB", ",.0f"))

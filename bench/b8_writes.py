@@ -26,8 +26,14 @@ from tests.fakeserver import FakeServer
 async def run(tokens: int, delay: float, folder: Path) -> tuple[int, float, int]:
     server = FakeServer()
     s = server.scenario(reply=" ".join(f"t{i}" for i in range(tokens)), token_delay=delay)
-    config = Config(path=None, db_path=folder / "b8.db", log_dir=folder, default_provider="local", workers=1,
-                    providers={"local": ProviderConfig(name="local", kind="openai", base_url=s.url, model="m")})
+    config = Config(
+        path=None,
+        db_path=folder / "b8.db",
+        log_dir=folder,
+        default_provider="local",
+        workers=1,
+        providers={"local": ProviderConfig(name="local", kind="openai", base_url=s.url, model="m")},
+    )
     coord = Coordinator(config, await Store.open(config.db_path))
     session = await coord.create_session("b8")
     _, reply, _ = await coord.send(session.id, "go")
@@ -55,8 +61,17 @@ def main() -> None:
         writes, elapsed, streamed = asyncio.run(run(args.tokens, args.token_delay, Path(tmp)))
     assert streamed == args.tokens
     allowed = math.ceil(elapsed / 0.1) + 2  # one per started 100 ms period, plus claim and completion
-    print(line(f"B8 writes for a {args.tokens}-token reply ({elapsed:.1f}s)", writes, allowed,
-               "<= 1 per 100 ms + 2", writes <= allowed, "write", ",.0f"))
+    print(
+        line(
+            f"B8 writes for a {args.tokens}-token reply ({elapsed:.1f}s)",
+            writes,
+            allowed,
+            "<= 1 per 100 ms + 2",
+            writes <= allowed,
+            "write",
+            ",.0f",
+        )
+    )
 
 
 if __name__ == "__main__":

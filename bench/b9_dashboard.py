@@ -22,12 +22,17 @@ from chatplex.tui.screens.dashboard import DashboardScreen
 
 
 async def measure(url: str, sessions: int, streaming: int, seconds: float, folder: Path) -> list[float]:
-    config = Config(path=None, db_path=folder / "b9.db", log_dir=folder, default_provider="local",
-                    workers=max(streaming, 1), providers={"local": ProviderConfig(name="local", kind="openai",
-                                                                                 base_url=url, model="m")})
+    config = Config(
+        path=None,
+        db_path=folder / "b9.db",
+        log_dir=folder,
+        default_provider="local",
+        workers=max(streaming, 1),
+        providers={"local": ProviderConfig(name="local", kind="openai", base_url=url, model="m")},
+    )
     app = ChatplexApp(config)
     lags: list[float] = []
-    async with app.run_test(size=(160, 50)) as pilot:
+    async with app.run_test(size=(160, 50)):
         for i in range(sessions):
             session = await app.coord.create_session(f"session {i}")
             if i < streaming:
@@ -67,8 +72,17 @@ def main() -> None:
     finally:
         server.close()
     p95 = pct(busy, 95) * 1000
-    print(line(f"B9 dashboard lag p95, {args.streaming}/{args.sessions} streaming", p95, pct(idle, 95) * 1000,
-               "p95 < 50 ms", p95 < 50, "ms", ".1f"))
+    print(
+        line(
+            f"B9 dashboard lag p95, {args.streaming}/{args.sessions} streaming",
+            p95,
+            pct(idle, 95) * 1000,
+            "p95 < 50 ms",
+            p95 < 50,
+            "ms",
+            ".1f",
+        )
+    )
     print(line("B9 dashboard lag max", max(busy) * 1000, max(idle) * 1000, "-", True, "ms", ".1f"))
 
 

@@ -14,8 +14,9 @@ for path in (ROOT, ROOT / "src"):
         sys.path.insert(0, str(path))
 
 
-def line(name: str, value: float, baseline: float | None, target: str, ok: bool, unit: str = "",
-         fmt: str = ",.1f") -> str:
+def line(
+    name: str, value: float, baseline: float | None, target: str, ok: bool, unit: str = "", fmt: str = ",.1f"
+) -> str:
     """name, value, baseline, ratio, target, ok/short — one figure per line."""
     ratio = f"{value / baseline:6.2f}x" if baseline else "      -"
     base = f"{baseline:>10{fmt}}" if baseline is not None else f"{'-':>10}"
@@ -43,8 +44,13 @@ class ServerProcess:
 
     def __init__(self, specs: list[dict]) -> None:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "src")])}
-        self.proc = subprocess.Popen([sys.executable, "-m", "tests.fakeserver", json.dumps(specs)],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, cwd=ROOT)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.fakeserver", json.dumps(specs)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+            cwd=ROOT,
+        )
         assert self.proc.stdout is not None
         self.urls: list[str] = json.loads(self.proc.stdout.readline())
 

@@ -109,21 +109,37 @@ async def queue_round(config_path: Path, db: Path, sessions: int, round_no: int)
     return len(ids)
 
 
-def worker(config_path: Path, db: Path, log: Path, *extra: str, step: float = 0.0,
-           offset: float = 0.0) -> subprocess.Popen:
+def worker(
+    config_path: Path, db: Path, log: Path, *extra: str, step: float = 0.0, offset: float = 0.0
+) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     entry = ["-m", "chatplex"]
     if step or offset:
         env["CHATPLEX_CLOCK_STEP"], env["CHATPLEX_CLOCK_OFFSET"] = str(step), str(offset)
         entry = [str(ROOT / "bench" / "clock_skew.py")]
-    return subprocess.Popen([sys.executable, *entry, "--config", str(config_path), "--db", str(db),
-                             "--log-level", "WARNING", "worker", *extra],
-                            stdout=subprocess.DEVNULL, stderr=log.open("a"), env=env)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            *entry,
+            "--config",
+            str(config_path),
+            "--db",
+            str(db),
+            "--log-level",
+            "WARNING",
+            "worker",
+            *extra,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("a"),
+        env=env,
+    )
 
 
 def hold_write_lock(db: Path, seconds: float) -> threading.Thread:
     """Another connection takes the write lock (as a `chatplex vacuum`, a big import, an open
     sqlite3 shell would) and keeps it for `seconds`."""
+
     def hold() -> None:
         con = sqlite3.connect(db, timeout=30, isolation_level=None)
         try:
@@ -182,21 +198,30 @@ def check(db: Path, expected_users: set[str], result: Result) -> None:
                 result.problems.append(f"session {sid}: turns are not user/assistant pairs: {roles}")
             for role, content, state in msgs:
                 if role == "assistant" and (state != "complete" or content != REPLY):
-                    result.problems.append(f"session {sid}: reply {state} with {len(content)} chars "
-                                           f"(expected {len(REPLY)})")
+                    result.problems.append(
+                        f"session {sid}: reply {state} with {len(content)} chars (expected {len(REPLY)})"
+                    )
         result.recovered_attempts = collections.Counter(a for (a,) in con.execute("SELECT attempts FROM jobs"))
     finally:
         con.close()
 
 
-def run(rounds: int = 100, sessions: int = 50, sig: signal.Signals = signal.SIGKILL, seed: int | None = None,
-        workers: int = 16, token_delay: float = 0.01, folder: Path | None = None, quiet: bool = False,
-        faults: bool = False, resume: str = "continue") -> Result:
+def run(
+    rounds: int = 100,
+    sessions: int = 50,
+    sig: signal.Signals = signal.SIGKILL,
+    seed: int | None = None,
+    workers: int = 16,
+    token_delay: float = 0.01,
+    folder: Path | None = None,
+    quiet: bool = False,
+    faults: bool = False,
+    resume: str = "continue",
+) -> Result:
     rng = random.Random(seed)
     result = Result()
     server = FakeServer()
-    scenario = server.scenario(reply=REPLY, token_delay=token_delay, chaos=0.3 if faults else 0.0,
-                               chaos_seed=seed or 0)
+    scenario = server.scenario(reply=REPLY, token_delay=token_delay, chaos=0.3 if faults else 0.0, chaos_seed=seed or 0)
     with tempfile.TemporaryDirectory(dir=folder) as tmp:
         tmpdir = Path(tmp)
         db, log = tmpdir / "torture.db", tmpdir / "worker.log"
@@ -216,8 +241,11 @@ def run(rounds: int = 100, sessions: int = 50, sig: signal.Signals = signal.SIGK
                 started = wait_for_streaming(db, child)
                 holder = None
                 if faults:  # the lock hold and the clock step land at random among the streams
-                    moments = sorted([("kill", rng.uniform(0.0, span * 2)), ("lock", rng.uniform(0.0, span))]
-                                     + ([("jump", rng.uniform(0.0, span))] if step else []), key=lambda m: m[1])
+                    moments = sorted(
+                        [("kill", rng.uniform(0.0, span * 2)), ("lock", rng.uniform(0.0, span))]
+                        + ([("jump", rng.uniform(0.0, span))] if step else []),
+                        key=lambda m: m[1],
+                    )
                     at = 0.0
                     for what, when in moments:
                         time.sleep(when - at)  # the random moments themselves
@@ -250,12 +278,17 @@ def run(rounds: int = 100, sessions: int = 50, sig: signal.Signals = signal.SIGK
                     finisher.kill()
                     finisher.wait()
                     con = sqlite3.connect(db)
-                    stuck = con.execute("SELECT id, state, attempts, run_after - ?, lease_owner, last_error FROM jobs"
-                                        " WHERE state != 'succeeded'", (time.time() + stepped,)).fetchall()
+                    stuck = con.execute(
+                        "SELECT id, state, attempts, run_after - ?, lease_owner, last_error FROM jobs"
+                        " WHERE state != 'succeeded'",
+                        (time.time() + stepped,),
+                    ).fetchall()
                     con.close()
-                    result.problems.append(f"round {round_no}: the restarted worker did not finish in 180 s "
-                                           f"(clock stepped {stepped:.0f} s); unfinished jobs: {stuck[:5]}; log: "
-                                           + " | ".join(log.read_text().splitlines()[-15:]))
+                    result.problems.append(
+                        f"round {round_no}: the restarted worker did not finish in 180 s "
+                        f"(clock stepped {stepped:.0f} s); unfinished jobs: {stuck[:5]}; log: "
+                        + " | ".join(log.read_text().splitlines()[-15:])
+                    )
                 if holder is not None:
                     holder.join()
                 result.rounds += 1
@@ -264,8 +297,11 @@ def run(rounds: int = 100, sessions: int = 50, sig: signal.Signals = signal.SIGK
                 before = len(result.problems)
                 check(db, expected, result)
                 if not quiet:
-                    print(f"round {round_no + 1}/{rounds}: {n} sessions, {streaming} streaming at the "
-                          f"{sig.name}, {'ok' if len(result.problems) == before else 'BROKEN'}", flush=True)
+                    print(
+                        f"round {round_no + 1}/{rounds}: {n} sessions, {streaming} streaming at the "
+                        f"{sig.name}, {'ok' if len(result.problems) == before else 'BROKEN'}",
+                        flush=True,
+                    )
                 if len(result.problems) > before:
                     break
         finally:
@@ -280,14 +316,26 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=16)
     ap.add_argument("--signal", choices=["KILL", "TERM"], default="KILL")
     ap.add_argument("--seed", type=int)
-    ap.add_argument("--resume", choices=["continue", "regenerate"], default="continue",
-                    help="how cut replies go on (the server continues a prefill exactly)")
-    ap.add_argument("--faults", action="store_true",
-                    help="also inject write-lock holds, clock jumps and odd chunks at random")
+    ap.add_argument(
+        "--resume",
+        choices=["continue", "regenerate"],
+        default="continue",
+        help="how cut replies go on (the server continues a prefill exactly)",
+    )
+    ap.add_argument(
+        "--faults", action="store_true", help="also inject write-lock holds, clock jumps and odd chunks at random"
+    )
     args = ap.parse_args()
     t0 = time.perf_counter()
-    result = run(args.rounds, args.sessions, signal.Signals[f"SIG{args.signal}"], args.seed, args.workers,
-                 faults=args.faults, resume=args.resume)
+    result = run(
+        args.rounds,
+        args.sessions,
+        signal.Signals[f"SIG{args.signal}"],
+        args.seed,
+        args.workers,
+        faults=args.faults,
+        resume=args.resume,
+    )
     print("\n".join(result.lines()))
     print(f"elapsed                     {time.perf_counter() - t0:.0f} s")
     return 1 if result.problems else 0

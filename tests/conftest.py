@@ -3,8 +3,8 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
-import time
 import sys
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -39,14 +39,26 @@ def _isolate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def provider_for(s: Scenario, name: str = "fake", kind: str = "openai", **kw: Any) -> ProviderConfig:
-    return ProviderConfig(name=name, kind=kind, base_url=s.url, model=kw.pop("model", "fake-small"),
-                          api_key_env=kw.pop("api_key_env", None), **kw)
+    return ProviderConfig(
+        name=name,
+        kind=kind,
+        base_url=s.url,
+        model=kw.pop("model", "fake-small"),
+        api_key_env=kw.pop("api_key_env", None),
+        **kw,
+    )
 
 
 def make_config(tmp_path: Path, *providers: ProviderConfig, workers: int = 4, max_attempts: int = 5) -> Config:
-    return Config(path=None, db_path=tmp_path / "chatplex.db", log_dir=tmp_path / "logs",
-                  providers={p.name: p for p in providers}, default_provider=providers[0].name,
-                  workers=workers, max_attempts=max_attempts)
+    return Config(
+        path=None,
+        db_path=tmp_path / "chatplex.db",
+        log_dir=tmp_path / "logs",
+        providers={p.name: p for p in providers},
+        default_provider=providers[0].name,
+        workers=workers,
+        max_attempts=max_attempts,
+    )
 
 
 class Recorder:
@@ -65,8 +77,9 @@ class Recorder:
             if not fut.done() and pred(event):
                 fut.set_result(event)
 
-    async def wait(self, pred: Callable[[Event], bool], timeout: float = 20.0, past: bool = True,
-                   after: Event | None = None) -> Event:
+    async def wait(
+        self, pred: Callable[[Event], bool], timeout: float = 20.0, past: bool = True, after: Event | None = None
+    ) -> Event:
         """The first event matching `pred` (only those later than `after`, if given; only
         new ones if not `past`)."""
         if past:

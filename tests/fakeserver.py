@@ -72,7 +72,7 @@ class Scenario:
     def tokens(self, prefill: str = "") -> list[str]:
         """The reply's tokens; after a `prefill` the reply starts with, only the rest (a
         server continuing a final assistant message, as Anthropic and llama.cpp do)."""
-        text = self.reply[len(prefill):] if prefill and self.reply.startswith(prefill) else self.reply
+        text = self.reply[len(prefill) :] if prefill and self.reply.startswith(prefill) else self.reply
         words = text.split(" ")
         return [w if i == 0 else " " + w for i, w in enumerate(words)]
 
@@ -148,11 +148,15 @@ class FakeServer:
         body = fault.body
         if body is None:
             message = f"injected error {fault.status}"
-            body = ({"type": "error", "error": {"type": "api_error", "message": message}} if anthropic
-                    else {"error": {"message": message, "type": "server_error", "code": fault.status}})
+            body = (
+                {"type": "error", "error": {"type": "api_error", "message": message}}
+                if anthropic
+                else {"error": {"message": message, "type": "server_error", "code": fault.status}}
+            )
         data = body if isinstance(body, bytes) else json.dumps(body).encode()
-        return web.Response(status=fault.status or 500, body=data, headers=fault.headers,
-                            content_type="application/json")
+        return web.Response(
+            status=fault.status or 500, body=data, headers=fault.headers, content_type="application/json"
+        )
 
     async def _stream(self, request: web.Request, s: Scenario, fault: Fault, events: Any) -> web.StreamResponse:
         response = web.StreamResponse(headers={"content-type": "text/event-stream", "cache-control": "no-cache"})
@@ -201,8 +205,12 @@ class FakeServer:
         model = body.get("model", "fake")
 
         def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
-            data = {"id": "c1", "object": "chat.completion.chunk", "model": model,
-                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+            data = {
+                "id": "c1",
+                "object": "chat.completion.chunk",
+                "model": model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            }
             return b"data: " + json.dumps(data).encode() + b"\n\n"
 
         async def events():
@@ -213,8 +221,18 @@ class FakeServer:
             if fault.bad_content is not None:
                 yield chunk({"content": fault.bad_content})
             if fault.tool_call:
-                yield chunk({"tool_calls": [{"index": 0, "id": "call_1", "type": "function",
-                                             "function": {"name": fault.tool_call, "arguments": ""}}]})
+                yield chunk(
+                    {
+                        "tool_calls": [
+                            {
+                                "index": 0,
+                                "id": "call_1",
+                                "type": "function",
+                                "function": {"name": fault.tool_call, "arguments": ""},
+                            }
+                        ]
+                    }
+                )
                 for piece in ('{"timezone"', ': "UTC"}'):
                     yield chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]})
                 yield chunk({}, "tool_calls")
@@ -263,39 +281,67 @@ class FakeServer:
             return self._error_response(fault, anthropic=True)
         messages = body.get("messages") or [{}]
         if s.refuse_prefill and isinstance(messages[-1], dict) and messages[-1].get("role") == "assistant":
-            return web.json_response({"type": "error", "error": {
-                "type": "invalid_request_error",
-                "message": "This model does not support assistant message prefill."}}, status=400)
+            return web.json_response(
+                {
+                    "type": "error",
+                    "error": {
+                        "type": "invalid_request_error",
+                        "message": "This model does not support assistant message prefill.",
+                    },
+                },
+                status=400,
+            )
 
         def ev(kind: str, data: dict[str, Any]) -> bytes:
             return f"event: {kind}\ndata: {json.dumps({'type': kind, **data})}\n\n".encode()
 
         async def events():
-            yield ev("message_start", {"message": {"id": "m1", "type": "message", "role": "assistant",
-                                                   "model": body.get("model"), "content": [],
-                                                   "usage": {"input_tokens": 7, "output_tokens": 1}}})
+            yield ev(
+                "message_start",
+                {
+                    "message": {
+                        "id": "m1",
+                        "type": "message",
+                        "role": "assistant",
+                        "model": body.get("model"),
+                        "content": [],
+                        "usage": {"input_tokens": 7, "output_tokens": 1},
+                    }
+                },
+            )
             yield ev("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}})
-            yield b"event: ping\ndata: {\"type\": \"ping\"}\n\n"
+            yield b'event: ping\ndata: {"type": "ping"}\n\n'
             if fault.malformed:
                 yield b"this is not server-sent events\n\n"
             if fault.bad_json:
                 yield b"event: content_block_delta\ndata: {not json\n\n"
             if fault.raw_bytes is not None:
-                yield (b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'
-                       b'"delta":{"type":"text_delta","text":"' + fault.raw_bytes + b'"}}\n\n')
+                yield (
+                    b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'
+                    b'"delta":{"type":"text_delta","text":"' + fault.raw_bytes + b'"}}\n\n'
+                )
             if fault.error_event:
                 yield ev("error", {"error": {"type": "overloaded_error", "message": "Overloaded"}})
                 return
             if fault.tool_call:
                 yield ev("content_block_stop", {"index": 0})
-                yield ev("content_block_start", {"index": 1, "content_block": {
-                    "type": "tool_use", "id": "toolu_1", "name": fault.tool_call, "input": {}}})
+                yield ev(
+                    "content_block_start",
+                    {
+                        "index": 1,
+                        "content_block": {"type": "tool_use", "id": "toolu_1", "name": fault.tool_call, "input": {}},
+                    },
+                )
                 for piece in ('{"timezone"', ': "UTC"}'):
-                    yield ev("content_block_delta", {"index": 1, "delta": {"type": "input_json_delta",
-                                                                           "partial_json": piece}})
+                    yield ev(
+                        "content_block_delta",
+                        {"index": 1, "delta": {"type": "input_json_delta", "partial_json": piece}},
+                    )
                 yield ev("content_block_stop", {"index": 1})
-                yield ev("message_delta", {"delta": {"stop_reason": "tool_use", "stop_sequence": None},
-                                           "usage": {"output_tokens": 9}})
+                yield ev(
+                    "message_delta",
+                    {"delta": {"stop_reason": "tool_use", "stop_sequence": None}, "usage": {"output_tokens": 9}},
+                )
                 yield ev("message_stop", {})
                 return
             count = 0
@@ -308,8 +354,13 @@ class FakeServer:
             if fault.no_finish or request.transport is None or request.transport.is_closing():
                 return
             yield ev("content_block_stop", {"index": 0})
-            yield ev("message_delta", {"delta": {"stop_reason": s.finish or "end_turn", "stop_sequence": None},
-                                       "usage": {"output_tokens": count}})
+            yield ev(
+                "message_delta",
+                {
+                    "delta": {"stop_reason": s.finish or "end_turn", "stop_sequence": None},
+                    "usage": {"output_tokens": count},
+                },
+            )
             yield ev("message_stop", {})
 
         return await self._stream(request, s, fault, events())

@@ -27,10 +27,7 @@ GOOD = '# mine\ndefault_provider = "a"\n\n[providers.a]\nkind = "ollama"\nmodel 
 )
 def test_a_base_url_that_cannot_work_is_refused_with_its_line(tmp_path, url, reason):
     config = tmp_path / "config.toml"
-    text = (
-        GOOD
-        + f'\n[providers."b"]  # the broken one\nkind = "vllm"\nmodel = "m"\n  base_url = "{url}"\n'
-    )
+    text = GOOD + f'\n[providers."b"]  # the broken one\nkind = "vllm"\nmodel = "m"\n  base_url = "{url}"\n'
     config.write_text(text)
     result = subprocess.run(
         [sys.executable, "-m", "chatplex", "--config", str(config), "sessions"],
@@ -51,8 +48,7 @@ def test_a_base_url_that_cannot_work_is_refused_with_its_line(tmp_path, url, rea
 def test_good_base_urls_and_defaults_load(tmp_path):
     config = tmp_path / "config.toml"
     config.write_text(
-        GOOD
-        + '[providers.b]\nkind = "openai"\nmodel = "m"\nbase_url = "HTTPS://api.example.com/v1"\n'
+        GOOD + '[providers.b]\nkind = "openai"\nmodel = "m"\nbase_url = "HTTPS://api.example.com/v1"\n'
         '[providers.c]\nkind = "vllm"\nmodel = "m"\nbase_url = "http://[::1]:8000/v1"\n'
         '[providers.d]\nkind = "llamacpp"\nmodel_path = "x.gguf"\n'
         '[providers.e]\nkind = "anthropic"\nmodel = "m"\n'
@@ -71,28 +67,28 @@ def test_a_bad_base_url_in_a_dotted_key_is_refused_without_a_line(tmp_path):
 
 
 UNKNOWN = (
-    'default_provider = "a"\n'          # 1
-    "workerz = 9\n"                     # 2
-    "temperature = 0.5\n"               # 3
+    'default_provider = "a"\n'  # 1
+    "workerz = 9\n"  # 2
+    "temperature = 0.5\n"  # 3
     "\n"
-    '[providers."a"]  # mine\n'         # 5
+    '[providers."a"]  # mine\n'  # 5
     'kind = "ollama"\n'
     'model = "m"\n'
-    "max_token = 5\n"                   # 8
-    "  temperature = 0.2\n"             # 9
-    "temprature = 0.2\n"                # 10
-    'system = """\n'                    # 11: a multi-line string is no key
+    "max_token = 5\n"  # 8
+    "  temperature = 0.2\n"  # 9
+    "temprature = 0.2\n"  # 10
+    'system = """\n'  # 11: a multi-line string is no key
     "flibber = 1\n"
     '"""\n'
-    "flibber = 2\n"                     # 14
+    "flibber = 2\n"  # 14
     "[providers.a.params]\n"
-    "anything_goes = 1\n"               # free-form
+    "anything_goes = 1\n"  # free-form
     "[keys]\n"
-    'whatever_id = "ctrl+t"\n'          # free-form
+    'whatever_id = "ctrl+t"\n'  # free-form
     "[providers.b]\n"
     'kind = "ollama"\n'
     'model = "m"\n'
-    'contxt = 3\n'                      # 22
+    "contxt = 3\n"  # 22
 )
 
 
@@ -103,13 +99,16 @@ def test_unknown_keys_are_warnings_with_their_line_and_the_closest_key(tmp_path)
     assert loaded.workers == 4 and loaded.providers["a"].max_tokens is None  # still a Config
     assert loaded.warnings == [
         f'{config}, line 2: unknown key "workerz" (did you mean "workers"?)',
-        (f'{config}, line 3: unknown key "temperature" (a request parameter: it belongs in '
-         "[providers.NAME.params])"),
+        (f'{config}, line 3: unknown key "temperature" (a request parameter: it belongs in [providers.NAME.params])'),
         f'{config}, line 8: unknown key "max_token" in [providers.a] (did you mean "max_tokens"?)',
-        (f'{config}, line 9: unknown key "temperature" in [providers.a] (a request parameter: '
-         "it belongs in [providers.a.params])"),
-        (f'{config}, line 10: unknown key "temprature" in [providers.a] (did you mean '
-         '"temperature" in [providers.a.params]?)'),
+        (
+            f'{config}, line 9: unknown key "temperature" in [providers.a] (a request parameter: '
+            "it belongs in [providers.a.params])"
+        ),
+        (
+            f'{config}, line 10: unknown key "temprature" in [providers.a] (did you mean '
+            '"temperature" in [providers.a.params]?)'
+        ),
         f'{config}, line 11: unknown key "system" in [providers.a]',
         f'{config}, line 14: unknown key "flibber" in [providers.a]',
         f'{config}, line 22: unknown key "contxt" in [providers.b] (did you mean "context"?)',
@@ -118,8 +117,7 @@ def test_unknown_keys_are_warnings_with_their_line_and_the_closest_key(tmp_path)
 
 def test_keys_in_inline_tables_and_odd_names_are_reported_too(tmp_path):
     config = tmp_path / "config.toml"
-    config.write_text('providers."my x" = { kind = "ollama", model = "m", modle = "q" }\n'
-                      'provider.y.model = "m"\n')
+    config.write_text('providers."my x" = { kind = "ollama", model = "m", modle = "q" }\nprovider.y.model = "m"\n')
     assert load(config).warnings == [
         f'{config}, line 2: unknown key "provider" (did you mean "providers"?)',
         f'{config}, line 1: unknown key "modle" in [providers."my x"] (did you mean "model"?)',
@@ -136,11 +134,10 @@ def test_every_key_load_reads_is_known(tmp_path):
         '[providers.a]\nkind = "openai"\nbase_url = "http://127.0.0.1:1/v1"\nmodel = "m"\n'
         'api_key_env = "X"\nmax_concurrency = 2\nconnect_timeout = 1\nread_timeout = 2\n'
         'stall_timeout = 3\nreply_timeout = 4\nmax_tokens = 5\ncontext = 6\nmodel_path = ""\n'
-        "[providers.a.params]\ntemperature = 0.1\n")
+        "[providers.a.params]\ntemperature = 0.1\n"
+    )
     loaded = load(config)
     assert loaded.warnings == []
     a = loaded.providers["a"]
-    assert (loaded.workers, loaded.max_attempts, loaded.bell, loaded.keys) == (
-        2, 3, True, {"new_session": "ctrl+t"})
-    assert (a.stall_timeout, a.reply_timeout, a.max_tokens, a.params) == (
-        3.0, 4.0, 5, {"temperature": 0.1})
+    assert (loaded.workers, loaded.max_attempts, loaded.bell, loaded.keys) == (2, 3, True, {"new_session": "ctrl+t"})
+    assert (a.stall_timeout, a.reply_timeout, a.max_tokens, a.params) == (3.0, 4.0, 5, {"temperature": 0.1})

@@ -87,21 +87,48 @@ def one_line(text: str, width: int = 60) -> str:
 
 
 def session_json(s: Session) -> dict[str, Any]:
-    return {"id": s.id, "title": s.title, "status": s.status.value, "unread": s.unread, "provider": s.provider,
-            "model": s.model, "system_prompt": s.system_prompt, "preview": s.preview,
-            "created_at": s.created_at, "updated_at": s.updated_at}
+    return {
+        "id": s.id,
+        "title": s.title,
+        "status": s.status.value,
+        "unread": s.unread,
+        "provider": s.provider,
+        "model": s.model,
+        "system_prompt": s.system_prompt,
+        "preview": s.preview,
+        "created_at": s.created_at,
+        "updated_at": s.updated_at,
+    }
 
 
 def message_json(m: Message) -> dict[str, Any]:
-    return {"id": m.id, "role": m.role.value, "content": m.content, "state": m.state.value, "error": m.error,
-            "created_at": m.created_at, "finish_reason": m.finish_reason, "model": m.model}
+    return {
+        "id": m.id,
+        "role": m.role.value,
+        "content": m.content,
+        "state": m.state.value,
+        "error": m.error,
+        "created_at": m.created_at,
+        "finish_reason": m.finish_reason,
+        "model": m.model,
+    }
 
 
 def job_json(j: Job) -> dict[str, Any]:
-    return {"id": j.id, "session": j.session_id, "message": j.message_id, "state": j.state.value,
-            "priority": j.priority.name, "attempts": j.attempts, "max_attempts": j.max_attempts,
-            "run_after": j.run_after, "created_at": j.created_at, "started_at": j.started_at,
-            "finished_at": j.finished_at, "last_error": j.last_error}
+    return {
+        "id": j.id,
+        "session": j.session_id,
+        "message": j.message_id,
+        "state": j.state.value,
+        "priority": j.priority.name,
+        "attempts": j.attempts,
+        "max_attempts": j.max_attempts,
+        "run_after": j.run_after,
+        "created_at": j.created_at,
+        "started_at": j.started_at,
+        "finished_at": j.finished_at,
+        "last_error": j.last_error,
+    }
 
 
 def transcript(session: Session, messages: list[Message]) -> str:
@@ -109,8 +136,7 @@ def transcript(session: Session, messages: list[Message]) -> str:
     if session.system_prompt:
         lines += ["[system]", visible(session.system_prompt), ""]
     for m in messages:
-        who = ("you" if m.role is Role.USER else (m.model or session.model) if m.role is Role.ASSISTANT
-               else m.role.value)
+        who = "you" if m.role is Role.USER else (m.model or session.model) if m.role is Role.ASSISTANT else m.role.value
         lines += [f"[{who}]", visible(m.content)]
         if m.state is MessageState.ERROR:
             lines.append(f"(failed: {visible(m.error or '')})")
@@ -157,11 +183,11 @@ def only_session(ref: str, found: list[Session]) -> Session:
         hint = f"; title:{ref} names a session with that title" if is_id(ref) else ""
         raise UsageError(f"no session {ref!r} (see `chatplex sessions`{hint})")
     if len(found) > 1:
-        shown = ", ".join(f"{s.id} {s.title!r} (last activity {ago(s.updated_at)})"
-                          for s in found[:5])
+        shown = ", ".join(f"{s.id} {s.title!r} (last activity {ago(s.updated_at)})" for s in found[:5])
         more = f", and {len(found) - 5} more (see `chatplex sessions`)" if len(found) > 5 else ""
-        raise UsageError(f"{len(found)} sessions are titled {ref.removeprefix('title:')!r}; "
-                         f"name one by its id: {shown}{more}")
+        raise UsageError(
+            f"{len(found)} sessions are titled {ref.removeprefix('title:')!r}; name one by its id: {shown}{more}"
+        )
     return found[0]
 
 
@@ -191,8 +217,11 @@ async def cmd_vacuum(config: Config, args: argparse.Namespace) -> int:
         before, after = await store.vacuum()
     finally:
         await store.close()
-    print(json.dumps({"before": before, "after": after}) if args.json
-          else f"vacuumed {config.db_path}: {before / 1e6:.2f} MB -> {after / 1e6:.2f} MB")
+    print(
+        json.dumps({"before": before, "after": after})
+        if args.json
+        else f"vacuumed {config.db_path}: {before / 1e6:.2f} MB -> {after / 1e6:.2f} MB"
+    )
     return 0
 
 
@@ -209,8 +238,11 @@ async def cmd_backup(config: Config, args: argparse.Namespace) -> int:
         await store.backup(target)
     finally:
         await store.close()
-    print(json.dumps({"backup": str(target), "bytes": target.stat().st_size}) if args.json
-          else f"backed up {config.db_path} to {target} ({target.stat().st_size / 1e6:.2f} MB)")
+    print(
+        json.dumps({"backup": str(target), "bytes": target.stat().st_size})
+        if args.json
+        else f"backed up {config.db_path} to {target} ({target.stat().st_size / 1e6:.2f} MB)"
+    )
     return 0
 
 
@@ -246,8 +278,7 @@ def _text(value: Any, where: str, limit: int, optional: bool = False) -> None:
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as e:
-        raise UsageError(f"{where} holds an invalid character at {e.start} "
-                         "(a lone UTF-16 surrogate)") from None
+        raise UsageError(f"{where} holds an invalid character at {e.start} (a lone UTF-16 surrogate)") from None
 
 
 def _timestamp(value: Any, where: str) -> None:
@@ -264,8 +295,9 @@ def _timestamp(value: Any, where: str) -> None:
 
 
 def _kind(value: Any) -> str:
-    return {dict: "an object", list: "a list", str: "a string", bool: "true/false",
-            type(None): "null"}.get(type(value), "a number")
+    return {dict: "an object", list: "a list", str: "a string", bool: "true/false", type(None): "null"}.get(
+        type(value), "a number"
+    )
 
 
 def _parse_import(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -279,10 +311,10 @@ def _parse_import(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     except (ValueError, UnicodeDecodeError) as e:
         raise UsageError(f"{path} is not valid JSON ({e})") from e
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise UsageError(f"{path} is not a chatplex session export (expected \"format\": \"{FORMAT}\")")
+        raise UsageError(f'{path} is not a chatplex session export (expected "format": "{FORMAT}")')
     session, messages = data.get("session"), data.get("messages")
     if not isinstance(session, dict) or not isinstance(messages, list):
-        raise UsageError(f"{path}: needs a \"session\" object and a \"messages\" list")
+        raise UsageError(f'{path}: needs a "session" object and a "messages" list')
     for key in ("title", "provider", "model"):
         _text(session.get(key), f"{path}: session.{key}", NAME_LIMIT)
     _text(session.get("system_prompt", ""), f"{path}: session.system_prompt", MAX_MESSAGE)
@@ -290,8 +322,11 @@ def _parse_import(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     states = {s.value for s in MessageState}
     for i, m in enumerate(messages):
         where = f"{path}: messages[{i}]"
-        if not isinstance(m, dict) or m.get("role") not in ("user", "assistant", "system") \
-                or not isinstance(m.get("content"), str):
+        if (
+            not isinstance(m, dict)
+            or m.get("role") not in ("user", "assistant", "system")
+            or not isinstance(m.get("content"), str)
+        ):
             raise UsageError(f"{where} needs a role (user/assistant/system) and a content string")
         _text(m["content"], f"{where}.content", MAX_MESSAGE)
         state = m.get("state", "complete")
@@ -312,8 +347,11 @@ async def cmd_import(config: Config, args: argparse.Namespace) -> int:
         created = await store.import_session(session, messages)
     finally:
         await store.close()
-    print(json.dumps({"session": created.id, "messages": len(messages)}) if args.json
-          else f"imported session {created.id} ({visible(created.title)}) with {len(messages)} messages")
+    print(
+        json.dumps({"session": created.id, "messages": len(messages)})
+        if args.json
+        else f"imported session {created.id} ({visible(created.title)}) with {len(messages)} messages"
+    )
     return 0
 
 
@@ -337,7 +375,7 @@ async def _check_provider(config: Config, name: str) -> tuple[bool, str]:
         models = await asyncio.wait_for(provider.list_models(), timeout=pc.connect_timeout + 5)
     except ProviderError as e:
         return False, str(e)
-    except (TimeoutError, asyncio.TimeoutError):
+    except TimeoutError:
         return False, f"{pc.base_url} did not answer in time — is the server running?"
     except Exception as e:  # e.g. a models list of an unexpected shape: a check, not a crash
         return False, f"unexpected answer from {pc.base_url}: {type(e).__name__}: {e}"
@@ -350,8 +388,15 @@ async def _check_provider(config: Config, name: str) -> tuple[bool, str]:
 async def cmd_doctor(config: Config, args: argparse.Namespace) -> int:
     checks: list[tuple[str, bool, str]] = []
     n = len(config.providers)
-    checks.append(("config", True, f"{config.path} ({n} provider{'s' * (n != 1)})" if config.path
-                   else f"no file at {config_path()}; using a local Ollama — `chatplex config init` writes one"))
+    checks.append(
+        (
+            "config",
+            True,
+            f"{config.path} ({n} provider{'s' * (n != 1)})"
+            if config.path
+            else f"no file at {config_path()}; using a local Ollama — `chatplex config init` writes one",
+        )
+    )
     warnings = [("config", None, w) for w in config.warnings]  # shown, but never fail the check
     try:
         store = await _store(config)
@@ -362,20 +407,35 @@ async def cmd_doctor(config: Config, args: argparse.Namespace) -> int:
             version = await store.schema_version()
             checks.append(("database", True, f"{config.db_path} (schema {version}/{SCHEMA_VERSION})"))
             problems = await store.integrity_check()
-            checks.append(("integrity", problems == ["ok"], "ok" if problems == ["ok"] else
-                           f"{'; '.join(problems[:3])} — restore a backup (`chatplex backup` makes them)"))
+            checks.append(
+                (
+                    "integrity",
+                    problems == ["ok"],
+                    "ok"
+                    if problems == ["ok"]
+                    else f"{'; '.join(problems[:3])} — restore a backup (`chatplex backup` makes them)",
+                )
+            )
         finally:
             await store.close()
     results = await asyncio.gather(*(_check_provider(config, name) for name in config.providers))
-    for name, (ok, text) in zip(config.providers, results):
+    for name, (ok, text) in zip(config.providers, results, strict=True):
         checks.append((f"provider {name}", ok, text))
     failed = not all(ok for _, ok, _ in checks)
     lines: list[tuple[str, bool | None, str]] = [*checks[:1], *warnings, *checks[1:]]
     secrets = config.secrets()  # the providers scrub their errors; this is the last line of defence
     lines = [(check, ok, redact(detail, secrets)) for check, ok, detail in lines]
     if args.json:
-        print(json.dumps([{"check": c, "ok": True, "warning": True, "detail": d} if passed is None
-                          else {"check": c, "ok": passed, "detail": d} for c, passed, d in lines]))
+        print(
+            json.dumps(
+                [
+                    {"check": c, "ok": True, "warning": True, "detail": d}
+                    if passed is None
+                    else {"check": c, "ok": passed, "detail": d}
+                    for c, passed, d in lines
+                ]
+            )
+        )
     else:
         for check, passed, detail in lines:
             mark = "⚠" if passed is None else "✓" if passed else "✗"
@@ -383,7 +443,7 @@ async def cmd_doctor(config: Config, args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-STARTER = '''# chatplex configuration. Keys never go in this file: each provider names the
+STARTER = """# chatplex configuration. Keys never go in this file: each provider names the
 # environment variable that holds its key (api_key_env).
 
 default_provider = "ollama"
@@ -431,7 +491,7 @@ max_concurrency = 1    # a local server usually serves one request at a time
 
 # [keys]                 # remap keys by binding id: press F1 in the app for every binding id
 # new_session = "ctrl+t"
-'''
+"""
 
 
 def cmd_config(args: argparse.Namespace) -> int:
@@ -463,9 +523,16 @@ def cmd_config(args: argparse.Namespace) -> int:
         for key in ("max_concurrency", "max_tokens", "connect_timeout", "read_timeout", "params"):
             entry[key] = getattr(pc, key)
         providers[name] = entry
-    data = {"config": str(config.path) if config.path else None, "database": str(config.db_path),
-            "default_provider": config.default_provider, "workers": config.workers,
-            "max_attempts": config.max_attempts, "bell": config.bell, "keys": config.keys, "providers": providers}
+    data = {
+        "config": str(config.path) if config.path else None,
+        "database": str(config.db_path),
+        "default_provider": config.default_provider,
+        "workers": config.workers,
+        "max_attempts": config.max_attempts,
+        "bell": config.bell,
+        "keys": config.keys,
+        "providers": providers,
+    }
     if args.json:
         print(json.dumps(data, indent=2))
         return 0
@@ -486,8 +553,9 @@ SESSION_REF = "session id, or title (title:NAME for a title made of digits)"
 def add_parsers(sub: Any) -> None:
     p = sub.add_parser("prune", help="delete finished jobs older than a duration (messages stay)")
     p.add_argument("--older-than", required=True, metavar="DURATION", help="e.g. 30d, 12h, 15m")
-    p.add_argument("--messages", action="store_true",
-                   help="also delete sessions (with their messages) idle for that long")
+    p.add_argument(
+        "--messages", action="store_true", help="also delete sessions (with their messages) idle for that long"
+    )
     p.add_argument("--json", action="store_true")
 
     v = sub.add_parser("vacuum", help="compact the database file")
@@ -516,7 +584,13 @@ def add_parsers(sub: Any) -> None:
     c.add_argument("--json", action="store_true")
 
 
-COMMANDS = {"prune": cmd_prune, "vacuum": cmd_vacuum, "backup": cmd_backup, "doctor": cmd_doctor,
-            "export": cmd_export, "import": cmd_import}
+COMMANDS = {
+    "prune": cmd_prune,
+    "vacuum": cmd_vacuum,
+    "backup": cmd_backup,
+    "doctor": cmd_doctor,
+    "export": cmd_export,
+    "import": cmd_import,
+}
 
 __all__ = ["COMMANDS", "ConfigError", "KINDS", "UsageError", "add_parsers", "cmd_config"]

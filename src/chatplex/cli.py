@@ -25,16 +25,18 @@ EXIT_USAGE = 2
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="chatplex", formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog="chatplex",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Many LLM chats at once, in the terminal. With no command, opens the full-screen app.",
         epilog="examples:\n"
-               "  chatplex send \"summarise RFC 9110 in one line\"\n"
-               "  echo \"translate: bonjour\" | chatplex send --session 3 -\n"
-               "  chatplex send --session notes \"remember this\"  # creates \"notes\" if absent\n"
-               "  chatplex send --no-wait \"long job\" && chatplex worker --until-idle\n"
-               "  chatplex export 3 --format json -o chat.json\n"
-               "  chatplex doctor\n"
-               "every command takes --json (export: --format json); bad input exits with code 2")
+        '  chatplex send "summarise RFC 9110 in one line"\n'
+        '  echo "translate: bonjour" | chatplex send --session 3 -\n'
+        '  chatplex send --session notes "remember this"  # creates "notes" if absent\n'
+        '  chatplex send --no-wait "long job" && chatplex worker --until-idle\n'
+        "  chatplex export 3 --format json -o chat.json\n"
+        "  chatplex doctor\n"
+        "every command takes --json (export: --format json); bad input exits with code 2",
+    )
     p.add_argument("--db", type=Path, help="database file (default: $CHATPLEX_DB or the user data dir)")
     p.add_argument("--config", type=Path, help="config.toml (default: $CHATPLEX_CONFIG or the user config dir)")
     p.add_argument("--log-level", help="DEBUG, INFO, WARNING… (default: $CHATPLEX_LOG or INFO)")
@@ -42,9 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("send", help="send a message and stream the reply to stdout")
     s.add_argument("text", help="the message, or - to read it from stdin")
-    s.add_argument("--session", metavar="REF",
-                   help="session id or title; a title no session has yet makes a new session "
-                        "with it (title:NAME when the title is all digits; default: a new session)")
+    s.add_argument(
+        "--session",
+        metavar="REF",
+        help="session id or title; a title no session has yet makes a new session "
+        "with it (title:NAME when the title is all digits; default: a new session)",
+    )
     s.add_argument("--title", help="title of the new session (without --session)")
     s.add_argument("--provider", help="provider name from config.toml (a new session only)")
     s.add_argument("--model", help="model name (a new session only)")
@@ -54,8 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     w = sub.add_parser("worker", help="run the workers without a UI until Ctrl+C / SIGTERM")
     w.add_argument("--workers", type=int, help="number of workers (default: from config)")
-    w.add_argument("--until-idle", action="store_true",
-                   help="exit once no job is queued or running (in any process)")
+    w.add_argument("--until-idle", action="store_true", help="exit once no job is queued or running (in any process)")
     w.add_argument("--json", action="store_true", help="print a JSON summary of the replies done on exit")
 
     ls = sub.add_parser("sessions", help="list sessions with status, unread count and last activity")
@@ -154,20 +158,19 @@ def read_message(arg: str) -> str:
         limit = 4 * MAX_MESSAGE  # UTF-8 takes at most 4 bytes a character; never read unbounded
         data = sys.stdin.buffer.read(limit + 1)
         if len(data) > limit:
-            raise UsageError(f"the message on stdin is too long (at most {MAX_MESSAGE:,} "
-                             "characters)")
+            raise UsageError(f"the message on stdin is too long (at most {MAX_MESSAGE:,} characters)")
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as e:
-            raise UsageError(f"the message on stdin is not valid UTF-8 (byte 0x{data[e.start]:02x} "
-                             f"at offset {e.start})") from e
+            raise UsageError(
+                f"the message on stdin is not valid UTF-8 (byte 0x{data[e.start]:02x} at offset {e.start})"
+            ) from e
     else:
         text = arg
     if not text.strip():
         raise UsageError("the message is empty")
     if len(text) > MAX_MESSAGE:
-        raise UsageError(f"the message is too long ({len(text):,} characters; "
-                         f"at most {MAX_MESSAGE:,})")
+        raise UsageError(f"the message is too long ({len(text):,} characters; at most {MAX_MESSAGE:,})")
     return text
 
 
@@ -175,8 +178,7 @@ async def cmd_send(config: Config, args: argparse.Namespace) -> int:
     text = read_message(args.text)
     if args.title is not None:
         if args.session is not None:
-            raise UsageError("--title names a new session; with --session, the session is found "
-                             "(or made) by its title")
+            raise UsageError("--title names a new session; with --session, the session is found (or made) by its title")
         new_title(args.title)
     if args.provider:
         config.provider(args.provider)  # unknown: refused before anything is written
@@ -188,8 +190,11 @@ async def cmd_send(config: Config, args: argparse.Namespace) -> int:
         # database owns that (a send would demote the session the user looks at)
         if args.no_wait:  # queued LOW: nobody here is looking at it
             _, reply, job = await coord.send(session.id, text)
-            print(json.dumps({"session": session.id, "job": job.id, "message": reply.id}) if args.json
-                  else f"queued job {job.id} in session {session.id}")
+            print(
+                json.dumps({"session": session.id, "job": job.id, "message": reply.id})
+                if args.json
+                else f"queued job {job.id} in session {session.id}"
+            )
             return 0
         coord.focused = coord.only_session = session.id  # its reply is HIGH: someone waits for it
         follow = Follow(coord, session.id, args.json)
@@ -197,8 +202,7 @@ async def cmd_send(config: Config, args: argparse.Namespace) -> int:
     finally:
         await coord.stop()  # a reply still running goes back to the queue, attempt not spent
     if follow and follow.signalled:
-        say(f"stopped; the reply stays queued as job {follow.job_id} "
-            "(`chatplex worker` or the app will generate it)")
+        say(f"stopped; the reply stays queued as job {follow.job_id} (`chatplex worker` or the app will generate it)")
     return code
 
 
@@ -213,23 +217,37 @@ async def cmd_worker(config: Config, args: argparse.Namespace) -> int:
     def on_event(event: object) -> None:
         if isinstance(event, ReplyFinished):  # what this worker got done, for the summary
             done[event.message.state.value] = done.get(event.message.state.value, 0) + 1
-        elif (args.until_idle and isinstance(event, QueueStatsChanged) and event.workers_busy == 0
-                and event.stats.count(JobState.QUEUED) + event.stats.count(JobState.RUNNING) == 0):
+        elif (
+            args.until_idle
+            and isinstance(event, QueueStatsChanged)
+            and event.workers_busy == 0
+            and event.stats.count(JobState.QUEUED) + event.stats.count(JobState.RUNNING) == 0
+        ):
             stop.set()
 
     coord.bus.subscribe(on_event)
     try:  # whatever happens, close: aiosqlite's threads would keep the process alive
         await coord.start()
-        print(f"chatplex worker: {coord.workers_total} workers on {config.db_path}; Ctrl+C stops",
-              file=sys.stderr, flush=True)
+        print(
+            f"chatplex worker: {coord.workers_total} workers on {config.db_path}; Ctrl+C stops",
+            file=sys.stderr,
+            flush=True,
+        )
         await stop.wait()
     finally:
         await coord.stop()
-    summary = {"complete": done.get("complete", 0), "error": done.get("error", 0),
-               "interrupted": done.get("interrupted", 0)}
-    print(json.dumps(summary) if args.json else
-          f"chatplex worker: {summary['complete']} replies done, {summary['error']} failed, "
-          f"{summary['interrupted']} interrupted (resumable)", file=sys.stdout if args.json else sys.stderr)
+    summary = {
+        "complete": done.get("complete", 0),
+        "error": done.get("error", 0),
+        "interrupted": done.get("interrupted", 0),
+    }
+    print(
+        json.dumps(summary)
+        if args.json
+        else f"chatplex worker: {summary['complete']} replies done, {summary['error']} failed, "
+        f"{summary['interrupted']} interrupted (resumable)",
+        file=sys.stdout if args.json else sys.stderr,
+    )
     return 0
 
 
@@ -239,8 +257,7 @@ def new_title(text: str) -> str:
     if not title:
         raise UsageError("the session title is empty")
     if len(title) > admin.NAME_LIMIT:
-        raise UsageError(f"the session title is too long ({len(title):,} characters; "
-                         f"at most {admin.NAME_LIMIT:,})")
+        raise UsageError(f"the session title is too long ({len(title):,} characters; at most {admin.NAME_LIMIT:,})")
     return title
 
 
@@ -255,8 +272,9 @@ async def _send_target(coord: Coordinator, args: argparse.Namespace) -> Session:
         if found or admin.is_id(args.session):
             return admin.only_session(args.session, found)
         title = new_title(args.session.removeprefix("title:"))
-    return await coord.create_session(title=title, provider=args.provider, model=args.model,
-                                      system_prompt=args.system or "")
+    return await coord.create_session(
+        title=title, provider=args.provider, model=args.model, system_prompt=args.system or ""
+    )
 
 
 async def _session(coord: Coordinator, ref: str) -> Session:
@@ -276,10 +294,21 @@ async def cmd_sessions(config: Config, args: argparse.Namespace) -> int:
         await coord.store.close()
     if args.json:
         return _out(args, [admin.session_json(s) for s in sessions], "")
-    admin.table(["id", "status", "unread", "last activity", "provider · model", "title"],
-                [[str(s.id), s.status.value, str(s.unread or ""), admin.ago(s.updated_at),
-                  f"{s.provider} · {s.model}", s.title] for s in sessions],
-                empty="no sessions yet — `chatplex send TEXT` starts one")
+    admin.table(
+        ["id", "status", "unread", "last activity", "provider · model", "title"],
+        [
+            [
+                str(s.id),
+                s.status.value,
+                str(s.unread or ""),
+                admin.ago(s.updated_at),
+                f"{s.provider} · {s.model}",
+                s.title,
+            ]
+            for s in sessions
+        ],
+        empty="no sessions yet — `chatplex send TEXT` starts one",
+    )
     return 0
 
 
@@ -291,8 +320,9 @@ async def cmd_show(config: Config, args: argparse.Namespace) -> int:
     finally:
         await coord.store.close()
     if args.json:
-        return _out(args, {"session": admin.session_json(session),
-                           "messages": [admin.message_json(m) for m in messages]}, "")
+        return _out(
+            args, {"session": admin.session_json(session), "messages": [admin.message_json(m) for m in messages]}, ""
+        )
     print(admin.transcript(session, messages), end="")
     return 0
 
@@ -349,19 +379,43 @@ async def cmd_jobs(config: Config, args: argparse.Namespace) -> int:
             new = await coord.retry_job(job.id)
             if new is None:
                 raise UsageError(f"job {job.id}'s reply is being generated right now")
-            return _out(args, {"job": new.id, "session": new.session_id},
-                        f"queued job {new.id} to regenerate the reply (session {new.session_id})")
+            return _out(
+                args,
+                {"job": new.id, "session": new.session_id},
+                f"queued job {new.id} to regenerate the reply (session {new.session_id})",
+            )
         jobs = await coord.jobs(JobState(args.state) if args.state else None)
     finally:
         await coord.store.close()
     if args.json:
         return _out(args, [admin.job_json(j) for j in jobs], "")
-    admin.table(["id", "session", "prio", "state", "tries", "waited", "ran", "error"],
-                [[str(j.id), str(j.session_id), j.priority.name, j.state.value, f"{j.attempts}/{j.max_attempts}",
-                  admin.span(j.created_at, j.started_at), admin.span(j.started_at, j.finished_at),
-                  admin.one_line(j.last_error or "")] for j in jobs], empty="no jobs")
+    admin.table(
+        ["id", "session", "prio", "state", "tries", "waited", "ran", "error"],
+        [
+            [
+                str(j.id),
+                str(j.session_id),
+                j.priority.name,
+                j.state.value,
+                f"{j.attempts}/{j.max_attempts}",
+                admin.span(j.created_at, j.started_at),
+                admin.span(j.started_at, j.finished_at),
+                admin.one_line(j.last_error or ""),
+            ]
+            for j in jobs
+        ],
+        empty="no jobs",
+    )
     return 0
 
 
-COMMANDS = {"send": cmd_send, "worker": cmd_worker, "sessions": cmd_sessions, "show": cmd_show, "rm": cmd_rm,
-            "rename": cmd_rename, "jobs": cmd_jobs, **admin.COMMANDS}
+COMMANDS = {
+    "send": cmd_send,
+    "worker": cmd_worker,
+    "sessions": cmd_sessions,
+    "show": cmd_show,
+    "rm": cmd_rm,
+    "rename": cmd_rename,
+    "jobs": cmd_jobs,
+    **admin.COMMANDS,
+}

@@ -40,20 +40,51 @@ KINDS: dict[str, tuple[str, str, str | None]] = {
 
 # kinds whose server continues a final assistant message (Anthropic: prefill; llama.cpp's
 # server; vLLM with continue_final_message). Others regenerate unless `resume = "continue"`.
-RESUME_DEFAULTS = {"anthropic": "continue", "llamacpp": "continue", "llamacpp-server": "continue",
-                   "vllm": "continue"}
+RESUME_DEFAULTS = {"anthropic": "continue", "llamacpp": "continue", "llamacpp-server": "continue", "vllm": "continue"}
 # Every key load() reads (`get` checks it asks for no other). [keys] and
 # [providers.NAME.params] are free-form; any other key is reported, not ignored in silence.
 TOP_KEYS = ("default_provider", "workers", "max_attempts", "bell", "database", "providers", "keys")
-PROVIDER_KEYS = ("kind", "base_url", "model", "api_key_env", "max_concurrency", "connect_timeout",
-                 "read_timeout", "stall_timeout", "reply_timeout", "resume", "max_tokens",
-                 "model_path", "context", "params")
+PROVIDER_KEYS = (
+    "kind",
+    "base_url",
+    "model",
+    "api_key_env",
+    "max_concurrency",
+    "connect_timeout",
+    "read_timeout",
+    "stall_timeout",
+    "reply_timeout",
+    "resume",
+    "max_tokens",
+    "model_path",
+    "context",
+    "params",
+)
 # request body fields people put in a provider table by mistake: they belong in its params
-REQUEST_PARAMS = ("temperature", "top_p", "top_k", "min_p", "frequency_penalty",
-                  "presence_penalty", "repeat_penalty", "repetition_penalty", "seed", "stop",
-                  "stop_sequences", "logit_bias", "logprobs", "top_logprobs", "n",
-                  "response_format", "reasoning_effort", "max_completion_tokens", "thinking",
-                  "tool_choice", "parallel_tool_calls", "service_tier")
+REQUEST_PARAMS = (
+    "temperature",
+    "top_p",
+    "top_k",
+    "min_p",
+    "frequency_penalty",
+    "presence_penalty",
+    "repeat_penalty",
+    "repetition_penalty",
+    "seed",
+    "stop",
+    "stop_sequences",
+    "logit_bias",
+    "logprobs",
+    "top_logprobs",
+    "n",
+    "response_format",
+    "reasoning_effort",
+    "max_completion_tokens",
+    "thinking",
+    "tool_choice",
+    "parallel_tool_calls",
+    "service_tier",
+)
 
 
 class ConfigError(Exception):
@@ -116,14 +147,27 @@ class Config:
         session shows why, and the other providers keep working."""
         pc = self.provider(name)
         if pc.protocol == "llamacpp":
-            return LlamaCppProvider(name, pc.model_path, context=pc.context, read_timeout=pc.read_timeout,
-                                    default_max_tokens=pc.max_tokens, params=pc.params)
+            return LlamaCppProvider(
+                name,
+                pc.model_path,
+                context=pc.context,
+                read_timeout=pc.read_timeout,
+                default_max_tokens=pc.max_tokens,
+                params=pc.params,
+            )
         key, problem = api_key(pc.api_key_env)
         cls = AnthropicProvider if pc.protocol == "anthropic" else OpenAIProvider
-        return cls(name, pc.base_url, api_key=key, key_error=problem and f"{name}: {problem}",
-                   key_env=pc.api_key_env,
-                   connect_timeout=pc.connect_timeout, read_timeout=pc.read_timeout,
-                   default_max_tokens=pc.max_tokens, params=pc.params)
+        return cls(
+            name,
+            pc.base_url,
+            api_key=key,
+            key_error=problem and f"{name}: {problem}",
+            key_env=pc.api_key_env,
+            connect_timeout=pc.connect_timeout,
+            read_timeout=pc.read_timeout,
+            default_max_tokens=pc.max_tokens,
+            params=pc.params,
+        )
 
     def secrets(self) -> list[str]:
         """Every configured key variable's value that is set, as found and as sent (stripped):
@@ -159,8 +203,10 @@ def api_key(env: str | None) -> tuple[str | None, str | None]:
             what = "a control character"
         else:
             what = f"a non-ASCII character (U+{ord(ch):04X} {unicodedata.name(ch, 'unnamed')})"
-        return None, (f"the environment variable {env} holds {what} at character {i} of "
-                      f"{len(key)}, which an API key cannot contain; set it again without it")
+        return None, (
+            f"the environment variable {env} holds {what} at character {i} of "
+            f"{len(key)}, which an API key cannot contain; set it again without it"
+        )
     return key, None
 
 
@@ -220,7 +266,7 @@ def key_lines(text: str) -> dict[tuple[str, ...], int]:
             table = path
         elif (m := _ENTRY.match(line)) and (path := _key_path(m[1])) is not None:
             path = table + path
-            value = line[m.end():]
+            value = line[m.end() :]
             closing = next((d for d in ('"""', "'''") if value.count(d) % 2), "")
         else:
             continue
@@ -236,8 +282,7 @@ def key_line(text: str, provider: str, key: str) -> int | None:
 
 
 def _table(*path: str) -> str:
-    return ".".join(p if re.fullmatch(_BARE, p) else json.dumps(p, ensure_ascii=False)
-                    for p in path)
+    return ".".join(p if re.fullmatch(_BARE, p) else json.dumps(p, ensure_ascii=False) for p in path)
 
 
 def unknown_keys(data: dict[str, Any], text: str, where: str) -> list[str]:
@@ -250,8 +295,10 @@ def unknown_keys(data: dict[str, Any], text: str, where: str) -> list[str]:
     def warn(path: tuple[str, ...], hint: str) -> None:
         line = lines.get(path) or (lines.get(path[:-1]) if len(path) > 1 else None)
         inside = f" in [{_table(*path[:-1])}]" if len(path) > 1 else ""
-        warnings.append(f"{where}{f', line {line}' if line else ''}: unknown key "
-                        f"{json.dumps(path[-1], ensure_ascii=False)}{inside}{hint}")
+        warnings.append(
+            f"{where}{f', line {line}' if line else ''}: unknown key "
+            f"{json.dumps(path[-1], ensure_ascii=False)}{inside}{hint}"
+        )
 
     def close(key: str, known: tuple[str, ...]) -> str | None:
         return next(iter(difflib.get_close_matches(key, known, n=1)), None)
@@ -333,7 +380,8 @@ def load(path: Path | None = None, db: Path | str | None = None) -> Config:
             raise ConfigError(f"{where}: {ctx}kind must be one of {', '.join(KINDS)}, got {kind!r}")
         _, base_default, key_default = KINDS[kind]
         pc = ProviderConfig(
-            name=name, kind=kind,
+            name=name,
+            kind=kind,
             base_url=get(table, "base_url", str, base_default, ctx),
             model=get(table, "model", str, "", ctx),
             api_key_env=get(table, "api_key_env", str, key_default, ctx) or None,
@@ -353,13 +401,13 @@ def load(path: Path | None = None, db: Path | str | None = None) -> Config:
             raise ConfigError(f"{where}{f', line {line}' if line else ''}: {ctx}base_url {reason}")
         if kind == "llamacpp":
             if not pc.model_path:
-                raise ConfigError(f"{where}: {ctx}model_path is required for kind = \"llamacpp\"")
+                raise ConfigError(f'{where}: {ctx}model_path is required for kind = "llamacpp"')
             pc.model = pc.model or Path(pc.model_path).stem
             pc.max_concurrency = pc.max_concurrency or 2
         elif not pc.model:
             raise ConfigError(f"{where}: {ctx}model is required")
         if pc.resume not in ("continue", "regenerate"):
-            raise ConfigError(f"{where}: {ctx}resume must be \"continue\" or \"regenerate\", got {pc.resume!r}")
+            raise ConfigError(f'{where}: {ctx}resume must be "continue" or "regenerate", got {pc.resume!r}')
         for key in ("connect_timeout", "read_timeout", "stall_timeout", "reply_timeout"):
             if not getattr(pc, key) > 0:
                 raise ConfigError(f"{where}: {ctx}{key} must be a number of seconds above 0")
@@ -367,12 +415,12 @@ def load(path: Path | None = None, db: Path | str | None = None) -> Config:
             raise ConfigError(f"{where}: {ctx}max_concurrency must be 0 (no limit) or more")
         providers[name] = pc
     if not providers:
-        providers["ollama"] = ProviderConfig(name="ollama", kind="ollama", base_url=KINDS["ollama"][1],
-                                             model="llama3.2", max_concurrency=1)
+        providers["ollama"] = ProviderConfig(
+            name="ollama", kind="ollama", base_url=KINDS["ollama"][1], model="llama3.2", max_concurrency=1
+        )
     default = get(data, "default_provider", str, next(iter(providers)), "")
     if default not in providers:
-        raise ConfigError(f"{where}: default_provider {default!r} is not among the providers "
-                          f"({', '.join(providers)})")
+        raise ConfigError(f"{where}: default_provider {default!r} is not among the providers ({', '.join(providers)})")
     workers = get(data, "workers", int, 4, "")
     if not 1 <= workers <= 64:
         raise ConfigError(f"{where}: workers must be between 1 and 64, got {workers}")
@@ -382,7 +430,9 @@ def load(path: Path | None = None, db: Path | str | None = None) -> Config:
             raise ConfigError(f"{where}: keys.{k} must be a key name string, got {v!r}")
     return Config(
         path=path,
-        db_path=Path(db).expanduser() if db else Path(get(data, "database", str, str(default_db_path()), "")).expanduser(),
+        db_path=Path(db).expanduser()
+        if db
+        else Path(get(data, "database", str, str(default_db_path()), "")).expanduser(),
         log_dir=default_log_dir(),
         providers=providers,
         default_provider=default,

@@ -110,9 +110,17 @@ class Follow:
 
     def _finish(self, message: Message) -> int:
         if self.as_json:
-            print(json.dumps({"session": self.session_id, "message": message.id,
-                              "state": message.state.value, "content": message.content,
-                              "error": message.error}))
+            print(
+                json.dumps(
+                    {
+                        "session": self.session_id,
+                        "message": message.id,
+                        "state": message.state.value,
+                        "content": message.content,
+                        "error": message.error,
+                    }
+                )
+            )
         elif message.state is MessageState.COMPLETE:
             if self.live:
                 self._catch_up(message.content)
@@ -137,7 +145,7 @@ class Follow:
         if not content.startswith("".join(self.shown)):
             self._restart(None)
         if len(content) > self.shown_length:
-            self._write(content[self.shown_length:])
+            self._write(content[self.shown_length :])
 
     def _end_line(self) -> None:
         if self.live and self.shown_length:

@@ -60,7 +60,8 @@ def setup(log_dir: Path, level: str | None = None, secrets: Iterable[str] = ()) 
     try:
         log_dir.mkdir(parents=True, exist_ok=True)
         handler: logging.Handler = logging.handlers.RotatingFileHandler(
-            path, maxBytes=5_000_000, backupCount=3, encoding="utf-8")
+            path, maxBytes=5_000_000, backupCount=3, encoding="utf-8"
+        )
     except OSError:
         root.addHandler(logging.NullHandler())
         return None

@@ -43,8 +43,10 @@ class Running:
         self.proc = proc
         self.out = bytearray()
         self.err = bytearray()
-        self._threads = [threading.Thread(target=self._drain, args=(pipe, buf), daemon=True)
-                         for pipe, buf in ((proc.stdout, self.out), (proc.stderr, self.err))]
+        self._threads = [
+            threading.Thread(target=self._drain, args=(pipe, buf), daemon=True)
+            for pipe, buf in ((proc.stdout, self.out), (proc.stderr, self.err))
+        ]
         for t in self._threads:
             t.start()
 
@@ -63,8 +65,7 @@ class Running:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-            raise AssertionError(f"chatplex did not exit within {timeout}s; "
-                                 f"stderr: {bytes(self.err)!r}")
+            raise AssertionError(f"chatplex did not exit within {timeout}s; stderr: {bytes(self.err)!r}") from None
         for t in self._threads:
             t.join(10)
         return Done(code, bytes(self.out), bytes(self.err))
@@ -88,20 +89,25 @@ class Cli:
         """Point the config's only provider at a new fake-server scenario."""
         s = self.fake.scenario(**scenario)
         (self.tmp_path / "config.toml").write_text(
-            f'[providers.fake]\nkind = "openai"\nbase_url = "{s.url}"\nmodel = "fake-small"\n'
-            'api_key_env = ""\n')
+            f'[providers.fake]\nkind = "openai"\nbase_url = "{s.url}"\nmodel = "fake-small"\napi_key_env = ""\n'
+        )
         return s
 
     def _cmd(self, args: tuple[Arg, ...]) -> list[Arg]:
         return [sys.executable, "-m", "chatplex", *args]
 
-    def run(self, *args: Arg, stdin: bytes | None = None, code: int | None = 0,
-            timeout: float = 60) -> Done:
+    def run(self, *args: Arg, stdin: bytes | None = None, code: int | None = 0, timeout: float = 60) -> Done:
         """Run to the end with pipes; check the exit code (unless `code` is None). Exit 2 must
         be one line on stderr and no traceback."""
-        r = subprocess.run(self._cmd(args), input=b"" if stdin is None else stdin,
-                           capture_output=True, check=False, env=env_with_src(),
-                           cwd=self.tmp_path, timeout=timeout)
+        r = subprocess.run(
+            self._cmd(args),
+            input=b"" if stdin is None else stdin,
+            capture_output=True,
+            check=False,
+            env=env_with_src(),
+            cwd=self.tmp_path,
+            timeout=timeout,
+        )
         done = Done(r.returncode, r.stdout, r.stderr)
         if code is not None:
             assert done.code == code, (args, done)
@@ -110,8 +116,14 @@ class Cli:
         return done
 
     def start(self, *args: Arg) -> Running:
-        proc = subprocess.Popen(self._cmd(args), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, env=env_with_src(), cwd=self.tmp_path)
+        proc = subprocess.Popen(
+            self._cmd(args),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env_with_src(),
+            cwd=self.tmp_path,
+        )
         child = Running(proc)
         self._children.append(child)
         return child
@@ -138,13 +150,18 @@ class Cli:
                 buf.extend(chunk)
 
         try:
-            proc = subprocess.Popen(self._cmd(args), stdin=subprocess.DEVNULL, stdout=slaves[0],
-                                    stderr=slaves[1], env=env_with_src(), cwd=self.tmp_path)
+            proc = subprocess.Popen(
+                self._cmd(args),
+                stdin=subprocess.DEVNULL,
+                stdout=slaves[0],
+                stderr=slaves[1],
+                env=env_with_src(),
+                cwd=self.tmp_path,
+            )
         finally:
             for fd in slaves:
                 os.close(fd)
-        threads = [threading.Thread(target=drain, args=(m, b), daemon=True)
-                   for m, b in zip(masters, bufs, strict=True)]
+        threads = [threading.Thread(target=drain, args=(m, b), daemon=True) for m, b in zip(masters, bufs, strict=True)]
         for t in threads:
             t.start()
         try:

@@ -22,11 +22,19 @@ def cx(tmp_path, fake):
     """Run chatplex with a config pointing at a fresh fake-server scenario."""
     s = fake.scenario(reply="Hello from the test server.")
     (tmp_path / "config.toml").write_text(
-        f'[providers.fake]\nkind = "openai"\nbase_url = "{s.url}"\nmodel = "fake-small"\napi_key_env = ""\n')
+        f'[providers.fake]\nkind = "openai"\nbase_url = "{s.url}"\nmodel = "fake-small"\napi_key_env = ""\n'
+    )
 
     def run(*args: str, stdin: str | None = None, code: int = 0) -> subprocess.CompletedProcess:
-        result = subprocess.run([sys.executable, "-m", "chatplex", *args], input=stdin, capture_output=True,
-                                text=True, env=env_with_src(), timeout=60, cwd=tmp_path)
+        result = subprocess.run(
+            [sys.executable, "-m", "chatplex", *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env=env_with_src(),
+            timeout=60,
+            cwd=tmp_path,
+        )
         assert result.returncode == code, (args, result.returncode, result.stdout, result.stderr)
         if code == 2:
             assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
@@ -50,17 +58,24 @@ def test_send_streams_the_reply_and_reads_stdin(cx):
     # an existing session by title keeps its history on the wire
     cx("send", "--session", "hi there", "and again")
     assert [m["content"] for m in cx.scenario.requests[-1]["messages"]] == [
-        "hi there", "Hello from the test server.", "and again"]
+        "hi there",
+        "Hello from the test server.",
+        "and again",
+    ]
 
 
 def test_send_failure_exits_non_zero_with_one_line(cx, fake, tmp_path):
     bad = fake.scenario(faults=[Fault(status=401)] * 3)
     (tmp_path / "config.toml").write_text(
-        f'[providers.bad]\nkind = "openai"\nbase_url = "{bad.url}"\nmodel = "m"\napi_key_env = ""\n')
+        f'[providers.bad]\nkind = "openai"\nbase_url = "{bad.url}"\nmodel = "m"\napi_key_env = ""\n'
+    )
     out = cx("send", "hello", code=1)
-    assert out.stderr.strip().splitlines() == [(
-        "chatplex: bad: HTTP 401: injected error 401 (the server wants an API key: "
-        "set api_key_env in [providers.bad] of config.toml)")]
+    assert out.stderr.strip().splitlines() == [
+        (
+            "chatplex: bad: HTTP 401: injected error 401 (the server wants an API key: "
+            "set api_key_env in [providers.bad] of config.toml)"
+        )
+    ]
 
 
 def test_sessions_show_rename_rm(cx):
@@ -73,7 +88,9 @@ def test_sessions_show_rename_rm(cx):
     assert "first question" in table and "status" in table
     shown = js(cx("show", "first question", "--json"))
     assert [(m["role"], m["content"]) for m in shown["messages"]] == [
-        ("user", "first question"), ("assistant", "Hello from the test server.")]
+        ("user", "first question"),
+        ("assistant", "Hello from the test server."),
+    ]
     assert "[you]\nfirst question" in cx("show", str(sessions[1]["id"])).stdout
     cx("rename", "first question", "Renamed")
     assert js(cx("show", "Renamed", "--json"))["session"]["title"] == "Renamed"
@@ -84,7 +101,8 @@ def test_sessions_show_rename_rm(cx):
 def test_show_prints_model_text_without_terminal_escapes(cx, fake, tmp_path):
     evil = fake.scenario(reply="\x1b[2J\x1b]0;pwned\x07 [bold]x[/]")
     (tmp_path / "config.toml").write_text(
-        f'[providers.e]\nkind = "openai"\nbase_url = "{evil.url}"\nmodel = "m"\napi_key_env = ""\n')
+        f'[providers.e]\nkind = "openai"\nbase_url = "{evil.url}"\nmodel = "m"\napi_key_env = ""\n'
+    )
     cx("send", "--json", "hi")
     out = cx("show", "hi").stdout
     assert "\x1b" not in out and "\x07" not in out and "␛[2J" in out and "[bold]x[/]" in out
@@ -157,7 +175,8 @@ def test_doctor_reports_each_check(cx, fake, tmp_path, monkeypatch):
     (tmp_path / "config.toml").write_text(
         f'[providers.good]\nkind = "openai"\nbase_url = "{good.url}"\nmodel = "fake-small"\napi_key_env = ""\n'
         f'[providers.down]\nkind = "openai"\nbase_url = "http://127.0.0.1:9/v1"\nmodel = "m"\napi_key_env = ""\n'
-        f'[providers.keyless]\nkind = "anthropic"\nmodel = "m"\napi_key_env = "CHATPLEX_TEST_NO_KEY"\n')
+        f'[providers.keyless]\nkind = "anthropic"\nmodel = "m"\napi_key_env = "CHATPLEX_TEST_NO_KEY"\n'
+    )
     out = cx("doctor", code=1).stdout.splitlines()
     assert out[0].startswith("✓ config: ") and out[1].startswith("✓ database: ") and out[2] == "✓ integrity: ok"
     assert out[3].startswith("✓ provider good: ") and "reachable and authorised" in out[3]
@@ -174,11 +193,19 @@ def test_config_path_init_show(cx, tmp_path, monkeypatch):
     for provider in ("ollama", "openai", "anthropic", "openrouter", "vllm"):
         assert provider in text
     assert "exists; pass --force" in cx("config", "init", code=2).stderr
-    path.write_text(text.replace("# [providers.openai]\n# kind", "[providers.openai]\nkind")
-                    .replace('# model = "gpt-4o-mini"\n# api_key_env', 'model = "gpt-4o-mini"\napi_key_env'))
+    path.write_text(
+        text.replace("# [providers.openai]\n# kind", "[providers.openai]\nkind").replace(
+            '# model = "gpt-4o-mini"\n# api_key_env', 'model = "gpt-4o-mini"\napi_key_env'
+        )
+    )
     env_key = "sk-very-secret-value"
-    result = subprocess.run([sys.executable, "-m", "chatplex", "config", "show", "--json"], capture_output=True,
-                            text=True, env={**env_with_src(), "OPENAI_API_KEY": env_key}, cwd=tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-m", "chatplex", "config", "show", "--json"],
+        capture_output=True,
+        text=True,
+        env={**env_with_src(), "OPENAI_API_KEY": env_key},
+        cwd=tmp_path,
+    )
     shown = json.loads(result.stdout)
     assert shown["providers"]["openai"]["api_key"] == "****** (set)" and env_key not in result.stdout
 
@@ -189,19 +216,29 @@ async def test_cli_and_the_tui_at_once(cx, tmp_path):
     app = ChatplexApp(make_config(tmp_path, provider_for(s)))
     async with app.run_test(size=(100, 30)) as pilot:
         await app.ready.wait()
+
         async def run(*args: str) -> tuple[int, str]:
             proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "chatplex", *args, cwd=tmp_path, env=env_with_src(),
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+                sys.executable,
+                "-m",
+                "chatplex",
+                *args,
+                cwd=tmp_path,
+                env=env_with_src(),
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
             out, _ = await proc.communicate()
             return proc.returncode or 0, out.decode()
 
-        (a, out_a), (b, out_b) = await asyncio.gather(run("send", "one from the shell"),
-                                                       run("send", "--no-wait", "two from the shell"))
+        (a, out_a), (b, out_b) = await asyncio.gather(
+            run("send", "one from the shell"), run("send", "--no-wait", "two from the shell")
+        )
         assert a == 0 and out_a == "Hello from the test server.\n" and b == 0
         await until(pilot, lambda: len(app.sidebar.sessions) == 2, timeout=10)
-        await until(pilot, lambda: all(r.status is SessionStatus.WAITING for r in app.sidebar.sessions.values()),
-                    timeout=20)
+        await until(
+            pilot, lambda: all(r.status is SessionStatus.WAITING for r in app.sidebar.sessions.values()), timeout=20
+        )
         code, listed = await run("sessions", "--json")
         assert code == 0 and {x["title"] for x in json.loads(listed)} == {"one from the shell", "two from the shell"}
     assert len(s.requests) == 2

@@ -13,16 +13,22 @@ from chatplex.config import load
 def typo_config(cli) -> str:
     s = cli.provider(reply="Hello from the test server.")
     path = cli.tmp_path / "config.toml"
-    path.write_text(f'workerz = 9\n[providers.fake]\nkind = "openai"\nbase_url = "{s.url}"\n'
-                    'model = "fake-small"\napi_key_env = ""\nmax_token = 5\n')
+    path.write_text(
+        f'workerz = 9\n[providers.fake]\nkind = "openai"\nbase_url = "{s.url}"\n'
+        'model = "fake-small"\napi_key_env = ""\nmax_token = 5\n'
+    )
     return str(path)
 
 
 def test_every_command_warns_once_on_stderr_and_still_works(cli):
     path = typo_config(cli)
-    warnings = [f'chatplex: warning: {path}, line 1: unknown key "workerz" (did you mean "workers"?)',
-                (f'chatplex: warning: {path}, line 7: unknown key "max_token" in [providers.fake] '
-                 '(did you mean "max_tokens"?)')]
+    warnings = [
+        f'chatplex: warning: {path}, line 1: unknown key "workerz" (did you mean "workers"?)',
+        (
+            f'chatplex: warning: {path}, line 7: unknown key "max_token" in [providers.fake] '
+            '(did you mean "max_tokens"?)'
+        ),
+    ]
     sent = cli.run("send", "hi")
     assert sent.out == b"Hello from the test server.\n" and sent.err_lines == warnings
     listed = cli.run("sessions", "--json")
@@ -36,7 +42,7 @@ def test_doctor_shows_warnings_as_lines_and_keeps_its_exit_code(cli):
     out = done.out.decode().splitlines()
     assert out[0] == f"✓ config: {path} (1 provider)"
     assert out[1] == f'⚠ config: {path}, line 1: unknown key "workerz" (did you mean "workers"?)'
-    assert out[2].startswith(f"⚠ config: {path}, line 7: unknown key \"max_token\"")
+    assert out[2].startswith(f'⚠ config: {path}, line 7: unknown key "max_token"')
     assert out[3].startswith("✓ database: ") and out[-1].startswith("✓ provider fake: ")
     assert done.err == b""  # once: as doctor lines, not also on stderr
     checks = json.loads(cli.run("doctor", "--json").out)

@@ -27,9 +27,7 @@ def chatplex(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     )
 
 
-def export(
-    session: dict[str, Any] | None = None, messages: list[Any] | None = None
-) -> dict[str, Any]:
+def export(session: dict[str, Any] | None = None, messages: list[Any] | None = None) -> dict[str, Any]:
     return {
         "format": "chatplex-session/1",
         "session": {
@@ -136,9 +134,7 @@ def test_a_malformed_export_is_one_line_and_imports_nothing(tmp_path, case):
     result = chatplex(tmp_path, "import", str(path))
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
     lines = result.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"chatplex: {path}") and expected in lines[0], (
-        lines
-    )
+    assert len(lines) == 1 and lines[0].startswith(f"chatplex: {path}") and expected in lines[0], lines
     listed = chatplex(tmp_path, "sessions", "--json")
     assert [s["title"] for s in json.loads(listed.stdout)] == ["kept"]  # nothing half-imported
     assert chatplex(tmp_path, "export", "kept").returncode == 0  # and the app still works
@@ -169,6 +165,4 @@ def test_an_export_round_trips_with_edge_values(tmp_path):
     again = json.loads(out.stdout)
     assert [m["content"] for m in again["messages"]] == [m["content"] for m in data["messages"]]
     assert again["session"]["created_at"] == 253402300799
-    assert (
-        chatplex(tmp_path, "export", sid).stdout.count("9999-12-31") == 1
-    )  # Markdown dates format
+    assert chatplex(tmp_path, "export", sid).stdout.count("9999-12-31") == 1  # Markdown dates format

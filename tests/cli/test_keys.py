@@ -92,9 +92,7 @@ def test_a_spoilt_key_appears_nowhere(case, fake, tmp_path):
         assert part.encode() not in files
 
 
-async def test_a_spoilt_key_fails_the_reply_through_the_coordinator(
-    fake, tmp_path, coordinators, monkeypatch
-):
+async def test_a_spoilt_key_fails_the_reply_through_the_coordinator(fake, tmp_path, coordinators, monkeypatch):
     key, parts = spoilt_keys()["zero-width-space"]
     s = fake.scenario()
     monkeypatch.setenv(VAR, key)
@@ -104,9 +102,7 @@ async def test_a_spoilt_key_fails_the_reply_through_the_coordinator(
     _, reply, _ = await coord.send(session.id, "hello")
     done = await rec.wait(lambda e: isinstance(e, ReplyFinished) and e.message.id == reply.id)
     assert done.message.state is MessageState.ERROR
-    assert done.message.error.startswith(
-        f"cloud: the environment variable {VAR} holds a non-ASCII character"
-    )
+    assert done.message.error.startswith(f"cloud: the environment variable {VAR} holds a non-ASCII character")
     assert "U+200B" in done.message.error and s.requests == []
     job = (await coord.jobs())[0]
     assert not any(p in done.message.error + (job.last_error or "") for p in parts)

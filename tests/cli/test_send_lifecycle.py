@@ -29,8 +29,7 @@ def waiting(cli, phase: str, scenario) -> tuple[int, str, int, float]:
     if phase == "streaming":
         wait_until(lambda: scenario.active == 1, "the reply to stream")
         return wait_until(lambda: (r := job_row(cli)) and r[1] == "running" and r, "the job to run")
-    return wait_until(lambda: (r := job_row(cli)) and r[1] == "queued" and r[2] == 1 and r,
-                      "the retry to be scheduled")
+    return wait_until(lambda: (r := job_row(cli)) and r[1] == "queued" and r[2] == 1 and r, "the retry to be scheduled")
 
 
 @pytest.mark.parametrize("phase", ["streaming", "queued"])

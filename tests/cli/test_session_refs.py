@@ -20,14 +20,31 @@ def test_send_session_by_title_makes_it_once_then_reuses_it(cli, fake):
     (cli.tmp_path / "config.toml").write_text(
         f'[providers.fake]\nkind = "openai"\nbase_url = "{s.url}"\nmodel = "fake-small"\n'
         f'api_key_env = ""\n[providers.other]\nkind = "openai"\nbase_url = "{other.url}"\n'
-        'model = "o-default"\napi_key_env = ""\n')
-    made = cli.run("send", "--session", "my  notes", "--provider", "other", "--model", "o-big",
-                   "--system", "be brief", "--json", "first")
+        'model = "o-default"\napi_key_env = ""\n'
+    )
+    made = cli.run(
+        "send",
+        "--session",
+        "my  notes",
+        "--provider",
+        "other",
+        "--model",
+        "o-big",
+        "--system",
+        "be brief",
+        "--json",
+        "first",
+    )
     sid = json.loads(made.out)["session"]
     [row] = sessions(cli)
     # the title as given (whitespace collapsed as the app keeps titles), not the message's
     assert (row["id"], row["title"], row["provider"], row["model"], row["system_prompt"]) == (
-        sid, "my notes", "other", "o-big", "be brief")
+        sid,
+        "my notes",
+        "other",
+        "o-big",
+        "be brief",
+    )
     assert other.requests[-1]["model"] == "o-big"
     assert other.requests[-1]["messages"][0] == {"role": "system", "content": "be brief"}
 
@@ -36,7 +53,12 @@ def test_send_session_by_title_makes_it_once_then_reuses_it(cli, fake):
     cli.run("send", "--session", "my notes", "third")
     assert [r["id"] for r in sessions(cli)] == [sid]
     assert [m["content"] for m in other.requests[-1]["messages"][1:]] == [
-        "first", "from the other one", "second", "from the other one", "third"]
+        "first",
+        "from the other one",
+        "second",
+        "from the other one",
+        "third",
+    ]
     assert s.requests == []
 
 
@@ -47,8 +69,7 @@ def test_title_makes_a_new_session_with_that_title(cli):
     err = cli.run("send", "--title", "x", "--session", "1", "hi", code=2).err_lines[0]
     assert "--title names a new session" in err
     assert "the session title is empty" in cli.run("send", "--title", "  ", "hi", code=2).err_lines[0]
-    assert "the session title is empty" in cli.run("send", "--session", "title:", "hi",
-                                                   code=2).err_lines[0]
+    assert "the session title is empty" in cli.run("send", "--session", "title:", "hi", code=2).err_lines[0]
     assert len(sessions(cli)) == 2  # a refused send leaves nothing behind
 
 
@@ -67,13 +88,20 @@ def test_digits_are_an_id_and_title_prefix_reaches_a_numeric_title(cli):
     assert json.loads(cli.run("show", "2", "--json").out)["session"]["title"] == "3"
     assert json.loads(cli.run("show", "title:2", "--json").out)["session"]["id"] == 1
     shown = json.loads(cli.run("show", "title:3", "--json").out)
-    assert [m["content"] for m in shown["messages"] if m["role"] == "user"] == [
-        "to the one titled 3", "again"]
+    assert [m["content"] for m in shown["messages"] if m["role"] == "user"] == ["to the one titled 3", "again"]
 
 
-@pytest.mark.parametrize("command", [
-    ("send", "--session", "dup", "hello?"), ("show", "dup"), ("rm", "dup"),
-    ("rename", "dup", "new name"), ("export", "dup"), ("send", "--session", "title:dup", "x")])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("send", "--session", "dup", "hello?"),
+        ("show", "dup"),
+        ("rm", "dup"),
+        ("rename", "dup", "new name"),
+        ("export", "dup"),
+        ("send", "--session", "title:dup", "x"),
+    ],
+)
 def test_an_ambiguous_title_is_refused_listing_the_candidates(cli, command):
     s = cli.provider(reply="ok")
     cli.run("send", "one")

@@ -18,8 +18,9 @@ from tests.fakeserver import Fault
 
 
 def finished(message_id: int, state: MessageState | None = None):
-    return lambda e: (isinstance(e, ReplyFinished) and e.message.id == message_id
-                      and (state is None or e.message.state is state))
+    return lambda e: (
+        isinstance(e, ReplyFinished) and e.message.id == message_id and (state is None or e.message.state is state)
+    )
 
 
 def started(message_id: int):
@@ -200,8 +201,9 @@ async def test_transient_error_is_retried_and_succeeds(fake, tmp_path, coordinat
 
 
 async def test_bad_request_fails_at_once_and_retry_recovers(fake, tmp_path, coordinators):
-    s = fake.scenario(reply="second time lucky",
-                      faults=[Fault(status=404, body={"error": {"message": "model 'nope' not found"}})])
+    s = fake.scenario(
+        reply="second time lucky", faults=[Fault(status=404, body={"error": {"message": "model 'nope' not found"}})]
+    )
     coord, rec = await coordinators(make_config(tmp_path, provider_for(s)))
     session = await coord.create_session()
     _, reply, job = await coord.send(session.id, "x")
@@ -226,7 +228,9 @@ async def test_other_sessions_keep_working_while_one_fails(fake, tmp_path, coord
     s_good = await coord.create_session(provider="good")
     _, r_bad, _ = await coord.send(s_bad.id, "x")
     _, r_good, _ = await coord.send(s_good.id, "y")
-    assert "set api_key_env in [providers.bad]" in (await rec.wait(finished(r_bad.id, MessageState.ERROR))).message.error
+    assert (
+        "set api_key_env in [providers.bad]" in (await rec.wait(finished(r_bad.id, MessageState.ERROR))).message.error
+    )
     assert (await rec.wait(finished(r_good.id))).message.state is MessageState.COMPLETE
 
 
@@ -310,8 +314,14 @@ async def test_queue_stats_end_with_the_final_state(fake, tmp_path, coordinators
     session = await coord.create_session()
     _, reply, _ = await coord.send(session.id, "go")
     await rec.wait(finished(reply.id, MessageState.COMPLETE))
-    await rec.wait(lambda e: isinstance(e, QueueStatsChanged) and e.workers_busy == 0
-                   and e.stats.count(JobState.QUEUED) + e.stats.count(JobState.RUNNING) == 0, timeout=3)
+    await rec.wait(
+        lambda e: (
+            isinstance(e, QueueStatsChanged)
+            and e.workers_busy == 0
+            and e.stats.count(JobState.QUEUED) + e.stats.count(JobState.RUNNING) == 0
+        ),
+        timeout=3,
+    )
 
 
 async def test_idle_workers_sleep_while_a_second_message_waits_for_the_first(fake, tmp_path, coordinators):

@@ -26,15 +26,29 @@ async def test_sigkill_mid_stream_then_recovery_replies_once(fake, tmp_path, coo
     s = fake.scenario(reply=" ".join(f"w{i}" for i in range(300)), token_delay=0.01)
     config = make_config(tmp_path, provider_for(s))
     (tmp_path / "config.toml").write_text(
-        f'[providers.fake]\nkind = "openai"\nbase_url = "{s.url}"\nmodel = "fake-small"\napi_key_env = ""\n')
+        f'[providers.fake]\nkind = "openai"\nbase_url = "{s.url}"\nmodel = "fake-small"\napi_key_env = ""\n'
+    )
     coord, _ = await coordinators(config, start=False)
     session = await coord.create_session()
     user, reply, job = await coord.send(session.id, "a long answer please")
     await coord.stop()
 
     child = subprocess.Popen(
-        [sys.executable, "-m", "chatplex", "--config", str(tmp_path / "config.toml"), "--db", str(config.db_path),
-         "worker", "--workers", "2"], env=env_with_src(), stderr=subprocess.PIPE)
+        [
+            sys.executable,
+            "-m",
+            "chatplex",
+            "--config",
+            str(tmp_path / "config.toml"),
+            "--db",
+            str(config.db_path),
+            "worker",
+            "--workers",
+            "2",
+        ],
+        env=env_with_src(),
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 20
     while not partial_text(config.db_path, reply.id) and time.monotonic() < deadline:
         await asyncio.sleep(0.02)  # watching another process's writes: nothing to await on
@@ -58,14 +72,26 @@ async def test_worker_command_stops_cleanly_on_sigterm(fake, tmp_path, coordinat
     s = fake.scenario(reply=" ".join(f"w{i}" for i in range(300)), token_delay=0.01)
     config = make_config(tmp_path, provider_for(s))
     (tmp_path / "config.toml").write_text(
-        f'[providers.fake]\nkind = "openai"\nbase_url = "{s.url}"\nmodel = "fake-small"\napi_key_env = ""\n')
+        f'[providers.fake]\nkind = "openai"\nbase_url = "{s.url}"\nmodel = "fake-small"\napi_key_env = ""\n'
+    )
     coord, _ = await coordinators(config, start=False)
     session = await coord.create_session()
     _, reply, job = await coord.send(session.id, "x")
     await coord.stop()
     child = subprocess.Popen(
-        [sys.executable, "-m", "chatplex", "--config", str(tmp_path / "config.toml"), "--db", str(config.db_path),
-         "worker"], env=env_with_src(), stderr=subprocess.PIPE)
+        [
+            sys.executable,
+            "-m",
+            "chatplex",
+            "--config",
+            str(tmp_path / "config.toml"),
+            "--db",
+            str(config.db_path),
+            "worker",
+        ],
+        env=env_with_src(),
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 20
     while not partial_text(config.db_path, reply.id) and time.monotonic() < deadline:
         await asyncio.sleep(0.02)
@@ -81,13 +107,28 @@ async def test_worker_command_stops_cleanly_on_sigterm(fake, tmp_path, coordinat
 def write_config(tmp_path, url: str) -> None:
     (tmp_path / "config.toml").write_text(
         f'max_attempts = 3\n[providers.fake]\nkind = "openai"\nbase_url = "{url}"\nmodel = "fake-small"\n'
-        'api_key_env = ""\n')
+        'api_key_env = ""\n'
+    )
 
 
 def start_worker(tmp_path, db, *extra: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "chatplex", "--config", str(tmp_path / "config.toml"), "--db", str(db),
-         "worker", "--workers", "4", *extra], env=env_with_src(), stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "chatplex",
+            "--config",
+            str(tmp_path / "config.toml"),
+            "--db",
+            str(db),
+            "worker",
+            "--workers",
+            "4",
+            *extra,
+        ],
+        env=env_with_src(),
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def running_ids(db) -> set[int]:
@@ -116,8 +157,10 @@ async def test_killing_the_worker_five_times_loses_no_reply(fake, tmp_path, coor
     await coord.stop()
     for _ in range(5):
         child = start_worker(tmp_path, config.db_path)
-        await wait_for(lambda: len(running_ids(config.db_path)) == 4
-                       and all(partial_text(config.db_path, r) for r in replies), "four replies streaming")
+        await wait_for(
+            lambda: len(running_ids(config.db_path)) == 4 and all(partial_text(config.db_path, r) for r in replies),
+            "four replies streaming",
+        )
         os.kill(child.pid, signal.SIGKILL)
         child.wait()
     finisher = start_worker(tmp_path, config.db_path, "--until-idle")
@@ -141,8 +184,10 @@ async def test_a_reply_whose_runs_keep_dying_before_any_progress_is_put_aside(fa
     await coord.stop()
     for n in range(3):
         child = start_worker(tmp_path, config.db_path)
-        await wait_for(lambda: running_ids(config.db_path) == {job.id} and len(s.requests) == n + 1,
-                       "the reply's request to be at the server")
+        await wait_for(
+            lambda: running_ids(config.db_path) == {job.id} and len(s.requests) == n + 1,
+            "the reply's request to be at the server",
+        )
         os.kill(child.pid, signal.SIGKILL)
         child.wait()
     finisher = start_worker(tmp_path, config.db_path, "--until-idle")
@@ -171,8 +216,21 @@ async def test_a_worker_started_while_the_database_is_locked_waits_it_out(fake, 
     holder = LockHolder(config.db_path)
     try:
         child = subprocess.Popen(
-            [sys.executable, "-m", "chatplex", "--config", str(tmp_path / "config.toml"), "--db",
-             str(config.db_path), "worker", "--until-idle"], env=env_with_src(), stderr=subprocess.PIPE, text=True)
+            [
+                sys.executable,
+                "-m",
+                "chatplex",
+                "--config",
+                str(tmp_path / "config.toml"),
+                "--db",
+                str(config.db_path),
+                "worker",
+                "--until-idle",
+            ],
+            env=env_with_src(),
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         first = child.stderr.readline()  # after start-up, which waited out the 5 s busy timeout
         assert "workers on" in first, first
     finally:

@@ -20,9 +20,7 @@ _GATED_CLI = (
 def test_concurrent_first_commands_on_a_fresh_database_all_succeed(tmp_path: Path):
     for round_ in range(4):
         db = tmp_path / f"round{round_}.db"
-        gate_r, gate_w = (
-            os.pipe()
-        )  # every process reads the same pipe: closing it opens the gate for all
+        gate_r, gate_w = os.pipe()  # every process reads the same pipe: closing it opens the gate for all
         try:
             procs = [
                 subprocess.Popen(
@@ -41,9 +39,7 @@ def test_concurrent_first_commands_on_a_fresh_database_all_succeed(tmp_path: Pat
             assert p.stdout is not None and p.stdout.readline() == b"ready\n"
         os.close(gate_w)
         results = [(*p.communicate(timeout=120), p.returncode) for p in procs]
-        failed = [
-            (code, err.decode()) for out, err, code in results if code != 0 or out.strip() != b"[]"
-        ]
+        failed = [(code, err.decode()) for out, err, code in results if code != 0 or out.strip() != b"[]"]
         assert failed == [], f"round {round_}: {len(failed)} of 20 failed: {failed[:2]}"
 
 
@@ -78,9 +74,5 @@ def test_concurrent_set_up_of_a_fresh_file_switches_it_to_wal_in_every_process(t
             assert p.stdout is not None and p.stdout.readline() == b"ready\n"
         os.close(gate_w)
         results = [(*p.communicate(timeout=120), p.returncode) for p in procs]
-        failed = [
-            err.decode().strip().splitlines()[-1:]
-            for out, err, code in results
-            if code != 0 or out != b"wal\n"
-        ]
+        failed = [err.decode().strip().splitlines()[-1:] for out, err, code in results if code != 0 or out != b"wal\n"]
         assert failed == [], f"round {round_}: {len(failed)} of 20 failed: {failed[:2]}"

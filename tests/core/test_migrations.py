@@ -32,13 +32,23 @@ async def test_a_schema_1_database_migrates_with_every_row_kept(tmp_path):
         assert [(s.id, s.title) for s in await store.list_sessions()] == [(1, "first chat"), (2, "second chat")]
         messages = sorted(await store.messages(1) + await store.messages(2), key=lambda m: m.id)
         assert [(m.id, m.role.value, m.content, m.state) for m in messages] == [
-            (r[0], r[2], r[3], MessageState(r[4])) for r in before["messages"]]
+            (r[0], r[2], r[3], MessageState(r[4])) for r in before["messages"]
+        ]
         # replies written before messages recorded their model get their session's model
-        assert {m.id: m.model for m in messages} == {1: None, 2: "llama3.2", 3: None, 4: "claude-sonnet-4-5",
-                                                      7: None, 8: "llama3.2"}
+        assert {m.id: m.model for m in messages} == {
+            1: None,
+            2: "llama3.2",
+            3: None,
+            4: "claude-sonnet-4-5",
+            7: None,
+            8: "llama3.2",
+        }
         jobs = sorted(await store.jobs(), key=lambda j: j.id)
         assert [(j.id, j.message_id, j.state, j.attempts) for j in jobs] == [
-            (1, 2, JobState.SUCCEEDED, 1), (2, 4, JobState.QUEUED, 0), (4, 8, JobState.QUEUED, 0)]
+            (1, 2, JobState.SUCCEEDED, 1),
+            (2, 4, JobState.QUEUED, 0),
+            (4, 8, JobState.QUEUED, 0),
+        ]
         assert await store.integrity_check() == ["ok"]
         assert rows(path, "PRAGMA foreign_key_check") == []
         # the migrated queue still works: the waiting jobs run

@@ -180,8 +180,15 @@ async def test_two_processes_never_claim_the_same_job(tmp_path, store):
     sessions = [await session(store) for _ in range(600)]
     for s in sessions:
         await q.enqueue(s, "x", Priority.LOW)
-    procs = [subprocess.Popen([sys.executable, "-c", CLAIMER, str(store.path)], stdout=subprocess.PIPE,
-                              stdin=subprocess.PIPE, env=env_with_src()) for _ in range(3)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", CLAIMER, str(store.path)],
+            stdout=subprocess.PIPE,
+            stdin=subprocess.PIPE,
+            env=env_with_src(),
+        )
+        for _ in range(3)
+    ]
     for p in procs:
         assert p.stdout.readline() == b"ready\n"
     for p in procs:
@@ -222,17 +229,24 @@ async def test_schema_is_versioned_and_wal(store):
     assert await store.schema_version() == SCHEMA_VERSION == 2
     mode = await store.read(lambda db: db.execute("PRAGMA journal_mode").fetchone()[0])
     assert mode == "wal"
-    plan = await store.read(lambda db: " ".join(r[3] for r in db.execute(
-        "EXPLAIN QUERY PLAN SELECT id FROM jobs WHERE state='queued' AND run_after<=0 "
-        "ORDER BY priority, run_after, id LIMIT 1")))
+    plan = await store.read(
+        lambda db: " ".join(
+            r[3]
+            for r in db.execute(
+                "EXPLAIN QUERY PLAN SELECT id FROM jobs WHERE state='queued' AND run_after<=0 "
+                "ORDER BY priority, run_after, id LIMIT 1"
+            )
+        )
+    )
     assert "jobs_claim" in plan
 
 
 async def test_streamed_text_is_written_by_primary_key_not_by_scanning_messages(store):
     from chatplex.core.store import APPEND_SQL
 
-    plan = await store.read(lambda db: " ".join(r[3] for r in db.execute("EXPLAIN QUERY PLAN " + APPEND_SQL,
-                                                                      ("x", 0.0, 1))))
+    plan = await store.read(
+        lambda db: " ".join(r[3] for r in db.execute("EXPLAIN QUERY PLAN " + APPEND_SQL, ("x", 0.0, 1)))
+    )
     assert "SCAN messages" not in plan and "INTEGER PRIMARY KEY" in plan
 
 
@@ -252,13 +266,13 @@ async def test_crashes_in_a_row_end_when_a_run_ends_normally(store):
     await q.enqueue(s, "x", Priority.LOW)
     for expected in (1, 2):
         await q.claim()
-        (job, _, _), = await store.recover(lambda j: True)  # its process died, nothing progressed
+        ((job, _, _),) = await store.recover(lambda j: True)  # its process died, nothing progressed
         assert job.crashes == expected and job.attempts == 0  # not the reply's fault
     job, _ = await q.claim()
     j, _, _ = await q.give_back(job, "", "paused: chatplex was stopped")  # a run that ended well
     assert j.crashes == 0
     await q.claim()
-    (job, _, _), = await store.recover(lambda j: True)
+    ((job, _, _),) = await store.recover(lambda j: True)
     assert job.crashes == 1 and job.state is JobState.QUEUED  # one in a row again, not three
 
 
@@ -271,6 +285,6 @@ async def test_a_continued_run_that_adds_nothing_is_no_progress(store):
     for n in range(1, 4):
         job, _ = await q.claim(continuing={"fake"})  # keeps the partial: its length is no progress
         assert job.resumed_from == len("partial text")
-        (job, message, _), = await store.recover(lambda j: True)
+        ((job, message, _),) = await store.recover(lambda j: True)
         assert job.crashes == n
     assert job.state is JobState.FAILED and message.content == "partial text"

@@ -77,10 +77,16 @@ async def test_auth_failure_names_the_key_variable(fake, kind, status, monkeypat
     s = fake.scenario(faults=[Fault(status=status)])
     echo = fake.scenario(echo_key=True)  # 401 to everything, quoting the key it got
     monkeypatch.setenv("MY_TEAM_KEY", "sk-wrong")
-    config = Config(path=None, db_path=None, log_dir=None, default_provider="team",  # type: ignore[arg-type]
-                    providers={name: ProviderConfig(name=name, kind=kind, base_url=sc.url, model="m",
-                                                    api_key_env="MY_TEAM_KEY")
-                               for name, sc in (("team", s), ("echo", echo))})
+    config = Config(
+        path=None,
+        db_path=None,
+        log_dir=None,
+        default_provider="team",  # type: ignore[arg-type]
+        providers={
+            name: ProviderConfig(name=name, kind=kind, base_url=sc.url, model="m", api_key_env="MY_TEAM_KEY")
+            for name, sc in (("team", s), ("echo", echo))
+        },
+    )
     p, q = config.make_provider("team"), config.make_provider("echo")  # the variable reaches the text
     try:
         with pytest.raises(AuthError) as info:
@@ -103,6 +109,7 @@ async def test_auth_failure_with_no_key_configured_says_where_to_name_one(fake, 
         with pytest.raises(AuthError) as info:
             await collect(p)
         assert str(info.value).endswith(
-            "(the server wants an API key: set api_key_env in [providers.local] of config.toml)")
+            "(the server wants an API key: set api_key_env in [providers.local] of config.toml)"
+        )
     finally:
         await p.aclose()

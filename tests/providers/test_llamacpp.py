@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
+
 from chatplex.config import ProviderConfig
 from chatplex.core.models import MessageState
 from chatplex.providers.base import BadRequest, ChatMessage, ChatRequest, TextDelta
 from chatplex.providers.llamacpp import LlamaCppProvider
 from tests.conftest import make_config
 from tests.core.test_coordinator import finished
-
-import pytest
 
 
 async def test_local_gguf_chat_through_the_coordinator(tiny_model, tmp_path, coordinators):

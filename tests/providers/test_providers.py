@@ -64,20 +64,23 @@ async def test_streams_reply_with_usage_and_finish(fake, kind):
         assert s.headers[0]["anthropic-version"] == "2023-06-01"
 
 
-@pytest.mark.parametrize(("fault", "error"), [
-    (Fault(status=401), AuthError),
-    (Fault(status=403), AuthError),
-    (Fault(status=400, body={"error": {"message": "context too long"}}), BadRequest),
-    (Fault(status=404), BadRequest),
-    (Fault(status=422), BadRequest),
-    (Fault(status=429, headers={"Retry-After": "7"}), RateLimited),
-    (Fault(status=500), TransientError),
-    (Fault(status=503), TransientError),
-    (Fault(reset_after=1), TransientError),
-    (Fault(no_finish=True), TransientError),
-    (Fault(bad_json=True), TransientError),
-    (Fault(error_event=True), TransientError),
-])
+@pytest.mark.parametrize(
+    ("fault", "error"),
+    [
+        (Fault(status=401), AuthError),
+        (Fault(status=403), AuthError),
+        (Fault(status=400, body={"error": {"message": "context too long"}}), BadRequest),
+        (Fault(status=404), BadRequest),
+        (Fault(status=422), BadRequest),
+        (Fault(status=429, headers={"Retry-After": "7"}), RateLimited),
+        (Fault(status=500), TransientError),
+        (Fault(status=503), TransientError),
+        (Fault(reset_after=1), TransientError),
+        (Fault(no_finish=True), TransientError),
+        (Fault(bad_json=True), TransientError),
+        (Fault(error_event=True), TransientError),
+    ],
+)
 async def test_errors_are_typed(fake, kind, fault, error):
     s = fake.scenario(reply="a b c", faults=[fault])
     p = KINDS[kind]("fake", s.url)
@@ -123,14 +126,19 @@ async def test_list_models(fake):
 def test_retry_after_forms():
     assert retry_after_seconds(httpx.Headers({"retry-after": "3"})) == 3.0
     assert retry_after_seconds(httpx.Headers({"retry-after-ms": "1500"})) == 1.5
-    assert retry_after_seconds(httpx.Headers({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}),
-                               now=1445412470.0) == 10.0
+    assert (
+        retry_after_seconds(httpx.Headers({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}), now=1445412470.0) == 10.0
+    )
     assert retry_after_seconds(httpx.Headers({})) is None
 
 
 def test_anthropic_turns_alternate():
-    msgs = [ChatMessage("assistant", "x"), ChatMessage("user", "a"), ChatMessage("user", "b"),
-            ChatMessage("assistant", "c")]
+    msgs = [
+        ChatMessage("assistant", "x"),
+        ChatMessage("user", "a"),
+        ChatMessage("user", "b"),
+        ChatMessage("assistant", "c"),
+    ]
     assert merge_turns(msgs) == [{"role": "user", "content": "a\n\nb"}, {"role": "assistant", "content": "c"}]
 
 

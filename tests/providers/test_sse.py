@@ -28,8 +28,9 @@ def random_stream(rng: random.Random) -> str:
         lines = []
         for _ in range(rng.randint(1, 3)):
             field = rng.choice(["data"] * 8 + ["event", ": comment", "id", "retry", "data", "bogus"])
-            value = rng.choice(['{"choices":[{"delta":{"content":"hi"}}]}', "[DONE]", "", " spaced",
-                                "id: inside", "5", "x:y"])
+            value = rng.choice(
+                ['{"choices":[{"delta":{"content":"hi"}}]}', "[DONE]", "", " spaced", "id: inside", "5", "x:y"]
+            )
             lines.append(field if field.startswith(":") else f"{field}:{rng.choice(['', ' '])}{value}")
         blocks.append(newline.join(lines) + newline + newline * rng.choice([1, 1, 1, 2]))
     return "".join(blocks)
@@ -58,7 +59,9 @@ def test_fast_path_matches_httpx_sse(seed):
 
 def test_typical_openai_and_anthropic_chunks():
     openai = ['data: {"choices":[{"delta":{"content":"a"}}]}\n\n', "data: [DONE]\n\n"]
-    anthropic = ['event: content_block_delta\ndata: {"type":"content_block_delta"}\n\n',
-                 "event: message_stop\ndata: {}\n\nevent: ping\ndata: {}\n\n"]
+    anthropic = [
+        'event: content_block_delta\ndata: {"type":"content_block_delta"}\n\n',
+        "event: message_stop\ndata: {}\n\nevent: ping\ndata: {}\n\n",
+    ]
     for chunks in (openai, anthropic):
         assert ours(chunks) == reference(chunks) and len(ours(chunks)) == len(chunks) + (chunks is anthropic)

@@ -19,12 +19,30 @@ from tests.conftest import env_with_src, make_config, provider_for
 from tests.tui.conftest import until
 
 
-def chatplex(tmp_path: Path, *args: str, db: Path | None = None, config: Path | None = None,
-             stdin: bytes | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+def chatplex(
+    tmp_path: Path,
+    *args: str,
+    db: Path | None = None,
+    config: Path | None = None,
+    stdin: bytes | None = None,
+    env: dict | None = None,
+) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "chatplex", "--config", str(config or tmp_path / "config.toml"),
-         "--db", str(db or tmp_path / "chatplex.db"), *args],
-        input=stdin, capture_output=True, env={**env_with_src(), **(env or {})}, timeout=60)
+        [
+            sys.executable,
+            "-m",
+            "chatplex",
+            "--config",
+            str(config or tmp_path / "config.toml"),
+            "--db",
+            str(db or tmp_path / "chatplex.db"),
+            *args,
+        ],
+        input=stdin,
+        capture_output=True,
+        env={**env_with_src(), **(env or {})},
+        timeout=60,
+    )
 
 
 def one_line_error(result: subprocess.CompletedProcess, code: int = 2) -> str:
@@ -61,8 +79,13 @@ def filesystem(tmp_path: Path, size: str):
     """A tmpfs of `size` (needs root); skips where it cannot be mounted."""
     mnt = tmp_path / "mnt"
     mnt.mkdir()
-    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mnt)],
-                                           capture_output=True).returncode != 0:
+    if (
+        os.geteuid() != 0
+        or subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mnt)], capture_output=True
+        ).returncode
+        != 0
+    ):
         pytest.skip("needs root to mount a small tmpfs")
     try:
         yield mnt
@@ -129,8 +152,7 @@ async def test_disk_full_while_sending_in_the_app_keeps_the_text(fake, tmp_path)
         await until(pilot, lambda: any(r.message.state is MessageState.COMPLETE for r in app.chat.replies.values()))
         store = app.coord.store
         pages = await store.read(lambda db: db.execute("PRAGMA page_count").fetchone()[0])
-        await store._w._execute(lambda db: db.execute(f"PRAGMA max_page_count={pages + 2}").fetchall(),
-                                store._w._conn)
+        await store._w._execute(lambda db: db.execute(f"PRAGMA max_page_count={pages + 2}").fetchall(), store._w._conn)
         big = "long paste " * 50_000
         app.composer.insert(big)
         await pilot.press("enter")
@@ -160,7 +182,8 @@ def test_unknown_provider_name(tmp_path):
 def test_missing_api_key_variable_names_it(fake, tmp_path):
     s = fake.scenario()
     (tmp_path / "config.toml").write_text(
-        f'[providers.cloud]\nkind = "openai"\nmodel = "m"\nbase_url = "{s.url}"\napi_key_env = "CHATPLEX_NO_SUCH_KEY"\n')
+        f'[providers.cloud]\nkind = "openai"\nmodel = "m"\nbase_url = "{s.url}"\napi_key_env = "CHATPLEX_NO_SUCH_KEY"\n'
+    )
     result = chatplex(tmp_path, "send", "hello")
     err = one_line_error(result, code=1)
     assert "CHATPLEX_NO_SUCH_KEY is not set" in err
@@ -199,7 +222,9 @@ async def test_a_write_waiting_for_another_process_does_not_freeze_the_app(tmp_p
     store = await Store.open(tmp_path / "c.db")
     holder = sqlite3.connect(tmp_path / "c.db", isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
-    holder.execute("INSERT INTO sessions(title, provider, model, created_at, updated_at) VALUES ('other', 'p', 'm', 1, 1)")
+    holder.execute(
+        "INSERT INTO sessions(title, provider, model, created_at, updated_at) VALUES ('other', 'p', 'm', 1, 1)"
+    )
     write = asyncio.create_task(store.create_session("mine", "p", "m"))
     for _ in range(100):  # the loop keeps turning; a write stuck on the loop would block it until it failed
         await asyncio.sleep(0)

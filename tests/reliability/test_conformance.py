@@ -7,9 +7,9 @@ import asyncio
 
 import pytest
 
+from chatplex.config import ProviderConfig
 from chatplex.core.events import ReplyDelta, ReplyFinished, ReplyStarted
 from chatplex.core.models import JobState, MessageState, SessionStatus
-from chatplex.config import ProviderConfig
 from tests.conftest import TinyServer, make_config
 
 KINDS = ("openai", "anthropic")
@@ -85,8 +85,9 @@ async def test_api_key_required_right_and_wrong(servers, tmp_path, coordinators,
     monkeypatch.setenv("TINY_KEY", "sk-right")
     monkeypatch.setenv("WRONG_KEY", "sk-wrong")
     config = make_config(tmp_path, provider(server.url, kind, api_key_env="TINY_KEY"))
-    config.providers["bad"] = ProviderConfig(name="bad", kind=kind, base_url=server.url, model="tiny",
-                                             api_key_env="WRONG_KEY")
+    config.providers["bad"] = ProviderConfig(
+        name="bad", kind=kind, base_url=server.url, model="tiny", api_key_env="WRONG_KEY"
+    )
     coord, rec = await coordinators(config)
     good, bad = await coord.create_session("good"), await coord.create_session("bad", provider="bad")
     _, ok_reply, _ = await coord.send(good.id, "hi")
@@ -114,8 +115,9 @@ async def test_server_killed_mid_stream_is_retried_once_it_is_back(servers, tmp_
     assert cut.message.state is MessageState.INTERRUPTED and "retrying in" in cut.message.error
     assert (await coord.session(session.id)).status is SessionStatus.QUEUED
     server.start()  # same port: the server is back
-    done = await rec.wait(lambda e: finished(reply.id)(e) and e.message.state is not MessageState.INTERRUPTED,
-                          after=cut, timeout=60)
+    done = await rec.wait(
+        lambda e: finished(reply.id)(e) and e.message.state is not MessageState.INTERRUPTED, after=cut, timeout=60
+    )
     assert done.message.state is MessageState.COMPLETE, done.message.error
     assert done.message.completion_tokens == 1500
     final = await coord.store.get_job(job.id)
@@ -127,8 +129,7 @@ async def test_server_down_when_sending_is_retried_once_it_is_back(servers, tmp_
     """Down after it had answered (a restart): retried. One that never answered this process
     fails at once (tests/providers/test_first_contact.py)."""
     server = servers()
-    coord, rec = await coordinators(make_config(tmp_path, provider(server.url, kind), max_attempts=8),
-                                    backoff_base=0.3)
+    coord, rec = await coordinators(make_config(tmp_path, provider(server.url, kind), max_attempts=8), backoff_base=0.3)
     await coord.list_models("llama")  # the server has answered this process
     server.kill()
     session = await coord.create_session()
@@ -137,8 +138,9 @@ async def test_server_down_when_sending_is_retried_once_it_is_back(servers, tmp_
     assert cut.message.state is MessageState.INTERRUPTED
     assert "cannot connect" in cut.message.error and "retrying in" in cut.message.error
     server.start()
-    done = await rec.wait(lambda e: finished(reply.id)(e) and e.message.state is not MessageState.INTERRUPTED,
-                          after=cut, timeout=60)
+    done = await rec.wait(
+        lambda e: finished(reply.id)(e) and e.message.state is not MessageState.INTERRUPTED, after=cut, timeout=60
+    )
     assert done.message.state is MessageState.COMPLETE and done.message.content == TinyServer.REPLY
     assert (await coord.store.get_job(job.id)).attempts >= 2
 
@@ -168,8 +170,9 @@ async def test_twenty_streams_on_two_server_slots_all_progress(tiny_server, tmp_
     for i in range(20):
         session = await coord.create_session(f"s{i}")
         replies.append((session.id, (await coord.send(session.id, "count"))[1].id))
-    await asyncio.gather(*(rec.wait(lambda e, r=r: isinstance(e, ReplyStarted) and e.message_id == r)
-                           for _, r in replies))
+    await asyncio.gather(
+        *(rec.wait(lambda e, r=r: isinstance(e, ReplyStarted) and e.message_id == r) for _, r in replies)
+    )
     statuses = [(await coord.session(sid)).status for sid, _ in replies]
     assert statuses.count(SessionStatus.STREAMING) >= 10  # all sent; most wait at the server
     for _, r in replies:

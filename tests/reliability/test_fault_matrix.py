@@ -50,32 +50,46 @@ class Row:
 
 RETRIED = {
     "429 Retry-After seconds": Row([Fault(status=429, headers={"Retry-After": "1"})], "HTTP 429", min_wait=0.9),
-    "429 Retry-After HTTP date": Row(lambda k: [Fault(status=429, headers={
-        "Retry-After": formatdate(time.time() + 2, usegmt=True)})], "HTTP 429", min_wait=0.9),
+    "429 Retry-After HTTP date": Row(
+        lambda k: [Fault(status=429, headers={"Retry-After": formatdate(time.time() + 2, usegmt=True)})],
+        "HTTP 429",
+        min_wait=0.9,
+    ),
     "429 without Retry-After": Row([Fault(status=429)], "HTTP 429"),
     "500": Row([Fault(status=500)], "HTTP 500"),
     "502": Row([Fault(status=502)], "HTTP 502"),
     "503": Row([Fault(status=503)], "HTTP 503"),
     "connection refused": Row(gate="refuse", said="cannot connect to", backoff=0.6),
-    "connect timeout": Row(gate="blackhole", said="timed out connecting", backoff=0.6,
-                           provider={"connect_timeout": 0.5}),
+    "connect timeout": Row(
+        gate="blackhole", said="timed out connecting", backoff=0.6, provider={"connect_timeout": 0.5}
+    ),
     "read timeout between tokens": Row([Fault(hang_after=2)], "read timeout", provider={"read_timeout": 0.5}),
     "connection reset mid-stream": Row([Fault(reset_after=2)], "connection broke mid-reply"),
     "stream ends without finish": Row([Fault(no_finish=True)], "stream ended before the reply was finished"),
     "valid SSE, invalid JSON": Row([Fault(bad_json=True)], "malformed data in the stream"),
-    "error event in a 200 stream": Row([Fault(error_event=True)], {"openai": "injected stream error",
-                                                                   "anthropic": "Overloaded"}),
+    "error event in a 200 stream": Row(
+        [Fault(error_event=True)], {"openai": "injected stream error", "anthropic": "Overloaded"}
+    ),
 }
 
 FAILED = {
     "401": Row([Fault(status=401)] * 3, "set api_key_env in [providers.flaky]"),
     "403": Row([Fault(status=403)] * 3, "set api_key_env in [providers.flaky]"),
-    "400 with a JSON error body": Row(lambda k: [Fault(status=400, body=error_body(
-        k, "prompt is too long: 9000 tokens > 4096", "invalid_request_error"))] * 3, "prompt is too long: 9000"),
-    "404 unknown model": Row(lambda k: [Fault(status=404, body=error_body(
-        k, "model 'nope' not found", "not_found_error"))] * 3, "model 'nope' not found"),
-    "422": Row(lambda k: [Fault(status=422, body=error_body(
-        k, "temperature: must be <= 2", "invalid_request_error"))] * 3, "temperature: must be <= 2"),
+    "400 with a JSON error body": Row(
+        lambda k: (
+            [Fault(status=400, body=error_body(k, "prompt is too long: 9000 tokens > 4096", "invalid_request_error"))]
+            * 3
+        ),
+        "prompt is too long: 9000",
+    ),
+    "404 unknown model": Row(
+        lambda k: [Fault(status=404, body=error_body(k, "model 'nope' not found", "not_found_error"))] * 3,
+        "model 'nope' not found",
+    ),
+    "422": Row(
+        lambda k: [Fault(status=422, body=error_body(k, "temperature: must be <= 2", "invalid_request_error"))] * 3,
+        "temperature: must be <= 2",
+    ),
 }
 
 
@@ -139,8 +153,7 @@ async def test_retried_fault_recovers_when_it_clears(fake, tmp_path, coordinator
 
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("name", list(FAILED))
-async def test_permanent_fault_fails_at_once_with_the_servers_message(fake, tmp_path, coordinators, caplog,
-                                                                       kind, name):
+async def test_permanent_fault_fails_at_once_with_the_servers_message(fake, tmp_path, coordinators, caplog, kind, name):
     caplog.set_level(logging.INFO, logger="chatplex")
     row = FAILED[name]
     coord, rec, flaky, steady, _, bad = await setup(fake, tmp_path, coordinators, kind, row)
@@ -163,8 +176,9 @@ async def test_429_exhausting_every_attempt_fails_with_the_reason(fake, tmp_path
     row = Row([Fault(status=429, body=error_body(kind, "slow down", "rate_limit_error"))] * 5)
     coord, rec, flaky, steady, _, bad = await setup(fake, tmp_path, coordinators, kind, row)
     _, reply, job = await coord.send(flaky.id, "hello")
-    done = await rec.wait(lambda e: isinstance(e, ReplyFinished) and e.message.id == reply.id
-                          and e.message.state is MessageState.ERROR)
+    done = await rec.wait(
+        lambda e: isinstance(e, ReplyFinished) and e.message.id == reply.id and e.message.state is MessageState.ERROR
+    )
     assert "HTTP 429: slow down" in done.message.error and "retrying" not in done.message.error
     final = await coord.store.get_job(job.id)
     assert final.state is JobState.FAILED and final.attempts == 3 and len(bad.requests) == 3
@@ -209,8 +223,9 @@ async def test_non_utf8_bytes_become_replacement_characters(fake, tmp_path, coor
 
 @pytest.mark.parametrize("kind", KINDS)
 async def test_endless_stream_is_stopped_by_cancel_within_a_second(fake, tmp_path, coordinators, kind):
-    coord, rec, flaky, steady, _, bad = await setup(fake, tmp_path, coordinators, kind, Row(),
-                                                    reply="more", forever=True, token_delay=0.002)
+    coord, rec, flaky, steady, _, bad = await setup(
+        fake, tmp_path, coordinators, kind, Row(), reply="more", forever=True, token_delay=0.002
+    )
     _, reply, job = await coord.send(flaky.id, "never stop")
     await rec.wait(lambda e: isinstance(e, ReplyDelta) and e.message_id == reply.id)
     await other_sessions_still_served(coord, rec, steady)

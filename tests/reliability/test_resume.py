@@ -24,8 +24,11 @@ def started(message_id: int, kept: bool):
 
 
 def finished(message_id: int):
-    return lambda e: isinstance(e, ReplyFinished) and e.message.id == message_id and e.message.state in (
-        MessageState.COMPLETE, MessageState.ERROR)
+    return lambda e: (
+        isinstance(e, ReplyFinished)
+        and e.message.id == message_id
+        and e.message.state in (MessageState.COMPLETE, MessageState.ERROR)
+    )
 
 
 def stored_text(db, reply_id: int) -> str:
@@ -98,8 +101,7 @@ async def test_llama_cpp_continues_a_partial_reply(tiny_server, tmp_path, coordi
     """The tiny model answers every prompt ` the of and to in is.`; continuing the partial
     ` the of ` it adds ` to in is.`, so the stored reply shows the server really continued
     (regenerating would give the whole sentence again)."""
-    config = make_config(tmp_path, provider(tiny_server.url, kind, params={"temperature": 0},
-                                            resume="continue"))
+    config = make_config(tmp_path, provider(tiny_server.url, kind, params={"temperature": 0}, resume="continue"))
     store = await Store.open(config.db_path)
     q = JobQueue(store)
     session = await store.create_session("s", "llama", "tiny")

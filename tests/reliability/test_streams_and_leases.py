@@ -26,8 +26,9 @@ REPLY = " ".join(f"w{i}" for i in range(60))
 
 
 def finished(message_id: int, state: MessageState | None = None):
-    return lambda e: (isinstance(e, ReplyFinished) and e.message.id == message_id
-                      and (state is None or e.message.state is state))
+    return lambda e: (
+        isinstance(e, ReplyFinished) and e.message.id == message_id and (state is None or e.message.state is state)
+    )
 
 
 async def until(condition, timeout: float = 30.0, what: str = "condition") -> None:
@@ -43,14 +44,17 @@ class LockHolder:
     sqlite3 shell, a paused process) until released."""
 
     def __init__(self, path) -> None:
-        code = ("import sqlite3, sys\n"
-                "db = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
-                "db.execute('BEGIN IMMEDIATE')\n"
-                "print('locked', flush=True)\n"
-                "sys.stdin.readline()\n"
-                "db.execute('ROLLBACK')\n")
-        self.proc = subprocess.Popen([sys.executable, "-c", code, str(path)], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, text=True)
+        code = (
+            "import sqlite3, sys\n"
+            "db = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+            "db.execute('BEGIN IMMEDIATE')\n"
+            "print('locked', flush=True)\n"
+            "sys.stdin.readline()\n"
+            "db.execute('ROLLBACK')\n"
+        )
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", code, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
         assert self.proc.stdout is not None and self.proc.stdout.readline().strip() == "locked"
 
     def release(self) -> None:
@@ -64,7 +68,8 @@ class LockHolder:
 # ---------------------------------------------------------------- 1. failed periodic writes
 @pytest.mark.parametrize("kind", KINDS)
 async def test_streamed_text_survives_a_write_lock_held_past_the_busy_timeout(
-        fake, tmp_path, coordinators, caplog, monkeypatch, kind):
+    fake, tmp_path, coordinators, caplog, monkeypatch, kind
+):
     monkeypatch.setattr(store_module, "BUSY_TIMEOUT_MS", 300)  # the lock outlasts it sooner
     s = fake.scenario(reply=REPLY, token_delay=0.01)
     coord, rec = await coordinators(make_config(tmp_path, provider_for(s, kind=kind)))
@@ -104,8 +109,7 @@ async def test_a_stale_run_in_the_same_process_can_never_write(tmp_path):
         with pytest.raises(store_module.LeaseLost):
             await q.complete(first, "stale reply", unread=False, usage=(None, None), finish_reason="stop")
         await q.heartbeat(second, "fresh ")
-        _, msg, _ = await q.complete(second, "fresh reply", unread=False, usage=(None, None),
-                                     finish_reason="stop")
+        _, msg, _ = await q.complete(second, "fresh reply", unread=False, usage=(None, None), finish_reason="stop")
         assert msg.content == "fresh reply"
     finally:
         await store.close()
@@ -130,8 +134,7 @@ async def test_a_wall_clock_jump_does_not_fake_an_expired_lease(tmp_path, monkey
         await store.close()
 
 
-async def test_clock_jump_during_a_long_think_never_runs_the_reply_twice(
-        fake, tmp_path, coordinators, monkeypatch):
+async def test_clock_jump_during_a_long_think_never_runs_the_reply_twice(fake, tmp_path, coordinators, monkeypatch):
     monkeypatch.setattr(coordinator_module, "WATCH_INTERVAL", 0.02)  # recovery every 0.4 s
     hold = threading.Event()
     s = fake.scenario(reply=REPLY, faults=[Fault(hold_after=5, hold=hold)])
@@ -259,8 +262,7 @@ async def test_a_tool_call_only_reply_says_tools_are_not_enabled(fake, tmp_path,
     assert len(s.requests) == 1  # not retried: asking again gives the same call
 
 
-async def test_a_cancel_while_the_end_is_being_written_is_kept(fake, tmp_path, coordinators, caplog,
-                                                                 monkeypatch):
+async def test_a_cancel_while_the_end_is_being_written_is_kept(fake, tmp_path, coordinators, caplog, monkeypatch):
     monkeypatch.setattr(store_module, "BUSY_TIMEOUT_MS", 300)
     s = fake.scenario(reply=REPLY, token_delay=0.01)
     coord, rec = await coordinators(make_config(tmp_path, provider_for(s)))

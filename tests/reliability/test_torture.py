@@ -24,16 +24,18 @@ def test_sigkill_mid_stream_loses_nothing(tmp_path):
 
 
 def test_sigterm_leaves_everything_resumable_without_spending_attempts(tmp_path):
-    result = torture.run(rounds=2, sessions=20, sig=signal.SIGTERM, seed=4, workers=8, folder=tmp_path, quiet=True,
-                         resume="regenerate")
+    result = torture.run(
+        rounds=2, sessions=20, sig=signal.SIGTERM, seed=4, workers=8, folder=tmp_path, quiet=True, resume="regenerate"
+    )
     assert result.problems == []
     assert result.streams_cut > 0
     assert dict(result.recovered_attempts) == {1: 40}
 
 
 def test_faults_mode_lock_holds_clock_steps_and_odd_chunks_lose_nothing(tmp_path):
-    result = torture.run(rounds=3, sessions=12, sig=signal.SIGKILL, seed=5, workers=6, folder=tmp_path,
-                         quiet=True, faults=True)
+    result = torture.run(
+        rounds=3, sessions=12, sig=signal.SIGKILL, seed=5, workers=6, folder=tmp_path, quiet=True, faults=True
+    )
     assert result.problems == []
     assert result.rounds == 3 and result.messages == 36
     assert result.lock_holds + result.clock_jumps > 0 and sum(result.odd_chunks.values()) > 0

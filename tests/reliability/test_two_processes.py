@@ -17,14 +17,24 @@ from tests.tui.test_app import status, type_and_send
 
 def write_config(tmp_path, s) -> None:
     (tmp_path / "config.toml").write_text(
-        f'[providers.fake]\nkind = "openai"\nbase_url = "{s.url}"\nmodel = "fake-small"\napi_key_env = ""\n')
+        f'[providers.fake]\nkind = "openai"\nbase_url = "{s.url}"\nmodel = "fake-small"\napi_key_env = ""\n'
+    )
 
 
 async def cli(tmp_path, *args: str) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "chatplex", "--config", str(tmp_path / "config.toml"),
-        "--db", str(tmp_path / "chatplex.db"), *args, env=env_with_src(),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "chatplex",
+        "--config",
+        str(tmp_path / "config.toml"),
+        "--db",
+        str(tmp_path / "chatplex.db"),
+        *args,
+        env=env_with_src(),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     out, err = await proc.communicate()
     return proc.returncode or 0, out.decode(), err.decode()
 
@@ -49,8 +59,9 @@ async def test_tui_shows_a_session_sent_from_another_process_and_its_reply(fake,
         titles = sorted(app.sidebar.sessions[sid].title for sid in outside)
         assert titles == [f"from outside {i}" for i in range(3)]
         await pilot.press("ctrl+o", "1")  # open one (the dashboard's first tile): the reply is there, whole
-        await until(pilot, lambda: app.screen is app.screen_stack[0] and app.current in outside
-                    and bool(app.chat.replies))
+        await until(
+            pilot, lambda: app.screen is app.screen_stack[0] and app.current in outside and bool(app.chat.replies)
+        )
         shown = app.current
         assert shown in outside
         assert [r.text for r in app.chat.replies.values()] == [s.reply]

@@ -34,8 +34,9 @@ async def type_and_send(pilot, text: str) -> None:
     app.composer.focus()
     app.composer.insert(text)
     app.composer.post_message(events.Key("enter", "\r"))
-    await until(pilot, lambda: app.composer.text == "" and app.current is not None
-                and len(app.chat.query(UserMessage)) > shown)
+    await until(
+        pilot, lambda: app.composer.text == "" and app.current is not None and len(app.chat.query(UserMessage)) > shown
+    )
 
 
 async def key(pilot, name: str) -> None:
@@ -99,8 +100,7 @@ async def test_unreachable_server_turns_the_session_red_and_app_keeps_running(tm
     from chatplex.config import ProviderConfig
     from chatplex.providers.llamacpp import free_port
 
-    down = ProviderConfig(name="local", kind="ollama", base_url=f"http://127.0.0.1:{free_port()}/v1",
-                          model="llama3.2")
+    down = ProviderConfig(name="local", kind="ollama", base_url=f"http://127.0.0.1:{free_port()}/v1", model="llama3.2")
     app = ChatplexApp(make_config(tmp_path, down, max_attempts=1))
     async with app.run_test(size=(100, 30)) as pilot:
         await app.ready.wait()
@@ -151,8 +151,13 @@ async def test_sending_while_busy_queues_the_message(fake, tmp_path):
         await type_and_send(pilot, "one")
         await until(pilot, lambda: app.composer.has_class("-busy"))
         await type_and_send(pilot, "two")
-        await until(pilot, lambda: len(app.chat.replies) == 2 and all(
-            r.message.state is MessageState.COMPLETE for r in app.chat.replies.values()))
+        await until(
+            pilot,
+            lambda: (
+                len(app.chat.replies) == 2
+                and all(r.message.state is MessageState.COMPLETE for r in app.chat.replies.values())
+            ),
+        )
         assert [w.message.content for w in app.chat.query(UserMessage)] == ["one", "two"]
         assert [r["messages"][-1]["content"] for r in s.requests] == ["one", "two"]
 
@@ -239,8 +244,18 @@ async def test_keys_can_be_remapped_and_palette_lists_commands(fake, tmp_path):
         await pilot.press("ctrl+t")
         assert app.current is not None
         titles = [c.title for c in app.get_system_commands(app.screen)]
-        for wanted in ("New session", "Rename", "Delete", "Cancel reply", "Retry", "Model", "System prompt",
-                       "Search", "Export", "Sidebar"):
+        for wanted in (
+            "New session",
+            "Rename",
+            "Delete",
+            "Cancel reply",
+            "Retry",
+            "Model",
+            "System prompt",
+            "Search",
+            "Export",
+            "Sidebar",
+        ):
             assert wanted in titles
 
 
@@ -252,8 +267,13 @@ async def test_pick_model_from_server_list(fake, tmp_path):
         await pilot.press("ctrl+n", "ctrl+l")
         from textual.widgets import OptionList
 
-        await until(pilot, lambda: bool(app.screen.query(OptionList))  # the filter box has the focus
-                    and app.screen.query_one(OptionList).option_count == 2)
+        await until(
+            pilot,
+            lambda: (
+                bool(app.screen.query(OptionList))  # the filter box has the focus
+                and app.screen.query_one(OptionList).option_count == 2
+            ),
+        )
         await pilot.press("down", "enter")
         await until(pilot, lambda: app.sidebar.sessions[app.current].model == "fake-large")
         assert "fake · fake-large" in await shown(pilot)
@@ -433,7 +453,9 @@ async def test_switching_away_from_a_streaming_reply_leaves_no_stream_task_behin
             await key(pilot, "ctrl+n")
             await until(pilot, lambda: stream_tasks() == 0)
             await app.focus_session(first)
-            await until(pilot, lambda: bool(app.chat.replies) and next(iter(app.chat.replies.values()))._stream is not None)
+            await until(
+                pilot, lambda: bool(app.chat.replies) and next(iter(app.chat.replies.values()))._stream is not None
+            )
         assert stream_tasks() == 1
 
 
@@ -461,8 +483,13 @@ async def test_every_sidebar_row_is_exactly_two_lines(fake, tmp_path):
     app = ChatplexApp(make_config(tmp_path, provider_for(s)))
     async with app.run_test(size=(100, 30)) as pilot:
         await app.ready.wait()
-        titles = ["短", "这是一个非常非常长的中文标题，用来测试宽字符的截断是否正确", "x" * 200,
-                  "emoji 🎉🎉🎉🎉🎉🎉🎉🎉🎉🎉🎉🎉🎉🎉🎉🎉", "tab\tand\nnewline\x1b[31m"]
+        titles = [
+            "短",
+            "这是一个非常非常长的中文标题，用来测试宽字符的截断是否正确",
+            "x" * 200,
+            "emoji 🎉🎉🎉🎉🎉🎉🎉🎉🎉🎉🎉🎉🎉🎉🎉🎉",
+            "tab\tand\nnewline\x1b[31m",
+        ]
         ids = [(await app.coord.create_session(t)).id for t in titles]
         for sid in ids[:3]:
             await app.coord.send(sid, "长回复")  # previews of wide text, unread badges

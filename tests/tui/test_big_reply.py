@@ -72,8 +72,12 @@ async def test_a_stored_huge_reply_opens_as_its_tail_and_regenerating_it_goes_ba
         assert note(reply).startswith("⋯ showing the last 43 lines of a 3.0 MB reply")
         [asked] = app.chat.query(UserMessage)  # a huge paste shows its start
         assert asked.content.plain.startswith("tell me everything:\n")
-        assert asked.content.plain.endswith("\n⋯ showing the first 44 lines of a 1.0 MB message — export it "
-                                            "(ctrl+s) to read it all") and "USER-END" not in asked.content.plain
+        assert (
+            asked.content.plain.endswith(
+                "\n⋯ showing the first 44 lines of a 1.0 MB message — export it (ctrl+s) to read it all"
+            )
+            and "USER-END" not in asked.content.plain
+        )
         app.composer.focus()
         await pilot.press(*"still quick")
         assert app.composer.text == "still quick"

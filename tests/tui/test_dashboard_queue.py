@@ -17,8 +17,9 @@ def sessions_config(fake, tmp_path, workers=2, forever=False):
     good = fake.scenario(reply="All done here.")
     bad = fake.scenario(faults=[Fault(status=401, body={"error": {"message": "Incorrect API key"}})] * 10)
     slow = fake.scenario(reply=" ".join(f"line{i}" for i in range(400)), token_delay=0.01, forever=forever)
-    return make_config(tmp_path, provider_for(good, "good"), provider_for(bad, "bad"), provider_for(slow, "slow"),
-                       workers=workers)
+    return make_config(
+        tmp_path, provider_for(good, "good"), provider_for(bad, "bad"), provider_for(slow, "slow"), workers=workers
+    )
 
 
 async def three_sessions(app, pilot):
@@ -27,9 +28,14 @@ async def three_sessions(app, pilot):
     for name, provider in (("done", "good"), ("broken", "bad"), ("busy", "slow")):
         ids[name] = (await c.create_session(name, provider=provider)).id
         await c.send(ids[name], f"hello {name}")
-    await until(pilot, lambda: app.sidebar.sessions[ids["done"]].status is SessionStatus.WAITING
-                and app.sidebar.sessions[ids["broken"]].status is SessionStatus.ERROR
-                and app.sidebar.sessions[ids["busy"]].status is SessionStatus.STREAMING)
+    await until(
+        pilot,
+        lambda: (
+            app.sidebar.sessions[ids["done"]].status is SessionStatus.WAITING
+            and app.sidebar.sessions[ids["broken"]].status is SessionStatus.ERROR
+            and app.sidebar.sessions[ids["busy"]].status is SessionStatus.STREAMING
+        ),
+    )
     return ids
 
 
@@ -111,11 +117,19 @@ async def test_queue_inspector_filters_and_actions(fake, tmp_path):
         await until(pilot, lambda: isinstance(app.screen, QueueScreen))
         screen = app.screen
         assert isinstance(screen, QueueScreen)
-        await until(pilot, lambda: scheduled.id in screen.jobs and screen.jobs[scheduled.id].run_after > 0
-                    and screen.jobs[scheduled.id].attempts == 1)
+        await until(
+            pilot,
+            lambda: (
+                scheduled.id in screen.jobs
+                and screen.jobs[scheduled.id].run_after > 0
+                and screen.jobs[scheduled.id].attempts == 1
+            ),
+        )
         # filter by state: f cycles all -> queued -> running -> failed ...
         await keys(pilot, "f")
-        await until(pilot, lambda: screen.state is JobState.QUEUED and set(table_ids(screen)) == {queued.id, scheduled.id})
+        await until(
+            pilot, lambda: screen.state is JobState.QUEUED and set(table_ids(screen)) == {queued.id, scheduled.id}
+        )
         await keys(pilot, "f", "f")
         await until(pilot, lambda: screen.state is JobState.FAILED and table_ids(screen))
         assert all(screen.jobs[j].state is JobState.FAILED for j in table_ids(screen))
@@ -164,9 +178,23 @@ def test_queue_times_are_coarse_and_retries_say_when():
     from chatplex.tui.screens.queue import duration, next_retry
 
     assert [duration(s) for s in (0.4, 1.2, 59.9, 61, 3725)] == ["<1s", "1s", "59s", "1m 01s", "62m 05s"]
-    job = Job(id=1, session_id=1, message_id=2, priority=Priority.LOW, state=JobState.QUEUED, attempts=1,
-              max_attempts=5, run_after=1000.0, lease_owner=None, lease_expires_at=None, last_error="429",
-              created_at=900.0, updated_at=900.0, started_at=950.0, finished_at=None)
+    job = Job(
+        id=1,
+        session_id=1,
+        message_id=2,
+        priority=Priority.LOW,
+        state=JobState.QUEUED,
+        attempts=1,
+        max_attempts=5,
+        run_after=1000.0,
+        lease_owner=None,
+        lease_expires_at=None,
+        last_error="429",
+        created_at=900.0,
+        updated_at=900.0,
+        started_at=950.0,
+        finished_at=None,
+    )
     assert next_retry(job, 990.0) == "in 10s" and next_retry(job, 880.5) == "in 2m" and next_retry(job, 1001) == ""
 
 

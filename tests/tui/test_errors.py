@@ -37,8 +37,7 @@ async def test_a_failing_export_is_an_error_toast_and_the_app_keeps_serving_keys
         await until(pilot, lambda: bool(error_toasts(app)))
         [toast] = error_toasts(app)
         assert toast.startswith("export failed — OverflowError") and "\n" not in toast
-        assert any(r.name == "chatplex.tui" and r.exc_info and r.exc_info[0] is OverflowError
-                   for r in caplog.records)
+        assert any(r.name == "chatplex.tui" and r.exc_info and r.exc_info[0] is OverflowError for r in caplog.records)
         assert app.is_running and not target.exists()
         # still serving keys: typing reaches the composer, and a message still gets its reply
         app.composer.focus()
@@ -68,16 +67,24 @@ def test_every_entry_point_textual_calls_in_tui_is_guarded():
         if info.ispkg:
             continue
         source = inspect.getsource(module)
-        scheduled = set(re.findall(r"(?:set_interval|set_timer|call_later|call_after_refresh|call_next)"
-                                   r"\([^)]*?self\.(\w+)", source))
+        scheduled = set(
+            re.findall(
+                r"(?:set_interval|set_timer|call_later|call_after_refresh|call_next)"
+                r"\([^)]*?self\.(\w+)",
+                source,
+            )
+        )
         for cls in vars(module).values():
             if not (inspect.isclass(cls) and issubclass(cls, DOMNode) and cls.__module__ == module.__name__):
                 continue
             for name, fn in vars(cls).items():
                 if not inspect.isfunction(fn):
                     continue
-                entry = (name.startswith(("action_", "on_", "_on_", "watch_")) or name in scheduled
-                         or hasattr(fn, "_textual_on"))
+                entry = (
+                    name.startswith(("action_", "on_", "_on_", "watch_"))
+                    or name in scheduled
+                    or hasattr(fn, "_textual_on")
+                )
                 if entry and not getattr(fn, "guarded", False):
                     unguarded.append(f"{cls.__name__}.{name}")
     assert not unguarded

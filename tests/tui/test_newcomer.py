@@ -34,8 +34,13 @@ def test_tui_type_checks_so_no_textual_method_is_shadowed(tmp_path):
     from pathlib import Path
 
     tui = Path(__file__).resolve().parents[2] / "src" / "chatplex" / "tui"
-    result = subprocess.run([sys.executable, "-m", "mypy", "--cache-dir", str(tmp_path), str(tui)],
-                            check=False, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "--cache-dir", str(tmp_path), str(tui)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout
 
 
@@ -94,17 +99,39 @@ async def test_keys_of_an_open_dialog_win_over_app_keys(fake, tmp_path):
 
 # What ordinary terminals send without the kitty keyboard protocol: xterm's and VTE's (GNOME
 # Terminal) defaults, which tmux (xterm-keys), iTerm2 and Windows Terminal follow.
-LEGACY = {f"ctrl+{c}": chr(ord(c) - 96) for c in "abdefgklnopqrstuvwxyz"} | {
-    "ctrl+j": "\n", "enter": "\r", "escape": "\x1b", "tab": "\t",
-    "up": "\x1b[A", "down": "\x1b[B", "right": "\x1b[C", "left": "\x1b[D",
-    "ctrl+up": "\x1b[1;5A", "ctrl+down": "\x1b[1;5B",
-    "ctrl+home": "\x1b[1;5H", "ctrl+end": "\x1b[1;5F",
-    "pageup": "\x1b[5~", "pagedown": "\x1b[6~",
-    "f1": "\x1bOP", "f2": "\x1bOQ", "f3": "\x1bOR", "f4": "\x1bOS", "f5": "\x1b[15~",
-    "f6": "\x1b[17~",
-    "f7": "\x1b[18~", "f8": "\x1b[19~", "f9": "\x1b[20~", "f12": "\x1b[24~",
-    "plus": "+", "minus": "-", "equals_sign": "=",
-} | {c: c for c in "123456789abcdefghijklmnopqrstuvwxyz"}
+LEGACY = (
+    {f"ctrl+{c}": chr(ord(c) - 96) for c in "abdefgklnopqrstuvwxyz"}
+    | {
+        "ctrl+j": "\n",
+        "enter": "\r",
+        "escape": "\x1b",
+        "tab": "\t",
+        "up": "\x1b[A",
+        "down": "\x1b[B",
+        "right": "\x1b[C",
+        "left": "\x1b[D",
+        "ctrl+up": "\x1b[1;5A",
+        "ctrl+down": "\x1b[1;5B",
+        "ctrl+home": "\x1b[1;5H",
+        "ctrl+end": "\x1b[1;5F",
+        "pageup": "\x1b[5~",
+        "pagedown": "\x1b[6~",
+        "f1": "\x1bOP",
+        "f2": "\x1bOQ",
+        "f3": "\x1bOR",
+        "f4": "\x1bOS",
+        "f5": "\x1b[15~",
+        "f6": "\x1b[17~",
+        "f7": "\x1b[18~",
+        "f8": "\x1b[19~",
+        "f9": "\x1b[20~",
+        "f12": "\x1b[24~",
+        "plus": "+",
+        "minus": "-",
+        "equals_sign": "=",
+    }
+    | {c: c for c in "123456789abcdefghijklmnopqrstuvwxyz"}
+)
 TMUX_PREFIX = "ctrl+b"  # arrives everywhere but in tmux, which keeps it
 
 
@@ -127,9 +154,18 @@ def test_every_key_chatplex_binds_or_shows_arrives_in_ordinary_terminals():
         assert parse(sequence) == [name]
     assert parse("\x1b1") == ["inverted_exclamation_mark"]  # Alt+1
     assert parse("\x1b\r") == ["enter"]  # Alt+Enter
-    screens = [app_module.ChatplexApp, dashboard.DashboardScreen, queue.QueueScreen, Composer,
-               modals.ConfirmScreen, modals.TextScreen, modals.PickerScreen, modals.SearchScreen,
-               modals.HelpScreen, modals.ErrorScreen]
+    screens = [
+        app_module.ChatplexApp,
+        dashboard.DashboardScreen,
+        queue.QueueScreen,
+        Composer,
+        modals.ConfirmScreen,
+        modals.TextScreen,
+        modals.PickerScreen,
+        modals.SearchScreen,
+        modals.HelpScreen,
+        modals.ErrorScreen,
+    ]
     for cls in screens:
         for binding in cls.BINDINGS:
             keys = binding.key.split(",")  # type: ignore[union-attr]
@@ -147,8 +183,9 @@ def make_config_none():
     from chatplex.config import Config, ProviderConfig
 
     provider = ProviderConfig(name="p", kind="openai", base_url="http://127.0.0.1:9/v1", model="m")
-    return Config(path=None, db_path=Path("unused.db"), log_dir=Path("unused"),
-                  providers={"p": provider}, default_provider="p")
+    return Config(
+        path=None, db_path=Path("unused.db"), log_dir=Path("unused"), providers={"p": provider}, default_provider="p"
+    )
 
 
 def test_readme_and_help_offer_no_key_that_does_not_arrive(fake, tmp_path):
@@ -258,8 +295,7 @@ async def test_dashboard_keys_act_on_the_highlighted_tile_and_enter_still_opens(
         await until(pilot, lambda: app.screen is screen and ids["doomed"] not in screen.tiles)
         screen.selected = ids["other"]
         await pilot.press("enter")
-        await until(pilot, lambda: app.current == ids["other"]
-                    and app.screen is app.screen_stack[0])
+        await until(pilot, lambda: app.current == ids["other"] and app.screen is app.screen_stack[0])
         assert not isinstance(app.screen, TextScreen)
 
 

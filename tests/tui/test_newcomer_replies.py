@@ -33,8 +33,9 @@ async def test_first_run_with_no_server_says_what_to_do_at_once_in_the_reply(tmp
     """No config file and no Ollama: the chat pane says so before anything is sent, and the
     first refused connection fails at once (not after ~15 s of retries) with the way out in
     the reply box itself, not in a toast over it."""
-    down = ProviderConfig(name="ollama", kind="ollama", base_url=f"http://127.0.0.1:{free_port()}/v1",
-                          model="llama3.2", max_concurrency=1)
+    down = ProviderConfig(
+        name="ollama", kind="ollama", base_url=f"http://127.0.0.1:{free_port()}/v1", model="llama3.2", max_concurrency=1
+    )
     app = ChatplexApp(make_config(tmp_path, down))  # path None: no config file; 5 attempts
     async with app.run_test(size=(120, 40)) as pilot:
         await app.ready.wait()
@@ -46,16 +47,21 @@ async def test_first_run_with_no_server_says_what_to_do_at_once_in_the_reply(tmp
         assert job.state is JobState.FAILED and job.attempts == 1
         box = state_line(last_reply(app))
         assert "cannot connect to" in box and "is the server running?" in box
-        for words in ("ollama serve", "chatplex config init", str(config_path()), "openai", "anthropic",
-                      "ctrl+r to retry"):
+        for words in (
+            "ollama serve",
+            "chatplex config init",
+            str(config_path()),
+            "openai",
+            "anthropic",
+            "ctrl+r to retry",
+        ):
             assert words in box, words
         assert "chatplex config init" in await shown(pilot)
         assert not app._notifications  # nothing covers it
 
 
 async def test_with_a_config_file_a_refused_connection_has_no_first_run_text(tmp_path, fake):
-    down = ProviderConfig(name="mine", kind="ollama", base_url=f"http://127.0.0.1:{free_port()}/v1",
-                          model="llama3.2")
+    down = ProviderConfig(name="mine", kind="ollama", base_url=f"http://127.0.0.1:{free_port()}/v1", model="llama3.2")
     config = make_config(tmp_path, down, max_attempts=1)
     config.path = tmp_path / "config.toml"
     app = ChatplexApp(config)
@@ -69,8 +75,9 @@ async def test_with_a_config_file_a_refused_connection_has_no_first_run_text(tmp
 
 # ---------------------------------------------------------------- token limit and full context
 def tiny(server, kind: str, **kw) -> ProviderConfig:
-    return ProviderConfig(name="tiny", kind="llamacpp-server" if kind == "openai" else kind,
-                          base_url=server.url, model="tiny", **kw)
+    return ProviderConfig(
+        name="tiny", kind="llamacpp-server" if kind == "openai" else kind, base_url=server.url, model="tiny", **kw
+    )
 
 
 @pytest.mark.parametrize("kind", ["openai", "anthropic"])
@@ -250,8 +257,9 @@ async def test_search_shows_the_matching_line_and_opens_the_session_at_it(fake, 
     for i in range(60):  # 120 messages: the match is far above the newest page
         await store.create_turn(session.id, f"question {i}", Priority.LOW, 1)
         claimed = await store.claim("filler", 30)
-        text = (f"answer {i}\nfirst line\nthe GIRAFFE eats leaves from tall trees\nlast line"
-                if i == 5 else f"answer {i}")
+        text = (
+            f"answer {i}\nfirst line\nthe GIRAFFE eats leaves from tall trees\nlast line" if i == 5 else f"answer {i}"
+        )
         await store.finish(claimed[0].id, "filler", "succeeded", text)
     await store.create_session("Other", "fake", "fake-small")
     await store.close()
@@ -324,8 +332,7 @@ async def test_the_palette_lists_each_command_once(fake, tmp_path):
         retry = next(c for c in commands if c.title == "Retry")
         assert retry.help == "Generate the last reply again · ctrl+r"
         await pilot.press("ctrl+p")
-        await until(pilot, lambda: "Cancel reply" in "\n".join(
-            s.text for s in app.screen._compositor.render_strips()))
+        await until(pilot, lambda: "Cancel reply" in "\n".join(s.text for s in app.screen._compositor.render_strips()))
         screen = await shown(pilot)
         assert screen.count("Cancel reply") == 1 and "Stop the reply being generated" in screen
 
@@ -343,8 +350,17 @@ async def test_help_explains_the_marks_and_the_queue_arrows_and_lists_every_bind
         await pilot.press("f1")
         await until(pilot, lambda: bool(app.screen.query(DataTable)))
         screen = await shown(pilot)
-        for words in ("○ idle", "● your turn", "✖ failed", "‖ paused", "⏹ cancelled", "queue 2▲ 5▼",
-                      "▲ high priority (the session on screen", "▼ low", "[keys]"):
+        for words in (
+            "○ idle",
+            "● your turn",
+            "✖ failed",
+            "‖ paused",
+            "⏹ cancelled",
+            "queue 2▲ 5▼",
+            "▲ high priority (the session on screen",
+            "▼ low",
+            "[keys]",
+        ):
             assert words in screen, words
         table = app.screen.query_one(DataTable)
         rows = {table.get_row_at(i)[2].plain: table.get_row_at(i)[0].plain for i in range(table.row_count)}

@@ -54,8 +54,14 @@ async def test_a_200_kb_paste_without_brackets_is_one_text_and_sends_nothing(fak
         assert app.composer.has_focus  # the tabs in it did not move the focus away
         # a person reads it over and presses Enter: one message, the whole text
         app.composer.post_message(events.Key("enter", "\r"))
-        await until(pilot, lambda: app.current is not None and app.chat.replies
-                    and next(iter(app.chat.replies.values())).message.state is MessageState.COMPLETE)
+        await until(
+            pilot,
+            lambda: (
+                app.current is not None
+                and app.chat.replies
+                and next(iter(app.chat.replies.values())).message.state is MessageState.COMPLETE
+            ),
+        )
         assert [r["messages"][-1]["content"] for r in s.requests] == [expected]
         assert len(await app.coord.jobs()) == 1 and app.composer.text == ""
 
@@ -76,8 +82,13 @@ async def test_typing_at_a_persons_pace_sends_at_each_enter(fake, tmp_path):
         await app.ready.wait()
         app.composer.focus()
         post_from_a_thread(app, typed)
-        await until(pilot, lambda: len(s.requests) == 2 and all(
-            r.message.state is MessageState.COMPLETE for r in app.chat.replies.values()))
+        await until(
+            pilot,
+            lambda: (
+                len(s.requests) == 2
+                and all(r.message.state is MessageState.COMPLETE for r in app.chat.replies.values())
+            ),
+        )
         assert [r["messages"][-1]["content"] for r in s.requests] == ["hi", "ok"]
         assert app.composer.text == ""
 

@@ -69,7 +69,8 @@ async def test_each_reply_is_labelled_with_the_model_that_wrote_it(fake, tmp_pat
 async def test_unknown_config_keys_are_shown_at_start_up(fake, tmp_path):
     s = fake.scenario(reply="x")
     (tmp_path / "config.toml").write_text(
-        f'workerz = 3\n[providers.fake]\nkind = "openai"\nbase_url = "{s.url}"\nmodel = "m"\napi_key_env = ""\n')
+        f'workerz = 3\n[providers.fake]\nkind = "openai"\nbase_url = "{s.url}"\nmodel = "m"\napi_key_env = ""\n'
+    )
     from chatplex.config import load
 
     app = ChatplexApp(load(tmp_path / "config.toml", tmp_path / "db.sqlite"))

@@ -20,7 +20,7 @@ SIZE = (110, 32)
 
 MARKDOWN_REPLY = (
     "Here is a **bold** claim, a list and some code:\n\n- first\n- second\n\n"
-    "```python\ndef greet(name):\n    return f\"hello {name}\"\n```\n\nAnything else?"
+    '```python\ndef greet(name):\n    return f"hello {name}"\n```\n\nAnything else?'
 )
 
 
@@ -62,10 +62,16 @@ def test_conversation_with_markdown(snap_compare, fake, tmp_path, size):
 def _every_state_config(fake, tmp_path):
     good = fake.scenario(reply="The background answer arrived while you were away.")
     bad = fake.scenario(faults=[Fault(status=401, body={"error": {"message": "Incorrect API key provided"}})])
-    stall = fake.scenario(reply="Partial words that stall here and never finish", faults=[
-        Fault(hang_after=3), Fault(hang_after=4)])
-    config = make_config(tmp_path, provider_for(good, "good"), provider_for(bad, "bad", max_concurrency=0),
-                         provider_for(stall, "stall"), workers=1)
+    stall = fake.scenario(
+        reply="Partial words that stall here and never finish", faults=[Fault(hang_after=3), Fault(hang_after=4)]
+    )
+    config = make_config(
+        tmp_path,
+        provider_for(good, "good"),
+        provider_for(bad, "bad", max_concurrency=0),
+        provider_for(stall, "stall"),
+        workers=1,
+    )
     return config
 
 
@@ -87,8 +93,13 @@ async def _every_state(app, pilot) -> dict[str, int]:
     ids["streaming"] = (await c.create_session("Focused question", provider="stall")).id
     await app.focus_session(ids["streaming"])
     await send(app, ids["streaming"], "quick question")  # HIGH: preempts the essay
-    await until(pilot, lambda: statuses(app, ids["interrupted"]) is SessionStatus.INTERRUPTED
-                and statuses(app, ids["streaming"]) is SessionStatus.STREAMING)
+    await until(
+        pilot,
+        lambda: (
+            statuses(app, ids["interrupted"]) is SessionStatus.INTERRUPTED
+            and statuses(app, ids["streaming"]) is SessionStatus.STREAMING
+        ),
+    )
     ids["queued"] = (await c.create_session("Waiting its turn", provider="good")).id
     await send(app, ids["queued"], "and this too")
     await until(pilot, lambda: statuses(app, ids["queued"]) is SessionStatus.QUEUED)
@@ -230,8 +241,14 @@ def test_runaway_reply_shows_its_tail(snap_compare, fake, tmp_path):
         await send(app, session.id, "Count for me")
         await until(pilot, lambda: statuses(app, session.id) is SessionStatus.WAITING)
         reply = next(iter(app.chat.replies.values()))
-        await until(pilot, lambda: reply.long and reply.text == text
-                    and reply.query_one(".body").content.plain.endswith("[b]literally[/b]."))
+        await until(
+            pilot,
+            lambda: (
+                reply.long
+                and reply.text == text
+                and reply.query_one(".body").content.plain.endswith("[b]literally[/b].")
+            ),
+        )
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
@@ -242,12 +259,22 @@ def _background_config(fake, tmp_path):
     good = fake.scenario(reply="The summary you asked for is ready.")
     bad = fake.scenario(faults=[Fault(status=401, body={"error": {"message": "Incorrect API key provided"}})])
     limited = fake.scenario(faults=[Fault(status=429, headers={"Retry-After": "120"})])
-    stalls = [fake.scenario(reply=text, faults=[Fault(hang_after=n)]) for text, n in (
-        ("Alpha streams these words and then more", 4), ("Beta was writing when it got paused", 5),
-        ("Delta is the one you look at", 3))]
-    config = make_config(tmp_path, provider_for(good, "good"), provider_for(bad, "bad"),
-                         provider_for(limited, "limited"), *(provider_for(s, f"stall{i}") for i, s in enumerate(stalls)),
-                         workers=2)
+    stalls = [
+        fake.scenario(reply=text, faults=[Fault(hang_after=n)])
+        for text, n in (
+            ("Alpha streams these words and then more", 4),
+            ("Beta was writing when it got paused", 5),
+            ("Delta is the one you look at", 3),
+        )
+    ]
+    config = make_config(
+        tmp_path,
+        provider_for(good, "good"),
+        provider_for(bad, "bad"),
+        provider_for(limited, "limited"),
+        *(provider_for(s, f"stall{i}") for i, s in enumerate(stalls)),
+        workers=2,
+    )
     return config, stalls
 
 
@@ -262,8 +289,13 @@ async def _background(app, pilot, stalls) -> dict[str, int]:
         await c.send(ids[name], text)
 
     await session("Rate limited", "limited", "summarise the logs")
-    await until(pilot, lambda: statuses(app, ids["Rate limited"]) is SessionStatus.QUEUED
-                and app.sidebar.sessions[ids["Rate limited"]].preview.startswith("↻"))
+    await until(
+        pilot,
+        lambda: (
+            statuses(app, ids["Rate limited"]) is SessionStatus.QUEUED
+            and app.sidebar.sessions[ids["Rate limited"]].preview.startswith("↻")
+        ),
+    )
     await session("Wrong API key", "bad", "hello?")
     await until(pilot, lambda: statuses(app, ids["Wrong API key"]) is SessionStatus.ERROR)
     await session("Finished", "good", "summarise the report")
@@ -275,8 +307,13 @@ async def _background(app, pilot, stalls) -> dict[str, int]:
     ids["Delta"] = (await c.create_session("Delta", provider="stall2")).id
     await app.focus_session(ids["Delta"])
     await c.send(ids["Delta"], "the urgent one")
-    await until(pilot, lambda: statuses(app, ids["Beta"]) is SessionStatus.INTERRUPTED
-                and statuses(app, ids["Delta"]) is SessionStatus.STREAMING)
+    await until(
+        pilot,
+        lambda: (
+            statuses(app, ids["Beta"]) is SessionStatus.INTERRUPTED
+            and statuses(app, ids["Delta"]) is SessionStatus.STREAMING
+        ),
+    )
     running = {rj.session.title: rj for rj in c.running()}
     await until(pilot, lambda: running["Alpha"].tokens == 4 and running["Delta"].tokens == 3)
     return ids
@@ -312,8 +349,14 @@ def test_dashboard_busy(snap_compare, fake, tmp_path, monkeypatch):
         for rj in app.coord.running():
             rj.started, rj.first_token = now - 12, now - 0.5
         app.action_dashboard()
-        await until(pilot, lambda: isinstance(app.screen, dashboard.DashboardScreen) and app.screen.tiles
-                    and all(t.last for t in app.screen.tiles.values()))
+        await until(
+            pilot,
+            lambda: (
+                isinstance(app.screen, dashboard.DashboardScreen)
+                and app.screen.tiles
+                and all(t.last for t in app.screen.tiles.values())
+            ),
+        )
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=(130, 36), run_before=run_before)

@@ -16,9 +16,15 @@ from tests.tui.conftest import still, until
 
 SIZE = (110, 32)
 # llama.cpp's own answer to a prompt past its context
-CONTEXT_FULL = {"error": {"code": 400, "type": "exceed_context_size_error", "n_prompt_tokens": 30023,
-                          "n_ctx": 2048, "message": "request (30023 tokens) exceeds the available "
-                                                    "context size (2048 tokens), try increasing it"}}
+CONTEXT_FULL = {
+    "error": {
+        "code": 400,
+        "type": "exceed_context_size_error",
+        "n_prompt_tokens": 30023,
+        "n_ctx": 2048,
+        "message": "request (30023 tokens) exceeds the available context size (2048 tokens), try increasing it",
+    }
+}
 
 
 @pytest.fixture(autouse=True)
@@ -53,8 +59,10 @@ def test_first_start_with_no_config(snap_compare, tmp_path):
 def test_reply_cut_at_the_token_limit_under_a_system_prompt(snap_compare, fake, tmp_path):
     s = fake.scenario(reply="Once upon a time a ship set sail, and its crew", finish="length")
     app = ChatplexApp(make_config(tmp_path, provider_for(s)))
-    prompt = ("You are a storyteller for children.\nKeep every story gentle.\n"
-              "End with a question.\nNever mention [b]markup[/b].\nUse short words.")
+    prompt = (
+        "You are a storyteller for children.\nKeep every story gentle.\n"
+        "End with a question.\nNever mention [b]markup[/b].\nUse short words."
+    )
 
     async def run_before(pilot):
         await pilot.app.ready.wait()

@@ -111,9 +111,16 @@ class Running:
 
 
 class Coordinator:
-    def __init__(self, config: Config, store: Store, *, workers: int | None = None,
-                 providers: dict[str, Provider] | None = None, lease: float = 30.0,
-                 backoff_base: float = 1.0):
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        *,
+        workers: int | None = None,
+        providers: dict[str, Provider] | None = None,
+        lease: float = 30.0,
+        backoff_base: float = 1.0,
+    ):
         self.config = config
         self.store = store
         self.bus = EventBus()
@@ -152,8 +159,10 @@ class Coordinator:
         except StoreError as e:  # locked by another process for now: the watch tries again
             log.warning("recovery at start-up failed (%s); trying again in %.0f s", e, 20 * WATCH_INTERVAL)
         self._tasks = [asyncio.create_task(self._worker(n), name=f"worker-{n}") for n in range(self.workers_total)]
-        self._background = [asyncio.create_task(self._watch(), name="watch"),
-                            asyncio.create_task(self._flush_loop(), name="flush")]
+        self._background = [
+            asyncio.create_task(self._watch(), name="watch"),
+            asyncio.create_task(self._flush_loop(), name="flush"),
+        ]
         self._touch_stats()
         log.info("started %d workers as %s", self.workers_total, self.queue.owner)
 
@@ -180,8 +189,9 @@ class Coordinator:
         log.info("stopped")
 
     # ---------------------------------------------------------------- sessions
-    async def create_session(self, title: str = DEFAULT_TITLE, provider: str | None = None,
-                             model: str | None = None, system_prompt: str = "") -> Session:
+    async def create_session(
+        self, title: str = DEFAULT_TITLE, provider: str | None = None, model: str | None = None, system_prompt: str = ""
+    ) -> Session:
         provider = provider or self.config.default_provider
         model = model or self.config.provider(provider).model
         session = await self.store.create_session(title, provider, model, system_prompt)
@@ -249,8 +259,11 @@ class Coordinator:
             if rj.job.session_id == session_id and rj.reason is None:
                 rj.interrupt("cancel")
                 return True
-        active = [j for j in await self.store.jobs(None, 10_000)
-                  if j.session_id == session_id and j.state in (JobState.QUEUED, JobState.RUNNING)]
+        active = [
+            j
+            for j in await self.store.jobs(None, 10_000)
+            if j.session_id == session_id and j.state in (JobState.QUEUED, JobState.RUNNING)
+        ]
         if not active:
             return False
         return await self.cancel_job(min(active, key=lambda j: j.id).id)
@@ -365,8 +378,11 @@ class Coordinator:
         busy: dict[str, int] = {}
         for rj in self._running.values():
             busy[rj.session.provider] = busy.get(rj.session.provider, 0) + 1
-        return [name for name, n in busy.items()
-                if name in self.config.providers and 0 < self.config.providers[name].max_concurrency <= n]
+        return [
+            name
+            for name, n in busy.items()
+            if name in self.config.providers and 0 < self.config.providers[name].max_concurrency <= n
+        ]
 
     async def _worker(self, n: int) -> None:
         while not self._stopping:
@@ -431,13 +447,17 @@ class Coordinator:
             except ConfigError as e:
                 provider, setup_error = None, str(e)
             pc = self.config.providers.get(session.provider)
-            request = ChatRequest(model=session.model, system=session.system_prompt,
-                                  messages=[ChatMessage(m.role.value, m.content) for m in history],
-                                  prefill=partial,
-                                  extra=VLLM_CONTINUE if partial and pc and pc.kind == "vllm" else {})
+            request = ChatRequest(
+                model=session.model,
+                system=session.system_prompt,
+                messages=[ChatMessage(m.role.value, m.content) for m in history],
+                prefill=partial,
+                extra=VLLM_CONTINUE if partial and pc and pc.kind == "vllm" else {},
+            )
             if provider is None:
-                result: Finished | None = await self.queue.fail(job, "", setup_error, retryable=False,
-                                                                unread=session.id != self.focused)
+                result: Finished | None = await self.queue.fail(
+                    job, "", setup_error, retryable=False, unread=session.id != self.focused
+                )
             else:
                 if self._stopping:  # claimed while stop() interrupted the others: give it back
                     rj.interrupt("shutdown")
@@ -518,7 +538,7 @@ class Coordinator:
                 self._check_deadlines(rj, now)
                 upto = len(rj.chunks)
                 if upto > rj.flushed or renew:
-                    batch.append((rj, upto, "".join(rj.chunks[rj.flushed:upto])))
+                    batch.append((rj, upto, "".join(rj.chunks[rj.flushed : upto])))
             except Exception:
                 wlog.exception("job %d: cannot handle its stream; stopping it", rj.job.id)
                 rj.interrupt("error")
@@ -588,12 +608,15 @@ class Coordinator:
                 return None
             if reason == "stalled":
                 wait = f"{pc.stall_timeout:g} s" if pc else "too long"
-                return fail(f"{rj.session.provider}: the server sent nothing new for {wait} "
-                            "(stall_timeout)", retryable=True)
+                return fail(
+                    f"{rj.session.provider}: the server sent nothing new for {wait} (stall_timeout)", retryable=True
+                )
             if reason == "timeout":
                 limit = f"{pc.reply_timeout:g} s" if pc else "its limit"
-                return fail(f"{rj.session.provider}: the reply took longer than {limit} "
-                            "(reply_timeout); stopped", retryable=False)
+                return fail(
+                    f"{rj.session.provider}: the reply took longer than {limit} (reply_timeout); stopped",
+                    retryable=False,
+                )
             if reason == "error":
                 return fail("internal error while streaming (see the log)", retryable=False)
             why = "paused for the session you are looking at" if reason == "preempt" else "paused: chatplex was stopped"
@@ -607,10 +630,13 @@ class Coordinator:
             # e.g. Claude 4.6 models and extended thinking refuse an assistant prefill: this
             # process regenerates that provider's cut replies from now on
             self._continuing -= {rj.session.provider}
-            wlog.warning("job %d: %s cannot continue a partial reply (%s); generating it again",
-                         job.id, rj.session.provider, error)
-            return lambda: q.give_back(job, text, "this model cannot continue a partial reply; "
-                                                   "generating it again")
+            wlog.warning(
+                "job %d: %s cannot continue a partial reply (%s); generating it again",
+                job.id,
+                rj.session.provider,
+                error,
+            )
+            return lambda: q.give_back(job, text, "this model cannot continue a partial reply; generating it again")
         if isinstance(error, ProviderError):
             return fail(str(error), error.retryable, getattr(error, "retry_after", None))
         wlog.error("job %d: unexpected error", job.id, exc_info=error)
@@ -622,11 +648,15 @@ class Coordinator:
         who = rj.session.provider
         if rj.tool_calls:
             names = ", ".join(sorted(set(rj.tool_calls.values())))
-            return (f"{who}: the model asked to call a tool ({names}), but tools are not enabled in "
-                    "chatplex yet; ask it to answer in text")
+            return (
+                f"{who}: the model asked to call a tool ({names}), but tools are not enabled in "
+                "chatplex yet; ask it to answer in text"
+            )
         if rj.finish_reason in ("length", "max_tokens"):
-            return (f"{who}: the model used its whole token budget before writing an answer "
-                    "(finish: length); raise max_tokens")
+            return (
+                f"{who}: the model used its whole token budget before writing an answer "
+                "(finish: length); raise max_tokens"
+            )
         return f"{who}: the server sent an empty reply (finish: {rj.finish_reason or 'none'})"
 
     async def _maybe_preempt(self) -> None:
@@ -638,14 +668,22 @@ class Coordinator:
         taken: set[int] = set()
         for _job_id, session_id, provider in await self.store.runnable_high():
             limit = self.config.providers[provider].max_concurrency if provider in self.config.providers else 0
-            on_provider = sum(1 for rj in self._running.values() if rj.session.provider == provider and rj.reason is None)
+            on_provider = sum(
+                1 for rj in self._running.values() if rj.session.provider == provider and rj.reason is None
+            )
             provider_full = 0 < limit <= on_provider
             if idle > 0 and not provider_full:
                 idle -= 1
                 continue
-            victims = [rj for rj in self._running.values()
-                       if rj.reason is None and rj.job.id not in taken and rj.job.session_id != self.focused
-                       and rj.job.session_id != session_id and (not provider_full or rj.session.provider == provider)]
+            victims = [
+                rj
+                for rj in self._running.values()
+                if rj.reason is None
+                and rj.job.id not in taken
+                and rj.job.session_id != self.focused
+                and rj.job.session_id != session_id
+                and (not provider_full or rj.session.provider == provider)
+            ]
             if not victims:
                 continue
             victim = max(victims, key=lambda rj: rj.started)
@@ -682,9 +720,14 @@ class Coordinator:
         self.bus.publish(SessionChanged(session))
         if notify and session.id != self.focused and job.state in (JobState.SUCCEEDED, JobState.FAILED):
             ok = job.state is JobState.SUCCEEDED
-            self.bus.publish(Notification(session.id, session.title,
-                                          preview_of(message.content if ok else message.error or "failed", 60),
-                                          "information" if ok else "error"))
+            self.bus.publish(
+                Notification(
+                    session.id,
+                    session.title,
+                    preview_of(message.content if ok else message.error or "failed", 60),
+                    "information" if ok else "error",
+                )
+            )
 
     def _touch_stats(self) -> None:
         """Publish queue stats soon, once for a burst of changes. A change that comes while a

@@ -47,10 +47,23 @@ def to_markdown(session: Session, messages: list[Message]) -> str:
 def to_json(session: Session, messages: list[Message]) -> str:
     data: dict[str, Any] = {
         "format": FORMAT,
-        "session": {"title": session.title, "provider": session.provider, "model": session.model,
-                    "system_prompt": session.system_prompt, "created_at": session.created_at},
-        "messages": [{"role": m.role.value, "content": m.content, "state": m.state.value, "error": m.error,
-                      "created_at": m.created_at, **({"model": m.model} if m.model else {})}
-                     for m in messages],
+        "session": {
+            "title": session.title,
+            "provider": session.provider,
+            "model": session.model,
+            "system_prompt": session.system_prompt,
+            "created_at": session.created_at,
+        },
+        "messages": [
+            {
+                "role": m.role.value,
+                "content": m.content,
+                "state": m.state.value,
+                "error": m.error,
+                "created_at": m.created_at,
+                **({"model": m.model} if m.model else {}),
+            }
+            for m in messages
+        ],
     }
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"

@@ -107,11 +107,7 @@ class QueueStats:
     oldest_wait: float | None = None
 
     def count(self, state: JobState, priority: Priority | None = None) -> int:
-        return sum(
-            n
-            for (s, p), n in self.counts.items()
-            if s == state and (priority is None or p == priority)
-        )
+        return sum(n for (s, p), n in self.counts.items() if s == state and (priority is None or p == priority))
 
     @property
     def queued_high(self) -> int:

@@ -22,8 +22,9 @@ log = logging.getLogger("chatplex.queue")
 Finished = tuple[Job, Message, Session]
 
 
-def backoff(attempt: int, retry_after: float | None = None, base: float = 1.0, cap: float = 60.0,
-            retry_after_cap: float = 300.0) -> float:
+def backoff(
+    attempt: int, retry_after: float | None = None, base: float = 1.0, cap: float = 60.0, retry_after_cap: float = 300.0
+) -> float:
     """Seconds before retry number `attempt` (1-based): the server's Retry-After when it gave
     one (at most `retry_after_cap`: a day-long Retry-After would leave a reply, and a waiting
     `chatplex send`, stuck in silence), else exponential with full jitter in [½·d, d] so
@@ -35,8 +36,16 @@ def backoff(attempt: int, retry_after: float | None = None, base: float = 1.0, c
 
 
 class JobQueue:
-    def __init__(self, store: Store, *, lease: float = 30.0, max_attempts: int = 5,
-                 backoff_base: float = 1.0, backoff_cap: float = 60.0, owner: str | None = None):
+    def __init__(
+        self,
+        store: Store,
+        *,
+        lease: float = 30.0,
+        max_attempts: int = 5,
+        backoff_base: float = 1.0,
+        backoff_cap: float = 60.0,
+        owner: str | None = None,
+    ):
         self.store = store
         self.owner = owner or owner_id()
         self.lease = lease
@@ -100,8 +109,9 @@ class JobQueue:
         return job
 
     # ---------------------------------------------------------------- worker side
-    async def claim(self, exclude_providers: Sequence[str] = (), only_session: int | None = None,
-                    continuing: Collection[str] = ()) -> tuple[Job, Session] | None:
+    async def claim(
+        self, exclude_providers: Sequence[str] = (), only_session: int | None = None, continuing: Collection[str] = ()
+    ) -> tuple[Job, Session] | None:
         """Claim the best runnable job. Each claim gets a token of its own (this process's
         owner id + a sequence number) in `lease_owner`: every heartbeat and the final write
         must present it, so a stale run can never write, even one in this same process."""
@@ -109,8 +119,14 @@ class JobQueue:
         claimed = await self.store.claim(token, self.lease, exclude_providers, only_session, continuing)
         if claimed:
             job = claimed[0]
-            log.info("job %d claimed for session %d (attempt %d/%d, %s)", job.id, job.session_id,
-                     job.attempts, job.max_attempts, job.priority.name)
+            log.info(
+                "job %d claimed for session %d (attempt %d/%d, %s)",
+                job.id,
+                job.session_id,
+                job.attempts,
+                job.max_attempts,
+                job.priority.name,
+            )
         return claimed
 
     async def heartbeat(self, job: Job, text: str = "") -> None:
@@ -121,31 +137,40 @@ class JobQueue:
         """`heartbeat` for several jobs (job, new text) in one write; returns the lost ones."""
         return await self.store.append_many(self.lease, [(j.id, j.lease_owner or "", t) for j, t in items])
 
-    async def complete(self, job: Job, text: str, *, unread: bool, usage: tuple[int | None, int | None],
-                       finish_reason: str | None) -> Finished:
-        done = await self.store.finish(job.id, job.lease_owner or "", "succeeded", text, unread=unread,
-                                       usage=usage, finish_reason=finish_reason)
+    async def complete(
+        self, job: Job, text: str, *, unread: bool, usage: tuple[int | None, int | None], finish_reason: str | None
+    ) -> Finished:
+        done = await self.store.finish(
+            job.id, job.lease_owner or "", "succeeded", text, unread=unread, usage=usage, finish_reason=finish_reason
+        )
         log.info("job %d succeeded (session %d, finish %s)", job.id, job.session_id, finish_reason)
         self.notify()
         return done
 
-    async def fail(self, job: Job, text: str, error: str, *, retryable: bool, unread: bool,
-                   retry_after: float | None = None) -> Finished:
+    async def fail(
+        self, job: Job, text: str, error: str, *, retryable: bool, unread: bool, retry_after: float | None = None
+    ) -> Finished:
         """Retry with backoff while attempts remain and the error is transient, else fail for good."""
         if retryable and job.attempts < job.max_attempts:
             delay = backoff(job.attempts, retry_after, self.backoff_base, self.backoff_cap)
             when = f"{delay:.0f}s" if delay >= 1 else "under a second"
             if retry_after is not None and retry_after > delay:  # capped: say so, do not hide it
-                error = (f"{error}; the server asked to wait {retry_after:.0f}s, "
-                         "longer than chatplex waits")
+                error = f"{error}; the server asked to wait {retry_after:.0f}s, longer than chatplex waits"
             message = f"{error}; retrying in {when} (attempt {job.attempts + 1}/{job.max_attempts})"
-            done = await self.store.finish(job.id, job.lease_owner or "", "retry", text, error=message,
-                                           run_after=time.time() + delay)
+            done = await self.store.finish(
+                job.id, job.lease_owner or "", "retry", text, error=message, run_after=time.time() + delay
+            )
             log.warning("job %d retry in %.2fs (session %d): %s", job.id, delay, job.session_id, error)
         else:
             done = await self.store.finish(job.id, job.lease_owner or "", "failed", text, error=error, unread=unread)
-            log.error("job %d failed (session %d, attempt %d/%d): %s", job.id, job.session_id,
-                      job.attempts, job.max_attempts, error)
+            log.error(
+                "job %d failed (session %d, attempt %d/%d): %s",
+                job.id,
+                job.session_id,
+                job.attempts,
+                job.max_attempts,
+                error,
+            )
         self.notify()
         return done
 
@@ -169,8 +194,7 @@ class JobQueue:
         recovered = await self.store.recover(lambda job: self._abandoned(job, live))
         for job, _, _ in recovered:
             self._suspects.pop(job.id, None)
-            log.warning("job %d recovered from a stopped process (session %d) -> %s",
-                        job.id, job.session_id, job.state)
+            log.warning("job %d recovered from a stopped process (session %d) -> %s", job.id, job.session_id, job.state)
         if recovered:
             self.notify()
         return recovered

@@ -126,17 +126,20 @@ def m001_initial(db: Conn) -> None:
         CREATE INDEX jobs_claim ON jobs(state, priority, run_after, id);
         CREATE INDEX jobs_session ON jobs(session_id, state);
         CREATE INDEX jobs_message ON jobs(message_id);
-        """
+        """,
     )
 
 
-_SESSION_COLUMNS = ("id, title, provider, model, system_prompt, status, unread, preview, created_at,"
-                    " updated_at")
-_MESSAGE_COLUMNS = ("id, session_id, role, content, state, error, job_id, prompt_tokens,"
-                    " completion_tokens, finish_reason, created_at, updated_at")
-_JOB_COLUMNS = ("id, session_id, message_id, priority, state, attempts, max_attempts, run_after,"
-                " lease_owner, lease_expires_at, last_error, created_at, updated_at, started_at,"
-                " finished_at")
+_SESSION_COLUMNS = "id, title, provider, model, system_prompt, status, unread, preview, created_at, updated_at"
+_MESSAGE_COLUMNS = (
+    "id, session_id, role, content, state, error, job_id, prompt_tokens,"
+    " completion_tokens, finish_reason, created_at, updated_at"
+)
+_JOB_COLUMNS = (
+    "id, session_id, message_id, priority, state, attempts, max_attempts, run_after,"
+    " lease_owner, lease_expires_at, last_error, created_at, updated_at, started_at,"
+    " finished_at"
+)
 
 
 @migration
@@ -214,8 +217,10 @@ def m002_ids_never_reused_and_models_per_message(db: Conn) -> None:
     )
     broken = db.execute("PRAGMA foreign_key_check").fetchall()
     if broken:
-        raise StoreError(f"the database has {len(broken)} rows whose session or message is gone; "
-                         "it was left as it was (restore a backup, or run an older chatplex to export)")
+        raise StoreError(
+            f"the database has {len(broken)} rows whose session or message is gone; "
+            "it was left as it was (restore a backup, or run an older chatplex to export)"
+        )
 
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -228,42 +233,69 @@ _ACTIVE = "('queued', 'running')"
 
 def _session(row: sqlite3.Row) -> Session:
     return Session(
-        id=row["id"], title=row["title"], provider=row["provider"], model=row["model"],
-        system_prompt=row["system_prompt"], status=SessionStatus(row["status"]),
-        unread=row["unread"], preview=row["preview"],
-        created_at=row["created_at"], updated_at=row["updated_at"],
+        id=row["id"],
+        title=row["title"],
+        provider=row["provider"],
+        model=row["model"],
+        system_prompt=row["system_prompt"],
+        status=SessionStatus(row["status"]),
+        unread=row["unread"],
+        preview=row["preview"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
     )
 
 
 def _message(row: sqlite3.Row) -> Message:
     return Message(
-        id=row["id"], session_id=row["session_id"], role=Role(row["role"]),
-        content=row["content"], state=MessageState(row["state"]), error=row["error"],
-        job_id=row["job_id"], prompt_tokens=row["prompt_tokens"],
-        completion_tokens=row["completion_tokens"], finish_reason=row["finish_reason"],
-        created_at=row["created_at"], updated_at=row["updated_at"], model=row["model"],
+        id=row["id"],
+        session_id=row["session_id"],
+        role=Role(row["role"]),
+        content=row["content"],
+        state=MessageState(row["state"]),
+        error=row["error"],
+        job_id=row["job_id"],
+        prompt_tokens=row["prompt_tokens"],
+        completion_tokens=row["completion_tokens"],
+        finish_reason=row["finish_reason"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        model=row["model"],
     )
 
 
 def _job(row: sqlite3.Row) -> Job:
     return Job(
-        id=row["id"], session_id=row["session_id"], message_id=row["message_id"],
-        priority=Priority(row["priority"]), state=JobState(row["state"]),
-        attempts=row["attempts"], max_attempts=row["max_attempts"],
-        run_after=row["run_after"], lease_owner=row["lease_owner"],
-        lease_expires_at=row["lease_expires_at"], last_error=row["last_error"],
-        created_at=row["created_at"], updated_at=row["updated_at"],
-        started_at=row["started_at"], finished_at=row["finished_at"], crashes=row["crashes"],
+        id=row["id"],
+        session_id=row["session_id"],
+        message_id=row["message_id"],
+        priority=Priority(row["priority"]),
+        state=JobState(row["state"]),
+        attempts=row["attempts"],
+        max_attempts=row["max_attempts"],
+        run_after=row["run_after"],
+        lease_owner=row["lease_owner"],
+        lease_expires_at=row["lease_expires_at"],
+        last_error=row["last_error"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        crashes=row["crashes"],
         resumed_from=row["resumed_from"],
     )
 
 
 def _history(db: Conn, sid: int, before_message_id: int) -> list[Message]:
     """What the model sees for a reply: complete messages before it, failed replies left out."""
-    return [_message(r) for r in db.execute(
-        "SELECT * FROM messages WHERE session_id=? AND id<? AND content != ''"
-        " AND (role != 'assistant' OR state IN ('complete', 'interrupted')) ORDER BY id",
-        (sid, before_message_id))]
+    return [
+        _message(r)
+        for r in db.execute(
+            "SELECT * FROM messages WHERE session_id=? AND id<? AND content != ''"
+            " AND (role != 'assistant' OR state IN ('complete', 'interrupted')) ORDER BY id",
+            (sid, before_message_id),
+        )
+    ]
 
 
 def _one(db: Conn, sql: str, args: Sequence[Any] | dict[str, Any] = ()) -> sqlite3.Row | None:
@@ -338,8 +370,10 @@ def _settle_status(db: Conn, sid: int, now: float, otherwise: SessionStatus, **e
 
 # Streamed text onto the job's reply. By primary key: `WHERE job_id=?` scanned every message
 # of the database on every flush (no index on messages.job_id).
-APPEND_SQL = ("UPDATE messages SET content=content||?, updated_at=? WHERE id=(SELECT message_id FROM jobs WHERE id=?)"
-              " AND state='streaming'")
+APPEND_SQL = (
+    "UPDATE messages SET content=content||?, updated_at=? WHERE id=(SELECT message_id FROM jobs WHERE id=?)"
+    " AND state='streaming'"
+)
 
 
 class Store:
@@ -463,8 +497,7 @@ class Store:
         """Delete a session with its messages and jobs; returns the ids of its running jobs."""
 
         def tx(db: Conn) -> list[int]:
-            running = [r[0] for r in db.execute(
-                "SELECT id FROM jobs WHERE session_id=? AND state='running'", (sid,))]
+            running = [r[0] for r in db.execute("SELECT id FROM jobs WHERE session_id=? AND state='running'", (sid,))]
             db.execute("DELETE FROM sessions WHERE id=?", (sid,))
             return running
 
@@ -474,8 +507,9 @@ class Store:
         return await self.read(get_session, sid)
 
     async def list_sessions(self) -> list[Session]:
-        return await self.read(lambda db: [
-            _session(r) for r in db.execute("SELECT * FROM sessions ORDER BY updated_at DESC, id DESC")])
+        return await self.read(
+            lambda db: [_session(r) for r in db.execute("SELECT * FROM sessions ORDER BY updated_at DESC, id DESC")]
+        )
 
     async def find_session(self, ref: str) -> list[Session]:
         """Every session a command-line reference names, most recent first: the caller
@@ -495,9 +529,14 @@ class Store:
     async def find_sessions_by_title(self, *titles: str) -> list[Session]:
         """Sessions with any of these exact titles, most recent first."""
         marks = ",".join("?" * len(titles))
-        return await self.read(lambda db: [_session(r) for r in db.execute(
-            f"SELECT * FROM sessions WHERE title IN ({marks}) ORDER BY updated_at DESC, id DESC",
-            titles)])
+        return await self.read(
+            lambda db: [
+                _session(r)
+                for r in db.execute(
+                    f"SELECT * FROM sessions WHERE title IN ({marks}) ORDER BY updated_at DESC, id DESC", titles
+                )
+            ]
+        )
 
     # ------------------------------------------------------------ messages
     async def get_message(self, mid: int) -> Message | None:
@@ -505,6 +544,7 @@ class Store:
 
     async def messages(self, sid: int, limit: int | None = None, before_id: int | None = None) -> list[Message]:
         """Messages of a session in order; with `limit`, the newest ones (before `before_id`)."""
+
         def q(db: Conn) -> list[Message]:
             sql = "SELECT * FROM messages WHERE session_id=?"
             args: list[Any] = [sid]
@@ -522,6 +562,7 @@ class Store:
     async def context(self, sid: int, message_id: int) -> tuple[list[Message], str]:
         """What a run needs in one read: the history before the reply, and the reply's text so
         far (kept by `claim` for a provider that continues)."""
+
         def q(db: Conn) -> tuple[list[Message], str]:
             row = _one(db, "SELECT content FROM messages WHERE id=?", (message_id,))
             return _history(db, sid, message_id), row[0] if row else ""
@@ -533,13 +574,22 @@ class Store:
 
     async def search(self, text: str, limit: int = 50) -> list[Session]:
         like = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        return await self.read(lambda db: [_session(r) for r in db.execute(
-            "SELECT * FROM sessions WHERE title LIKE ?1 ESCAPE '\\' OR id IN ("
-            " SELECT session_id FROM messages WHERE content LIKE ?1 ESCAPE '\\')"
-            " ORDER BY updated_at DESC LIMIT ?2", (like, limit))])
+        return await self.read(
+            lambda db: [
+                _session(r)
+                for r in db.execute(
+                    "SELECT * FROM sessions WHERE title LIKE ?1 ESCAPE '\\' OR id IN ("
+                    " SELECT session_id FROM messages WHERE content LIKE ?1 ESCAPE '\\')"
+                    " ORDER BY updated_at DESC LIMIT ?2",
+                    (like, limit),
+                )
+            ]
+        )
 
     # ------------------------------------------------------------ jobs: enqueue
-    async def create_turn(self, sid: int, text: str, priority: Priority, max_attempts: int) -> tuple[Message, Message, Job, Session]:
+    async def create_turn(
+        self, sid: int, text: str, priority: Priority, max_attempts: int
+    ) -> tuple[Message, Message, Job, Session]:
         """The user message, its empty assistant reply and the job, in one transaction."""
 
         def tx(db: Conn) -> tuple[Message, Message, Job, Session]:
@@ -552,8 +602,12 @@ class Store:
             job_id = _insert_job(db, sid, reply_id, priority, max_attempts, now)
             running, _ = _active_jobs(db, sid)
             _set_status(db, sid, SessionStatus.STREAMING if running else SessionStatus.QUEUED, now)
-            return (get_message(db, user_id), get_message(db, reply_id), get_job(db, job_id),  # type: ignore[return-value]
-                    get_session(db, sid))
+            return (
+                get_message(db, user_id),
+                get_message(db, reply_id),
+                get_job(db, job_id),  # type: ignore[return-value]
+                get_session(db, sid),
+            )
 
         return await self.write(tx, off_loop=len(text) > BIG_TEXT)
 
@@ -567,21 +621,31 @@ class Store:
                 raise KeyError(f"no reply {mid}")
             active = _one(db, "SELECT id FROM jobs WHERE message_id=? AND state IN " + _ACTIVE, (mid,))
             if active:  # already waiting: run it now instead of adding a second job
-                db.execute("UPDATE jobs SET run_after=?, updated_at=? WHERE id=? AND state='queued'", (now, now, active[0]))
+                db.execute(
+                    "UPDATE jobs SET run_after=?, updated_at=? WHERE id=? AND state='queued'", (now, now, active[0])
+                )
                 job_id = active[0]
             else:
                 job_id = _insert_job(db, msg.session_id, mid, priority, max_attempts, now)
-                db.execute("UPDATE messages SET content='', state='streaming', error=NULL, finish_reason=NULL,"
-                           " updated_at=? WHERE id=?", (now, mid))
+                db.execute(
+                    "UPDATE messages SET content='', state='streaming', error=NULL, finish_reason=NULL,"
+                    " updated_at=? WHERE id=?",
+                    (now, mid),
+                )
             _settle_status(db, msg.session_id, now, SessionStatus.QUEUED)
             return get_job(db, job_id), get_message(db, mid), get_session(db, msg.session_id)  # type: ignore[return-value]
 
         return await self.write(tx)
 
     # ------------------------------------------------------------ jobs: the worker's side
-    async def claim(self, owner: str, lease: float, exclude_providers: Sequence[str] = (),
-                    only_session: int | None = None,
-                    continuing: Collection[str] = ()) -> tuple[Job, Session] | None:
+    async def claim(
+        self,
+        owner: str,
+        lease: float,
+        exclude_providers: Sequence[str] = (),
+        only_session: int | None = None,
+        continuing: Collection[str] = (),
+    ) -> tuple[Job, Session] | None:
         """Take the best runnable job: HIGH before LOW, then oldest, one job per session at a time
         (only `only_session`'s, if given). A partial reply is kept (less trailing whitespace,
         which Anthropic refuses at the end of a prefill) when the session's provider is one of
@@ -610,14 +674,18 @@ class Store:
             job = _job(row)
             session = get_session(db, job.session_id)
             keep = session is not None and session.provider in continuing
-            db.execute("UPDATE messages SET content=CASE WHEN :keep THEN rtrim(content, char(32, 9, 10, 13))"
-                       " ELSE '' END, state='streaming', error=NULL, job_id=:job, updated_at=:now,"
-                       " model=(SELECT model FROM sessions WHERE id=:session) WHERE id=:message",
-                       {"keep": keep, "job": job.id, "now": now, "session": job.session_id,
-                        "message": job.message_id})
-            kept = _scalar(db, "UPDATE jobs SET resumed_from=(SELECT length(content) FROM messages"
-                               " WHERE id=:message) WHERE id=:job RETURNING resumed_from",
-                           {"message": job.message_id, "job": job.id})
+            db.execute(
+                "UPDATE messages SET content=CASE WHEN :keep THEN rtrim(content, char(32, 9, 10, 13))"
+                " ELSE '' END, state='streaming', error=NULL, job_id=:job, updated_at=:now,"
+                " model=(SELECT model FROM sessions WHERE id=:session) WHERE id=:message",
+                {"keep": keep, "job": job.id, "now": now, "session": job.session_id, "message": job.message_id},
+            )
+            kept = _scalar(
+                db,
+                "UPDATE jobs SET resumed_from=(SELECT length(content) FROM messages"
+                " WHERE id=:message) WHERE id=:job RETURNING resumed_from",
+                {"message": job.message_id, "job": job.id},
+            )
             job.resumed_from = kept or 0
             _set_status(db, job.session_id, SessionStatus.STREAMING, now)
             return job, get_session(db, job.session_id)  # type: ignore[return-value]
@@ -626,19 +694,29 @@ class Store:
 
     async def runnable_high(self) -> list[tuple[int, int, str]]:
         """(job, session, provider) of HIGH jobs that could run now: preemption candidates."""
-        return await self.read(lambda db: [tuple(r) for r in db.execute(
-            "SELECT j.id, j.session_id, s.provider FROM jobs j JOIN sessions s ON s.id=j.session_id"
-            " WHERE j.state='queued' AND j.priority=0 AND j.run_after<=?"
-            " AND NOT EXISTS (SELECT 1 FROM jobs e WHERE e.session_id=j.session_id"
-            "   AND e.state IN ('queued','running') AND (e.state='running' OR e.id<j.id))"
-            " ORDER BY j.run_after, j.id LIMIT 16", (time.time(),))])
+        return await self.read(
+            lambda db: [
+                tuple(r)
+                for r in db.execute(
+                    "SELECT j.id, j.session_id, s.provider FROM jobs j JOIN sessions s ON s.id=j.session_id"
+                    " WHERE j.state='queued' AND j.priority=0 AND j.run_after<=?"
+                    " AND NOT EXISTS (SELECT 1 FROM jobs e WHERE e.session_id=j.session_id"
+                    "   AND e.state IN ('queued','running') AND (e.state='running' OR e.id<j.id))"
+                    " ORDER BY j.run_after, j.id LIMIT 16",
+                    (time.time(),),
+                )
+            ]
+        )
 
     async def next_run_after(self) -> float | None:
         """When the earliest delayed job becomes runnable (so an idle worker can sleep till then).
         Jobs already due are left out: if they were not claimable, what frees them (a reply
         finishing, a provider slot) notifies; counting them made idle workers poll."""
-        return await self.read(lambda db: _scalar(
-            db, "SELECT MIN(run_after) FROM jobs WHERE state='queued' AND run_after>?", (time.time(),)))
+        return await self.read(
+            lambda db: _scalar(
+                db, "SELECT MIN(run_after) FROM jobs WHERE state='queued' AND run_after>?", (time.time(),)
+            )
+        )
 
     async def append(self, job_id: int, token: str, text: str, lease: float) -> None:
         """Write streamed text and extend the lease; raises LeaseLost if the claim is not live."""
@@ -655,8 +733,10 @@ class Store:
             now = time.time()
             lost = set()
             for job_id, token, text in items:
-                cur = db.execute("UPDATE jobs SET lease_expires_at=? WHERE id=? AND lease_owner=? AND state='running'",
-                                 (now + lease, job_id, token))
+                cur = db.execute(
+                    "UPDATE jobs SET lease_expires_at=? WHERE id=? AND lease_owner=? AND state='running'",
+                    (now + lease, job_id, token),
+                )
                 if cur.rowcount != 1:
                     lost.add(job_id)
                 elif text:
@@ -667,9 +747,19 @@ class Store:
         # and the SQLite work runs beside the UI instead of in its way (B5)
         return await self.write(tx, off_loop=True)
 
-    async def finish(self, job_id: int, token: str, outcome: str, text: str, *, error: str | None = None,
-                     run_after: float = 0.0, unread: bool = False, usage: tuple[int | None, int | None] = (None, None),
-                     finish_reason: str | None = None) -> tuple[Job, Message, Session]:
+    async def finish(
+        self,
+        job_id: int,
+        token: str,
+        outcome: str,
+        text: str,
+        *,
+        error: str | None = None,
+        run_after: float = 0.0,
+        unread: bool = False,
+        usage: tuple[int | None, int | None] = (None, None),
+        finish_reason: str | None = None,
+    ) -> tuple[Job, Message, Session]:
         """End a run in one transaction; `text` is the reply's *whole* text, which replaces what
         the periodic writes stored, so a reply is never complete with a hole in it even if
         one of those writes failed. Only the claim `token` may end it. Outcomes:
@@ -686,8 +776,15 @@ class Store:
                 "UPDATE jobs SET state=?, lease_owner=NULL, lease_expires_at=NULL, updated_at=?,"
                 " last_error=COALESCE(?, last_error), finished_at=?, run_after=?,"
                 " attempts=attempts-?, crashes=0 WHERE id=?",  # a run that ended: crashes in a row end
-                (job_state, now, error, now if job_state in _FINAL else None,
-                 run_after if outcome == "retry" else job.run_after, int(outcome == "requeue"), job_id),
+                (
+                    job_state,
+                    now,
+                    error,
+                    now if job_state in _FINAL else None,
+                    run_after if outcome == "retry" else job.run_after,
+                    int(outcome == "requeue"),
+                    job_id,
+                ),
             )
             db.execute(
                 "UPDATE messages SET content=?, state=?, error=?, prompt_tokens=COALESCE(?, prompt_tokens),"
@@ -720,10 +817,15 @@ class Store:
             job = get_job(db, job_id)
             if job is None or job.state.finished:
                 return None
-            db.execute("UPDATE jobs SET state='cancelled', lease_owner=NULL, lease_expires_at=NULL,"
-                       " finished_at=?, updated_at=? WHERE id=?", (now, now, job_id))
-            db.execute("UPDATE messages SET state='interrupted', error='cancelled', updated_at=? WHERE id=?",
-                       (now, job.message_id))
+            db.execute(
+                "UPDATE jobs SET state='cancelled', lease_owner=NULL, lease_expires_at=NULL,"
+                " finished_at=?, updated_at=? WHERE id=?",
+                (now, now, job_id),
+            )
+            db.execute(
+                "UPDATE messages SET state='interrupted', error='cancelled', updated_at=? WHERE id=?",
+                (now, job.message_id),
+            )
             _settle_status(db, job.session_id, now, SessionStatus.IDLE)
             return get_job(db, job_id), get_message(db, job.message_id), get_session(db, job.session_id)  # type: ignore[return-value]
 
@@ -735,27 +837,34 @@ class Store:
 
         def tx(db: Conn) -> int:
             now = time.time()
-            cur = db.execute("UPDATE jobs SET priority=CASE WHEN session_id IS ? THEN 0 ELSE 1 END, updated_at=?"
-                             " WHERE state IN ('queued','running') AND priority != CASE WHEN session_id IS ? THEN 0 ELSE 1 END",
-                             (focused, now, focused))
+            cur = db.execute(
+                "UPDATE jobs SET priority=CASE WHEN session_id IS ? THEN 0 ELSE 1 END, updated_at=?"
+                " WHERE state IN ('queued','running') AND priority != CASE WHEN session_id IS ? THEN 0 ELSE 1 END",
+                (focused, now, focused),
+            )
             return cur.rowcount
 
         return await self.write(tx)
 
     async def set_priority(self, job_id: int, priority: Priority) -> Job | None:
         def tx(db: Conn) -> Job | None:
-            db.execute("UPDATE jobs SET priority=?, updated_at=? WHERE id=? AND state='queued'",
-                       (int(priority), time.time(), job_id))
+            db.execute(
+                "UPDATE jobs SET priority=?, updated_at=? WHERE id=? AND state='queued'",
+                (int(priority), time.time(), job_id),
+            )
             return get_job(db, job_id)
 
         return await self.write(tx)
 
     async def run_now(self, job_id: int) -> Job | None:
         """A queued job waiting for its retry time becomes runnable now."""
+
         def tx(db: Conn) -> Job | None:
             now = time.time()
-            db.execute("UPDATE jobs SET run_after=?, updated_at=? WHERE id=? AND state='queued' AND run_after>?",
-                       (now, now, job_id, now))
+            db.execute(
+                "UPDATE jobs SET run_after=?, updated_at=? WHERE id=? AND state='queued' AND run_after>?",
+                (now, now, job_id, now),
+            )
             return get_job(db, job_id)
 
         return await self.write(tx)
@@ -764,9 +873,15 @@ class Store:
         return await self.read(get_job, job_id)
 
     async def jobs(self, state: JobState | None = None, limit: int = 500) -> list[Job]:
-        return await self.read(lambda db: [_job(r) for r in db.execute(
-            "SELECT * FROM jobs WHERE ?1 IS NULL OR state=?1 ORDER BY id DESC LIMIT ?2",
-            (state.value if state else None, limit))])
+        return await self.read(
+            lambda db: [
+                _job(r)
+                for r in db.execute(
+                    "SELECT * FROM jobs WHERE ?1 IS NULL OR state=?1 ORDER BY id DESC LIMIT ?2",
+                    (state.value if state else None, limit),
+                )
+            ]
+        )
 
     async def stats(self, finished: bool = False) -> QueueStats:
         """Counts by state and priority; queued/running only (an index range) unless `finished`."""
@@ -774,10 +889,13 @@ class Store:
 
         def q(db: Conn) -> QueueStats:
             stats = QueueStats()
-            for state, prio, n in db.execute(f"SELECT state, priority, COUNT(*) FROM jobs{where} GROUP BY state, priority"):
+            for state, prio, n in db.execute(
+                f"SELECT state, priority, COUNT(*) FROM jobs{where} GROUP BY state, priority"
+            ):
                 stats.counts[(JobState(state), Priority(prio))] = n
-            oldest = _scalar(db, "SELECT MIN(run_after) FROM jobs WHERE state='queued' AND run_after<=?",
-                             (time.time(),))
+            oldest = _scalar(
+                db, "SELECT MIN(run_after) FROM jobs WHERE state='queued' AND run_after<=?", (time.time(),)
+            )
             stats.oldest_wait = time.time() - oldest if oldest is not None else None
             return stats
 
@@ -785,38 +903,63 @@ class Store:
 
     async def prune(self, older_than: float) -> int:
         """Delete finished jobs that ended more than `older_than` seconds ago; messages stay."""
+
         def tx(db: Conn) -> int:
             cutoff = time.time() - older_than
-            return db.execute("DELETE FROM jobs WHERE state IN ('succeeded','failed','cancelled')"
-                              " AND finished_at < ?", (cutoff,)).rowcount
+            return db.execute(
+                "DELETE FROM jobs WHERE state IN ('succeeded','failed','cancelled') AND finished_at < ?", (cutoff,)
+            ).rowcount
 
         return await self.write(tx, off_loop=True)
 
     async def prune_sessions(self, older_than: float) -> int:
         """Delete sessions (with their messages) untouched for `older_than` seconds and with
         no unfinished job."""
+
         def tx(db: Conn) -> int:
             cutoff = time.time() - older_than
-            return db.execute("DELETE FROM sessions WHERE updated_at < ? AND NOT EXISTS (SELECT 1 FROM jobs"
-                              " WHERE jobs.session_id=sessions.id AND state IN ('queued','running'))",
-                              (cutoff,)).rowcount
+            return db.execute(
+                "DELETE FROM sessions WHERE updated_at < ? AND NOT EXISTS (SELECT 1 FROM jobs"
+                " WHERE jobs.session_id=sessions.id AND state IN ('queued','running'))",
+                (cutoff,),
+            ).rowcount
 
         return await self.write(tx, off_loop=True)
 
     async def import_session(self, session: dict[str, Any], messages: list[dict[str, Any]]) -> Session:
         """One transaction: the session and all its messages, or nothing."""
+
         def tx(db: Conn) -> Session:
             now = time.time()
             created = float(session.get("created_at") or now)
-            cur = db.execute("INSERT INTO sessions(title, provider, model, system_prompt, created_at, updated_at)"
-                             " VALUES (?,?,?,?,?,?)", (session["title"], session["provider"], session["model"],
-                                                       session.get("system_prompt", ""), created, now))
+            cur = db.execute(
+                "INSERT INTO sessions(title, provider, model, system_prompt, created_at, updated_at)"
+                " VALUES (?,?,?,?,?,?)",
+                (
+                    session["title"],
+                    session["provider"],
+                    session["model"],
+                    session.get("system_prompt", ""),
+                    created,
+                    now,
+                ),
+            )
             sid = _rowid(cur)
             for m in messages:
-                db.execute("INSERT INTO messages(session_id, role, content, state, error, model, created_at,"
-                           " updated_at) VALUES (?,?,?,?,?,?,?,?)",
-                           (sid, m["role"], m["content"], m.get("state", "complete"), m.get("error"),
-                            m.get("model"), float(m.get("created_at") or now), now))
+                db.execute(
+                    "INSERT INTO messages(session_id, role, content, state, error, model, created_at,"
+                    " updated_at) VALUES (?,?,?,?,?,?,?,?)",
+                    (
+                        sid,
+                        m["role"],
+                        m["content"],
+                        m.get("state", "complete"),
+                        m.get("error"),
+                        m.get("model"),
+                        float(m.get("created_at") or now),
+                        now,
+                    ),
+                )
             found = get_session(db, sid)
             assert found is not None
             return found
@@ -825,6 +968,7 @@ class Store:
 
     async def vacuum(self) -> tuple[int, int]:
         """VACUUM (outside a transaction); returns the file size before and after."""
+
         def run(db: Conn) -> None:
             db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             try:
@@ -844,6 +988,7 @@ class Store:
 
     async def backup(self, target: Path) -> None:
         """SQLite's online backup API: a consistent copy while other processes keep writing."""
+
         def run(db: Conn) -> None:
             dest = sqlite3.connect(tmp)
             try:
@@ -877,26 +1022,44 @@ class Store:
                 job = _job(row)
                 if not stale(job):
                     continue
-                progressed = _one(db, "SELECT (SELECT length(content) > :kept FROM messages WHERE id=:message)"
-                                      " OR EXISTS (SELECT 1 FROM jobs WHERE state='succeeded' AND id != :job"
-                                      " AND finished_at >= :since)",
-                                  {"message": job.message_id, "job": job.id, "since": job.started_at or 0,
-                                   "kept": job.resumed_from})
+                progressed = _one(
+                    db,
+                    "SELECT (SELECT length(content) > :kept FROM messages WHERE id=:message)"
+                    " OR EXISTS (SELECT 1 FROM jobs WHERE state='succeeded' AND id != :job"
+                    " AND finished_at >= :since)",
+                    {"message": job.message_id, "job": job.id, "since": job.started_at or 0, "kept": job.resumed_from},
+                )
                 crashes = 0 if progressed and progressed[0] else job.crashes + 1
                 poison = crashes >= POISON_CRASHES
-                error = ("the process running this reply stopped" if not poison else
-                         f"chatplex stopped {crashes} times in a row while starting this reply, with "
-                         "nothing else getting done; it was put aside in case it is what stops it "
-                         "— press ctrl+r to try again")
-                db.execute("UPDATE jobs SET state=:state, lease_owner=NULL, lease_expires_at=NULL,"
-                           " last_error=:error, finished_at=:finished, updated_at=:now,"
-                           " attempts=MAX(attempts-1, 0), crashes=:crashes WHERE id=:job",
-                           {"state": JobState.FAILED.value if poison else JobState.QUEUED.value,
-                            "error": error, "finished": now if poison else None, "now": now,
-                            "crashes": crashes, "job": job.id})
-                db.execute("UPDATE messages SET state=:state, error=:error, updated_at=:now WHERE id=:message",
-                           {"state": (MessageState.ERROR if poison else MessageState.INTERRUPTED).value,
-                            "error": error, "now": now, "message": job.message_id})
+                error = (
+                    "the process running this reply stopped"
+                    if not poison
+                    else f"chatplex stopped {crashes} times in a row while starting this reply, with "
+                    "nothing else getting done; it was put aside in case it is what stops it "
+                    "— press ctrl+r to try again"
+                )
+                db.execute(
+                    "UPDATE jobs SET state=:state, lease_owner=NULL, lease_expires_at=NULL,"
+                    " last_error=:error, finished_at=:finished, updated_at=:now,"
+                    " attempts=MAX(attempts-1, 0), crashes=:crashes WHERE id=:job",
+                    {
+                        "state": JobState.FAILED.value if poison else JobState.QUEUED.value,
+                        "error": error,
+                        "finished": now if poison else None,
+                        "now": now,
+                        "crashes": crashes,
+                        "job": job.id,
+                    },
+                )
+                db.execute(
+                    "UPDATE messages SET state=:state, error=:error, updated_at=:now WHERE id=:message",
+                    {
+                        "state": (MessageState.ERROR if poison else MessageState.INTERRUPTED).value,
+                        "error": error,
+                        "now": now,
+                        "message": job.message_id,
+                    },
+                )
                 _settle_status(db, job.session_id, now, SessionStatus.ERROR)
                 out.append(_finished(db, job.id))
             return out
@@ -916,9 +1079,13 @@ _OUTCOMES = {
 
 
 def _insert_job(db: Conn, sid: int, mid: int, priority: Priority, max_attempts: int, now: float) -> int:
-    job_id = _rowid(db.execute(
-        "INSERT INTO jobs(session_id, message_id, priority, state, max_attempts, run_after, created_at, updated_at)"
-        " VALUES (?,?,?,?,?,?,?,?)", (sid, mid, int(priority), "queued", max_attempts, now, now, now)))
+    job_id = _rowid(
+        db.execute(
+            "INSERT INTO jobs(session_id, message_id, priority, state, max_attempts, run_after, created_at, updated_at)"
+            " VALUES (?,?,?,?,?,?,?,?)",
+            (sid, mid, int(priority), "queued", max_attempts, now, now, now),
+        )
+    )
     db.execute("UPDATE messages SET job_id=? WHERE id=?", (job_id, mid))
     return job_id
 
@@ -983,8 +1150,7 @@ def _configure_writer(db: Conn) -> None:
             db.execute("ROLLBACK")
     if mode.lower() != "wal":
         log.warning("journal_mode is %s, not WAL", mode)
-    for pragma in ("synchronous=NORMAL", "foreign_keys=OFF", "journal_size_limit=67108864",
-                   "wal_autocheckpoint=0"):
+    for pragma in ("synchronous=NORMAL", "foreign_keys=OFF", "journal_size_limit=67108864", "wal_autocheckpoint=0"):
         db.execute(f"PRAGMA {pragma}")  # foreign keys on after the migrations (m002 rebuilds tables)
     while (version := db.execute("PRAGMA user_version").fetchone()[0]) < SCHEMA_VERSION:
         db.execute("BEGIN IMMEDIATE")
@@ -1000,8 +1166,9 @@ def _configure_writer(db: Conn) -> None:
         if version < SCHEMA_VERSION:
             log.info("migrated database to schema version %d", version + 1)
     if version > SCHEMA_VERSION:
-        raise StoreError(f"the database has schema version {version}, newer than this chatplex "
-                         f"({SCHEMA_VERSION}); upgrade chatplex")
+        raise StoreError(
+            f"the database has schema version {version}, newer than this chatplex ({SCHEMA_VERSION}); upgrade chatplex"
+        )
     db.execute("PRAGMA foreign_keys=ON")
     db.execute("PRAGMA busy_timeout=0")  # waiting happens in the thread only: see _transaction
 
@@ -1022,13 +1189,16 @@ def _check_file(path: Path) -> None:
         if path.is_dir():
             raise StoreError(f"{path} is a directory, not a database file")
         if not path.is_file():
-            raise StoreError(f"{path} is not a regular file (a FIFO, socket or device?); point "
-                             "CHATPLEX_DB / --db at a database file")
+            raise StoreError(
+                f"{path} is not a regular file (a FIFO, socket or device?); point CHATPLEX_DB / --db at a database file"
+            )
         with path.open("rb") as f:
             head = f.read(16)
         if head and head != _SQLITE_MAGIC:
-            raise StoreError(f"{path} is not a chatplex database (not SQLite); move it away or "
-                             "point CHATPLEX_DB / --db at another file")
+            raise StoreError(
+                f"{path} is not a chatplex database (not SQLite); move it away or "
+                "point CHATPLEX_DB / --db at another file"
+            )
     else:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -1041,14 +1211,20 @@ def _check_file(path: Path) -> None:
 def _explain(path: Path, e: sqlite3.DatabaseError) -> str:
     text = str(e)
     if "malformed" in text or "not a database" in text:
-        return (f"the database {path} is damaged ({text}); it was left untouched. Restore a backup "
-                "or move it away to start fresh")
+        return (
+            f"the database {path} is damaged ({text}); it was left untouched. Restore a backup "
+            "or move it away to start fresh"
+        )
     if "locked" in text:
-        return (f"the database {path} stayed locked by another process for over 5 s ({text}); that "
-                "change was not saved. Try again (a long `chatplex vacuum` holds it, for example)")
+        return (
+            f"the database {path} stayed locked by another process for over 5 s ({text}); that "
+            "change was not saved. Try again (a long `chatplex vacuum` holds it, for example)"
+        )
     if "full" in text:
-        return (f"the disk holding {path} is full ({text}); that change was not saved, everything "
-                "saved before is intact. Free some space and try again")
+        return (
+            f"the disk holding {path} is full ({text}); that change was not saved, everything "
+            "saved before is intact. Free some space and try again"
+        )
     if "readonly" in text or "unable to open" in text:
         return f"cannot write the database {path} ({text}); check permissions or use --db"
     return f"cannot use the database {path}: {text}"

@@ -47,8 +47,9 @@ class AnthropicProvider(HttpProvider):
     def body(self, request: ChatRequest) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": request.model,
-            "messages": merge_turns(request.messages + [ChatMessage("assistant", request.prefill)]
-                                    if request.prefill else request.messages),
+            "messages": merge_turns(
+                request.messages + [ChatMessage("assistant", request.prefill)] if request.prefill else request.messages
+            ),
             "max_tokens": request.max_tokens or self.default_max_tokens or 4096,
             "stream": True,
         }
@@ -101,8 +102,11 @@ class AnthropicProvider(HttpProvider):
                             raise self._malformed("content_block", block)
                         if block.get("type") == "tool_use":
                             name, call_id = block.get("name"), block.get("id")
-                            yield ToolCallDelta(self._index(data), call_id if type(call_id) is str else None,
-                                                name if type(name) is str else "?")
+                            yield ToolCallDelta(
+                                self._index(data),
+                                call_id if type(call_id) is str else None,
+                                name if type(name) is str else "?",
+                            )
                         elif block.get("type") == "text" and type(block.get("text")) is str and block["text"]:
                             yield TextDelta(block["text"])
                     elif kind == "message_start":
@@ -133,8 +137,10 @@ class AnthropicProvider(HttpProvider):
         yield Finish(stop or "end_turn")
 
     def _malformed(self, what: str, value: object) -> TransientError:
-        return TransientError(f"{self.name}: malformed stream: {what} is {type(value).__name__}, "
-                              f"not what the Messages API sends ({str(value)[:60]!r})")
+        return TransientError(
+            f"{self.name}: malformed stream: {what} is {type(value).__name__}, "
+            f"not what the Messages API sends ({str(value)[:60]!r})"
+        )
 
     def _index(self, data: dict[str, Any]) -> int:
         index = data.get("index", 0)

@@ -155,8 +155,7 @@ def error_text(body: bytes, fallback: str) -> str:
     return fallback
 
 
-def http_error(status: int, headers: httpx.Headers, body: bytes, who: str,
-               key_env: str | None = None) -> ProviderError:
+def http_error(status: int, headers: httpx.Headers, body: bytes, who: str, key_env: str | None = None) -> ProviderError:
     """Map an HTTP error response to the typed error the coordinator acts on. A 401/403
     names where the key comes from (`key_env`, the variable the config names), or, with no
     key configured, where to name one: "check the API key" alone leaves a newcomer stuck."""
@@ -165,8 +164,9 @@ def http_error(status: int, headers: httpx.Headers, body: bytes, who: str,
     if status in (401, 403):
         if key_env:
             return AuthError(f"{message} (check the API key in the environment variable {key_env})")
-        return AuthError(f"{message} (the server wants an API key: set api_key_env in "
-                         f"[providers.{who}] of config.toml)")
+        return AuthError(
+            f"{message} (the server wants an API key: set api_key_env in [providers.{who}] of config.toml)"
+        )
     if status == 429:
         return RateLimited(message, retry_after_seconds(headers))
     if status in (408, 409) or status >= 500:

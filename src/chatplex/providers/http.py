@@ -39,17 +39,25 @@ class HttpProvider:
 
     kind = "http"
 
-    def __init__(self, name: str, base_url: str, *, api_key: str | None = None,
-                 missing_key_env: str | None = None, key_error: str | None = None,
-                 key_env: str | None = None,
-                 connect_timeout: float = 10.0, read_timeout: float = 120.0,
-                 default_max_tokens: int | None = None, params: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        name: str,
+        base_url: str,
+        *,
+        api_key: str | None = None,
+        missing_key_env: str | None = None,
+        key_error: str | None = None,
+        key_env: str | None = None,
+        connect_timeout: float = 10.0,
+        read_timeout: float = 120.0,
+        default_max_tokens: int | None = None,
+        params: dict[str, Any] | None = None,
+    ):
         self.name = name
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
         if missing_key_env and not key_error:
-            key_error = (f"{name}: the environment variable {missing_key_env} is not set "
-                         "(it should hold the API key)")
+            key_error = f"{name}: the environment variable {missing_key_env} is not set (it should hold the API key)"
         self._key_error = key_error  # raised as an AuthError on first use: nothing is sent
         self.key_env = key_env or missing_key_env  # named by a 401/403 (never the key itself)
         # Whether the server ever answered this process. A refused connection before it has
@@ -106,12 +114,12 @@ class HttpProvider:
                 self._answered = True
                 if response.status_code >= 400:
                     raw = await response.aread()
-                    raise http_error(response.status_code, response.headers, raw, self.name,
-                                     self.key_env)
+                    raise http_error(response.status_code, response.headers, raw, self.name, self.key_env)
                 kind = response.headers.get("content-type", "").partition(";")[0]
                 if "text/event-stream" not in kind:
-                    raise BadRequest(f"{self.name}: the server did not answer with a stream "
-                                     f"(content-type {kind or 'missing'!r})")
+                    raise BadRequest(
+                        f"{self.name}: the server did not answer with a stream (content-type {kind or 'missing'!r})"
+                    )
                 yield response.aiter_text(), _decoder()
         # `from None` everywhere: a chained cause would print the unscrubbed text in a traceback
         except httpx.TransportError as e:
@@ -129,8 +137,7 @@ class HttpProvider:
                 raise self._transport_error(e, url) from None
             self._answered = True
             if response.status_code >= 400:
-                raise http_error(response.status_code, response.headers, response.content,
-                                 self.name, self.key_env)
+                raise http_error(response.status_code, response.headers, response.content, self.name, self.key_env)
             try:
                 return response.json()
             except ValueError:
@@ -142,8 +149,10 @@ class HttpProvider:
         """`transport_error`, except that a connection that fails before the server ever
         answered this process is not retried (see `_answered`)."""
         if isinstance(exc, httpx.ConnectError) and not self._answered:
-            return NotAnswering(f"{self.name}: cannot connect to {url} (is the server running? "
-                                "it has not answered since chatplex started)")
+            return NotAnswering(
+                f"{self.name}: cannot connect to {url} (is the server running? "
+                "it has not answered since chatplex started)"
+            )
         return transport_error(exc, self.name, url)
 
     def _json(self, event: ServerSentEvent) -> Any:

@@ -17,7 +17,6 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-
 from chatplex.providers.base import BadRequest, ChatRequest, StreamEvent, TransientError
 from chatplex.providers.openai import OpenAIProvider
 
@@ -33,9 +32,18 @@ def free_port() -> int:
 class LlamaCppProvider:
     kind = "llamacpp"
 
-    def __init__(self, name: str, model_path: str, *, context: int = 4096, parallel: int = 2,
-                 threads: int | None = None, read_timeout: float = 120.0, default_max_tokens: int | None = None,
-                 params: dict[str, object] | None = None):
+    def __init__(
+        self,
+        name: str,
+        model_path: str,
+        *,
+        context: int = 4096,
+        parallel: int = 2,
+        threads: int | None = None,
+        read_timeout: float = 120.0,
+        default_max_tokens: int | None = None,
+        params: dict[str, object] | None = None,
+    ):
         self.name = name
         self.model_path = Path(model_path).expanduser()
         self.context = context
@@ -53,22 +61,36 @@ class LlamaCppProvider:
             if self._client and self._proc and self._proc.returncode is None:
                 return self._client
             if importlib.util.find_spec("xllamacpp") is None:
-                raise BadRequest(f"{self.name}: running GGUF files needs the local extra: "
-                                 "pip install 'chatplex[local]'")
+                raise BadRequest(
+                    f"{self.name}: running GGUF files needs the local extra: pip install 'chatplex[local]'"
+                )
             if not self.model_path.is_file():
                 raise BadRequest(f"{self.name}: model file {self.model_path} does not exist")
             await self._stop()
             port = free_port()
             log.info("starting llama.cpp server for %s on port %d", self.model_path, port)
             self._proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "chatplex.providers.llamacpp", str(self.model_path), str(port),
-                str(self.context), str(self.parallel), str(self.threads),
-                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.DEVNULL)
+                sys.executable,
+                "-m",
+                "chatplex.providers.llamacpp",
+                str(self.model_path),
+                str(port),
+                str(self.context),
+                str(self.parallel),
+                str(self.threads),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.DEVNULL,
+            )
             base = f"http://127.0.0.1:{port}"
             await self._wait_ready(base)
-            self._client = OpenAIProvider(self.name, base + "/v1", read_timeout=self.read_timeout,
-                                          default_max_tokens=self.default_max_tokens, params=self.params)
+            self._client = OpenAIProvider(
+                self.name,
+                base + "/v1",
+                read_timeout=self.read_timeout,
+                default_max_tokens=self.default_max_tokens,
+                params=self.params,
+            )
             return self._client
 
     async def _wait_ready(self, base: str, timeout: float = 120.0) -> None:

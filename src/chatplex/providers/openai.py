@@ -93,7 +93,9 @@ class OpenAIProvider(HttpProvider):
                             finish = reason
                     usage = chunk.get("usage")
                     if isinstance(usage, dict):
-                        yield Usage(token_count(usage.get("prompt_tokens")), token_count(usage.get("completion_tokens")))
+                        yield Usage(
+                            token_count(usage.get("prompt_tokens")), token_count(usage.get("completion_tokens"))
+                        )
                 if done:
                     break
         if finish is None and not done:
@@ -101,8 +103,10 @@ class OpenAIProvider(HttpProvider):
         yield Finish(finish or "stop")
 
     def _malformed(self, what: str, value: Any) -> TransientError:
-        return TransientError(f"{self.name}: malformed stream: {what} is {type(value).__name__}, "
-                              f"not what the Chat Completions API sends ({str(value)[:60]!r})")
+        return TransientError(
+            f"{self.name}: malformed stream: {what} is {type(value).__name__}, "
+            f"not what the Chat Completions API sends ({str(value)[:60]!r})"
+        )
 
     def _content_parts(self, content: Any) -> str:
         """`content` given as a list of parts (some servers do): the text parts, joined."""

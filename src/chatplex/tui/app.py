@@ -21,7 +21,6 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
 from textual.message import Message
-from textual.notifications import SeverityLevel
 from textual.screen import ModalScreen, Screen
 from textual.timer import Timer
 from textual.widgets import Footer
@@ -137,8 +136,8 @@ class ChatplexApp(App[None]):
     # Screen.-narrow in app.tcss. No ClassVar: App annotates it as an instance variable.
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (90, "-wide")]  # noqa: RUF012
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding(key, action, text, show=show, id=bid, priority=bid != "cancel")
-        for bid, key, action, text, show in KEYS]
+        Binding(key, action, text, show=show, id=bid, priority=bid != "cancel") for bid, key, action, text, show in KEYS
+    ]
 
     def __init__(self, config: Config, coordinator: Coordinator | None = None) -> None:
         super().__init__()
@@ -230,8 +229,9 @@ class ChatplexApp(App[None]):
         await self.focus_session(sessions[0].id if sessions else None)
         self.composer.focus()
         if self.config.warnings:  # unknown keys in config.toml: a typo the user should hear of
-            self.notify("\n".join(self.config.warnings), title="config.toml", severity="warning",
-                        markup=False, timeout=15)
+            self.notify(
+                "\n".join(self.config.warnings), title="config.toml", severity="warning", markup=False, timeout=15
+            )
         self.set_interval(1.0, self._tick)
 
     @guarded
@@ -312,8 +312,12 @@ class ChatplexApp(App[None]):
     @guarded
     def _scroll_chat(self, event: Composer.ScrollChat) -> None:
         chat = self.chat
-        {"page_up": chat.scroll_page_up, "page_down": chat.scroll_page_down,
-         "home": chat.scroll_home, "end": chat.scroll_end}[event.where](animate=False)
+        {
+            "page_up": chat.scroll_page_up,
+            "page_down": chat.scroll_page_down,
+            "home": chat.scroll_home,
+            "end": chat.scroll_end,
+        }[event.where](animate=False)
 
     @on(ChatView.NeedOlder)
     @guarded
@@ -374,7 +378,7 @@ class ChatplexApp(App[None]):
         elif isinstance(event, ReplyStarted):
             self._cancels.pop(event.session_id, None)
             if event.session_id == self.current and (reply := self.chat.replies.get(event.message_id)):
-                kept = (self.coord.live_text(event.message_id) or "")[:event.kept] if event.kept else ""
+                kept = (self.coord.live_text(event.message_id) or "")[: event.kept] if event.kept else ""
                 await reply.restart(kept)
         elif isinstance(event, ReplyFinished):
             if event.message.session_id == self.current and (reply := self.chat.replies.get(event.message.id)):
@@ -382,8 +386,10 @@ class ChatplexApp(App[None]):
             if event.message.state is MessageState.INTERRUPTED and event.message.error == "cancelled":
                 self._cancelled(event.message)
         elif isinstance(event, QueueStatsChanged):
-            self.status.set(workers=(event.workers_busy, event.workers_total),
-                            queued=(event.stats.queued_high, event.stats.queued_low))
+            self.status.set(
+                workers=(event.workers_busy, event.workers_total),
+                queued=(event.stats.queued_high, event.stats.queued_low),
+            )
         elif isinstance(event, Notification):
             self._notification(event)
         elif isinstance(event, SessionDeleted):
@@ -487,8 +493,10 @@ class ChatplexApp(App[None]):
             counts.popleft()
         (then, before), (_, total) = counts[0], counts[-1]
         try:
-            self.status.set(tokens_per_s=(total - before) / max(now - then, 1.0),
-                            workers=(self.coord.workers_busy, self.coord.workers_total))
+            self.status.set(
+                tokens_per_s=(total - before) / max(now - then, 1.0),
+                workers=(self.coord.workers_busy, self.coord.workers_total),
+            )
             for reply in self.chat.replies.values():
                 reply.tick()
         except NoMatches:  # the main screen is gone (shutting down)
@@ -539,8 +547,11 @@ class ChatplexApp(App[None]):
         sid = self._target()
         session = await self.coord.session(sid) if sid is not None else None
         if session is None:
-            why = ("Highlight a job first." if isinstance(self.screen, QueueScreen)
-                   else "No session: press ctrl+n to start one.")
+            why = (
+                "Highlight a job first."
+                if isinstance(self.screen, QueueScreen)
+                else "No session: press ctrl+n to start one."
+            )
             self.notify(why, severity="warning", markup=False)
         return session
 
@@ -582,9 +593,14 @@ class ChatplexApp(App[None]):
             return
         recent = await self.coord.messages(session.id, limit=1)
         last = recent[-1] if recent else None
-        if (last is not None and last.role is Role.ASSISTANT and last.state is MessageState.COMPLETE
-                and not await self.push_screen_wait(ConfirmScreen(
-                    "Generate the last reply again? Its text is replaced by the new one."))):
+        if (
+            last is not None
+            and last.role is Role.ASSISTANT
+            and last.state is MessageState.COMPLETE
+            and not await self.push_screen_wait(
+                ConfirmScreen("Generate the last reply again? Its text is replaced by the new one.")
+            )
+        ):
             return
         if await self.coord.retry(session.id) is None:
             self.notify("Nothing to retry here.", markup=False, timeout=2)
@@ -619,7 +635,8 @@ class ChatplexApp(App[None]):
         if (session := await self._need_session()) is None:
             return
         text = await self.push_screen_wait(
-            TextScreen("System prompt for this session", session.system_prompt, multiline=True))
+            TextScreen("System prompt for this session", session.system_prompt, multiline=True)
+        )
         if text is not None:
             await self.coord.update_session(session.id, system_prompt=text)
 
@@ -670,8 +687,9 @@ class ChatplexApp(App[None]):
         the screen: the dialogs opened from the dashboard would cancel that worker."""
         if self.coordinator is None or isinstance(self.screen, DashboardScreen):
             return  # already there (its key is an app-wide binding)
-        screen = DashboardScreen(self.coord, lambda: [self.sidebar.sessions[sid] for sid in self.sidebar.order],
-                                 self.current)
+        screen = DashboardScreen(
+            self.coord, lambda: [self.sidebar.sessions[sid] for sid in self.sidebar.order], self.current
+        )
         self.push_screen(screen, self._dashboard_closed)
 
     @guarded
@@ -682,7 +700,9 @@ class ChatplexApp(App[None]):
     @guarded
     def action_queue(self) -> None:
         if self.coordinator is not None and not isinstance(self.screen, QueueScreen):
-            self.push_screen(QueueScreen(self.coord, lambda: {sid: s.title for sid, s in self.sidebar.sessions.items()}))
+            self.push_screen(
+                QueueScreen(self.coord, lambda: {sid: s.title for sid, s in self.sidebar.sessions.items()})
+            )
 
     @guarded
     def action_toggle_sidebar(self) -> None:
@@ -707,8 +727,11 @@ class ChatplexApp(App[None]):
         yield from super().get_system_commands(screen)
         for bid, _, action, text, _ in KEYS:
             if bid != "quit":  # Textual lists its own Quit; Help is here for terminals that take F1
-                yield SystemCommand(text, f"{PALETTE_HELP.get(bid, text)} · {self._key_for(bid)}",
-                                    lambda action=action: self.run_action(action))
+                yield SystemCommand(
+                    text,
+                    f"{PALETTE_HELP.get(bid, text)} · {self._key_for(bid)}",
+                    lambda action=action: self.run_action(action),
+                )
 
 
 def setup_hint(config: Config) -> str:
@@ -718,10 +741,12 @@ def setup_hint(config: Config) -> str:
     if config.path is not None or provider is None or provider.kind != "ollama":
         return ""
     others = ", ".join(k for k in PROVIDER_KINDS if k not in ("ollama", "llamacpp"))
-    return (f"No config file, so chatplex uses its built-in default: Ollama at {provider.base_url}, "
-            f"model {provider.model}. Start Ollama (ollama serve, then ollama pull {provider.model}), "
-            f"or run `chatplex config init` to write {config_path()} and set up another provider "
-            f"there: {others}, or llamacpp for a local GGUF file.")
+    return (
+        f"No config file, so chatplex uses its built-in default: Ollama at {provider.base_url}, "
+        f"model {provider.model}. Start Ollama (ollama serve, then ollama pull {provider.model}), "
+        f"or run `chatplex config init` to write {config_path()} and set up another provider "
+        f"there: {others}, or llamacpp for a local GGUF file."
+    )
 
 
 def _write_markdown(path: Path, session: Session, messages: list[models.Message]) -> None:

@@ -71,6 +71,7 @@ def guarded(fn: F) -> F:
     where = fn.__name__.removeprefix("action_").removeprefix("on_").strip("_").replace("_", " ")
 
     if inspect.iscoroutinefunction(fn):
+
         @functools.wraps(fn)
         async def run_async(self: Any, *args: Any, **kwargs: Any) -> Any:
             try:
@@ -83,6 +84,7 @@ def guarded(fn: F) -> F:
 
         wrapper: Any = run_async
     else:
+
         @functools.wraps(fn)
         def run_sync(self: Any, *args: Any, **kwargs: Any) -> Any:
             try:
@@ -95,4 +97,4 @@ def guarded(fn: F) -> F:
 
         wrapper = run_sync
     wrapper.guarded = True
-    return wrapper  # type: ignore[no-any-return]
+    return wrapper

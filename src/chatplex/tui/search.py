@@ -44,7 +44,7 @@ def snippet(text: str, start: int, end: int) -> tuple[str, int, int]:
     and where the match is in what is returned."""
     first = text.rfind("\n", 0, start) + 1
     last = text.find("\n", end)
-    line = text[first:last if last >= 0 else len(text)].replace("\t", " ")
+    line = text[first : last if last >= 0 else len(text)].replace("\t", " ")
     start, end = start - first, min(end, first + len(line)) - first
     if len(line) > WIDTH:
         left = max(0, min(start - WIDTH // 3, len(line) - WIDTH))

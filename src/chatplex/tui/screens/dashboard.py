@@ -47,7 +47,7 @@ def _tail(rj: Running, width: int) -> list[str]:
     lines: list[str] = []
     for para in visible("".join(reversed(text))).split("\n"):
         para = " ".join(para.split())
-        lines += [para[i:i + width] for i in range(0, len(para), width)] or [""]
+        lines += [para[i : i + width] for i in range(0, len(para), width)] or [""]
     return lines[-LINES:]
 
 
@@ -60,15 +60,15 @@ def tile_text(session: Session, rj: Running | None, width: int) -> Content:
     title = title[: max(width - 3 - len(badge), 4)]
     head = Content.assemble((mark, style), " ", (title, "bold"))
     if badge:
-        head = Content.assemble(head, " " * max(width - head.cell_length - len(badge), 1),
-                                (badge, "bold $text on $accent"))
+        head = Content.assemble(
+            head, " " * max(width - head.cell_length - len(badge), 1), (badge, "bold $text on $accent")
+        )
     lines = [head, Content(visible(f"{session.provider} · {session.model}")[:width]).stylize("$text-muted")]
     if rj is not None:
         now = clock()
         elapsed = now - rj.started
         rate = rj.tokens / (now - rj.first_token) if rj.first_token and now > rj.first_token else 0.0
-        lines.append(Content(f"streaming {_seconds(elapsed)} · {rj.tokens} tok · {rate:.0f} tok/s")
-                     .stylize("$accent"))
+        lines.append(Content(f"streaming {_seconds(elapsed)} · {rj.tokens} tok · {rate:.0f} tok/s").stylize("$accent"))
         body = _tail(rj, width) if rj.chunks else ["waiting for the model…"]
         lines += [Content(line) for line in body]
     elif session.status is SessionStatus.ERROR:
@@ -77,8 +77,12 @@ def tile_text(session: Session, rj: Running | None, width: int) -> Content:
     elif session.status is SessionStatus.INTERRUPTED:
         lines.append(Content("‖ interrupted — resumes when a worker is free").stylize("$warning"))
     else:
-        state = {SessionStatus.WAITING: "reply waiting", SessionStatus.QUEUED: "queued",
-                 SessionStatus.STREAMING: "streaming in another process", SessionStatus.IDLE: "idle"}
+        state = {
+            SessionStatus.WAITING: "reply waiting",
+            SessionStatus.QUEUED: "queued",
+            SessionStatus.STREAMING: "streaming in another process",
+            SessionStatus.IDLE: "idle",
+        }
         lines.append(Content(state.get(session.status, session.status.value)).stylize("$text-muted"))
         preview = session.preview or PLACEHOLDER.get(session.status, "")
         lines.append(Content(visible(" ".join(preview.split()))[: width * 2]))

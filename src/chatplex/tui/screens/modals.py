@@ -58,8 +58,13 @@ class TextScreen(ModalScreen[str | None]):
                 yield TextArea(self.value, id="value", soft_wrap=True)
             else:
                 yield Input(self.value, id="value", select_on_focus=True)
-            yield Static(plain(self.hint or ("Ctrl+S saves · Escape cancels" if self.multiline
-                                             else "Enter saves · Escape cancels"), "$text-muted"))
+            yield Static(
+                plain(
+                    self.hint
+                    or ("Ctrl+S saves · Escape cancels" if self.multiline else "Enter saves · Escape cancels"),
+                    "$text-muted",
+                )
+            )
 
     @guarded
     def on_mount(self) -> None:
@@ -79,12 +84,19 @@ class PickerScreen(ModalScreen[str | None]):
     """Choose one of many (provider/model): typing filters the list, ↑/↓ move, Enter chooses;
     the current choice is marked. Choices may arrive later via `load`."""
 
-    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel"),
-                Binding("down", "move(1)", show=False), Binding("up", "move(-1)", show=False)]
+    BINDINGS = [
+        Binding("escape", "dismiss(None)", "Cancel"),
+        Binding("down", "move(1)", show=False),
+        Binding("up", "move(-1)", show=False),
+    ]
 
-    def __init__(self, title: str, choices: list[tuple[str, str]],
-                 load: Callable[[], Awaitable[list[tuple[str, str]]]] | None = None,
-                 current: str | None = None) -> None:
+    def __init__(
+        self,
+        title: str,
+        choices: list[tuple[str, str]],
+        load: Callable[[], Awaitable[list[tuple[str, str]]]] | None = None,
+        current: str | None = None,
+    ) -> None:
         super().__init__(classes="modal")
         self.title_text, self.choices, self.load, self.current = title, list(choices), load, current
 
@@ -97,10 +109,18 @@ class PickerScreen(ModalScreen[str | None]):
 
     def _options(self, query: str) -> list[Option]:
         wanted = query.casefold().split()
-        return [Option(Content.assemble(("● " if value == self.current else "  ", "$success"), plain(label),
-                                        ("  current" if value == self.current else "", "$text-muted")),
-                       id=value)
-                for value, label in self.choices if all(w in label.casefold() for w in wanted)]
+        return [
+            Option(
+                Content.assemble(
+                    ("● " if value == self.current else "  ", "$success"),
+                    plain(label),
+                    ("  current" if value == self.current else "", "$text-muted"),
+                ),
+                id=value,
+            )
+            for value, label in self.choices
+            if all(w in label.casefold() for w in wanted)
+        ]
 
     def _refill(self) -> None:
         options = self.query_one(OptionList)
@@ -169,9 +189,13 @@ def hit_prompt(hit: SearchHit) -> Content:
     if hit.message_id is None:
         return Content.assemble(title, "\n", plain("  (its title)", "$text-muted"))
     line = hit.line
-    return Content.assemble(title, "\n  ", plain(line[:hit.start], "$text-muted"),
-                            plain(line[hit.start:hit.end], "bold reverse"),
-                            plain(line[hit.end:], "$text-muted"))
+    return Content.assemble(
+        title,
+        "\n  ",
+        plain(line[: hit.start], "$text-muted"),
+        plain(line[hit.start : hit.end], "bold reverse"),
+        plain(line[hit.end :], "$text-muted"),
+    )
 
 
 class SearchScreen(ModalScreen[tuple[int, int | None] | None]):
@@ -200,8 +224,9 @@ class SearchScreen(ModalScreen[tuple[int, int | None] | None]):
     async def _run(self, query: str) -> None:
         results = await self.search(query) if query.strip() else []
         self.hits = {f"{hit.session_id}:{hit.message_id or ''}": hit for hit in results}
-        self.query_one("#results", OptionList).set_options(Option(hit_prompt(hit), id=key)
-                                                           for key, hit in self.hits.items())
+        self.query_one("#results", OptionList).set_options(
+            Option(hit_prompt(hit), id=key) for key, hit in self.hits.items()
+        )
 
     def _open(self, option_id: str | None) -> None:
         hit = self.hits.get(option_id or "")
@@ -249,8 +274,12 @@ class HelpScreen(ModalScreen[None]):
             for key, text, binding_id in self.rows:
                 table.add_row(Content(key), Content(text), Content(binding_id))
             yield table
-            yield Static(plain("In the message box: Enter sends · Ctrl+J: new line. "
-                               "↑/↓ scroll the keys. Escape closes.", "$text-muted"))
+            yield Static(
+                plain(
+                    "In the message box: Enter sends · Ctrl+J: new line. ↑/↓ scroll the keys. Escape closes.",
+                    "$text-muted",
+                )
+            )
 
 
 class ErrorScreen(Screen[None]):

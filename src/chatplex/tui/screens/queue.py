@@ -23,10 +23,25 @@ from chatplex.tui.safe import visible
 from chatplex.tui.screens.modals import ConfirmScreen
 
 wallclock: Callable[[], float] = time.time  # snapshot tests fix it
-FILTERS: list[JobState | None] = [None, JobState.QUEUED, JobState.RUNNING, JobState.FAILED,
-                                  JobState.SUCCEEDED, JobState.CANCELLED]
-COLUMNS = (("id", 5), ("session", 22), ("prio", 4), ("state", 9), ("tries", 5), ("waited", 7), ("ran", 7),
-           ("next retry", 10), ("last error", 60))
+FILTERS: list[JobState | None] = [
+    None,
+    JobState.QUEUED,
+    JobState.RUNNING,
+    JobState.FAILED,
+    JobState.SUCCEEDED,
+    JobState.CANCELLED,
+]
+COLUMNS = (
+    ("id", 5),
+    ("session", 22),
+    ("prio", 4),
+    ("state", 9),
+    ("tries", 5),
+    ("waited", 7),
+    ("ran", 7),
+    ("next retry", 10),
+    ("last error", 60),
+)
 
 
 def duration(seconds: float) -> str:
@@ -50,16 +65,27 @@ def job_row(job: Job, titles: dict[int, str], now: float) -> list[Text | str]:
     queued = job.state is JobState.QUEUED
     waited = (now if queued or not job.started_at else job.started_at) - job.created_at
     ran = None if queued or not job.started_at else (job.finished_at or now) - job.started_at
-    state_style = {JobState.FAILED: "bold red", JobState.RUNNING: "bold cyan", JobState.CANCELLED: "yellow",
-                   JobState.SUCCEEDED: "green"}.get(job.state, "")
+    state_style = {
+        JobState.FAILED: "bold red",
+        JobState.RUNNING: "bold cyan",
+        JobState.CANCELLED: "yellow",
+        JobState.SUCCEEDED: "green",
+    }.get(job.state, "")
+
     def cell(text: str, style: str = "") -> Text:
         return Text(text, style, justify="left")
 
-    return [str(job.id), cell(visible(titles.get(job.session_id, str(job.session_id)))[:22]),
-            cell(job.priority.name, "bold" if job.priority is Priority.HIGH else "dim"),
-            cell(job.state.value, state_style), f"{job.attempts}/{job.max_attempts}",
-            duration(waited), duration(ran) if ran is not None else "", next_retry(job, now),
-            cell(visible(" ".join((job.last_error or "").split()))[:60], "red" if job.last_error else "")]
+    return [
+        str(job.id),
+        cell(visible(titles.get(job.session_id, str(job.session_id)))[:22]),
+        cell(job.priority.name, "bold" if job.priority is Priority.HIGH else "dim"),
+        cell(job.state.value, state_style),
+        f"{job.attempts}/{job.max_attempts}",
+        duration(waited),
+        duration(ran) if ran is not None else "",
+        next_retry(job, now),
+        cell(visible(" ".join((job.last_error or "").split()))[:60], "red" if job.last_error else ""),
+    ]
 
 
 def totals(stats: QueueStats) -> Content:
@@ -115,7 +141,8 @@ class QueueScreen(Screen[None]):
         self.query_one("#totals", Static).update(totals(stats))
         label = self.state.value if self.state else "all"
         self.query_one("#filter", Static).update(
-            Content(f"showing: {label} ({len(jobs)})  —  f filter · c cancel · r retry now · +/- priority"))
+            Content(f"showing: {label} ({len(jobs)})  —  f filter · c cancel · r retry now · +/- priority")
+        )
         table = self.query_one(DataTable)
         selected = self.selected_id()
         titles, now = self.titles(), wallclock()
@@ -162,7 +189,8 @@ class QueueScreen(Screen[None]):
             self.notify(f"Job {job.id} is running", severity="warning")
             return
         if job.state is JobState.SUCCEEDED and not await self.app.push_screen_wait(
-                ConfirmScreen(f"Generate job {job.id}'s reply again? The current reply is replaced.")):
+            ConfirmScreen(f"Generate job {job.id}'s reply again? The current reply is replaced.")
+        ):
             return
         if job.state is JobState.QUEUED:
             await self.coord.run_now(job.id)

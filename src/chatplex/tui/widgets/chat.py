@@ -44,8 +44,7 @@ TRUNCATED = ("length", "max_tokens")
 # …and a request the model's context cannot hold: llama.cpp "exceeds the available context
 # size", OpenAI/vLLM "maximum context length", Anthropic "prompt is too long". Retrying it
 # fails the same way, so the reply box says what helps instead.
-CONTEXT_FULL = re.compile(r"context (size|length|window)|context_length_exceeded|prompt is too long",
-                          re.IGNORECASE)
+CONTEXT_FULL = re.compile(r"context (size|length|window)|context_length_exceeded|prompt is too long", re.IGNORECASE)
 
 
 def _size(text: str) -> int:
@@ -61,7 +60,7 @@ def clip(chunks: list[str], length: int, *, head: bool = False) -> tuple[str, st
     """The part of a long text that is shown — its end, or its start if `head` — in whole
     lines where it can, and what that part is ("last 43 lines"). Copies only that part."""
     taken, n = [], 0
-    for chunk in (chunks if head else reversed(chunks)):
+    for chunk in chunks if head else reversed(chunks):
         need = TAIL_CHARS - n
         piece = chunk if len(chunk) <= need else (chunk[:need] if head else chunk[-need:])
         taken.append(piece)
@@ -105,9 +104,17 @@ class ReplyMessage(Vertical):
     """An assistant reply: a Markdown body (or, past LIMIT characters, a plain-text tail
     window and a note) plus a state line for streaming/failed/interrupted."""
 
-    def __init__(self, message: Message, model: str, retry_key: str = "ctrl+r",
-                 export_key: str = "ctrl+s", *, provider: str = "", new_key: str = "ctrl+n",
-                 setup_hint: str = "") -> None:
+    def __init__(
+        self,
+        message: Message,
+        model: str,
+        retry_key: str = "ctrl+r",
+        export_key: str = "ctrl+s",
+        *,
+        provider: str = "",
+        new_key: str = "ctrl+n",
+        setup_hint: str = "",
+    ) -> None:
         super().__init__(classes="message reply")
         self.message = message
         self.retry_key = retry_key
@@ -140,13 +147,14 @@ class ReplyMessage(Vertical):
     def _tail_widgets(self) -> list[Widget]:
         """The note goes below the tail: the chat pane follows the end, where the user looks."""
         body, note = self._tail_content()
-        return [Static(body, classes="body tail", markup=False),
-                Static(note, classes="tail-note", markup=False)]
+        return [Static(body, classes="body tail", markup=False), Static(note, classes="tail-note", markup=False)]
 
     def _tail_content(self) -> tuple[Content, Content]:
         shown, note = self.tail()
-        return (Content.assemble(("⋯ earlier text not shown\n", "$text-muted"), plain(shown)),
-                plain(note, "italic $text-muted"))
+        return (
+            Content.assemble(("⋯ earlier text not shown\n", "$text-muted"), plain(shown)),
+            plain(note, "italic $text-muted"),
+        )
 
     @property
     def text(self) -> str:
@@ -170,13 +178,21 @@ class ReplyMessage(Vertical):
         if m.state is MessageState.ERROR:
             error = m.error or "failed"
             if CONTEXT_FULL.search(error):  # the error in red, what to do in plain words
-                return Content.assemble(plain(f"⚠ {error}", "$error"), "\n", plain(
-                    f"The conversation no longer fits in the model's context, so retrying fails the same "
-                    f"way. What helps: a new session ({self.new_key}), a shorter message, or a model or "
-                    "server with a bigger context."))
+                return Content.assemble(
+                    plain(f"⚠ {error}", "$error"),
+                    "\n",
+                    plain(
+                        f"The conversation no longer fits in the model's context, so retrying fails the same "
+                        f"way. What helps: a new session ({self.new_key}), a shorter message, or a model or "
+                        "server with a bigger context."
+                    ),
+                )
             if self.setup_hint and "cannot connect to" in error:
-                return Content.assemble(plain(f"⚠ {error}", "$error"), "\n\n", plain(
-                    f"{self.setup_hint}\n\nThen press {self.retry_key} to retry."))
+                return Content.assemble(
+                    plain(f"⚠ {error}", "$error"),
+                    "\n\n",
+                    plain(f"{self.setup_hint}\n\nThen press {self.retry_key} to retry."),
+                )
             return plain(f"⚠ {error} — press {self.retry_key} to retry", "$error")
         if m.state is MessageState.INTERRUPTED:
             why = m.error or "interrupted"
@@ -185,8 +201,11 @@ class ReplyMessage(Vertical):
             return plain(f"‖ {why}", "$warning")
         if m.finish_reason in TRUNCATED:
             where = f" in [providers.{self.provider}] of config.toml" if self.provider else ""
-            return plain(f"✂ cut at the token limit (finish: {m.finish_reason}) — raise max_tokens{where} "
-                         f"for longer replies; {self.retry_key} generates it again", "$warning")
+            return plain(
+                f"✂ cut at the token limit (finish: {m.finish_reason}) — raise max_tokens{where} "
+                f"for longer replies; {self.retry_key} generates it again",
+                "$warning",
+            )
         return Content("")
 
     @property
@@ -256,14 +275,14 @@ class ReplyMessage(Vertical):
         if offset + len(text) <= self.length:
             return
         if offset < self.length:
-            text = text[self.length - offset:]
+            text = text[self.length - offset :]
         was_empty = self.length == 0
         self.length += len(text)
         self.utf8_size += _size(text)
         chunks = self._text
         chunks.append(text)
         if len(chunks) - self._joined >= 1024:  # 400,000 tokens would be 400,000 small strings
-            chunks[self._joined:] = ["".join(chunks[self._joined:])]
+            chunks[self._joined :] = ["".join(chunks[self._joined :])]
             self._joined += 1
         if self.message.state is not MessageState.STREAMING or was_empty:
             self.message.state = MessageState.STREAMING
@@ -391,15 +410,14 @@ class SystemPrompt(Static):
     def set_prompt(self, text: str, edit_key: str) -> None:
         self.prompt = text
         lines = text.strip("\n").split("\n")
-        shown = "\n".join(lines[:self.FOLD_LINES])
+        shown = "\n".join(lines[: self.FOLD_LINES])
         if len(shown) > self.FOLD_CHARS:
-            shown = shown[:self.FOLD_CHARS] + "…"
+            shown = shown[: self.FOLD_CHARS] + "…"
         content = plain(shown)
         if shown != text.strip("\n"):
             more = len(lines) - self.FOLD_LINES
             what = f"{more:,} more line{'s' * (more != 1)}" if more > 0 else "the rest"
-            content = Content.assemble(content, "\n", plain(f"⋯ {what} — {edit_key} shows it all",
-                                                             "italic"))
+            content = Content.assemble(content, "\n", plain(f"⋯ {what} — {edit_key} shows it all", "italic"))
         self.update(content)
 
 
@@ -445,8 +463,10 @@ class ChatView(VerticalScroll):
 
     def scroll_to_message(self, message_id: int) -> bool:
         """Bring a mounted message to the top of the pane, marked as found (search)."""
-        widget = next((w for w in self.children if isinstance(w, (UserMessage, ReplyMessage))
-                       and w.message.id == message_id), None)
+        widget = next(
+            (w for w in self.children if isinstance(w, (UserMessage, ReplyMessage)) and w.message.id == message_id),
+            None,
+        )
         if widget is None:
             return False
         self.query(".-found").remove_class("-found")
@@ -463,9 +483,15 @@ class ChatView(VerticalScroll):
             return UserMessage(message, self.export_key)
         if message.role is Role.ASSISTANT:
             model = message.model or (self.session.model if self.session else "")  # who wrote it
-            widget = ReplyMessage(message, model, self.retry_key, self.export_key,
-                                  provider=self.session.provider if self.session else "",
-                                  new_key=self.new_key, setup_hint=self.setup_hint)
+            widget = ReplyMessage(
+                message,
+                model,
+                self.retry_key,
+                self.export_key,
+                provider=self.session.provider if self.session else "",
+                new_key=self.new_key,
+                setup_hint=self.setup_hint,
+            )
             self.replies[message.id] = widget
             return widget
         return None
@@ -479,13 +505,24 @@ class ChatView(VerticalScroll):
         self.has_older = len(messages) >= PAGE
         hint = f"\n\n{self.setup_hint}" if self.setup_hint else ""
         if session is None:
-            await self.mount(Static(plain(f"No session yet. Type a message below to start one "
-                                          f"(or press {self.new_key}).{hint}"), classes="empty"))
+            await self.mount(
+                Static(
+                    plain(f"No session yet. Type a message below to start one (or press {self.new_key}).{hint}"),
+                    classes="empty",
+                )
+            )
             return
         self.show_system_prompt(session.system_prompt)
         if not messages:
-            await self.mount(Static(plain(f"{session.title}\n{session.provider} · {session.model}\n\n"
-                                          f"Type a message below and press Enter.{hint}"), classes="empty"))
+            await self.mount(
+                Static(
+                    plain(
+                        f"{session.title}\n{session.provider} · {session.model}\n\n"
+                        f"Type a message below and press Enter.{hint}"
+                    ),
+                    classes="empty",
+                )
+            )
         widgets = [w for m in messages if (w := self._widget(m)) is not None]
         if widgets:
             await self.mount_all(widgets)

@@ -67,8 +67,9 @@ class Composer(TextArea):
     def set_busy(self, busy: bool) -> None:
         """Looks disabled while the session's reply streams; typing still works and Enter queues."""
         self.set_class(busy, "-busy")
-        self.placeholder = ("A reply is streaming… Enter queues your message" if busy
-                            else "Message… (Enter sends, Ctrl+J newline)")
+        self.placeholder = (
+            "A reply is streaming… Enter queues your message" if busy else "Message… (Enter sends, Ctrl+J newline)"
+        )
 
     @guarded
     def action_scroll_chat(self, where: str) -> None:

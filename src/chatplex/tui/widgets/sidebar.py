@@ -47,9 +47,13 @@ def legend() -> Content:
         mark, style = MARKS[status]
         cells.append(Content.assemble((mark or SPINNER[0], style), " ", meaning))
     half = (len(cells) + 1) // 2
-    lines = [Content.assemble(left, " " * max(42 - left.cell_length, 1), right)
-             for left, right in zip(cells[:half], cells[half:])]
+    lines = [
+        Content.assemble(left, " " * max(42 - left.cell_length, 1), right)
+        for left, right in zip(cells[:half], cells[half:], strict=False)
+    ]
     return Content("\n").join([*lines, Content(PREVIEW_MARKS).stylize("$text-muted")])
+
+
 ROW_HEIGHT = 2
 PLACEHOLDER = {
     SessionStatus.QUEUED: "queued…",
@@ -80,8 +84,9 @@ def row(session: Session, width: int, frame: int = 0, focused: bool = False) -> 
         pad = max(width - line1.cell_length - len(badge), 1)
         line1 = Content.assemble(line1, " " * pad, (badge, "bold $text on $accent"))
     preview = session.preview or PLACEHOLDER.get(session.status, "")
-    line2 = Content.assemble("  ", (_cut(preview, max(width - 2, 4)), "$error" if session.status is SessionStatus.ERROR
-                                    else "$text-muted"))
+    line2 = Content.assemble(
+        "  ", (_cut(preview, max(width - 2, 4)), "$error" if session.status is SessionStatus.ERROR else "$text-muted")
+    )
     return Content("\n").join([line1, line2])
 
 
@@ -143,13 +148,15 @@ class SessionList(OptionList):
     def _rebuild(self) -> None:
         self.order = self._sorted()
         width = self.row_width
-        self.set_options(Option(row(self.sessions[sid], width, self._frame, sid == self.focused_id), id=str(sid))
-                         for sid in self.order)
+        self.set_options(
+            Option(row(self.sessions[sid], width, self._frame, sid == self.focused_id), id=str(sid))
+            for sid in self.order
+        )
         self._highlight_focused()
 
     def _highlight_focused(self) -> None:
         if self.focused_id in self.sessions:
-            index = self.order.index(self.focused_id)  # type: ignore[arg-type]
+            index = self.order.index(self.focused_id)
             if self.highlighted != index:  # moving it measures every row: only when it moves
                 self.highlighted = index
 
@@ -169,12 +176,13 @@ class SessionList(OptionList):
         previous, self.focused_id = self.focused_id, session_id
         for sid in (previous, session_id):
             if sid in self.sessions:
-                self._render_row(sid)  # type: ignore[arg-type]
+                self._render_row(sid)
         self._highlight_focused()
 
     def _render_row(self, sid: int) -> None:
-        self.replace_option_prompt(str(sid), row(self.sessions[sid], self.row_width, self._frame,
-                                                 sid == self.focused_id))
+        self.replace_option_prompt(
+            str(sid), row(self.sessions[sid], self.row_width, self._frame, sid == self.focused_id)
+        )
 
     @guarded
     def _spin(self) -> None:

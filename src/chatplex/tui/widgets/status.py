@@ -7,9 +7,11 @@ from textual.widgets import Static
 
 from chatplex.tui.safe import visible
 
-LEGEND = ("workers 1/4: replies being generated / at most at once · queue 2▲ 5▼: replies waiting for "
-          "a worker, ▲ high priority (the session on screen: it goes first), ▼ low (the others) · "
-          "tok/s: tokens a second, all sessions · the model of this session · the last notice")
+LEGEND = (
+    "workers 1/4: replies being generated / at most at once · queue 2▲ 5▼: replies waiting for "
+    "a worker, ▲ high priority (the session on screen: it goes first), ▼ low (the others) · "
+    "tok/s: tokens a second, all sessions · the model of this session · the last notice"
+)
 
 
 class StatusBar(Static):
@@ -37,8 +39,9 @@ class StatusBar(Static):
         high, low = self.queued
         parts = [
             Content.assemble(("workers ", "$text-muted"), f"{busy}/{total}"),
-            Content.assemble(("queue ", "$text-muted"), (f"{high}", "bold"), ("▲ ", "$text-muted"),
-                             f"{low}", ("▼", "$text-muted")),
+            Content.assemble(
+                ("queue ", "$text-muted"), (f"{high}", "bold"), ("▲ ", "$text-muted"), f"{low}", ("▼", "$text-muted")
+            ),
             Content.assemble(f"{self.tokens_per_s:,.0f}", (" tok/s", "$text-muted")),
         ]
         if self.model:
