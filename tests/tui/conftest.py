@@ -3,6 +3,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import pytest_textual_snapshot
 from syrupy.extensions.single_file import SingleFileSnapshotExtension
 
@@ -50,3 +51,25 @@ def still(monkeypatch) -> None:
     from textual import constants
 
     monkeypatch.setattr(constants, "TEXTUAL_ANIMATIONS", "none")
+
+
+@pytest.fixture
+def snap_compare(snap_compare):
+    """pytest-textual-snapshot's `snap_compare`, with every text cursor steady: a blinking
+    cursor is on or off depending on how long the test took (one snapshot in ~20 failed so
+    under a CPU hog)."""
+    from textual.widgets import Input, TextArea
+
+    def compare(app, *args, run_before=None, **kwargs):
+        async def steady(pilot):
+            if run_before is not None:
+                await run_before(pilot)
+            for screen in pilot.app.screen_stack:
+                for widget in screen.query("TextArea, Input"):
+                    if isinstance(widget, TextArea | Input):
+                        widget.cursor_blink = False
+            await pilot.pause()
+
+        return snap_compare(app, *args, run_before=steady, **kwargs)
+
+    return compare
