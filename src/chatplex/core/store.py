@@ -569,9 +569,6 @@ class Store:
 
         return await self.read(q)
 
-    async def history(self, sid: int, before_message_id: int) -> list[Message]:
-        return await self.read(_history, sid, before_message_id)
-
     async def search(self, text: str, limit: int = 50) -> list[Session]:
         like = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         return await self.read(

@@ -37,6 +37,7 @@ def merge_turns(messages: list[ChatMessage]) -> list[dict[str, str]]:
 
 class AnthropicProvider(HttpProvider):
     kind = "anthropic"
+    api = "Messages API"  # named in a malformed-stream error
 
     def auth_headers(self) -> dict[str, str]:
         headers = {"anthropic-version": API_VERSION}
@@ -135,12 +136,6 @@ class AnthropicProvider(HttpProvider):
         if not stopped:
             raise TransientError(f"{self.name}: the stream ended before the reply was finished")
         yield Finish(stop or "end_turn")
-
-    def _malformed(self, what: str, value: object) -> TransientError:
-        return TransientError(
-            f"{self.name}: malformed stream: {what} is {type(value).__name__}, "
-            f"not what the Messages API sends ({str(value)[:60]!r})"
-        )
 
     def _index(self, data: dict[str, Any]) -> int:
         index = data.get("index", 0)

@@ -38,6 +38,7 @@ class HttpProvider:
     """Base for SSE-over-HTTP providers. Subclasses build the body and read the events."""
 
     kind = "http"
+    api = "API"
 
     def __init__(
         self,
@@ -167,6 +168,13 @@ class HttpProvider:
             return json.loads(data)
         except ValueError as e:
             raise TransientError(f"{self.name}: malformed data in the stream: {event.data[:80]!r}") from e
+
+    def _malformed(self, what: str, value: object) -> TransientError:
+        """A field of a stream event of the wrong type: this attempt fails (and is retried)."""
+        return TransientError(
+            f"{self.name}: malformed stream: {what} is {type(value).__name__}, "
+            f"not what the {self.api} sends ({str(value)[:60]!r})"
+        )
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -22,6 +22,7 @@ from chatplex.providers.http import HttpProvider, stream_error
 
 class OpenAIProvider(HttpProvider):
     kind = "openai"
+    api = "Chat Completions API"  # named in a malformed-stream error
 
     def auth_headers(self) -> dict[str, str]:
         return {"authorization": f"Bearer {self._api_key}"} if self._api_key else {}
@@ -101,12 +102,6 @@ class OpenAIProvider(HttpProvider):
         if finish is None and not done:
             raise TransientError(f"{self.name}: the stream ended before the reply was finished")
         yield Finish(finish or "stop")
-
-    def _malformed(self, what: str, value: Any) -> TransientError:
-        return TransientError(
-            f"{self.name}: malformed stream: {what} is {type(value).__name__}, "
-            f"not what the Chat Completions API sends ({str(value)[:60]!r})"
-        )
 
     def _content_parts(self, content: Any) -> str:
         """`content` given as a list of parts (some servers do): the text parts, joined."""
