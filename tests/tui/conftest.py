@@ -53,6 +53,28 @@ def still(monkeypatch) -> None:
     monkeypatch.setattr(constants, "TEXTUAL_ANIMATIONS", "none")
 
 
+async def status_settled(pilot, timeout: float = 15.0) -> None:
+    """Wait until the status bar shows the coordinator's present worker and queue counts: they
+    reach it ~50 ms after a change (coalesced), so a reply can be finished on screen while the
+    bar still says "workers 1/4" (one snapshot in CI failed so)."""
+    import asyncio
+
+    app = pilot.app
+    coord = getattr(app, "coordinator", None)
+    if coord is None or not app.query("StatusBar"):
+        return  # the error screen, or an app without the main screen
+    status = app.query_one("StatusBar")
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        stats = await coord.store.stats()
+        shown = (status.worker_counts, status.queued)
+        if shown == ((coord.workers_busy, coord.workers_total), (stats.queued_high, stats.queued_low)):
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"status bar still shows {shown}")
+        await asyncio.sleep(0.02)
+
+
 @pytest.fixture
 def snap_compare(snap_compare):
     """pytest-textual-snapshot's `snap_compare`, with every text cursor steady: a blinking
@@ -68,6 +90,7 @@ def snap_compare(snap_compare):
                 for widget in screen.query("TextArea, Input"):
                     if isinstance(widget, TextArea | Input):
                         widget.cursor_blink = False
+            await status_settled(pilot)
             await pilot.pause()
 
         return snap_compare(app, *args, run_before=steady, **kwargs)
