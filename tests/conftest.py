@@ -177,6 +177,33 @@ def tiny_server(tiny_model: Path) -> Iterator[TinyServer]:
     server.stop()
 
 
+def _agent_model(tmp_path_factory: pytest.TempPathFactory, *flags: str) -> Path:
+    path = tmp_path_factory.mktemp("agent") / "agent.gguf"
+    args = [sys.executable, str(HERE / "tinyllm" / "make_tiny_agent.py"), *flags, str(path)]
+    subprocess.run(args, check=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def agent_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TinyServer]:
+    """llama.cpp's server with the tiny *agent* model: tools offered and no result yet, it
+    thinks " the of" and calls get_current_time({"timezone": "UTC"}); after a tool result
+    (or with no tools) it answers "and to in is." (tests/tinyllm/make_tiny_agent.py)."""
+    server = TinyServer(_agent_model(tmp_path_factory))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def think_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TinyServer]:
+    """llama.cpp's server with the think-only model: reasoning " you that", then text " it was for on."."""
+    server = TinyServer(_agent_model(tmp_path_factory, "--think-only"))
+    server.start()
+    yield server
+    server.stop()
+
+
 def env_with_src() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(HERE.parent), str(HERE.parent / "src"), env.get("PYTHONPATH", "")])

@@ -62,6 +62,17 @@ class Scenario:
     chaos_seed: int = 0
     odd_chunks: list[str] = field(default_factory=list)  # which odd chunks were sent
     disconnects: int = 0  # streams the client closed early
+    # A reply made of parts instead of `reply`: ("reasoning", text), ("text", text),
+    # ("tool", name, arguments_text), ("redacted", data) (Anthropic only). Texts stream a word
+    # at a time; the switches below choose how each API's wire carries them.
+    parts: list[tuple[str, ...]] | None = None
+    split_args: bool = False  # tool arguments one character per delta
+    interleave: bool = False  # Anthropic: open the next block before stopping this one; signatures late
+    signature: str = "sig-abc"  # Anthropic: each thinking block's signature
+    reasoning_field: str = "reasoning_content"  # OpenAI: "reasoning_content", "reasoning" or "both"
+    think_inline: bool = False  # OpenAI: reasoning inline in content as <think>…</think>, tags cut
+    unknown_types: bool = False  # an unknown block/delta type (Anthropic) or delta field (OpenAI)
+    reasoning_tokens: int | None = None  # OpenAI: completion_tokens_details.reasoning_tokens
     active: int = 0  # streams open right now
     max_active: int = 0  # the most streams open at once
 
@@ -218,6 +229,10 @@ class FakeServer:
                 yield b"data: [DONE]\n\n"
                 return
             yield chunk({"role": "assistant", "content": ""})
+            if s.parts is not None:
+                async for piece in self._openai_parts(s, fault, request, chunk):
+                    yield piece
+                return
             if fault.bad_content is not None:
                 yield chunk({"content": fault.bad_content})
             if fault.tool_call:
@@ -309,7 +324,12 @@ class FakeServer:
                     }
                 },
             )
-            yield ev("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}})
+            if s.parts is None:
+                yield ev("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}})
+            if s.parts is not None:
+                async for piece in self._anthropic_parts(s, fault, request, ev):
+                    yield piece
+                return
             yield b'event: ping\ndata: {"type": "ping"}\n\n'
             if fault.malformed:
                 yield b"this is not server-sent events\n\n"
@@ -364,6 +384,164 @@ class FakeServer:
             yield ev("message_stop", {})
 
         return await self._stream(request, s, fault, events())
+
+    @staticmethod
+    def _words(text: str) -> list[str]:
+        words = text.split(" ")
+        return [w if i == 0 else " " + w for i, w in enumerate(words)]
+
+    async def _paced(self, s: Scenario, fault: Fault, request: web.Request, pieces: list[Any]):
+        """`pieces` one by one, with the scenario's pace and its faults (reset, hang, hold)."""
+        for n, piece in enumerate(pieces):
+            if fault.reset_after is not None and n >= fault.reset_after:
+                request.transport.abort()  # type: ignore[union-attr]
+                return
+            if fault.hang_after is not None and n >= fault.hang_after:
+                await asyncio.sleep(3600)
+            if fault.hold_after is not None and n == fault.hold_after and fault.hold is not None:
+                while not fault.hold.is_set():
+                    await asyncio.sleep(0.01)
+            if s.token_delay:
+                await asyncio.sleep(s.token_delay)
+            yield piece
+
+    async def _openai_parts(self, s: Scenario, fault: Fault, request: web.Request, chunk: Any):
+        """A parts reply on the Chat Completions wire: reasoning as `reasoning_content` /
+        `reasoning` (or inline <think> tags), text as content, tool calls as `tool_calls[i]`
+        fragments (id and name first, then the arguments)."""
+        pieces: list[dict[str, Any]] = []
+        calls = 0
+        inline_open = False
+        for part in s.parts or []:
+            kind = part[0]
+            if kind == "reasoning":
+                words = self._words(part[1])
+                if s.think_inline:
+                    text = ("" if inline_open else "<think>") + part[1]
+                    inline_open = True
+                    # cut the tag itself across deltas: "<th" + "ink>…"
+                    pieces += [{"content": text[i : i + 3]} for i in range(0, len(text), 3)]
+                    continue
+                for w in words:
+                    if s.reasoning_field == "both":
+                        pieces.append({"reasoning_content": w, "reasoning": w})
+                    else:
+                        pieces.append({s.reasoning_field: w})
+            elif kind == "text":
+                if inline_open:
+                    pieces += [{"content": "</thi"}, {"content": "nk>\n\n"}]
+                    inline_open = False
+                pieces += [{"content": w} for w in self._words(part[1])]
+            elif kind == "tool":
+                name, args = part[1], part[2]
+                index = calls
+                calls += 1
+                pieces.append(
+                    {
+                        "tool_calls": [
+                            {
+                                "index": index,
+                                "id": f"call_{index + 1}",
+                                "type": "function",
+                                "function": {"name": name, "arguments": ""},
+                            }
+                        ]
+                    }
+                )
+                cuts = list(args) if s.split_args else [args[: len(args) // 2], args[len(args) // 2 :]]
+                pieces += [{"tool_calls": [{"index": index, "function": {"arguments": c}}]} for c in cuts if c]
+            if s.unknown_types:
+                pieces.append({"annotations": [{"type": "unknown-v9"}]})
+        if inline_open:
+            pieces += [{"content": "</thi"}, {"content": "nk>"}]
+        async for delta in self._paced(s, fault, request, pieces):
+            yield chunk(delta)
+        if fault.no_finish or request.transport is None or request.transport.is_closing():
+            return
+        yield chunk({}, s.finish or ("tool_calls" if calls else "stop"))
+        usage: dict[str, Any] = {"prompt_tokens": 7, "completion_tokens": len(pieces), "total_tokens": 7 + len(pieces)}
+        if s.reasoning_tokens is not None:
+            usage["completion_tokens_details"] = {"reasoning_tokens": s.reasoning_tokens}
+        yield b"data: " + json.dumps({"id": "c1", "choices": [], "usage": usage}).encode() + b"\n\n"
+        yield b"data: [DONE]\n\n"
+
+    async def _anthropic_parts(self, s: Scenario, fault: Fault, request: web.Request, ev: Any):
+        """A parts reply on the Messages wire: thinking blocks (thinking_delta, then a
+        signature_delta), redacted_thinking blocks whole at their start, text blocks and
+        tool_use blocks (input_json_delta). With `interleave`, as llama.cpp's server does,
+        the next block opens before this one stops and the signature comes after it."""
+        out: list[bytes] = []  # built first, then paced
+        late: list[bytes] = []  # a block's signature and stop, sent after the next block's deltas
+        tools = 0
+        for index, part in enumerate(s.parts or []):
+            kind = part[0]
+            ending: list[bytes] = []
+            if kind == "reasoning":
+                out.append(
+                    ev("content_block_start", {"index": index, "content_block": {"type": "thinking", "thinking": ""}})
+                )
+                out += [
+                    ev("content_block_delta", {"index": index, "delta": {"type": "thinking_delta", "thinking": w}})
+                    for w in self._words(part[1])
+                ]
+                ending.append(
+                    ev(
+                        "content_block_delta",
+                        {"index": index, "delta": {"type": "signature_delta", "signature": s.signature}},
+                    )
+                )
+            elif kind == "redacted":
+                out.append(
+                    ev(
+                        "content_block_start",
+                        {"index": index, "content_block": {"type": "redacted_thinking", "data": part[1]}},
+                    )
+                )
+            elif kind == "text":
+                out.append(ev("content_block_start", {"index": index, "content_block": {"type": "text", "text": ""}}))
+                out += [
+                    ev("content_block_delta", {"index": index, "delta": {"type": "text_delta", "text": w}})
+                    for w in self._words(part[1])
+                ]
+            elif kind == "tool":
+                tools += 1
+                block = {"type": "tool_use", "id": f"toolu_{tools}", "name": part[1], "input": {}}
+                out.append(ev("content_block_start", {"index": index, "content_block": block}))
+                args = part[2]
+                cuts = list(args) if s.split_args else [args[: len(args) // 2], args[len(args) // 2 :]]
+                out += [
+                    ev(
+                        "content_block_delta",
+                        {"index": index, "delta": {"type": "input_json_delta", "partial_json": c}},
+                    )
+                    for c in cuts
+                    if c
+                ]
+            ending.append(ev("content_block_stop", {"index": index}))
+            out += late
+            late = []
+            if s.interleave:
+                late = ending
+            else:
+                out += ending
+        out += late
+        if s.unknown_types:
+            n = len(s.parts or [])
+            out += [
+                ev("content_block_start", {"index": n, "content_block": {"type": "server_gadget_v9", "x": 1}}),
+                ev("content_block_delta", {"index": n, "delta": {"type": "gadget_delta_v9", "y": 2}}),
+                ev("content_block_stop", {"index": n}),
+            ]
+        async for piece in self._paced(s, fault, request, out):
+            yield piece
+        if fault.no_finish or request.transport is None or request.transport.is_closing():
+            return
+        stop = s.finish or ("tool_use" if tools else "end_turn")
+        yield ev(
+            "message_delta",
+            {"delta": {"stop_reason": stop, "stop_sequence": None}, "usage": {"output_tokens": len(out)}},
+        )
+        yield ev("message_stop", {})
 
 
 # Odd chunks a real OpenAI-compatible server has been seen to send, or could: some are valid

@@ -141,3 +141,26 @@ def test_every_key_load_reads_is_known(tmp_path):
     a = loaded.providers["a"]
     assert (loaded.workers, loaded.max_attempts, loaded.bell, loaded.keys) == (2, 3, True, {"new_session": "ctrl+t"})
     assert (a.stall_timeout, a.reply_timeout, a.max_tokens, a.params) == (3.0, 4.0, 5, {"temperature": 0.1})
+
+
+async def test_reasoning_settings_load_without_warnings_and_reach_the_providers(tmp_path):
+    config = tmp_path / "config.toml"
+    config.write_text(
+        'default_provider = "deepseek"\n'
+        '[providers.deepseek]\nkind = "openai"\nbase_url = "http://127.0.0.1:1/v1"\nmodel = "r1"\n'
+        'think_tags = true\nreplay_reasoning = "always"\nreasoning_effort = "high"\n'
+        '[providers.claude]\nkind = "anthropic"\nmodel = "c"\n'
+        'thinking = {type = "enabled", budget_tokens = 3000}\n'
+    )
+    loaded = load(config)
+    assert loaded.warnings == []
+    deepseek, claude = loaded.make_provider("deepseek"), loaded.make_provider("claude")
+    try:
+        assert (deepseek.think_tags, deepseek.replay_reasoning, deepseek.reasoning_effort) == (True, "always", "high")
+        assert claude.thinking == {"type": "enabled", "budget_tokens": 3000}
+    finally:
+        await deepseek.aclose()
+        await claude.aclose()
+    config.write_text(config.read_text().replace('"always"', '"sometimes"'))
+    with pytest.raises(ConfigError, match='replay_reasoning must be one of "tool_turns", "always", "never"'):
+        load(config)

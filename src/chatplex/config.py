@@ -21,7 +21,7 @@ import platformdirs
 from chatplex.providers.anthropic import AnthropicProvider
 from chatplex.providers.base import Provider
 from chatplex.providers.llamacpp import LlamaCppProvider
-from chatplex.providers.openai import OpenAIProvider
+from chatplex.providers.openai import REPLAY_REASONING, OpenAIProvider
 
 APP = "chatplex"
 
@@ -58,6 +58,10 @@ PROVIDER_KEYS = (
     "max_tokens",
     "model_path",
     "context",
+    "think_tags",
+    "replay_reasoning",
+    "reasoning_effort",
+    "thinking",
     "params",
 )
 # request body fields people put in a provider table by mistake: they belong in its params
@@ -78,9 +82,7 @@ REQUEST_PARAMS = (
     "top_logprobs",
     "n",
     "response_format",
-    "reasoning_effort",
     "max_completion_tokens",
-    "thinking",
     "tool_choice",
     "parallel_tool_calls",
     "service_tier",
@@ -111,6 +113,12 @@ class ProviderConfig:
     model_path: str = ""  # kind = "llamacpp"
     context: int = 4096  # kind = "llamacpp"
     params: dict[str, Any] = field(default_factory=dict)  # extra request body fields
+    think_tags: bool = False  # OpenAI-compatible: <think>…</think> inside content is reasoning
+    # which earlier assistant turns send their reasoning back (OpenAI-compatible):
+    # "tool_turns" (DeepSeek's rule), "always" or "never"
+    replay_reasoning: str = "tool_turns"
+    reasoning_effort: str = ""  # the default for sessions that set none ("low", "medium", "high", "off")
+    thinking: dict[str, Any] = field(default_factory=dict)  # Anthropic's `thinking`, sent as it is
 
     def __post_init__(self) -> None:
         self.resume = self.resume or RESUME_DEFAULTS.get(self.kind, "regenerate")
@@ -154,19 +162,27 @@ class Config:
                 read_timeout=pc.read_timeout,
                 default_max_tokens=pc.max_tokens,
                 params=pc.params,
+                options={
+                    "think_tags": pc.think_tags,
+                    "replay_reasoning": pc.replay_reasoning,
+                    "reasoning_effort": pc.reasoning_effort,
+                },
             )
         key, problem = api_key(pc.api_key_env)
-        cls = AnthropicProvider if pc.protocol == "anthropic" else OpenAIProvider
-        return cls(
-            name,
-            pc.base_url,
-            api_key=key,
-            key_error=problem and f"{name}: {problem}",
-            key_env=pc.api_key_env,
-            connect_timeout=pc.connect_timeout,
-            read_timeout=pc.read_timeout,
-            default_max_tokens=pc.max_tokens,
-            params=pc.params,
+        common: dict[str, Any] = {
+            "api_key": key,
+            "key_error": problem and f"{name}: {problem}",
+            "key_env": pc.api_key_env,
+            "connect_timeout": pc.connect_timeout,
+            "read_timeout": pc.read_timeout,
+            "default_max_tokens": pc.max_tokens,
+            "params": pc.params,
+            "reasoning_effort": pc.reasoning_effort,
+        }
+        if pc.protocol == "anthropic":
+            return AnthropicProvider(name, pc.base_url, thinking=pc.thinking, **common)
+        return OpenAIProvider(
+            name, pc.base_url, think_tags=pc.think_tags, replay_reasoning=pc.replay_reasoning, **common
         )
 
     def secrets(self) -> list[str]:
@@ -394,6 +410,10 @@ def load(path: Path | None = None, db: Path | str | None = None) -> Config:
             max_tokens=get(table, "max_tokens", int, None, ctx),
             model_path=get(table, "model_path", str, "", ctx),
             context=get(table, "context", int, 4096, ctx),
+            think_tags=get(table, "think_tags", bool, False, ctx),
+            replay_reasoning=get(table, "replay_reasoning", str, "tool_turns", ctx),
+            reasoning_effort=get(table, "reasoning_effort", str, "", ctx),
+            thinking=dict(get(table, "thinking", dict, {}, ctx)),
             params=dict(get(table, "params", dict, {}, ctx)),
         )
         if kind != "llamacpp" and (reason := url_problem(pc.base_url)):
@@ -406,6 +426,9 @@ def load(path: Path | None = None, db: Path | str | None = None) -> Config:
             pc.max_concurrency = pc.max_concurrency or 2
         elif not pc.model:
             raise ConfigError(f"{where}: {ctx}model is required")
+        if pc.replay_reasoning not in REPLAY_REASONING:
+            choices = ", ".join(f'"{c}"' for c in REPLAY_REASONING)
+            raise ConfigError(f"{where}: {ctx}replay_reasoning must be one of {choices}, got {pc.replay_reasoning!r}")
         if pc.resume not in ("continue", "regenerate"):
             raise ConfigError(f'{where}: {ctx}resume must be "continue" or "regenerate", got {pc.resume!r}')
         for key in ("connect_timeout", "read_timeout", "stall_timeout", "reply_timeout"):

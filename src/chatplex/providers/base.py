@@ -17,9 +17,51 @@ import httpx
 
 
 @dataclass(frozen=True, slots=True)
-class ChatMessage:
-    role: str  # "user" | "assistant"
+class TextPart:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReasoningPart:
+    """The model's thinking, with what the provider needs to take it back: Anthropic's
+    `signature`, or a `redacted_thinking` block's opaque `redacted` data (then text is "")."""
+
+    text: str
+    signature: str = ""
+    redacted: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallPart:
+    id: str
+    name: str
+    arguments: str  # the JSON text exactly as streamed (it may not even be valid JSON)
+
+
+@dataclass(frozen=True, slots=True)
+class ToolResultPart:
+    call_id: str
     content: str
+    is_error: bool = False
+
+
+ChatPart = TextPart | ReasoningPart | ToolCallPart | ToolResultPart
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessage:
+    """One turn of the history. `content` alone is a plain text turn; `parts`, when given,
+    are the turn (reasoning, text, tool calls; or, for role "tool", tool results) and
+    `content` is only their text. `model` is the one that wrote an assistant turn: thinking
+    signatures are only valid for it."""
+
+    role: str  # "user" | "assistant" | "tool"
+    content: str
+    parts: tuple[ChatPart, ...] = ()
+    model: str = ""
+
+    def all_parts(self) -> tuple[ChatPart, ...]:
+        return self.parts or ((TextPart(self.content),) if self.content else ())
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +73,7 @@ class ChatRequest:
     temperature: float | None = None
     extra: dict[str, object] = field(default_factory=dict)  # passed through in the JSON body
     prefill: str = ""  # a partial reply to continue: sent as the final assistant turn
+    reasoning_effort: str = ""  # "", "low", "medium", "high": the session's setting
 
 
 @dataclass(slots=True)  # not frozen: made once per token, and frozen costs twice as much
@@ -40,10 +83,15 @@ class TextDelta:
 
 @dataclass(slots=True)
 class ReasoningDelta:
-    """The model's thinking (`reasoning_content`, `reasoning`, Anthropic `thinking`). Not
-    stored yet; it counts as progress, so a long think is not taken for a stalled stream."""
+    """A piece of the model's thinking (`reasoning_content`, `reasoning`, Anthropic
+    `thinking`), or of what replays it: a `signature` piece, or a whole redacted block's
+    `redacted` data. `block` is Anthropic's content block index (None on other APIs): a
+    signature may come after the next block has begun, so pieces are matched by it."""
 
     text: str
+    signature: str = ""
+    redacted: str = ""
+    block: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +110,7 @@ class ToolCallDelta:
 class Usage:
     prompt_tokens: int | None
     completion_tokens: int | None
+    reasoning_tokens: int | None = None  # part of completion_tokens, where the API says so
 
 
 @dataclass(frozen=True, slots=True)

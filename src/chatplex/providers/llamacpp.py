@@ -16,6 +16,7 @@ import socket
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 from chatplex.providers.base import BadRequest, ChatRequest, StreamEvent, TransientError
 from chatplex.providers.openai import OpenAIProvider
@@ -43,6 +44,7 @@ class LlamaCppProvider:
         read_timeout: float = 120.0,
         default_max_tokens: int | None = None,
         params: dict[str, object] | None = None,
+        options: dict[str, Any] | None = None,
     ):
         self.name = name
         self.model_path = Path(model_path).expanduser()
@@ -52,6 +54,7 @@ class LlamaCppProvider:
         self.read_timeout = read_timeout
         self.default_max_tokens = default_max_tokens
         self.params = dict(params or {})
+        self.options = dict(options or {})  # OpenAIProvider's reasoning options (think_tags, …)
         self._proc: asyncio.subprocess.Process | None = None
         self._client: OpenAIProvider | None = None
         self._lock = asyncio.Lock()
@@ -90,6 +93,7 @@ class LlamaCppProvider:
                 read_timeout=self.read_timeout,
                 default_max_tokens=self.default_max_tokens,
                 params=self.params,
+                **self.options,
             )
             return self._client
 
@@ -143,6 +147,7 @@ def _serve(model: str, port: int, context: int, parallel: int, threads: int) -> 
     params.port = port
     params.n_ctx = context
     params.n_parallel = parallel
+    params.use_jinja = True  # the model's own chat template: llama.cpp then parses reasoning and tool calls
     params.cpuparams.n_threads = params.cpuparams_batch.n_threads = threads
     server = xlc.Server(params)  # noqa: F841 - keeps serving while referenced
     print("ready", flush=True)

@@ -7,29 +7,82 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from chatplex.providers.base import (
+    ChatMessage,
     ChatRequest,
     Finish,
     ReasoningDelta,
+    ReasoningPart,
     StreamEvent,
     TextDelta,
+    TextPart,
     ToolCallDelta,
+    ToolCallPart,
+    ToolResultPart,
     TransientError,
     Usage,
     token_count,
 )
 from chatplex.providers.http import HttpProvider, stream_error
+from chatplex.providers.parts import ThinkTags
+
+REPLAY_REASONING = ("tool_turns", "always", "never")
 
 
 class OpenAIProvider(HttpProvider):
     kind = "openai"
     api = "Chat Completions API"  # named in a malformed-stream error
 
+    def __init__(
+        self,
+        *args: Any,
+        think_tags: bool = False,
+        replay_reasoning: str = "tool_turns",
+        reasoning_effort: str = "",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.think_tags = think_tags  # reasoning inline in content as <think>…</think>
+        # which earlier assistant turns carry their reasoning back (`reasoning_content`):
+        # DeepSeek requires it on turns that called tools and rejects it on the others
+        self.replay_reasoning = replay_reasoning
+        self.reasoning_effort = reasoning_effort  # the provider's default; a session's wins
+
     def auth_headers(self) -> dict[str, str]:
         return {"authorization": f"Bearer {self._api_key}"} if self._api_key else {}
 
+    def turn(self, m: ChatMessage) -> list[dict[str, Any]]:
+        """One history turn in Chat Completions' shape: tool results are one `tool` message
+        each; an assistant turn carries its tool calls and, as `replay_reasoning` says, its
+        reasoning."""
+        if not m.parts:
+            return [{"role": m.role, "content": m.content}]
+        if m.role == "tool":
+            return [
+                {"role": "tool", "tool_call_id": p.call_id, "content": p.content}
+                for p in m.parts
+                if isinstance(p, ToolResultPart)
+            ]
+        text = "".join(p.text for p in m.parts if isinstance(p, TextPart))
+        calls = [
+            {"id": p.id, "type": "function", "function": {"name": p.name, "arguments": p.arguments}}
+            for p in m.parts
+            if isinstance(p, ToolCallPart)
+        ]
+        out: dict[str, Any] = {"role": m.role, "content": text if text or not calls else None}
+        if calls:
+            out["tool_calls"] = calls
+        if m.role == "assistant" and (
+            self.replay_reasoning == "always" or self.replay_reasoning == "tool_turns" and calls
+        ):
+            thought = "".join(p.text for p in m.parts if isinstance(p, ReasoningPart))
+            if thought:
+                out["reasoning_content"] = thought
+        return [out]
+
     def body(self, request: ChatRequest) -> dict[str, Any]:
         messages = [{"role": "system", "content": request.system}] if request.system else []
-        messages += [{"role": m.role, "content": m.content} for m in request.messages]
+        for m in request.messages:
+            messages += self.turn(m)
         if request.prefill:
             messages.append({"role": "assistant", "content": request.prefill})
         body: dict[str, Any] = {
@@ -43,13 +96,18 @@ class OpenAIProvider(HttpProvider):
             body["max_tokens"] = max_tokens
         if request.temperature is not None:
             body["temperature"] = request.temperature
+        if self.reasoning_effort:
+            body["reasoning_effort"] = self.reasoning_effort
         body.update(self.params)
+        if request.reasoning_effort:  # the session's setting wins over the provider's
+            body["reasoning_effort"] = request.reasoning_effort
         body.update(request.extra)
         return body
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
         finish: str | None = None
         done = False
+        tags = ThinkTags() if self.think_tags else None
         async with self._sse("/chat/completions", self.body(request)) as (reads, decode):
             async for text in reads:
                 for event in decode(text):
@@ -81,10 +139,15 @@ class OpenAIProvider(HttpProvider):
                         content = delta.get("content")
                         if type(content) is str:  # the per-token path: kept lean (B4)
                             if content:
-                                yield TextDelta(content)
+                                if tags is None:
+                                    yield TextDelta(content)
+                                else:
+                                    for split in tags.feed(content):
+                                        yield split
                         elif content is not None:
                             if joined := self._content_parts(content):
-                                yield TextDelta(joined)
+                                for split in tags.feed(joined) if tags is not None else (TextDelta(joined),):
+                                    yield split
                         if len(delta) > 1 or content is None:
                             for other in self._other_fields(delta):
                                 yield other
@@ -94,11 +157,17 @@ class OpenAIProvider(HttpProvider):
                             finish = reason
                     usage = chunk.get("usage")
                     if isinstance(usage, dict):
+                        details = usage.get("completion_tokens_details")
                         yield Usage(
-                            token_count(usage.get("prompt_tokens")), token_count(usage.get("completion_tokens"))
+                            token_count(usage.get("prompt_tokens")),
+                            token_count(usage.get("completion_tokens")),
+                            token_count(details.get("reasoning_tokens")) if isinstance(details, dict) else None,
                         )
                 if done:
                     break
+        if tags is not None:
+            for split in tags.end():
+                yield split
         if finish is None and not done:
             raise TransientError(f"{self.name}: the stream ended before the reply was finished")
         yield Finish(finish or "stop")
