@@ -164,3 +164,46 @@ async def test_reasoning_settings_load_without_warnings_and_reach_the_providers(
     config.write_text(config.read_text().replace('"always"', '"sometimes"'))
     with pytest.raises(ConfigError, match='replay_reasoning must be one of "tool_turns", "always", "never"'):
         load(config)
+
+
+def test_mcp_servers_load_with_their_policy_and_secrets_never_in_the_config(tmp_path, monkeypatch):
+    monkeypatch.setenv("GH_TOKEN_FOR_TEST", "ghp-secret-value")
+    config = tmp_path / "config.toml"
+    config.write_text(
+        "max_tool_rounds = 5\n" + GOOD
+        '[mcp.time]\ncommand = "mcp-server-time"\nargs = ["--local-timezone", "UTC"]\napproval = "allow"\n'
+        '[mcp.github]\nurl = "http://127.0.0.1:9/mcp"\nheaders = {Authorization = "Bearer ${GH_TOKEN_FOR_TEST}"}\n'
+        'enabled = false\ntimeout = 5\n[mcp.github.tools]\n"get_*" = "allow"\n"delete_*" = "deny"\n'
+        '[mcp.typo]\ncommand = "x"\ncomand = "y"\n'
+    )
+    loaded = load(config)
+    assert loaded.max_tool_rounds == 5
+    time, github = loaded.mcp["time"], loaded.mcp["github"]
+    assert (time.command, time.args, time.approval, time.enabled) == (
+        "mcp-server-time",
+        ["--local-timezone", "UTC"],
+        "allow",
+        True,
+    )
+    assert (github.url, github.enabled, github.timeout) == ("http://127.0.0.1:9/mcp", False, 5.0)
+    assert list(github.tools.items()) == [("get_*", "allow"), ("delete_*", "deny")]  # order kept: first match wins
+    assert github.headers == {"Authorization": "Bearer ${GH_TOKEN_FOR_TEST}"}  # the name, not the value
+    assert "ghp-secret-value" in loaded.secrets()  # redacted from logs and errors
+    assert any('unknown key "comand" in [mcp.typo]' in w and '"command"' in w for w in loaded.warnings)
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ('args = ["x"]\n', "needs either command"),
+        ('command = "x"\nurl = "http://h/mcp"\n', "needs either command"),
+        ('command = "x"\napproval = "maybe"\n', 'approval must be one of "ask", "allow", "deny"'),
+        ('command = "x"\ntimeout = 0\n', "timeout must be a number of seconds above 0"),
+        ('command = "x"\nenv = {A = 1}\n', "env values must be strings"),
+    ],
+)
+def test_a_bad_mcp_table_is_refused_with_a_clear_reason(tmp_path, table, message):
+    config = tmp_path / "config.toml"
+    config.write_text(GOOD + "[mcp.s]\n" + table)
+    with pytest.raises(ConfigError, match=message):
+        load(config)

@@ -22,6 +22,9 @@ from chatplex.providers.anthropic import AnthropicProvider
 from chatplex.providers.base import Provider
 from chatplex.providers.llamacpp import LlamaCppProvider
 from chatplex.providers.openai import REPLAY_REASONING, OpenAIProvider
+from chatplex.tools.policy import Decision
+from chatplex.tools.results import RESULT_LIMIT
+from chatplex.tools.server import McpServerConfig
 
 APP = "chatplex"
 
@@ -43,7 +46,32 @@ KINDS: dict[str, tuple[str, str, str | None]] = {
 RESUME_DEFAULTS = {"anthropic": "continue", "llamacpp": "continue", "llamacpp-server": "continue", "vllm": "continue"}
 # Every key load() reads (`get` checks it asks for no other). [keys] and
 # [providers.NAME.params] are free-form; any other key is reported, not ignored in silence.
-TOP_KEYS = ("default_provider", "workers", "max_attempts", "bell", "database", "providers", "keys")
+TOP_KEYS = (
+    "default_provider",
+    "workers",
+    "max_attempts",
+    "bell",
+    "database",
+    "providers",
+    "keys",
+    "mcp",
+    "max_tool_rounds",
+    "tool_result_limit",
+)
+# [mcp.NAME]: a stdio server (command, args, env, cwd) or a streamable-HTTP one (url, headers)
+MCP_KEYS = (
+    "command",
+    "args",
+    "env",
+    "cwd",
+    "url",
+    "headers",
+    "enabled",
+    "timeout",
+    "approval",
+    "tools",
+    "max_parallel",
+)
 PROVIDER_KEYS = (
     "kind",
     "base_url",
@@ -139,6 +167,9 @@ class Config:
     max_attempts: int = 5
     bell: bool = False
     keys: dict[str, str] = field(default_factory=dict)
+    mcp: dict[str, McpServerConfig] = field(default_factory=dict)
+    max_tool_rounds: int = 20  # model steps that call tools in one turn, then the session waits
+    tool_result_limit: int = RESULT_LIMIT  # characters of one tool result a model gets
     # one line each (file, line, key, a suggestion) about keys the file has but nothing reads
     warnings: list[str] = field(default_factory=list)
 
@@ -194,6 +225,8 @@ class Config:
             for value in (raw, raw and raw.strip(_HEADER_SPACE)):
                 if value and value not in found:
                     found.append(value)
+        for server in self.mcp.values():  # ${VAR} values in [mcp.NAME] env and headers
+            found += [v for v in server.secrets() if v not in found]
         return found
 
 
@@ -329,6 +362,11 @@ def unknown_keys(data: dict[str, Any], text: str, where: str) -> list[str]:
         else:
             match = close(key, TOP_KEYS)
             warn((key,), f' (did you mean "{match}"?)' if match else "")
+    for name, table in (data.get("mcp") or {}).items():
+        for key in table if isinstance(table, dict) else ():
+            if key not in MCP_KEYS:
+                match = close(key, MCP_KEYS)
+                warn(("mcp", name, key), f' (did you mean "{match}"?)' if match else "")
     for name, table in data.get("providers", {}).items():
         params = _table("providers", name, "params")
         for key in table:
@@ -451,6 +489,12 @@ def load(path: Path | None = None, db: Path | str | None = None) -> Config:
     for k, v in keys.items():
         if not isinstance(v, str):
             raise ConfigError(f"{where}: keys.{k} must be a key name string, got {v!r}")
+    rounds = get(data, "max_tool_rounds", int, 20, "")
+    if rounds < 1:
+        raise ConfigError(f"{where}: max_tool_rounds must be 1 or more, got {rounds}")
+    limit = get(data, "tool_result_limit", int, RESULT_LIMIT, "")
+    if limit < 1000:
+        raise ConfigError(f"{where}: tool_result_limit must be at least 1000 characters, got {limit}")
     return Config(
         path=path,
         db_path=Path(db).expanduser()
@@ -463,5 +507,63 @@ def load(path: Path | None = None, db: Path | str | None = None) -> Config:
         max_attempts=get(data, "max_attempts", int, 5, ""),
         bell=get(data, "bell", bool, False, ""),
         keys=dict(keys),
+        mcp=mcp_servers(data.get("mcp", {}), where),
+        max_tool_rounds=rounds,
+        tool_result_limit=limit,
         warnings=unknown_keys(data, text, where),
+    )
+
+
+def mcp_servers(raw: Any, where: str) -> dict[str, McpServerConfig]:
+    """[mcp.NAME] tables, checked: one of command or url, strings where strings go, and
+    approval rules that say ask, allow or deny."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: [mcp] must be a table of tables")
+    return {name: _mcp_server(name, table, where) for name, table in raw.items()}
+
+
+def _mcp_server(name: str, table: Any, where: str) -> McpServerConfig:
+    ctx = f"mcp.{name}"
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: [{ctx}] must be a table")
+
+    def typed(key: str, kind: type, default: Any) -> Any:
+        value = table.get(key, default)
+        if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+            raise ConfigError(f"{where}: {ctx}.{key} must be {kind.__name__}, got {value!r}")
+        return value
+
+    def strings(key: str) -> dict[str, str]:
+        value = typed(key, dict, {})
+        if not all(isinstance(v, str) for v in value.values()):
+            raise ConfigError(f'{where}: {ctx}.{key} values must be strings (secrets as "${{VAR}}")')
+        return dict(value)
+
+    command, url = typed("command", str, ""), typed("url", str, "")
+    if bool(command) == bool(url):
+        raise ConfigError(f"{where}: [{ctx}] needs either command (a stdio server) or url (streamable HTTP)")
+    args = typed("args", list, [])
+    if not all(isinstance(a, str) for a in args):
+        raise ConfigError(f"{where}: {ctx}.args must be a list of strings")
+    timeout = table.get("timeout", 60.0)
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+        raise ConfigError(f"{where}: {ctx}.timeout must be a number of seconds above 0")
+    approval, tools = typed("approval", str, "ask"), strings("tools")
+    decisions = ", ".join(f'"{d.value}"' for d in Decision)
+    for key, value in [("approval", approval), *((f"tools.{k}", v) for k, v in tools.items())]:
+        if value not in Decision._value2member_map_:
+            raise ConfigError(f"{where}: {ctx}.{key} must be one of {decisions}, got {value!r}")
+    return McpServerConfig(
+        name=name,
+        command=command,
+        args=list(args),
+        env=strings("env"),
+        cwd=typed("cwd", str, ""),
+        url=url,
+        headers=strings("headers"),
+        enabled=typed("enabled", bool, True),
+        timeout=float(timeout),
+        approval=approval,
+        tools=tools,
+        max_parallel=typed("max_parallel", int, 4),
     )
