@@ -170,8 +170,9 @@ def test_mcp_servers_load_with_their_policy_and_secrets_never_in_the_config(tmp_
     monkeypatch.setenv("GH_TOKEN_FOR_TEST", "ghp-secret-value")
     config = tmp_path / "config.toml"
     config.write_text(
-        "max_tool_rounds = 5\n" + GOOD
-        '[mcp.time]\ncommand = "mcp-server-time"\nargs = ["--local-timezone", "UTC"]\napproval = "allow"\n'
+        "max_tool_rounds = 5\n"
+        + GOOD
+        + '[mcp.time]\ncommand = "mcp-server-time"\nargs = ["--local-timezone", "UTC"]\napproval = "allow"\n'
         '[mcp.github]\nurl = "http://127.0.0.1:9/mcp"\nheaders = {Authorization = "Bearer ${GH_TOKEN_FOR_TEST}"}\n'
         'enabled = false\ntimeout = 5\n[mcp.github.tools]\n"get_*" = "allow"\n"delete_*" = "deny"\n'
         '[mcp.typo]\ncommand = "x"\ncomand = "y"\n'
