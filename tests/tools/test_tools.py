@@ -155,7 +155,7 @@ async def test_env_values_come_from_named_variables_and_count_as_secrets(tmp_pat
     finally:
         await server.aclose()
     missing = ToolServer(faulty_server(env={"TOKEN": "${CHATPLEX_TEST_UNSET}"}), tmp_path)
-    with pytest.raises(ToolServerError, match="CHATPLEX_TEST_UNSET is not set"):
+    with pytest.raises(ToolServerError, match=r"^faulty: the environment variable CHATPLEX_TEST_UNSET is not set"):
         await missing.start()
 
 

@@ -161,7 +161,7 @@ class ToolServer:
         except asyncio.CancelledError:
             raise
         except BaseException as e:  # the SDK raises exception groups from its task groups
-            reason = f"{self.name}: {_describe(e)}"
+            reason = str(e) if isinstance(e, ToolServerError) else f"{self.name}: {_describe(e)}"
             if not ready.done():
                 ready.set_exception(ToolServerError(reason))
             elif not self._stop.is_set():
