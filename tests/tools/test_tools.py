@@ -182,3 +182,18 @@ def test_policy_per_server_then_per_tool_globs_first_match_wins():
     assert decide("get_file", "ask", rules) is Decision.ALLOW
     assert decide("write_file", "allow", rules) is Decision.ASK
     assert decide("x", "sometimes") is Decision.ASK  # unknown: ask
+
+
+async def test_a_secret_the_server_prints_to_stderr_is_masked_in_its_log_and_errors(tmp_path, monkeypatch):
+    monkeypatch.setenv("CHATPLEX_TEST_TOKEN", "tok-456-secret")
+    config = McpServerConfig(
+        name="leaky",
+        command="sh",
+        args=["-c", 'echo "bad token $TOKEN" >&2; exit 1'],
+        env={"TOKEN": "${CHATPLEX_TEST_TOKEN}"},
+    )
+    server = ToolServer(config, tmp_path)
+    with pytest.raises(ToolServerError) as failure:
+        await server.start()
+    assert "bad token ****" in str(failure.value) and "tok-456-secret" not in str(failure.value)
+    assert (tmp_path / "mcp-leaky.log").read_text().strip() == "bad token ****"

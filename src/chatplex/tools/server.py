@@ -9,11 +9,12 @@ import contextlib
 import logging
 import os
 import re
+import threading
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import IO, Any
+from typing import Any, TextIO
 
 import mcp
 import mcp.types
@@ -21,6 +22,7 @@ from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import create_mcp_http_client, streamable_http_client
 from mcp.shared.exceptions import MCPError
 
+from chatplex.redact import redact
 from chatplex.tools.results import ToolOutcome, outcome_of
 
 log = logging.getLogger("chatplex.tools")
@@ -100,7 +102,8 @@ class ToolServer:
         self._failures = 0  # consecutive: the backoff before the next start
         self._retry_at = 0.0
         self._calls = asyncio.Semaphore(max(1, config.max_parallel))
-        self._errlog: IO[str] | None = None
+        self._errlog: TextIO | None = None
+        self._copier: threading.Thread | None = None  # copies the server's stderr to its log
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> list[ToolSpec]:
@@ -180,8 +183,31 @@ class ToolServer:
         params = mcp.StdioServerParameters(
             command=c.command, args=list(c.args), env=c.resolve(c.env) or None, cwd=c.cwd or None
         )
-        self._errlog = open(self.log_path, "a", encoding="utf-8") if self.log_path else open(os.devnull, "w")  # noqa: SIM115
+        self._errlog = self._stderr_pipe()
         return stdio_client(params, errlog=self._errlog)
+
+    def _stderr_pipe(self) -> TextIO:
+        """The server's stderr: a pipe whose lines a thread copies to mcp-NAME.log with the
+        secrets its env was given masked (a server may print its own token when it fails)."""
+        read_fd, write_fd = os.pipe()
+        secrets = self.config.secrets()
+        path = self.log_path
+
+        def copy() -> None:
+            with open(read_fd, encoding="utf-8", errors="replace") as lines:
+                out = open(path, "a", encoding="utf-8") if path else None  # noqa: SIM115
+                try:
+                    for line in lines:
+                        if out is not None:
+                            out.write(redact(line, secrets))
+                            out.flush()
+                finally:
+                    if out is not None:
+                        out.close()
+
+        self._copier = threading.Thread(target=copy, name=f"mcp-{self.name}-stderr", daemon=True)
+        self._copier.start()
+        return open(write_fd, "w", encoding="utf-8")  # noqa: SIM115 - closed when the connection ends
 
     async def _end(self) -> None:
         """Stop the connection task, if any, and wait for it (the server process goes with it)."""
@@ -196,6 +222,9 @@ class ToolServer:
             task.cancel()
             with contextlib.suppress(BaseException):
                 await task
+        copier, self._copier = self._copier, None
+        if copier is not None:  # its last lines reach the log before anyone reads the tail
+            await asyncio.to_thread(copier.join, 2.0)
 
     async def aclose(self) -> None:
         async with self._lock:
