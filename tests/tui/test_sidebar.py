@@ -126,3 +126,29 @@ async def test_a_change_moves_its_row_and_redraws_only_that_row(fake, tmp_path, 
         await until(pilot, lambda: top not in sidebar.sessions)
         assert len(sidebar.order) == MANY - 1 and top not in sidebar.order
         assert app.failures.count == 0
+
+
+async def test_a_click_below_the_last_row_does_nothing_and_hover_marks_the_row(fake, tmp_path):
+    app = ChatplexApp(make_config(tmp_path, provider_for(fake.scenario())))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await app.ready.wait()
+        for title in ("a", "b", "c"):
+            await app.coord.create_session(title)
+        await until(pilot, lambda: len(app.sidebar.order) == 3)
+        await pilot.pause()
+        sidebar = app.sidebar
+        shown = app.current
+        await pilot.click(SessionList, offset=(4, 3 * ROW_HEIGHT + 2))  # blank: no row there
+        await pilot.click(SessionList, offset=(0, sidebar.size.height - 1))
+        await pilot.pause()
+        assert app.current == shown and app.failures.count == 0
+
+        def background(y: int) -> object:
+            return next(iter(sidebar.render_line(y))).style.bgcolor
+
+        plain = background(ROW_HEIGHT)  # neither highlighted nor under the mouse
+        await pilot.hover(SessionList, offset=(4, ROW_HEIGHT + 1))
+        await until(pilot, lambda: background(ROW_HEIGHT) != plain)
+        assert background(ROW_HEIGHT + 1) == background(ROW_HEIGHT) and background(2 * ROW_HEIGHT) == plain
+        await pilot.click(SessionList, offset=(4, ROW_HEIGHT + 1))
+        await until(pilot, lambda: app.current == sidebar.order[1])
