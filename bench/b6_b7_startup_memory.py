@@ -85,8 +85,10 @@ def make_db(path: Path, sessions: int, messages: int) -> None:
     con.close()
 
 
-def cached_db(into: Path, sessions: int, messages: int) -> Path:
-    """A fresh copy in `into` of the generated database, generating it on first use."""
+def cached_db(into: Path, sessions: int, messages: int, empty_newest: bool = False) -> Path:
+    """A fresh copy in `into` of the generated database, generating it on first use.
+    `empty_newest` adds a newest session with no messages: the app opens on it, so the chat
+    pane shows no Markdown and the figure is the session list's own cost."""
     CACHE.mkdir(exist_ok=True)
     probe = Path(tempfile.mkdtemp(dir=CACHE)) / "probe.db"
     version = _schema(probe)
@@ -100,8 +102,17 @@ def cached_db(into: Path, sessions: int, messages: int) -> Path:
         make_db(partial, sessions, messages)
         partial.rename(kept)
         print(f"(generated {kept} in {time.perf_counter() - started:.1f} s)", file=sys.stderr)
-    copy = into / kept.name
+    copy = into / (("empty-newest-" if empty_newest else "") + kept.name)
     shutil.copyfile(kept, copy)
+    if empty_newest:
+        con = sqlite3.connect(copy)
+        with con:
+            con.execute(
+                "INSERT INTO sessions(title, provider, model, status, created_at, updated_at)"
+                " VALUES ('new', 'local', 'm', 'idle', ?, ?)",
+                (time.time() + 60, time.time() + 60),
+            )
+        con.close()
     return copy
 
 
@@ -163,22 +174,32 @@ def main() -> None:
         empty = Path(tmp) / "empty.db"
         big = cached_db(Path(tmp), args.sessions, args.messages)
         huge = cached_db(Path(tmp), args.big_sessions, args.big_messages)
+        list_only = cached_db(Path(tmp), args.sessions, args.messages, empty_newest=True)
+        huge_list_only = cached_db(Path(tmp), args.big_sessions, args.big_messages, empty_newest=True)
         child(empty, 0)  # warm the import caches
-        empty_runs, big_runs, huge_runs = [], [], []
-        for _ in range(args.runs):  # interleaved, so a burst of load on the machine hits all three
-            empty_runs.append(child(empty, 0))
-            big_runs.append(child(big, 0))
-            huge_runs.append(child(huge, LONG))
+        runs: dict[str, list[dict]] = {"empty": [], "B6": [], "B6b": [], "B6-list": [], "B6b-list": []}
+        for _ in range(args.runs):  # interleaved, so a burst of load on the machine hits them all
+            runs["empty"].append(child(empty, 0))
+            runs["B6"].append(child(big, 0))
+            runs["B6b"].append(child(huge, LONG))
+            runs["B6-list"].append(child(list_only, 0))
+            runs["B6b-list"].append(child(huge_list_only, 0))
+    empty_runs, huge_runs = runs["empty"], runs["B6b"]
     e = min(r["startup"] for r in empty_runs)
-    for name, runs, sessions, messages, factor in (
-        ("B6", big_runs, args.sessions, args.messages, 1.5),
-        ("B6b", huge_runs, args.big_sessions, args.big_messages, 2.0),
+    for name, sessions, messages, factor in (
+        ("B6", args.sessions, args.messages, 1.5),
+        ("B6b", args.big_sessions, args.big_messages, 2.0),
+        ("B6-list", args.sessions, args.messages, 1.5),
+        ("B6b-list", args.big_sessions, args.big_messages, 2.0),
     ):
-        b = min(r["startup"] for r in runs)
-        spread = "/".join(f"{r['startup'] * 1000:.0f}" for r in runs)
+        title = f"{name} start-up, {sessions} sessions/{messages // 1000}k msgs"
+        if name.endswith("-list"):
+            title = f"{name} same, opening an empty session"
+        b = min(r["startup"] for r in runs[name])
+        spread = "/".join(f"{r['startup'] * 1000:.0f}" for r in runs[name])
         print(
             line(
-                f"{name} start-up, {sessions} sessions/{messages} msgs",
+                title,
                 b * 1000,
                 e * 1000,
                 f"<= {factor}x empty",

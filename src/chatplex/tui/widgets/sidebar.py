@@ -213,13 +213,15 @@ class SessionList(ScrollView, can_focus=True):
         """Rows were added, removed or moved: new height, and the cursor on the focused row."""
         self.virtual_size = Size(0, ROW_HEIGHT * len(self.order))
         self._hover = None
-        self.highlighted = None
-        self._highlight_focused()
+        self._highlight_focused(clear=True)
         self.refresh()
 
-    def _highlight_focused(self) -> None:
+    def _highlight_focused(self, clear: bool = False) -> None:
+        """The cursor on the focused session's row (unchanged, it does not scroll the list)."""
         if self.focused_id in self.sessions:
             self.highlighted = self.order.index(self.focused_id)
+        elif clear:
+            self.highlighted = None
 
     def _refresh_row(self, index: int) -> None:
         self.refresh_lines(index * ROW_HEIGHT, ROW_HEIGHT)
