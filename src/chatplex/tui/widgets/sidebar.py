@@ -246,6 +246,8 @@ class SessionList(ScrollView, can_focus=True):
         return self._row_strips(index, width)[line]
 
     def _row_strips(self, index: int, width: int) -> list[Strip]:
+        """Cached by what the row shows: a spinner frame or a cursor move formats that row
+        alone, and the two lines of a row are formatted together."""
         sid = self.order[index]
         session = self.sessions[sid]
         state = "highlighted" if index == self.highlighted else "hover" if index == self._hover else ""
