@@ -494,11 +494,13 @@ async def test_every_sidebar_row_is_exactly_two_lines(fake, tmp_path):
         for sid in ids[:3]:
             await app.coord.send(sid, "长回复")  # previews of wide text, unread badges
         await until(pilot, lambda: all(app.sidebar.sessions[i].status is SessionStatus.WAITING for i in ids[:3]))
+        from chatplex.tui.widgets.sidebar import row
+
         sidebar = app.sidebar
-        padding = sidebar.get_component_styles("option-list--option").padding
-        width = sidebar.scrollable_content_region.width - padding.width
-        heights = [sidebar._get_visual(option).get_height(sidebar.styles, width) for option in sidebar.options]
-        assert heights == [2] * len(titles)
+        width = sidebar.row_width
+        for sid in sidebar.order:
+            lines = row(sidebar.sessions[sid], width).split("\n")
+            assert len(lines) == 2 and all(line.cell_length <= width for line in lines), lines
         # and the arithmetic line map agrees with navigation: each row selects its own session
         sidebar.focus()
         for index, sid in enumerate(sidebar.order):

@@ -1,18 +1,25 @@
 """The session list: one two-line row per session, most recently active first.
 
-An OptionList renders only the rows in view, so a thousand sessions cost no more than a
-screenful; a change to one session re-renders that row alone.
+Drawn line by line (Textual's Line API): only the rows in view are formatted, so ten
+thousand sessions cost no more than a screenful; a change to one session redraws that row.
 """
 
 from __future__ import annotations
 
+import bisect
+from typing import Any, ClassVar
+
 from rich.cells import cell_len, set_cell_size
-from textual import on
+from textual import events, on
+from textual.binding import Binding, BindingType
+from textual.cache import LRUCache
 from textual.content import Content
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.message import Message
-from textual.widgets import OptionList
-from textual.widgets.option_list import Option
+from textual.reactive import reactive
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+from textual.visual import Padding, Visual
 
 from chatplex.core.models import Session, SessionStatus
 from chatplex.tui.errors import guarded
@@ -90,99 +97,194 @@ def row(session: Session, width: int, frame: int = 0, focused: bool = False) -> 
     return Content("\n").join([line1, line2])
 
 
-class SessionList(OptionList):
-    """Rows keyed by session id; `Selected` asks the app to focus that session."""
+class SessionList(ScrollView, can_focus=True):
+    """Rows keyed by session id; `Selected` asks the app to focus that session.
+
+    A virtual list on Textual's Line API (as Textual's own `Log`): every row is exactly
+    ROW_HEIGHT lines, so a line maps to its row arithmetically and only the rows on screen
+    are ever formatted. Ten thousand sessions cost a sort and a screenful.
+    """
 
     class Selected(Message):
         def __init__(self, session_id: int) -> None:
             super().__init__()
             self.session_id = session_id
 
+    ALLOW_SELECT = False
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("down", "row_down", "Down", show=False),
+        Binding("up", "row_up", "Up", show=False),
+        Binding("home", "row_first", "First", show=False),
+        Binding("end", "row_last", "Last", show=False),
+        Binding("pagedown", "row_page_down", "Page Down", show=False),
+        Binding("pageup", "row_page_up", "Page Up", show=False),
+        Binding("enter", "open_row", "Select", show=False),
+    ]
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "session-list--row",
+        "session-list--row-highlighted",
+        "session-list--row-hover",
+    }
+    # The look of Textual's OptionList, which this list replaced: the same theme variables.
     DEFAULT_CSS = """
-    SessionList { width: 100%; height: 1fr; }
+    SessionList {
+        width: 100%;
+        height: 1fr;
+        overflow-x: hidden;
+        text-wrap: nowrap;
+        color: $foreground;
+        background: $surface;
+        &:focus {
+            background-tint: $foreground 5%;
+            & > .session-list--row-highlighted {
+                color: $block-cursor-foreground;
+                background: $block-cursor-background;
+                text-style: $block-cursor-text-style;
+            }
+        }
+        & > .session-list--row { padding: 0 1; }
+        & > .session-list--row-highlighted {
+            color: $foreground;
+            background: $block-cursor-blurred-background;
+            text-style: $block-cursor-blurred-text-style;
+        }
+        & > .session-list--row-hover { background: $block-hover-background; }
+    }
     """
 
-    def __init__(self, **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
+    highlighted: reactive[int | None] = reactive(None)
+    """The index in `order` of the row the cursor is on, or None."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self.sessions: dict[int, Session] = {}
-        self.order: list[int] = []
+        self.order: list[int] = []  # session ids, most recently active first
         self.focused_id: int | None = None
         self._frame = 0
+        self._hover: int | None = None
+        # (session id, what its row shows, width, style) -> its ROW_HEIGHT strips
+        self._row_cache: LRUCache[tuple[object, ...], list[Strip]] = LRUCache(256)
 
-    # Every row is exactly ROW_HEIGHT lines (title and preview are cut to the width), so the
-    # line map is arithmetic. OptionList would measure every row after any change to one —
-    # with 1,000 sessions that is ~70 ms per spinner frame or highlight move (B6).
-    def _update_lines(self) -> None:
-        if not self.scrollable_content_region:
-            return
-        cache = self._line_cache
-        count = len(self.options)
-        if len(cache.heights) != count:
-            cache.lines = [(i, j) for i in range(count) for j in range(ROW_HEIGHT)]
-            cache.heights = dict.fromkeys(range(count), ROW_HEIGHT)
-            cache.index_to_line = {i: i * ROW_HEIGHT for i in range(count)}
-        width = self.scrollable_content_region.width - self._get_left_gutter_width()
-        virtual_size = Size(width, len(cache.lines))
-        if virtual_size != self.virtual_size:
-            self.virtual_size = virtual_size
-            self._scroll_update(virtual_size)
-
-    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
-        return ROW_HEIGHT * len(self.options)
-
+    @on(events.Mount)
     @guarded
-    def on_mount(self) -> None:
+    def _start_spinner(self) -> None:
         self.set_interval(0.1, self._spin)
 
     @property
     def row_width(self) -> int:
         return max(self.scrollable_content_region.width - 3, 12) if self.is_mounted and self.size.width else 28
 
+    # ------------------------------------------------------------ the rows
     def set_sessions(self, sessions: list[Session]) -> None:
         self.sessions = {s.id: s for s in sessions}
-        self._rebuild()
+        self.order = sorted(self.sessions, key=self._rank)
+        self._rows_changed()
 
-    def _sorted(self) -> list[int]:
-        return [s.id for s in sorted(self.sessions.values(), key=lambda s: (s.updated_at, s.id), reverse=True)]
-
-    def _rebuild(self) -> None:
-        self.order = self._sorted()
-        width = self.row_width
-        self.set_options(
-            Option(row(self.sessions[sid], width, self._frame, sid == self.focused_id), id=str(sid))
-            for sid in self.order
-        )
-        self._highlight_focused()
-
-    def _highlight_focused(self) -> None:
-        if self.focused_id in self.sessions:
-            index = self.order.index(self.focused_id)
-            if self.highlighted != index:  # moving it measures every row: only when it moves
-                self.highlighted = index
+    def _rank(self, sid: int) -> tuple[float, int]:
+        """Sort key of `order`, ascending: most recently active first, newest id on ties."""
+        session = self.sessions[sid]
+        return (-session.updated_at, -session.id)
 
     def upsert(self, session: Session) -> None:
         known = session.id in self.sessions
         self.sessions[session.id] = session
-        if not known or self._sorted() != self.order:
-            self._rebuild()
+        at = self.order.index(session.id) if known else -1
+        if known:
+            del self.order[at]
+        bisect.insort(self.order, session.id, key=self._rank)
+        if known and self.order[at] == session.id:  # still in its place: redraw that row alone
+            self._refresh_row(at)
         else:
-            self._render_row(session.id)
+            self._rows_changed()
 
     def remove_session(self, session_id: int) -> None:
         if self.sessions.pop(session_id, None) is not None:
-            self._rebuild()
+            self.order.remove(session_id)
+            self._rows_changed()
 
     def set_focused(self, session_id: int | None) -> None:
         previous, self.focused_id = self.focused_id, session_id
         for sid in (previous, session_id):
             if sid in self.sessions:
-                self._render_row(sid)
+                self._refresh_row(self.order.index(sid))
         self._highlight_focused()
 
-    def _render_row(self, sid: int) -> None:
-        self.replace_option_prompt(
-            str(sid), row(self.sessions[sid], self.row_width, self._frame, sid == self.focused_id)
-        )
+    def _rows_changed(self) -> None:
+        """Rows were added, removed or moved: new height, and the cursor on the focused row."""
+        self.virtual_size = Size(0, ROW_HEIGHT * len(self.order))
+        self._hover = None
+        self._highlight_focused(clear=True)
+        self.refresh()
+
+    def _highlight_focused(self, clear: bool = False) -> None:
+        """The cursor on the focused session's row (unchanged, it does not scroll the list)."""
+        if self.focused_id in self.sessions:
+            self.highlighted = self.order.index(self.focused_id)
+        elif clear:
+            self.highlighted = None
+
+    def _refresh_row(self, index: int) -> None:
+        self.refresh_lines(index * ROW_HEIGHT, ROW_HEIGHT)
+
+    def _visible_rows(self) -> range:
+        top = self.scroll_offset.y // ROW_HEIGHT
+        bottom = (self.scroll_offset.y + self.scrollable_content_region.height - 1) // ROW_HEIGHT
+        return range(top, min(bottom + 1, len(self.order)))
+
+    def _row_at(self, y: int) -> int | None:
+        """The row under line `y` of the content region, if any."""
+        index = (self.scroll_offset.y + y) // ROW_HEIGHT
+        return index if y >= 0 and 0 <= index < len(self.order) else None
+
+    # ------------------------------------------------------------ drawing
+    def render_line(self, y: int) -> Strip:
+        """One line on screen: its row's strips, formatted once per change of that row."""
+        width = self.scrollable_content_region.width
+        index, line = divmod(self.scroll_offset.y + y, ROW_HEIGHT)
+        if not 0 <= index < len(self.order):
+            return Strip.blank(width, self.get_visual_style("session-list--row").rich_style)
+        return self._row_strips(index, width)[line]
+
+    def _row_strips(self, index: int, width: int) -> list[Strip]:
+        """Cached by what the row shows: a spinner frame or a cursor move formats that row
+        alone, and the two lines of a row are formatted together."""
+        sid = self.order[index]
+        session = self.sessions[sid]
+        state = "highlighted" if index == self.highlighted else "hover" if index == self._hover else ""
+        style = self.get_visual_style("session-list--row", *([f"session-list--row-{state}"] if state else []))
+        padding = self.get_component_styles("session-list--row").padding
+        frame = self._frame if session.status in ANIMATED else 0
+        focused = sid == self.focused_id
+        shown = (session.title, session.status, session.unread, session.preview, frame, focused)
+        key = (sid, shown, width, style, padding)
+        if (strips := self._row_cache.get(key)) is None:
+            content = row(session, self.row_width, frame, focused)
+            drawn = Visual.to_strips(self, Padding(content, padding), width, ROW_HEIGHT, style)
+            blank = Strip.blank(width, style.rich_style)
+            strips = [s.extend_cell_length(width, style.rich_style) for s in drawn]
+            strips += [blank] * (ROW_HEIGHT - len(strips))
+            self._row_cache[key] = strips
+        return strips
+
+    @guarded
+    def watch_highlighted(self, old: int | None, new: int | None) -> None:
+        if new is not None and self.is_mounted:
+            self._scroll_to_row(new)
+
+    def validate_highlighted(self, index: int | None) -> int | None:
+        if index is None or not self.order:
+            return None
+        return max(0, min(index, len(self.order) - 1))
+
+    def _scroll_to_row(self, index: int) -> None:
+        width = self.scrollable_content_region.width
+        region = Region(0, index * ROW_HEIGHT, width, ROW_HEIGHT)
+        self.scroll_to_region(region, force=True, animate=False, immediate=True)
+
+    @guarded
+    def on_show(self) -> None:
+        if self.highlighted is not None:
+            self._scroll_to_row(self.highlighted)
 
     @guarded
     def _spin(self) -> None:
@@ -190,18 +292,71 @@ class SessionList(OptionList):
         if self.app.animation_level == "none":
             return
         self._frame += 1
-        for sid, session in self.sessions.items():
-            if session.status in ANIMATED:
-                self._render_row(sid)
+        for index in self._visible_rows():
+            if self.sessions[self.order[index]].status in ANIMATED:
+                self._refresh_row(index)
+
+    # ------------------------------------------------------------ keys and mouse
+    def _move(self, delta: int) -> None:
+        if not self.order:
+            return
+        if self.highlighted is None:
+            self.highlighted = 0 if delta > 0 else len(self.order) - 1
+        else:
+            self.highlighted = self.highlighted + delta
 
     @guarded
-    def on_resize(self) -> None:
-        if self.sessions:
-            self._rebuild()
+    def action_row_down(self) -> None:
+        self._move(1)
 
-    @on(OptionList.OptionSelected)
     @guarded
-    def _selected(self, event: OptionList.OptionSelected) -> None:
-        event.stop()
-        if event.option.id is not None:
-            self.post_message(self.Selected(int(event.option.id)))
+    def action_row_up(self) -> None:
+        self._move(-1)
+
+    @guarded
+    def action_row_first(self) -> None:
+        self.highlighted = 0
+
+    @guarded
+    def action_row_last(self) -> None:
+        self.highlighted = len(self.order) - 1
+
+    @guarded
+    def action_row_page_down(self) -> None:
+        self._move(max(self.scrollable_content_region.height // ROW_HEIGHT, 1))
+
+    @guarded
+    def action_row_page_up(self) -> None:
+        self._move(-max(self.scrollable_content_region.height // ROW_HEIGHT, 1))
+
+    @guarded
+    def action_open_row(self) -> None:
+        if self.highlighted is not None:
+            self.post_message(self.Selected(self.order[self.highlighted]))
+
+    @on(events.Click)
+    @guarded
+    def _clicked(self, event: events.Click) -> None:
+        offset = event.get_content_offset(self)  # None on the scrollbar: it scrolls by itself
+        index = self._row_at(offset.y) if offset is not None else None
+        if index is not None:
+            self.highlighted = index
+            self.action_open_row()
+
+    @on(events.MouseMove)
+    @guarded
+    def _hovered(self, event: events.MouseMove) -> None:
+        offset = event.get_content_offset(self)
+        self._set_hover(self._row_at(offset.y) if offset is not None else None)
+
+    @on(events.Leave)
+    @guarded
+    def _left(self, event: events.Leave) -> None:
+        self._set_hover(None)
+
+    def _set_hover(self, index: int | None) -> None:
+        if index != self._hover:
+            for old in (self._hover, index):
+                if old is not None:
+                    self._refresh_row(old)
+            self._hover = index
