@@ -15,6 +15,7 @@ from textual import events
 from textual.content import Content
 from textual.widgets import Static
 
+from chatplex.tui.errors import guarded
 from chatplex.tui.safe import plain
 
 PEEK_LINES = 6  # lines of the thinking shown while it streams (the newest)
@@ -57,6 +58,7 @@ class ReasoningBlock(Static):
             self._chunks = ["".join(self._chunks)]
         return self._chunks[0]
 
+    @guarded
     def on_mount(self) -> None:
         self._show()
 
@@ -87,6 +89,7 @@ class ReasoningBlock(Static):
         if self.streaming:
             self._show()
 
+    @guarded
     def on_click(self, event: events.Click) -> None:
         event.stop()
         self.toggle()
@@ -105,6 +108,7 @@ class ReasoningBlock(Static):
         mark = "▾" if self.expanded else "▸"
         return f"{mark} {what} " + " · ".join(figures) if figures else f"{mark} {what}"
 
+    @guarded
     def _show(self) -> None:
         self._due = False
         head = plain(self.title(), "italic")
@@ -153,6 +157,7 @@ class ToolCard(Static):
         self.arguments = arguments
         self.status = status
 
+    @guarded
     def on_mount(self) -> None:
         self._show()
 
@@ -165,6 +170,7 @@ class ToolCard(Static):
         self.set_class(error, "-error")
         self._show()
 
+    @guarded
     def _show(self) -> None:
         call = Content.assemble(
             plain("⚙ ", "$secondary"),
