@@ -18,6 +18,7 @@ from textual.widgets import DataTable, Footer, Static
 
 from chatplex.core.coordinator import Coordinator
 from chatplex.core.models import Job, JobState, Priority, QueueStats
+from chatplex.core.text import duration
 from chatplex.tui.errors import guarded
 from chatplex.tui.safe import visible
 from chatplex.tui.screens.modals import ConfirmScreen
@@ -42,15 +43,6 @@ COLUMNS = (
     ("next retry", 10),
     ("last error", 60),
 )
-
-
-def duration(seconds: float) -> str:
-    """Coarse on purpose: a live table that flickers by tenths is noise."""
-    if seconds < 1:
-        return "<1s"
-    if seconds < 60:
-        return f"{int(seconds)}s"
-    return f"{int(seconds // 60)}m {int(seconds % 60):02d}s"
 
 
 def next_retry(job: Job, now: float) -> str:
