@@ -18,7 +18,7 @@ from textual.widgets import DataTable, Footer, Static
 
 from chatplex.core.coordinator import Coordinator
 from chatplex.core.models import Job, JobState, Priority, QueueStats
-from chatplex.core.text import duration
+from chatplex.core.text import duration, preview_of
 from chatplex.tui.errors import guarded
 from chatplex.tui.safe import visible
 from chatplex.tui.screens.modals import ConfirmScreen
@@ -76,7 +76,7 @@ def job_row(job: Job, titles: dict[int, str], now: float) -> list[Text | str]:
         duration(waited),
         duration(ran) if ran is not None else "",
         next_retry(job, now),
-        cell(visible(" ".join((job.last_error or "").split()))[:60], "red" if job.last_error else ""),
+        cell(visible(preview_of(job.last_error or "", 60)), "red" if job.last_error else ""),
     ]
 
 
