@@ -10,11 +10,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from chatplex.cli.output import UsageError, for_stream, save_file
+from chatplex.cli.output import UsageError, for_stream
 from chatplex.cli.refs import NAME_LIMIT, find_session
 from chatplex.config import Config
 from chatplex.core.coordinator import MAX_MESSAGE
-from chatplex.core.export import FORMAT, render
+from chatplex.core.export import FORMAT, render, save
 from chatplex.core.models import MessageState
 from chatplex.core.store import Store
 from chatplex.core.text import visible
@@ -27,12 +27,15 @@ async def cmd_export(config: Config, args: argparse.Namespace) -> int:
         messages = await store.messages(session.id)
     finally:
         await store.close()
-    text = render(session, messages, args.format)
     if args.output and args.output != "-":
-        save_file(Path(args.output).expanduser(), text)
+        path = Path(args.output).expanduser()
+        try:
+            save(path, session, messages, args.format)  # as the app's Ctrl+S writes it
+        except OSError as e:
+            raise UsageError(f"cannot write {path}: {e.strerror or e}") from e
         print(f"wrote {args.output}", file=sys.stderr)
     else:
-        sys.stdout.write(for_stream(text, is_json=args.format == "json"))
+        sys.stdout.write(for_stream(render(session, messages, args.format), is_json=args.format == "json"))
     return 0
 
 
