@@ -12,7 +12,8 @@ from chatplex.core.text import duration, preview_of
 
 
 def test_durations_read_the_same_everywhere():
-    seconds = (-5, float("nan"), 0, 0.4, 1, 1.9, 59.9, 60, 61, 3599, 3600, 3725, 86399, 86400, 90061)
+    seconds = (-5, float("nan"), 0, 0.4, 1, 1.9, 59.9, 60, 61, 3599, 3600, 3725, 86399, 86400)
+    seconds += (90061,)
     assert [duration(s) for s in seconds] == [
         "<1s",  # a clock behind another machine's is not a negative wait
         "<1s",
@@ -45,11 +46,12 @@ def test_preview_is_one_line_cut_with_an_ellipsis():
     assert preview_of("x" * 30, 10) == "x" * 9 + "…"
 
 
-SESSION = Session(1, "t", "fake", "fake-small", system_prompt="be ```brief```", created_at=1_700_000_000)
+T0 = 1_700_000_000
+SESSION = Session(1, "t", "fake", "fake-small", system_prompt="be ```brief```", created_at=T0)
 
 
-def message(i: int, role: Role, content: str, state=MessageState.COMPLETE, error=None, model=None) -> Message:
-    return Message(i, 1, role, content, state=state, error=error, model=model, created_at=1_700_000_000 + i)
+def message(i: int, role: Role, content: str, state=MessageState.COMPLETE, **kw) -> Message:
+    return Message(i, 1, role, content, state=state, created_at=T0 + i, **kw)
 
 
 MESSAGES = [
@@ -76,10 +78,12 @@ def test_markdown_keeps_every_message_and_says_what_state_each_is_in():
 
 def test_the_show_transcript_says_the_same_as_the_markdown():
     text = to_text(SESSION, MESSAGES)
-    assert text.startswith("# t  (fake · fake-small)\n\n[system]\nbe ```brief```\n\n[system]\nan imported")
+    head = "# t  (fake · fake-small)\n\n[system]\nbe ```brief```\n\n[system]\nan imported"
+    assert text.startswith(head)
     assert "[you]\na ```fenced``` question\n" in text and "[fake-large]\n**bold** answer\n" in text
     assert "[fake-small]\n\n(failed)\n" in text  # not "(failed: )"
-    assert "(interrupted: cancelled)" in text and text.endswith("[fake-small]\nso far\n(still generating)\n")
+    assert "(interrupted: cancelled)" in text
+    assert text.endswith("[fake-small]\nso far\n(still generating)\n")
 
 
 def test_json_export_round_trips_every_message():

@@ -37,7 +37,7 @@ async def test_ctrl_s_in_the_app_and_chatplex_export_write_the_same_markdown(fak
     config = make_config(tmp_path, provider_for(fake.scenario(reply="unused")))
     store = await Store.open(config.db_path)
     session = await store.import_session(
-        {"title": "both ways", "provider": "fake", "model": "fake-small", "system_prompt": "be ```brief```"},
+        {"title": "both ways", "provider": "fake", "model": "fake-small", "system_prompt": "be `so`"},
         [
             {"role": "system", "content": "an imported system turn"},
             {"role": "user", "content": "a ```fenced``` question"},
@@ -86,6 +86,6 @@ async def test_chatplex_jobs_and_the_queue_inspector_count_a_wait_alike(fake, tm
 
 
 def test_a_dashboard_tile_marks_a_cut_preview_as_the_sidebar_does():
-    session = Session(1, "t", "fake", "fake-small", status=SessionStatus.WAITING, preview="word " * 40)
+    session = Session(1, "t", "fake", "m", status=SessionStatus.WAITING, preview="word " * 40)
     last = tile_text(session, None, 38).plain.splitlines()[-1]
     assert last.endswith("…") and len(last) == 76

@@ -23,7 +23,14 @@ async def cmd_sessions(config: Config, args: argparse.Namespace) -> int:
     table(
         ["id", "status", "unread", "last activity", "provider · model", "title"],
         [
-            [str(s.id), s.status.value, str(s.unread or ""), ago(s.updated_at), f"{s.provider} · {s.model}", s.title]
+            [
+                str(s.id),
+                s.status.value,
+                str(s.unread or ""),
+                ago(s.updated_at),
+                f"{s.provider} · {s.model}",
+                s.title,
+            ]
             for s in sessions
         ],
         empty="no sessions yet — `chatplex send TEXT` starts one",
@@ -39,7 +46,8 @@ async def cmd_show(config: Config, args: argparse.Namespace) -> int:
     finally:
         await coord.store.close()
     if args.json:
-        return emit(True, {"session": session_record(session), "messages": [message_record(m) for m in messages]}, "")
+        records = [message_record(m) for m in messages]
+        return emit(True, {"session": session_record(session), "messages": records}, "")
     print(to_text(session, messages), end="")
     return 0
 
@@ -51,7 +59,8 @@ async def cmd_rm(config: Config, args: argparse.Namespace) -> int:
         await coord.delete_session(session.id)
     finally:
         await coord.store.close()
-    return emit(args.json, {"deleted": session.id}, f"deleted session {session.id} ({visible(session.title)})")
+    human = f"deleted session {session.id} ({visible(session.title)})"
+    return emit(args.json, {"deleted": session.id}, human)
 
 
 async def cmd_rename(config: Config, args: argparse.Namespace) -> int:
@@ -59,10 +68,12 @@ async def cmd_rename(config: Config, args: argparse.Namespace) -> int:
         raise UsageError("the new title is empty")
     coord = await Coordinator.open(config)
     try:
-        session = await coord.rename((await find_session(coord.store, args.session)).id, args.title.strip())
+        found = await find_session(coord.store, args.session)
+        session = await coord.rename(found.id, args.title.strip())
     finally:
         await coord.store.close()
-    return emit(args.json, session_record(session), f"session {session.id} is now {visible(session.title)!r}")
+    human = f"session {session.id} is now {visible(session.title)!r}"
+    return emit(args.json, session_record(session), human)
 
 
 COMMANDS = {"sessions": cmd_sessions, "show": cmd_show, "rm": cmd_rm, "rename": cmd_rename}

@@ -50,11 +50,12 @@ def _note(m: Message) -> str | None:
     return None
 
 
-_NOTE_MARK = {MessageState.ERROR: "⚠", MessageState.INTERRUPTED: "⏸", MessageState.STREAMING: "⋯"}
+_MARK = {MessageState.ERROR: "⚠", MessageState.INTERRUPTED: "⏸", MessageState.STREAMING: "⋯"}
 
 
 def to_markdown(session: Session, messages: list[Message]) -> str:
-    lines = [f"# {session.title}", "", f"*{session.provider} · {session.model} · {_when(session.created_at)}*", ""]
+    byline = f"*{session.provider} · {session.model} · {_when(session.created_at)}*"
+    lines = [f"# {session.title}", "", byline, ""]
     if session.system_prompt:
         fence = _fence(session.system_prompt)
         lines += ["**System prompt**", "", fence + "text", session.system_prompt, fence, ""]
@@ -64,9 +65,10 @@ def to_markdown(session: Session, messages: list[Message]) -> str:
         else:
             # what a person typed is shown as typed; a fence keeps Markdown from reinterpreting it
             fence = _fence(m.content)
-            lines += [f"## {_author(m, session).capitalize()}", "", fence + "text", m.content, fence, ""]
+            heading = f"## {_author(m, session).capitalize()}"
+            lines += [heading, "", fence + "text", m.content, fence, ""]
         if note := _note(m):
-            lines += [f"> {_NOTE_MARK[m.state]} {note}", ""]
+            lines += [f"> {_MARK[m.state]} {note}", ""]
     return "\n".join(lines).rstrip() + "\n"
 
 
