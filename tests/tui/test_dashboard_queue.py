@@ -175,9 +175,10 @@ async def test_queue_inspector_filters_and_actions(fake, tmp_path):
 
 def test_queue_times_are_coarse_and_retries_say_when():
     from chatplex.core.models import Job
-    from chatplex.tui.screens.queue import duration, next_retry
+    from chatplex.core.text import duration
+    from chatplex.tui.screens.queue import next_retry
 
-    assert [duration(s) for s in (0.4, 1.2, 59.9, 61, 3725)] == ["<1s", "1s", "59s", "1m 01s", "62m 05s"]
+    assert [duration(s) for s in (0.4, 1.2, 59.9, 61, 3725)] == ["<1s", "1s", "59s", "1m 01s", "1h 02m"]
     job = Job(
         id=1,
         session_id=1,

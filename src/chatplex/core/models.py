@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 
+# moved to core.text (one preview function); this name stays while code written against it
+# on other branches merges. New code imports it from chatplex.core.text.
+from chatplex.core.text import preview_of as preview_of
+
 
 class Role(StrEnum):
     SYSTEM = "system"
@@ -120,13 +124,3 @@ class QueueStats:
     @property
     def running(self) -> int:
         return self.count(JobState.RUNNING)
-
-
-def preview_of(text: str, width: int = 80) -> str:
-    """One line for the sidebar: whitespace collapsed, cut at `width` with an ellipsis. Only
-    the text's start is looked at: a 10 MB reply's preview must not cost a 10 MB split."""
-    head = text[:4096]
-    line = " ".join(head.split())
-    if len(line) > width:
-        return line[: width - 1] + "…"
-    return line if len(head) == len(text) else line + "…"

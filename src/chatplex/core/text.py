@@ -23,3 +23,33 @@ def json_visible(json_text: str) -> str:
     escape. They can only occur inside strings (json.dumps escapes C0), so the JSON parses
     to the same data."""
     return json_text.translate(_JSON)
+
+
+def preview_of(text: str, width: int = 80) -> str:
+    """One line for the sidebar: whitespace collapsed, cut at `width` with an ellipsis. Only
+    the text's start is looked at: a 10 MB reply's preview must not cost a 10 MB split."""
+    head = text[:4096]
+    line = " ".join(head.split())
+    if len(line) > width:
+        return line[: width - 1] + "…"
+    return line if len(head) == len(text) else line + "…"
+
+
+# each unit with the next smaller one, largest first
+_UNITS = (("d", 86400, "h", 3600), ("h", 3600, "m", 60), ("m", 60, "s", 1))
+
+
+def duration(seconds: float, *, coarse: bool = False) -> str:
+    """A span of time for people: "<1s", "42s", "2m 03s", "1h 02m", "3d 04h" (two units, the
+    second zero-padded so a live column does not jitter); `coarse` keeps the first ("2m"),
+    for ages like "2m ago". Whole units, rounded down: a live count never runs ahead. Below a
+    second it says "<1s" rather than "0s", which would read as no time at all."""
+    if not seconds >= 1:  # also a negative span (the clocks of two machines) and NaN
+        return "<1s"
+    n = int(seconds)
+    if n < 60:
+        return f"{n}s"
+    unit, size, small, small_size = next(u for u in _UNITS if n >= u[1])
+    if coarse:
+        return f"{n // size}{unit}"
+    return f"{n // size}{unit} {n % size // small_size:02d}{small}"

@@ -675,7 +675,7 @@ class ChatplexApp(App[None]):
             self.notify("This session was deleted meanwhile.", severity="warning", markup=False)
             return
         try:  # in a thread: a 10 MB transcript takes a while to build and write (B12)
-            await asyncio.to_thread(_write_markdown, Path(path).expanduser(), session, messages)
+            await asyncio.to_thread(export.save, Path(path).expanduser(), session, messages)
         except OSError as e:
             self.notify(f"Could not write {path}: {e.strerror}", severity="error", markup=False)
             return
@@ -747,10 +747,6 @@ def setup_hint(config: Config) -> str:
         f"or run `chatplex config init` to write {config_path()} and set up another provider "
         f"there: {others}, or llamacpp for a local GGUF file."
     )
-
-
-def _write_markdown(path: Path, session: Session, messages: list[models.Message]) -> None:
-    path.write_text(export.to_markdown(session, messages), encoding="utf-8")
 
 
 def run(config: Config) -> int:

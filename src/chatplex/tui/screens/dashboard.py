@@ -20,6 +20,7 @@ from textual.widgets import Footer, Static
 
 from chatplex.core.coordinator import Coordinator, Running
 from chatplex.core.models import Session, SessionStatus
+from chatplex.core.text import duration, preview_of
 from chatplex.tui.errors import guarded
 from chatplex.tui.safe import visible
 from chatplex.tui.widgets.sidebar import MARKS, PLACEHOLDER
@@ -29,11 +30,6 @@ TITLE = "Dashboard — arrows or hjkl move, Enter (or a tile's number) opens, Es
 LINES = 3  # lines of the reply shown per tile
 TILE_WIDTH = 38  # columns are as many of these as fit, 1 to 4
 MAX_TILES = 200  # the most recently active; 1,000 tiles would take a second to open
-
-
-def _seconds(s: float) -> str:
-    s = max(0, int(s))
-    return f"{s}s" if s < 60 else f"{s // 60}m {s % 60:02d}s"
 
 
 def _tail(rj: Running, width: int) -> list[str]:
@@ -68,12 +64,12 @@ def tile_text(session: Session, rj: Running | None, width: int) -> Content:
         now = clock()
         elapsed = now - rj.started
         rate = rj.tokens / (now - rj.first_token) if rj.first_token and now > rj.first_token else 0.0
-        lines.append(Content(f"streaming {_seconds(elapsed)} · {rj.tokens} tok · {rate:.0f} tok/s").stylize("$accent"))
+        lines.append(Content(f"streaming {duration(elapsed)} · {rj.tokens} tok · {rate:.0f} tok/s").stylize("$accent"))
         body = _tail(rj, width) if rj.chunks else ["waiting for the model…"]
         lines += [Content(line) for line in body]
     elif session.status is SessionStatus.ERROR:
         lines.append(Content("failed — Enter, then ctrl+r to retry").stylize("$error"))
-        lines.append(Content(visible(session.preview)[: width * 2]).stylize("$error"))
+        lines.append(Content(visible(preview_of(session.preview, width * 2))).stylize("$error"))
     elif session.status is SessionStatus.INTERRUPTED:
         lines.append(Content("‖ interrupted — resumes when a worker is free").stylize("$warning"))
     else:
@@ -85,7 +81,7 @@ def tile_text(session: Session, rj: Running | None, width: int) -> Content:
         }
         lines.append(Content(state.get(session.status, session.status.value)).stylize("$text-muted"))
         preview = session.preview or PLACEHOLDER.get(session.status, "")
-        lines.append(Content(visible(" ".join(preview.split()))[: width * 2]))
+        lines.append(Content(visible(preview_of(preview, width * 2))))
     return Content("\n").join(lines)
 
 

@@ -18,6 +18,7 @@ from textual.widgets import DataTable, Footer, Static
 
 from chatplex.core.coordinator import Coordinator
 from chatplex.core.models import Job, JobState, Priority, QueueStats
+from chatplex.core.text import duration, preview_of
 from chatplex.tui.errors import guarded
 from chatplex.tui.safe import visible
 from chatplex.tui.screens.modals import ConfirmScreen
@@ -42,15 +43,6 @@ COLUMNS = (
     ("next retry", 10),
     ("last error", 60),
 )
-
-
-def duration(seconds: float) -> str:
-    """Coarse on purpose: a live table that flickers by tenths is noise."""
-    if seconds < 1:
-        return "<1s"
-    if seconds < 60:
-        return f"{int(seconds)}s"
-    return f"{int(seconds // 60)}m {int(seconds % 60):02d}s"
 
 
 def next_retry(job: Job, now: float) -> str:
@@ -84,7 +76,7 @@ def job_row(job: Job, titles: dict[int, str], now: float) -> list[Text | str]:
         duration(waited),
         duration(ran) if ran is not None else "",
         next_retry(job, now),
-        cell(visible(" ".join((job.last_error or "").split()))[:60], "red" if job.last_error else ""),
+        cell(visible(preview_of(job.last_error or "", 60)), "red" if job.last_error else ""),
     ]
 
 

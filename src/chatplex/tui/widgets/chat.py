@@ -26,6 +26,7 @@ from textual.widgets import Markdown, Static
 from textual.widgets.markdown import MarkdownStream
 
 from chatplex.core.models import Message, MessageState, Role, Session
+from chatplex.core.text import duration
 from chatplex.tui.errors import guarded
 from chatplex.tui.safe import plain, visible
 
@@ -172,9 +173,9 @@ class ReplyMessage(Vertical):
                 return Content("")
             if self.started_at is None:
                 return plain("queued — waiting its turn", "$text-muted")
-            waited = int(time.monotonic() - self.started_at)
+            waited = time.monotonic() - self.started_at
             # a server busy with other requests may take a while to start: show it is alive
-            return plain("waiting for the model…" + (f" {waited}s" if waited >= 1 else ""), "$text-muted")
+            return plain("waiting for the model…" + (f" {duration(waited)}" if waited >= 1 else ""), "$text-muted")
         if m.state is MessageState.ERROR:
             error = m.error or "failed"
             if CONTEXT_FULL.search(error):  # the error in red, what to do in plain words

@@ -7,7 +7,7 @@ import json
 import signal
 import sys
 
-from chatplex.admin import is_terminal, say
+from chatplex.cli.output import is_terminal, say
 from chatplex.core.coordinator import Coordinator
 from chatplex.core.events import (
     ExternalChange,

@@ -1,0 +1,79 @@
+"""Looking at and tidying sessions: `sessions`, `show`, `rm`, `rename`."""
+
+from __future__ import annotations
+
+import argparse
+
+from chatplex.cli.output import UsageError, ago, emit, table
+from chatplex.cli.refs import find_session
+from chatplex.config import Config
+from chatplex.core.coordinator import Coordinator
+from chatplex.core.export import message_record, session_record, to_text
+from chatplex.core.text import visible
+
+
+async def cmd_sessions(config: Config, args: argparse.Namespace) -> int:
+    coord = await Coordinator.open(config)
+    try:
+        sessions = await coord.sessions()
+    finally:
+        await coord.store.close()
+    if args.json:
+        return emit(True, [session_record(s) for s in sessions], "")
+    table(
+        ["id", "status", "unread", "last activity", "provider · model", "title"],
+        [
+            [
+                str(s.id),
+                s.status.value,
+                str(s.unread or ""),
+                ago(s.updated_at),
+                f"{s.provider} · {s.model}",
+                s.title,
+            ]
+            for s in sessions
+        ],
+        empty="no sessions yet — `chatplex send TEXT` starts one",
+    )
+    return 0
+
+
+async def cmd_show(config: Config, args: argparse.Namespace) -> int:
+    coord = await Coordinator.open(config)
+    try:
+        session = await find_session(coord.store, args.session)
+        messages = await coord.messages(session.id)
+    finally:
+        await coord.store.close()
+    if args.json:
+        records = [message_record(m) for m in messages]
+        return emit(True, {"session": session_record(session), "messages": records}, "")
+    print(to_text(session, messages), end="")
+    return 0
+
+
+async def cmd_rm(config: Config, args: argparse.Namespace) -> int:
+    coord = await Coordinator.open(config)
+    try:
+        session = await find_session(coord.store, args.session)
+        await coord.delete_session(session.id)
+    finally:
+        await coord.store.close()
+    human = f"deleted session {session.id} ({visible(session.title)})"
+    return emit(args.json, {"deleted": session.id}, human)
+
+
+async def cmd_rename(config: Config, args: argparse.Namespace) -> int:
+    if not args.title.strip():
+        raise UsageError("the new title is empty")
+    coord = await Coordinator.open(config)
+    try:
+        found = await find_session(coord.store, args.session)
+        session = await coord.rename(found.id, args.title.strip())
+    finally:
+        await coord.store.close()
+    human = f"session {session.id} is now {visible(session.title)!r}"
+    return emit(args.json, session_record(session), human)
+
+
+COMMANDS = {"sessions": cmd_sessions, "show": cmd_show, "rm": cmd_rm, "rename": cmd_rename}
