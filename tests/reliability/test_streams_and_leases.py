@@ -103,11 +103,10 @@ async def test_a_stale_run_in_the_same_process_can_never_write(tmp_path):
         await store.recover(lambda job: True)
         second, _ = await q.claim()
         assert second.id == first.id and second.lease_owner != first.lease_owner
-        with pytest.raises(store_module.LeaseLost):
-            await q.heartbeat(first, "stale text")
+        assert await q.heartbeat_many([(first, "stale text")]) == {first.id}
         with pytest.raises(store_module.LeaseLost):
             await q.complete(first, "stale reply", unread=False, usage=(None, None), finish_reason="stop")
-        await q.heartbeat(second, "fresh ")
+        assert await q.heartbeat_many([(second, "fresh ")]) == set()
         _, msg, _ = await q.complete(second, "fresh reply", unread=False, usage=(None, None), finish_reason="stop")
         assert msg.content == "fresh reply"
     finally:
@@ -126,7 +125,7 @@ async def test_a_wall_clock_jump_does_not_fake_an_expired_lease(tmp_path, monkey
         real = time.time
         monkeypatch.setattr(time, "time", lambda: real() + 3600)  # NTP step, laptop resume
         assert await theirs.recover() == [] and await theirs.recover() == []
-        await mine.heartbeat(job)  # the owner is alive: it renews on its monotonic beat
+        assert await mine.heartbeat_many([(job, "")]) == set()  # the owner renews on its monotonic beat
         assert await theirs.recover() == []
         assert (await store.get_job(job.id)).state is JobState.RUNNING
     finally:

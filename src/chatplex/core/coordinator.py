@@ -27,8 +27,9 @@ from chatplex.core.events import (
 )
 from chatplex.core.models import Job, JobState, Message, Priority, QueueStats, Role, Session, preview_of
 from chatplex.core.queue import JobQueue
+from chatplex.core.running import Running
 from chatplex.core.store import Store, StoreError
-from chatplex.core.worker import Running, Workers
+from chatplex.core.worker import Workers
 from chatplex.providers.base import Provider
 
 __all__ = ["DEFAULT_TITLE", "MAX_MESSAGE", "Coordinator", "Running"]

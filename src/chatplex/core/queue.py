@@ -138,12 +138,9 @@ class JobQueue:
             )
         return claimed
 
-    async def heartbeat(self, job: Job, text: str = "") -> None:
-        """Persist streamed text and extend the lease; raises LeaseLost when it is gone."""
-        await self.store.append(job.id, job.lease_owner or "", text, self.lease)
-
     async def heartbeat_many(self, items: Sequence[tuple[Job, str]]) -> set[int]:
-        """`heartbeat` for several jobs (job, new text) in one write; returns the lost ones."""
+        """Store each (job, new text) and extend their leases, in one write; returns the ids
+        of the jobs whose lease is lost (their text is not written)."""
         return await self.store.append_many(self.lease, [(j.id, j.lease_owner or "", t) for j, t in items])
 
     async def complete(
