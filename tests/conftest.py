@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
@@ -14,7 +15,6 @@ import pytest
 from chatplex.config import Config, ProviderConfig
 from chatplex.core.coordinator import Coordinator
 from chatplex.core.events import Event, EventBus
-from chatplex.core.store import Store
 from tests.fakeserver import FakeServer, Scenario
 
 HERE = Path(__file__).parent
@@ -105,22 +105,17 @@ class Recorder:
 async def coordinators(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
     """Factory: `await coordinators(config, workers=...)` gives a started coordinator and a
     recorder; all are stopped at the end of the test."""
-    made: list[Coordinator] = []
+    async with contextlib.AsyncExitStack() as made:
 
-    async def make(config: Config, start: bool = True, **kw: Any) -> tuple[Coordinator, Recorder]:
-        store = await Store.open(config.db_path)
-        kw.setdefault("backoff_base", 0.05)
-        coord = Coordinator(config, store, **kw)
-        rec = Recorder(coord.bus)
-        made.append(coord)
-        if start:
-            await coord.start()
-        return coord, rec
+        async def make(config: Config, start: bool = True, **kw: Any) -> tuple[Coordinator, Recorder]:
+            kw.setdefault("backoff_base", 0.05)
+            coord = await made.enter_async_context(await Coordinator.open(config, **kw))
+            rec = Recorder(coord.bus)
+            if start:
+                await coord.start()
+            return coord, rec
 
-    yield make
-    for coord in made:
-        if not coord._stopping:
-            await coord.stop()
+        yield make
 
 
 # ---------------------------------------------------------------------- tiny llama.cpp

@@ -114,7 +114,7 @@ async def test_preemption_keeps_partial_and_regenerates_later(fake, tmp_path, co
     await rec.wait(finished(front_reply.id, MessageState.COMPLETE))
     done = await rec.wait(finished(bg_reply.id, MessageState.COMPLETE))
     assert done.message.content == slow.reply  # regenerated, replacing the partial
-    job = await coord.store.get_job(bg_job.id)
+    job = await coord.job(bg_job.id)
     assert job.state is JobState.SUCCEEDED and job.attempts == 1  # preemption spent no attempt
     starts = [e.message_id for e in rec.of(ReplyStarted)]
     assert starts == [bg_reply.id, front_reply.id, bg_reply.id]
@@ -128,8 +128,8 @@ async def test_focus_change_reprioritises_queued_work(fake, tmp_path, coordinato
     _, ra, ja = await coord.send(a.id, "x")
     _, rb, jb = await coord.send(b.id, "y")
     await coord.focus(b.id)
-    assert (await coord.store.get_job(jb.id)).priority is Priority.HIGH
-    assert (await coord.store.get_job(ja.id)).priority is Priority.LOW
+    assert (await coord.job(jb.id)).priority is Priority.HIGH
+    assert (await coord.job(ja.id)).priority is Priority.LOW
     await coord.start()
     await rec.wait(finished(ra.id))
     assert [e.message_id for e in rec.of(ReplyStarted)] == [rb.id, ra.id]
@@ -150,7 +150,7 @@ async def test_work_sent_while_focused_yields_once_focus_moves_on(fake, tmp_path
     front = await coord.create_session("front")
     await coord.focus(front.id)
     for _, job in started:
-        assert (await coord.store.get_job(job.id)).priority is Priority.LOW
+        assert (await coord.job(job.id)).priority is Priority.LOW
     _, front_reply, _ = await coord.send(front.id, "now")
     await rec.wait(lambda e: isinstance(e, ReplyDelta) and e.message_id == front_reply.id)
     for reply, _ in started:  # the front reply started while both long ones were still going
@@ -185,7 +185,7 @@ async def test_cancel_stops_an_endless_stream_quickly(fake, tmp_path, coordinato
     assert loop.time() - t0 < 1.0
     assert done.message.state is MessageState.INTERRUPTED and done.message.error == "cancelled"
     assert done.message.content.startswith("tok")
-    assert (await coord.store.get_job(job.id)).state is JobState.CANCELLED
+    assert (await coord.job(job.id)).state is JobState.CANCELLED
     assert (await coord.session(session.id)).status is SessionStatus.IDLE
 
 
@@ -196,7 +196,7 @@ async def test_transient_error_is_retried_and_succeeds(fake, tmp_path, coordinat
     _, reply, job = await coord.send(session.id, "x")
     done = await rec.wait(finished(reply.id, MessageState.COMPLETE))
     assert done.message.content == "fine now"
-    assert (await coord.store.get_job(job.id)).attempts == 3
+    assert (await coord.job(job.id)).attempts == 3
     assert len(s.requests) == 3
 
 

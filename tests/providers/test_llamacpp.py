@@ -20,7 +20,7 @@ async def test_local_gguf_chat_through_the_coordinator(tiny_model, tmp_path, coo
     done = await rec.wait(finished(reply.id), timeout=60)
     assert done.message.state is MessageState.COMPLETE, done.message.error
     assert done.message.content.strip()
-    provider = coord._providers["local"]
+    provider = coord.provider("local")  # the one the reply ran on: made once, shared
     proc = provider._proc
     assert proc is not None and proc.returncode is None
     await coord.stop()

@@ -76,7 +76,7 @@ async def test_context_overflow_fails_at_once_with_the_servers_reason(tiny_serve
     done = await rec.wait(finished(reply.id))
     assert done.message.state is MessageState.ERROR
     assert "HTTP 400" in done.message.error and "context" in done.message.error.lower()
-    assert (await coord.store.get_job(job.id)).attempts == 1
+    assert (await coord.job(job.id)).attempts == 1
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -96,7 +96,7 @@ async def test_api_key_required_right_and_wrong(servers, tmp_path, coordinators,
     failed = await rec.wait(finished(bad_reply.id))
     assert failed.message.state is MessageState.ERROR and "HTTP 401" in failed.message.error
     assert "check the API key" in failed.message.error and "sk-wrong" not in failed.message.error
-    assert (await coord.store.get_job(bad_job.id)).attempts == 1
+    assert (await coord.job(bad_job.id)).attempts == 1
 
 
 async def test_server_killed_mid_stream_is_retried_once_it_is_back(servers, tmp_path, coordinators):
@@ -120,7 +120,7 @@ async def test_server_killed_mid_stream_is_retried_once_it_is_back(servers, tmp_
     )
     assert done.message.state is MessageState.COMPLETE, done.message.error
     assert done.message.completion_tokens == 1500
-    final = await coord.store.get_job(job.id)
+    final = await coord.job(job.id)
     assert final.state is JobState.SUCCEEDED and final.attempts >= 2
 
 
@@ -142,7 +142,7 @@ async def test_server_down_when_sending_is_retried_once_it_is_back(servers, tmp_
         lambda e: finished(reply.id)(e) and e.message.state is not MessageState.INTERRUPTED, after=cut, timeout=60
     )
     assert done.message.state is MessageState.COMPLETE and done.message.content == TinyServer.REPLY
-    assert (await coord.store.get_job(job.id)).attempts >= 2
+    assert (await coord.job(job.id)).attempts >= 2
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -157,7 +157,7 @@ async def test_server_restarted_between_jobs_is_invisible(servers, tmp_path, coo
     _, second, job = await coord.send(session.id, "two")
     done = await rec.wait(finished(second.id))
     assert done.message.state is MessageState.COMPLETE and done.message.error is None
-    assert (await coord.store.get_job(job.id)).attempts == 1
+    assert (await coord.job(job.id)).attempts == 1
 
 
 async def test_twenty_streams_on_two_server_slots_all_progress(tiny_server, tmp_path, coordinators):

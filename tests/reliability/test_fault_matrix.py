@@ -142,7 +142,7 @@ async def test_retried_fault_recovers_when_it_clears(fake, tmp_path, coordinator
         done = await rec.wait(lambda e: isinstance(e, ReplyFinished) and e.message.id == reply.id, after=again)
         assert done.message.state is MessageState.COMPLETE and done.message.content == REPLY
         assert done.message.error is None
-        final = await coord.store.get_job(job.id)
+        final = await coord.job(job.id)
         assert final.state is JobState.SUCCEEDED and final.attempts == 2
         assert (await coord.session(flaky.id)).status in (SessionStatus.WAITING, SessionStatus.IDLE)
         assert f"job {job.id} retry in" in caplog.text and f"job {job.id} succeeded" in caplog.text
@@ -162,7 +162,7 @@ async def test_permanent_fault_fails_at_once_with_the_servers_message(fake, tmp_
     assert done.message.state is MessageState.ERROR
     assert row.said in done.message.error and f"HTTP {name[:3]}" in done.message.error
     assert "retrying" not in done.message.error
-    final = await coord.store.get_job(job.id)
+    final = await coord.job(job.id)
     assert final.state is JobState.FAILED and final.attempts == 1 and row.said in final.last_error
     assert len(bad.requests) == 1
     session = await coord.session(flaky.id)
@@ -180,7 +180,7 @@ async def test_429_exhausting_every_attempt_fails_with_the_reason(fake, tmp_path
         lambda e: isinstance(e, ReplyFinished) and e.message.id == reply.id and e.message.state is MessageState.ERROR
     )
     assert "HTTP 429: slow down" in done.message.error and "retrying" not in done.message.error
-    final = await coord.store.get_job(job.id)
+    final = await coord.job(job.id)
     assert final.state is JobState.FAILED and final.attempts == 3 and len(bad.requests) == 3
     assert (await coord.session(flaky.id)).status is SessionStatus.ERROR
     await other_sessions_still_served(coord, rec, steady)
@@ -192,7 +192,7 @@ async def test_malformed_sse_line_is_ignored_as_the_sse_spec_says(fake, tmp_path
     _, reply, job = await coord.send(flaky.id, "hello")
     done = await rec.wait(lambda e: isinstance(e, ReplyFinished) and e.message.id == reply.id)
     assert done.message.state is MessageState.COMPLETE and done.message.content == REPLY
-    assert (await coord.store.get_job(job.id)).attempts == 1
+    assert (await coord.job(job.id)).attempts == 1
     await other_sessions_still_served(coord, rec, steady)
 
 
@@ -236,7 +236,7 @@ async def test_endless_stream_is_stopped_by_cancel_within_a_second(fake, tmp_pat
     assert loop.time() - t0 < 1.0
     assert done.message.state is MessageState.INTERRUPTED and done.message.error == "cancelled"
     assert done.message.content.startswith("moremore")
-    assert (await coord.store.get_job(job.id)).state is JobState.CANCELLED
+    assert (await coord.job(job.id)).state is JobState.CANCELLED
     for _ in range(50):  # the server sees the client go away (it stops generating)
         if bad.active == 0:
             break

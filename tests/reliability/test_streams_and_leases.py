@@ -13,7 +13,6 @@ import time
 
 import pytest
 
-from chatplex.core import coordinator as coordinator_module
 from chatplex.core import store as store_module
 from chatplex.core.events import ReplyDelta, ReplyFinished, ReplyStarted
 from chatplex.core.models import JobState, MessageState, Priority
@@ -88,7 +87,7 @@ async def test_streamed_text_survives_a_write_lock_held_past_the_busy_timeout(
     assert done.message.state is MessageState.COMPLETE
     assert done.message.content == REPLY  # nothing dropped from the middle
     assert (await coord.store.get_message(reply.id)).content == REPLY
-    assert (await coord.store.get_job(done.message.job_id)).attempts == 1
+    assert (await coord.job(done.message.job_id)).attempts == 1
     assert len(s.requests) == 1
 
 
@@ -104,11 +103,10 @@ async def test_a_stale_run_in_the_same_process_can_never_write(tmp_path):
         await store.recover(lambda job: True)
         second, _ = await q.claim()
         assert second.id == first.id and second.lease_owner != first.lease_owner
-        with pytest.raises(store_module.LeaseLost):
-            await q.heartbeat(first, "stale text")
+        assert await q.heartbeat_many([(first, "stale text")]) == {first.id}
         with pytest.raises(store_module.LeaseLost):
             await q.complete(first, "stale reply", unread=False, usage=(None, None), finish_reason="stop")
-        await q.heartbeat(second, "fresh ")
+        assert await q.heartbeat_many([(second, "fresh ")]) == set()
         _, msg, _ = await q.complete(second, "fresh reply", unread=False, usage=(None, None), finish_reason="stop")
         assert msg.content == "fresh reply"
     finally:
@@ -127,7 +125,7 @@ async def test_a_wall_clock_jump_does_not_fake_an_expired_lease(tmp_path, monkey
         real = time.time
         monkeypatch.setattr(time, "time", lambda: real() + 3600)  # NTP step, laptop resume
         assert await theirs.recover() == [] and await theirs.recover() == []
-        await mine.heartbeat(job)  # the owner is alive: it renews on its monotonic beat
+        assert await mine.heartbeat_many([(job, "")]) == set()  # the owner renews on its monotonic beat
         assert await theirs.recover() == []
         assert (await store.get_job(job.id)).state is JobState.RUNNING
     finally:
@@ -135,10 +133,10 @@ async def test_a_wall_clock_jump_does_not_fake_an_expired_lease(tmp_path, monkey
 
 
 async def test_clock_jump_during_a_long_think_never_runs_the_reply_twice(fake, tmp_path, coordinators, monkeypatch):
-    monkeypatch.setattr(coordinator_module, "WATCH_INTERVAL", 0.02)  # recovery every 0.4 s
     hold = threading.Event()
     s = fake.scenario(reply=REPLY, faults=[Fault(hold_after=5, hold=hold)])
-    coord, rec = await coordinators(make_config(tmp_path, provider_for(s), workers=2), lease=30.0)
+    config = make_config(tmp_path, provider_for(s), workers=2)
+    coord, rec = await coordinators(config, lease=30.0, watch_interval=0.02)  # recovery every 0.4 s
     recovers = 0
     real_recover = coord.queue.recover
 
@@ -278,4 +276,4 @@ async def test_a_cancel_while_the_end_is_being_written_is_kept(fake, tmp_path, c
         holder.release()
     done = await rec.wait(finished(reply.id))
     assert done.message.state is MessageState.INTERRUPTED and done.message.error == "cancelled"
-    assert (await coord.store.get_job(job.id)).state is JobState.CANCELLED
+    assert (await coord.job(job.id)).state is JobState.CANCELLED

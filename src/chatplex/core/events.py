@@ -7,9 +7,8 @@ back into the bus (the parllama loop).
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from chatplex.core.models import Job, Message, QueueStats, Session
@@ -123,13 +122,3 @@ class EventBus:
                 callback(event)
             except Exception:  # a broken subscriber must not stop the workers
                 log.exception("event subscriber failed on %s", type(event).__name__)
-
-    async def stream(self) -> AsyncIterator[Event]:
-        """Async iteration over events from now on (for headless consumers)."""
-        queue: asyncio.Queue[Event] = asyncio.Queue()
-        unsubscribe = self.subscribe(queue.put_nowait)
-        try:
-            while True:
-                yield await queue.get()
-        finally:
-            unsubscribe()

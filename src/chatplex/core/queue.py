@@ -1,8 +1,9 @@
 """The durable priority job queue: claim with a lease, heartbeat, complete, retry, cancel.
 
-The rows live in SQLite (see store.py); this module adds what is not SQL: who we are
-(the lease owner), how long a lease lasts, the backoff policy, and the in-process wake-up
-so an enqueue reaches an idle worker at once instead of at the next poll.
+The rows live in SQLite (see store.py); this module adds what is not SQL: who we are (the
+lease owner), how long a lease lasts, the backoff policy, and the in-process wake-up so an
+enqueue reaches an idle worker at once instead of at the next poll. The coordinator and the
+workers reach jobs only through here: one path for every job operation.
 """
 
 from __future__ import annotations
@@ -108,6 +109,14 @@ class JobQueue:
         self.notify()
         return job
 
+    async def run_now(self, job_id: int) -> Job | None:
+        """Skip the wait before a scheduled retry."""
+        job = await self.store.run_now(job_id)
+        if job:
+            log.info("job %d runs now (session %d)", job.id, job.session_id)
+            self.notify()
+        return job
+
     # ---------------------------------------------------------------- worker side
     async def claim(
         self, exclude_providers: Sequence[str] = (), only_session: int | None = None, continuing: Collection[str] = ()
@@ -129,12 +138,9 @@ class JobQueue:
             )
         return claimed
 
-    async def heartbeat(self, job: Job, text: str = "") -> None:
-        """Persist streamed text and extend the lease; raises LeaseLost when it is gone."""
-        await self.store.append(job.id, job.lease_owner or "", text, self.lease)
-
     async def heartbeat_many(self, items: Sequence[tuple[Job, str]]) -> set[int]:
-        """`heartbeat` for several jobs (job, new text) in one write; returns the lost ones."""
+        """Store each (job, new text) and extend their leases, in one write; returns the ids
+        of the jobs whose lease is lost (their text is not written)."""
         return await self.store.append_many(self.lease, [(j.id, j.lease_owner or "", t) for j, t in items])
 
     async def complete(
@@ -220,13 +226,31 @@ class JobQueue:
             return False
         return time.monotonic() - first[1] >= self.lease
 
-    async def stats(self) -> QueueStats:
-        return await self.store.stats()
-
     async def prune(self, older_than: float) -> int:
         n = await self.store.prune(older_than)
         log.info("pruned %d finished jobs older than %.0fs", n, older_than)
         return n
 
+    # ---------------------------------------------------------------- reads
+    async def get(self, job_id: int) -> Job | None:
+        return await self.store.get_job(job_id)
+
     async def jobs(self, state: JobState | None = None, limit: int = 500) -> list[Job]:
         return await self.store.jobs(state, limit)
+
+    async def active(self, session_id: int) -> list[Job]:
+        """The session's queued and running jobs, oldest first."""
+        jobs = [j for s in (JobState.QUEUED, JobState.RUNNING) for j in await self.store.jobs(s, 10_000)]
+        return sorted((j for j in jobs if j.session_id == session_id), key=lambda j: j.id)
+
+    async def stats(self, finished: bool = False) -> QueueStats:
+        """Counts by state and priority (queued and running only, unless `finished`)."""
+        return await self.store.stats(finished)
+
+    async def runnable_high(self) -> list[tuple[int, int, str]]:
+        """(job, session, provider) of HIGH jobs that could run now: preemption candidates."""
+        return await self.store.runnable_high()
+
+    async def next_run_after(self) -> float | None:
+        """When the earliest delayed job becomes runnable (an idle worker sleeps till then)."""
+        return await self.store.next_run_after()

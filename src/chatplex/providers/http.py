@@ -11,8 +11,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
-from httpx_sse import ServerSentEvent, aconnect_sse
-from httpx_sse._decoders import SSEDecoder, SSELineDecoder  # pinned <0.5; see _sse
+from httpx_sse import aconnect_sse
 
 from chatplex.providers.base import (
     AuthError,
@@ -23,6 +22,7 @@ from chatplex.providers.base import (
     http_error,
     transport_error,
 )
+from chatplex.providers.sse import SSEDecoder, SSEEvent
 from chatplex.redact import redact
 
 log = logging.getLogger("chatplex.provider")
@@ -106,7 +106,7 @@ class HttpProvider:
 
         Why not ``EventSource.aiter_sse()``: its events pass through three stacked async
         generators, which at 50 streams cost more than the rest of chatplex's per-token work
-        (B4). This feeds httpx-sse's own line and event decoders from the provider's loop."""
+        (B4). The provider's own loop feeds our decoder instead (providers/sse.py)."""
         self._check_key()
         url = self.base_url + path
         try:
@@ -121,7 +121,7 @@ class HttpProvider:
                     raise BadRequest(
                         f"{self.name}: the server did not answer with a stream (content-type {kind or 'missing'!r})"
                     )
-                yield response.aiter_text(), _decoder()
+                yield response.aiter_text(), SSEDecoder().decode
         # `from None` everywhere: a chained cause would print the unscrubbed text in a traceback
         except httpx.TransportError as e:
             raise self._scrubbed(self._transport_error(e, url)) from None
@@ -156,7 +156,7 @@ class HttpProvider:
             )
         return transport_error(exc, self.name, url)
 
-    def _json(self, event: ServerSentEvent) -> Any:
+    def _json(self, event: SSEEvent) -> Any:
         data = event.data
         try:  # json.loads minus its two whitespace scans (~40 % of its time; once per token)
             value, end = _raw_decode(data)
@@ -180,55 +180,7 @@ class HttpProvider:
         await self._client.aclose()
 
 
-Decode = Callable[[str], list[ServerSentEvent]]
-
-
-def _decoder() -> Decode:
-    """httpx-sse's line and event decoders behind a fast path for the chunks nearly every
-    server sends: whole events of `data:`/`event:` lines, "\n"-separated, nothing pending.
-    Anything else (CR line ends, events split across reads, comments, id or retry fields)
-    goes through httpx-sse, and a stream that ever sets an id stays there. The fast path
-    gives exactly httpx-sse's events (tests/providers/test_sse.py); it halves the cost of
-    decoding, the largest per-token cost of a stream after JSON (B4)."""
-    lines, events = SSELineDecoder(), SSEDecoder()
-    clean = True  # both decoders are between events: no partial line, no pending field
-    fast = True  # no id field seen: fast-path events carry httpx-sse's default id ""
-
-    def decode(text: str) -> list[ServerSentEvent]:
-        nonlocal clean, fast
-        if clean and fast and text.endswith("\n\n") and "\r" not in text:
-            if text.startswith("data:") and "\n" not in (body := text[5:-2]):  # the commonest: one data line
-                return [ServerSentEvent(data=body[1:] if body[:1] == " " else body)]
-            out = _whole_events(text)
-            if out is not None:
-                return out
-        if text.startswith("id") or "\nid" in text or "\rid" in text:
-            fast = False
-        decoded = [event for line in lines.decode(text) if (event := events.decode(line)) is not None]
-        clean = text.endswith("\n\n") and "\r" not in text
-        return decoded
-
-    return decode
-
-
-def _whole_events(text: str) -> list[ServerSentEvent] | None:
-    """The events of `text` if it is only whole events of data/event lines, else None."""
-    out = []
-    for block in text[:-2].split("\n\n"):
-        kind, data = "", []
-        for line in block.split("\n"):
-            name, _, value = line.partition(":")
-            if value[:1] == " ":
-                value = value[1:]
-            if name == "data":
-                data.append(value)
-            elif name == "event":
-                kind = value
-            else:  # a comment, another field, a blank line too many: httpx-sse decides
-                return None
-        if kind or data:  # as httpx-sse: a block that set nothing dispatches nothing
-            out.append(ServerSentEvent(event=kind, data="\n".join(data)))
-    return out
+Decode = Callable[[str], list[SSEEvent]]
 
 
 def stream_error(who: str, error: Any) -> ProviderError:

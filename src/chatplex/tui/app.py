@@ -238,7 +238,7 @@ class ChatplexApp(App[None]):
     async def action_quit(self) -> None:
         """Leave; running replies are interrupted, kept, and resume at the next start."""
         try:
-            if self.coordinator is not None and not self.coordinator._stopping:
+            if self.coordinator is not None and not self.coordinator.stopping:
                 self.status.set(notice="stopping… running replies will resume next time")
                 await self.coordinator.stop()
         finally:
@@ -247,7 +247,7 @@ class ChatplexApp(App[None]):
     @guarded
     async def on_unmount(self) -> None:
         """However the app ends, stop the workers so nothing is left half-written."""
-        if self.coordinator is not None and not self.coordinator._stopping:
+        if self.coordinator is not None and not self.coordinator.stopping:
             await self.coordinator.stop()
 
     def _key_for(self, binding_id: str) -> str:
