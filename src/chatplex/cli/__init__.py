@@ -2,7 +2,8 @@
 
 This module reads the command line and dispatches; each command lives with its kind:
 send.py (send, worker; follow.py prints a reply as it comes), sessions.py, jobs.py,
-transfer.py (export, import), admin.py (prune, vacuum, backup, doctor, config); output.py
+transfer.py (export, import), admin.py (prune, vacuum, backup, doctor, config), tools.py
+(the MCP servers and their tools); output.py
 is what any of them writes to a terminal, a pipe or a file."""
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from chatplex import logs
-from chatplex.cli import admin, jobs, send, sessions, transfer
+from chatplex.cli import admin, jobs, send, sessions, tools, transfer
 from chatplex.cli.output import UsageError, say
 from chatplex.cli.refs import SESSION_REF
 from chatplex.config import Config, ConfigError, load
@@ -30,6 +31,7 @@ COMMANDS: dict[str, Command] = {
     **jobs.COMMANDS,
     **transfer.COMMANDS,
     **admin.COMMANDS,
+    **tools.COMMANDS,
 }
 
 
@@ -118,6 +120,9 @@ def _add_admin_parsers(sub: Any) -> None:  # argparse names its subparsers type 
     b.add_argument("path", help="target file, or a folder for a dated file")
     b.add_argument("--force", action="store_true", help="replace an existing file")
     b.add_argument("--json", action="store_true")
+
+    t = sub.add_parser("tools", help="the MCP servers in config.toml: do they start, which tools, ask/allow/deny")
+    t.add_argument("--json", action="store_true")
 
     d = sub.add_parser("doctor", help="check config, database and every provider, one line each")
     d.add_argument("--json", action="store_true")

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from chatplex.cli.output import UsageError, save_file, say
+from chatplex.cli.tools import server_report
 from chatplex.config import Config, api_key, config_path, load
 from chatplex.core.store import SCHEMA_VERSION, Store, StoreError
 from chatplex.core.text import visible
@@ -145,6 +146,14 @@ async def cmd_doctor(config: Config, args: argparse.Namespace) -> int:
     results = await asyncio.gather(*(_check_provider(config, name) for name in config.providers))
     for name, (ok, text) in zip(config.providers, results, strict=True):
         checks.append((f"provider {name}", ok, text))
+    for entry in await server_report(config):  # each MCP server started once, as a session would
+        tools = entry["tools"]
+        assert isinstance(tools, list)
+        if entry["state"] == "ready":
+            detail = f"{len(tools)} tool{'s' * (len(tools) != 1)}: {', '.join(t['name'] for t in tools)}"
+            checks.append((f"mcp {entry['server']}", True, detail))
+        else:
+            checks.append((f"mcp {entry['server']}", False, str(entry.get("error", ""))))
     failed = not all(ok for _, ok, _ in checks)
     lines: list[tuple[str, bool | None, str]] = [*checks[:1], *warnings, *checks[1:]]
     secrets = config.secrets()  # the providers scrub their errors; this is the last line of defence

@@ -1,0 +1,65 @@
+"""`chatplex tools [--json]`: the MCP servers config.toml names, whether each starts, and the
+tools it offers with what each call needs (ask, allow or deny)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from chatplex.cli.output import for_stream, table
+from chatplex.config import Config
+from chatplex.redact import redact
+from chatplex.tools import Toolbox
+
+
+async def server_report(config: Config) -> list[dict[str, object]]:
+    """Each server started (as a session would), its state and tools, then stopped."""
+    box = Toolbox(config.mcp.values(), config.log_dir)
+    secrets = config.secrets()
+    report: list[dict[str, object]] = []
+    try:
+        for name, server in box.servers.items():
+            entry: dict[str, object] = {
+                "server": name,
+                "transport": "http" if server.config.url else "stdio",
+                "enabled": server.config.enabled,
+            }
+            try:
+                tools = await server.start()
+            except Exception as e:
+                entry.update(state="failed", error=redact(str(e), secrets), tools=[])
+            else:
+                entry.update(
+                    state="ready",
+                    tools=[
+                        {"name": t.name, "description": t.description, "approval": box.decision(t).value} for t in tools
+                    ],
+                )
+            report.append(entry)
+    finally:
+        await box.aclose()
+    return report
+
+
+async def cmd_tools(config: Config, args: argparse.Namespace) -> int:
+    """Start each server as a session would, list its tools and what a call of each needs."""
+    if not config.mcp:
+        print("no MCP servers in config.toml — add one as [mcp.NAME] with command (stdio) or url (HTTP)")
+        return 0
+    report = await server_report(config)
+    if args.json:
+        print(for_stream(json.dumps(report, ensure_ascii=False), is_json=True))
+    else:
+        rows = []
+        for entry in report:
+            on = "on" if entry["enabled"] else "off (sessions choose it)"
+            if entry["state"] != "ready":
+                rows.append([str(entry["server"]), on, "failed", "", str(entry.get("error", ""))])
+                continue
+            for tool in entry["tools"]:  # type: ignore[attr-defined]
+                rows.append([str(entry["server"]), on, "ready", tool["name"], tool["approval"]])
+        table(["server", "enabled", "state", "tool", "approval / error"], rows, "no tools")
+    return 0 if all(e["state"] == "ready" for e in report) else 1
+
+
+COMMANDS = {"tools": cmd_tools}

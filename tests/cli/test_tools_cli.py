@@ -1,0 +1,40 @@
+"""`chatplex tools` and the MCP lines of `chatplex doctor`, against the real mcp-server-time."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.conftest import env_with_src
+from tests.tools.conftest import time_server
+
+
+def run(tmp_path, *args: str) -> subprocess.CompletedProcess:
+    time = time_server()
+    (tmp_path / "config.toml").write_text(
+        '[providers.a]\nkind = "openai"\nbase_url = "http://127.0.0.1:9/v1"\nmodel = "m"\napi_key_env = ""\n'
+        f"[mcp.time]\ncommand = {json.dumps(time.command)}\nargs = {json.dumps(time.args)}\n"
+        '[mcp.time.tools]\n"convert_*" = "allow"\n'
+        f"[mcp.ghost]\ncommand = {json.dumps(str(tmp_path / 'no-such-server'))}\nenabled = false\n"
+    )
+    argv = [sys.executable, "-m", "chatplex", "--config", str(tmp_path / "config.toml"), "--db", str(tmp_path / "x.db")]
+    return subprocess.run([*argv, *args], capture_output=True, text=True, env=env_with_src(), timeout=120)
+
+
+def test_tools_lists_each_server_its_state_and_what_each_tool_needs(tmp_path):
+    result = run(tmp_path, "tools", "--json")
+    assert result.returncode == 1, result.stderr  # one server failed to start
+    time, ghost = json.loads(result.stdout)
+    assert (time["server"], time["state"], time["enabled"]) == ("time", "ready", True)
+    assert {t["name"]: t["approval"] for t in time["tools"]} == {"get_current_time": "ask", "convert_time": "allow"}
+    assert (ghost["state"], ghost["enabled"]) == ("failed", False) and "no-such-server was not found" in ghost["error"]
+    human = run(tmp_path, "tools")
+    assert "get_current_time" in human.stdout and "was not found" in human.stdout
+
+
+def test_doctor_checks_every_mcp_server(tmp_path):
+    result = run(tmp_path, "doctor", "--json")
+    checks = {c["check"]: c for c in json.loads(result.stdout)}
+    assert checks["mcp time"]["ok"] and "get_current_time" in checks["mcp time"]["detail"]
+    assert not checks["mcp ghost"]["ok"] and "was not found" in checks["mcp ghost"]["detail"]
