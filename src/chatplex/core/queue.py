@@ -251,6 +251,7 @@ class JobQueue:
         """(job, session, provider) of HIGH jobs that could run now: preemption candidates."""
         return await self.store.runnable_high()
 
-    async def next_run_after(self) -> float | None:
-        """When the earliest delayed job becomes runnable (an idle worker sleeps till then)."""
-        return await self.store.next_run_after()
+    async def next_run_after(self, after: float | None = None) -> float | None:
+        """When the earliest delayed job becomes runnable (an idle worker sleeps till then);
+        `after`: when the claim that found nothing looked (see Store.next_run_after)."""
+        return await self.store.next_run_after(after)

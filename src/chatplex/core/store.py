@@ -705,14 +705,15 @@ class Store:
             ]
         )
 
-    async def next_run_after(self) -> float | None:
+    async def next_run_after(self, after: float | None = None) -> float | None:
         """When the earliest delayed job becomes runnable (so an idle worker can sleep till then).
-        Jobs already due are left out: if they were not claimable, what frees them (a reply
-        finishing, a provider slot) notifies; counting them made idle workers poll."""
+        Jobs already due at `after` (the time of the claim that found nothing; default now)
+        are left out: they were not claimable, and what frees them (a reply finishing, a
+        provider slot) notifies; counting them made idle workers poll. A job that fell due
+        since `after` is counted (the time may be past: claim again at once)."""
+        since = time.time() if after is None else after
         return await self.read(
-            lambda db: _scalar(
-                db, "SELECT MIN(run_after) FROM jobs WHERE state='queued' AND run_after>?", (time.time(),)
-            )
+            lambda db: _scalar(db, "SELECT MIN(run_after) FROM jobs WHERE state='queued' AND run_after>?", (since,))
         )
 
     async def append(self, job_id: int, token: str, text: str, lease: float) -> None:

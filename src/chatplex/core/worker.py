@@ -168,9 +168,10 @@ class Workers:
         state = (self.queue.version, tuple(saturated))
         if state == self._nothing_in and time.time() < self._nothing_until:
             return None
+        looked = time.time()  # a job falling due after this is not in the claim: the look counts it
         claimed = await self.queue.claim(saturated, self.only_session, self._continuing)
         if claimed is None:
-            due = await self.queue.next_run_after()
+            due = await self.queue.next_run_after(looked)
             self._nothing_in, self._nothing_until = state, math.inf if due is None else due
         return claimed
 
