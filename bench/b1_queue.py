@@ -20,9 +20,9 @@ from pathlib import Path
 
 from common import line  # noqa: E402  (bench/common.py; sets sys.path)
 
+from chatplex.core.db import Store
 from chatplex.core.models import Priority
 from chatplex.core.queue import JobQueue
-from chatplex.core.store import Store
 
 TARGET = 2000.0
 

@@ -27,7 +27,7 @@ LONG = 10  # sessions with many messages, visited for B7
 
 
 def make_db(path: Path, sessions: int, messages: int) -> None:
-    from chatplex.core.store import Store
+    from chatplex.core.db import Store
 
     async def schema() -> None:
         store = await Store.open(path)

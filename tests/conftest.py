@@ -13,8 +13,8 @@ import pytest
 
 from chatplex.config import Config, ProviderConfig
 from chatplex.core.coordinator import Coordinator
+from chatplex.core.db import Store
 from chatplex.core.events import Event, EventBus
-from chatplex.core.store import Store
 from tests.fakeserver import FakeServer, Scenario
 
 HERE = Path(__file__).parent

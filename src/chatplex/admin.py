@@ -21,9 +21,9 @@ from rich.text import Text
 
 from chatplex.config import KINDS, Config, ConfigError, api_key, config_path, load
 from chatplex.core.coordinator import MAX_MESSAGE
+from chatplex.core.db import SCHEMA_VERSION, Store, StoreError
 from chatplex.core.export import FORMAT, to_json, to_markdown
 from chatplex.core.models import Job, Message, MessageState, Role, Session
-from chatplex.core.store import SCHEMA_VERSION, Store, StoreError
 from chatplex.core.text import json_visible, visible
 from chatplex.providers.base import ProviderError
 from chatplex.redact import redact

@@ -14,9 +14,9 @@ from chatplex import admin, logs
 from chatplex.admin import SESSION_REF, UsageError, for_stream, say
 from chatplex.config import Config, ConfigError, load
 from chatplex.core.coordinator import DEFAULT_TITLE, MAX_MESSAGE, Coordinator
+from chatplex.core.db import StoreError
 from chatplex.core.events import QueueStatsChanged, ReplyFinished
 from chatplex.core.models import JobState, Session
-from chatplex.core.store import StoreError
 from chatplex.core.text import visible
 from chatplex.follow import Follow
 

@@ -7,9 +7,9 @@ import shutil
 import sqlite3
 from pathlib import Path
 
+from chatplex.core.db import SCHEMA_VERSION, Store
 from chatplex.core.models import JobState, MessageState, Priority
 from chatplex.core.queue import JobQueue
-from chatplex.core.store import SCHEMA_VERSION, Store
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "schema1.db"
 

@@ -11,9 +11,9 @@ import time
 
 import pytest
 
+from chatplex.core.db import SCHEMA_VERSION, LeaseLost, Store, StoreError
 from chatplex.core.models import JobState, MessageState, Priority, SessionStatus
 from chatplex.core.queue import JobQueue, backoff
-from chatplex.core.store import SCHEMA_VERSION, LeaseLost, Store, StoreError
 from tests.conftest import env_with_src
 
 
@@ -155,7 +155,7 @@ def test_backoff_grows_with_jitter_and_honours_retry_after():
 
 CLAIMER = """
 import asyncio, sys, json
-from chatplex.core.store import Store
+from chatplex.core.db import Store
 from chatplex.core.queue import JobQueue
 async def main():
     store = await Store.open(sys.argv[1])
@@ -242,10 +242,15 @@ async def test_schema_is_versioned_and_wal(store):
 
 
 async def test_streamed_text_is_written_by_primary_key_not_by_scanning_messages(store):
-    from chatplex.core.store import APPEND_SQL
+    from chatplex.core.db import APPEND_SQL
 
     plan = await store.read(
-        lambda db: " ".join(r[3] for r in db.execute("EXPLAIN QUERY PLAN " + APPEND_SQL, ("x", 0.0, 1)))
+        lambda db: " ".join(
+            r[3]
+            for r in db.execute(
+                "EXPLAIN QUERY PLAN " + APPEND_SQL, {"text": "x", "now": 0.0, "job": 1, "streaming": "streaming"}
+            )
+        )
     )
     assert "SCAN messages" not in plan and "INTEGER PRIMARY KEY" in plan
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from chatplex.core.db import Store, StoreError
 from chatplex.core.models import MessageState
-from chatplex.core.store import Store, StoreError
 from chatplex.tui.app import ChatplexApp
 from tests.conftest import env_with_src, make_config, provider_for
 from tests.tui.conftest import until
@@ -196,13 +196,13 @@ async def test_database_locked_by_another_process_is_a_clear_error(tmp_path, mon
     """Another process holding the write lock longer than the busy timeout (e.g. a VACUUM)."""
     import sqlite3
 
-    from chatplex.core import store as store_module
+    from chatplex.core.db import connection
 
     store = await Store.open(tmp_path / "c.db")
     await store.create_session("kept", "p", "m")
     holder = sqlite3.connect(tmp_path / "c.db", isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")
-    monkeypatch.setattr(store_module, "BUSY_TIMEOUT_MS", 100)  # no need to wait 5 s
+    monkeypatch.setattr(connection, "BUSY_TIMEOUT_MS", 100)  # no need to wait 5 s
     try:
         with pytest.raises(StoreError, match="locked by another process"):
             await store.create_session("new", "p", "m")

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from chatplex.config import Config, ConfigError
+from chatplex.core.db import LeaseLost, Store, StoreError
 from chatplex.core.events import (
     EventBus,
     ExternalChange,
@@ -39,7 +40,6 @@ from chatplex.core.models import (
     preview_of,
 )
 from chatplex.core.queue import Finished, JobQueue
-from chatplex.core.store import LeaseLost, Store, StoreError
 from chatplex.providers.base import (
     BadRequest,
     ChatMessage,
