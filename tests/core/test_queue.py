@@ -19,9 +19,8 @@ from tests.conftest import env_with_src
 
 @pytest.fixture
 async def store(tmp_path):
-    s = await Store.open(tmp_path / "q.db")
-    yield s
-    await s.close()
+    async with await Store.open(tmp_path / "q.db") as s:
+        yield s
 
 
 async def session(store, title="s"):
@@ -214,9 +213,8 @@ async def test_not_a_database_is_refused_and_left_untouched(tmp_path):
 
 async def test_corrupt_database_gives_a_clear_error(tmp_path):
     path = tmp_path / "c.db"
-    s = await Store.open(path)
-    await s.create_session("t", "p", "m")
-    await s.close()
+    async with await Store.open(path) as s:
+        await s.create_session("t", "p", "m")
     data = bytearray(path.read_bytes())
     data[100:4096] = os.urandom(3996)  # smash the schema page, keep the header
     path.write_bytes(bytes(data))

@@ -94,8 +94,7 @@ async def test_streamed_text_survives_a_write_lock_held_past_the_busy_timeout(
 
 # ---------------------------------------------------------------- 2. claims fenced per run
 async def test_a_stale_run_in_the_same_process_can_never_write(tmp_path):
-    store = await Store.open(tmp_path / "q.db")
-    try:
+    async with await Store.open(tmp_path / "q.db") as store:
         q = JobQueue(store)
         s = await store.create_session("s", "p", "m")
         await q.enqueue(s.id, "x", Priority.LOW)
@@ -111,15 +110,12 @@ async def test_a_stale_run_in_the_same_process_can_never_write(tmp_path):
         await q.heartbeat(second, "fresh ")
         _, msg, _ = await q.complete(second, "fresh reply", unread=False, usage=(None, None), finish_reason="stop")
         assert msg.content == "fresh reply"
-    finally:
-        await store.close()
 
 
 async def test_a_wall_clock_jump_does_not_fake_an_expired_lease(tmp_path, monkeypatch):
     """Another process (here: another queue, as alive as this one) sees a lease expired only
     after a whole lease of its own monotonic time without renewal."""
-    store = await Store.open(tmp_path / "q.db")
-    try:
+    async with await Store.open(tmp_path / "q.db") as store:
         mine, theirs = JobQueue(store, lease=30.0), JobQueue(store, lease=30.0)
         s = await store.create_session("s", "p", "m")
         await mine.enqueue(s.id, "x", Priority.LOW)
@@ -130,8 +126,6 @@ async def test_a_wall_clock_jump_does_not_fake_an_expired_lease(tmp_path, monkey
         await mine.heartbeat(job)  # the owner is alive: it renews on its monotonic beat
         assert await theirs.recover() == []
         assert (await store.get_job(job.id)).state is JobState.RUNNING
-    finally:
-        await store.close()
 
 
 async def test_clock_jump_during_a_long_think_never_runs_the_reply_twice(fake, tmp_path, coordinators, monkeypatch):
