@@ -94,12 +94,22 @@ def finished(db: Conn, job_id: int) -> Finished:
 
 
 # ------------------------------------------------------------ enqueue
-def _insert_job(db: Conn, sid: int, mid: int, priority: Priority, max_attempts: int, now: float) -> int:
+def _insert_job(
+    db: Conn, sid: int, mid: int, priority: Priority, max_attempts: int, now: float
+) -> int:
     job_id = rowid(
         db.execute(
-            "INSERT INTO jobs(session_id, message_id, priority, state, max_attempts, run_after, created_at,"
+            "INSERT INTO jobs(session_id, message_id, priority, state, max_attempts, run_after,"
+            " created_at,"
             " updated_at) VALUES (:sid, :mid, :priority, :queued, :max_attempts, :now, :now, :now)",
-            {**JOB, "sid": sid, "mid": mid, "priority": priority.value, "max_attempts": max_attempts, "now": now},
+            {
+                **JOB,
+                "sid": sid,
+                "mid": mid,
+                "priority": priority.value,
+                "max_attempts": max_attempts,
+                "now": now,
+            },
         )
     )
     db.execute("UPDATE messages SET job_id=:job WHERE id=:mid", {"job": job_id, "mid": mid})
@@ -117,9 +127,20 @@ def create_turn(
         "INSERT INTO messages(session_id, role, content, state, created_at, updated_at)"
         " VALUES (:sid, :role, :content, :state, :now, :now)"
     )
-    user = {"sid": sid, "role": Role.USER.value, "content": text, "state": MessageState.COMPLETE.value, "now": now}
+    user = {
+        "sid": sid,
+        "role": Role.USER.value,
+        "content": text,
+        "state": MessageState.COMPLETE.value,
+        "now": now,
+    }
     user_id = rowid(db.execute(insert, user))
-    reply = {**user, "role": Role.ASSISTANT.value, "content": "", "state": MessageState.STREAMING.value}
+    reply = {
+        **user,
+        "role": Role.ASSISTANT.value,
+        "content": "",
+        "state": MessageState.STREAMING.value,
+    }
     reply_id = rowid(db.execute(insert, reply))
     job_id = _insert_job(db, sid, reply_id, priority, max_attempts, now)
     settle_status(db, sid, now, SessionStatus.QUEUED)  # streaming if another job of it runs
@@ -133,7 +154,11 @@ def requeue_reply(db: Conn, mid: int, priority: Priority, max_attempts: int) -> 
     msg = get_message(db, mid)
     if msg is None or msg.role != Role.ASSISTANT:
         raise KeyError(f"no reply {mid}")
-    active = one(db, "SELECT id FROM jobs WHERE message_id=:mid AND state IN (:queued, :running)", {**JOB, "mid": mid})
+    active = one(
+        db,
+        "SELECT id FROM jobs WHERE message_id=:mid AND state IN (:queued, :running)",
+        {**JOB, "mid": mid},
+    )
     if active:  # already waiting: run it now instead of adding a second job
         job_id = active[0]
         db.execute(
@@ -177,8 +202,16 @@ def claim(
         "UPDATE jobs SET state=:running, lease_owner=:owner, lease_expires_at=:expires,"
         " attempts=attempts+1, started_at=:now, updated_at=:now WHERE id=("
         " SELECT j.id FROM jobs j WHERE j.state=:queued AND j.run_after<=:now"
-        f" AND {_NEXT_OF_SESSION}{skip} ORDER BY j.priority, j.run_after, j.id LIMIT 1) RETURNING *",
-        {**JOB, **skipped, "owner": owner, "expires": now + lease, "now": now, "only": only_session},
+        f" AND {_NEXT_OF_SESSION}{skip}"
+        " ORDER BY j.priority, j.run_after, j.id LIMIT 1) RETURNING *",
+        {
+            **JOB,
+            **skipped,
+            "owner": owner,
+            "expires": now + lease,
+            "now": now,
+            "only": only_session,
+        },
     )
     if row is None:
         return None
@@ -214,7 +247,8 @@ def runnable_high(db: Conn) -> list[tuple[int, int, str]]:
         (r[0], r[1], r[2])
         for r in db.execute(
             "SELECT j.id, j.session_id, s.provider FROM jobs j JOIN sessions s ON s.id=j.session_id"
-            f" WHERE j.state=:queued AND j.priority=:high AND j.run_after<=:now AND {_NEXT_OF_SESSION}"
+            " WHERE j.state=:queued AND j.priority=:high AND j.run_after<=:now"
+            f" AND {_NEXT_OF_SESSION}"
             " ORDER BY j.run_after, j.id LIMIT 16",
             {**JOB, "now": time.time()},
         )
@@ -226,7 +260,9 @@ def next_run_after(db: Conn) -> float | None:
     Jobs already due are left out: if they were not claimable, what frees them (a reply
     finishing, a provider slot) notifies; counting them made idle workers poll."""
     found: float | None = scalar(
-        db, "SELECT MIN(run_after) FROM jobs WHERE state=:queued AND run_after>:now", {**JOB, "now": time.time()}
+        db,
+        "SELECT MIN(run_after) FROM jobs WHERE state=:queued AND run_after>:now",
+        {**JOB, "now": time.time()},
     )
     return found
 
@@ -248,13 +284,22 @@ def append_many(db: Conn, lease: float, items: Sequence[tuple[int, str, str]]) -
     lost = set()
     for job_id, token, text in items:
         cur = db.execute(
-            "UPDATE jobs SET lease_expires_at=:expires WHERE id=:job AND lease_owner=:token AND state=:running",
+            "UPDATE jobs SET lease_expires_at=:expires"
+            " WHERE id=:job AND lease_owner=:token AND state=:running",
             {**JOB, "expires": now + lease, "job": job_id, "token": token},
         )
         if cur.rowcount != 1:
             lost.add(job_id)
         elif text:
-            db.execute(APPEND_SQL, {"text": text, "now": now, "job": job_id, "streaming": MessageState.STREAMING.value})
+            db.execute(
+                APPEND_SQL,
+                {
+                    "text": text,
+                    "now": now,
+                    "job": job_id,
+                    "streaming": MessageState.STREAMING.value,
+                },
+            )
     return lost
 
 
@@ -289,7 +334,8 @@ def finish(
     db.execute(
         "UPDATE jobs SET state=:state, lease_owner=NULL, lease_expires_at=NULL, updated_at=:now,"
         " last_error=COALESCE(:error, last_error), finished_at=:finished, run_after=:run_after,"
-        " attempts=attempts-:given_back, crashes=0 WHERE id=:job",  # a run that ended: crashes in a row end
+        # a run that ended: its crashes in a row end too
+        " attempts=attempts-:given_back, crashes=0 WHERE id=:job",
         {
             "state": job_state.value,
             "now": now,
@@ -355,7 +401,8 @@ def reprioritise(db: Conn, focused: int | None) -> int:
     """The focused session's unfinished jobs become HIGH, every other one LOW."""
     rank = "CASE WHEN session_id IS :focused THEN :high ELSE :low END"
     return db.execute(
-        f"UPDATE jobs SET priority={rank}, updated_at=:now WHERE state IN (:queued, :running) AND priority != {rank}",
+        f"UPDATE jobs SET priority={rank}, updated_at=:now"
+        f" WHERE state IN (:queued, :running) AND priority != {rank}",
         {**JOB, "focused": focused, "now": time.time()},
     ).rowcount
 
@@ -372,7 +419,8 @@ def run_now(db: Conn, job_id: int) -> Job | None:
     """A queued job waiting for its retry time becomes runnable now."""
     now = time.time()
     db.execute(
-        "UPDATE jobs SET run_after=:now, updated_at=:now WHERE id=:job AND state=:queued AND run_after>:now",
+        "UPDATE jobs SET run_after=:now, updated_at=:now"
+        " WHERE id=:job AND state=:queued AND run_after>:now",
         {**JOB, "now": now, "job": job_id},
     )
     return get_job(db, job_id)
@@ -397,6 +445,10 @@ def stats(db: Conn, include_finished: bool) -> QueueStats:
     ):
         out.counts[(JobState(state), Priority(priority))] = n
     now = time.time()
-    oldest = scalar(db, "SELECT MIN(run_after) FROM jobs WHERE state=:queued AND run_after<=:now", {**JOB, "now": now})
+    oldest = scalar(
+        db,
+        "SELECT MIN(run_after) FROM jobs WHERE state=:queued AND run_after<=:now",
+        {**JOB, "now": now},
+    )
     out.oldest_wait = now - oldest if oldest is not None else None
     return out
