@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import logging
 import sqlite3
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -137,29 +138,39 @@ async def chatplex_rate(jobs: int, workers: int, path: Path, inline_writes: bool
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--jobs", type=int, default=2000)
+    ap.add_argument("--rounds", type=int, default=3, help="each figure is the median of this many")
     args = ap.parse_args()
     logging.getLogger("chatplex").setLevel(logging.WARNING)
     n = args.jobs
+    runs: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory(dir=".") as tmp:  # the same disk for all
         folder = Path(tmp)
-        floor = floor_rate(n, folder / "floor.db")
-        floor_off = floor_rate(n, folder / "floor-off.db", "OFF")
-        huey_off = huey_rate(n, folder / "huey.db")
-        huey_normal = huey_rate(n, folder / "huey-normal.db", "NORMAL")
-        one = asyncio.run(chatplex_rate(n, 1, folder / "chatplex-1.db"))
-        four = asyncio.run(chatplex_rate(n, 4, folder / "chatplex-4.db"))
-        threaded = asyncio.run(chatplex_rate(n, 1, folder / "chatplex-thread.db", inline_writes=False))
+        for r in range(args.rounds):  # interleaved, so a burst of load hits every figure alike
+            measures = {
+                "floor": lambda p: floor_rate(n, p),
+                "floor_off": lambda p: floor_rate(n, p, "OFF"),
+                "huey_off": lambda p: huey_rate(n, p),
+                "huey_normal": lambda p: huey_rate(n, p, "NORMAL"),
+                "one": lambda p: asyncio.run(chatplex_rate(n, 1, p)),
+                "four": lambda p: asyncio.run(chatplex_rate(n, 4, p)),
+                "threaded": lambda p: asyncio.run(chatplex_rate(n, 1, p, inline_writes=False)),
+            }
+            for name, measure in measures.items():
+                runs.setdefault(name, []).append(measure(folder / f"{name}-{r}.db"))
+    m = {name: statistics.median(values) for name, values in runs.items()}
+    floor, one, four = m["floor"], m["one"], m["four"]
     rows = [
         ("B1 floor: plain sqlite3, synchronous=NORMAL", floor, None, "-", True),
-        ("B1 floor: plain sqlite3, synchronous=OFF", floor_off, floor, "- (vs NORMAL: fsync's share)", True),
-        ("B1 huey + results, synchronous=OFF (shipped)", huey_off, floor, "- (vs floor)", True),
-        ("B1 huey + results, synchronous=NORMAL", huey_normal, floor, "- (vs floor)", True),
+        ("B1 floor: plain sqlite3, synchronous=OFF", m["floor_off"], floor, "- (vs NORMAL)", True),
+        ("B1 huey + results, synchronous=OFF (shipped)", m["huey_off"], floor, "- (vs floor)", True),
+        ("B1 huey + results, synchronous=NORMAL", m["huey_normal"], floor, "- (vs floor)", True),
         ("B1 chatplex, 1 worker", one, floor, ">= 0.5x floor", one >= floor / 2),
         ("B1 chatplex, 4 workers", four, floor, ">= 0.5x floor", four >= floor / 2),
-        ("B1 chatplex, 1 worker vs huey (shipped)", one, huey_off, "- (vs huey)", True),
-        ("B1 chatplex, 1 worker vs huey (NORMAL)", one, huey_normal, "- (vs huey)", True),
-        ("B1 chatplex, 1 worker, writes in the thread", threaded, one, "- (vs inline writes)", True),
+        ("B1 chatplex, 1 worker vs huey (shipped)", one, m["huey_off"], "- (vs huey)", True),
+        ("B1 chatplex, 1 worker vs huey (NORMAL)", one, m["huey_normal"], "- (vs huey)", True),
+        ("B1 chatplex, 1 worker, writes in the thread", m["threaded"], one, "- (vs inline)", True),
     ]
+    print(f"medians of {args.rounds} interleaved rounds of {n} jobs")
     for name, value, base, target, ok in rows:
         print(line(name, value, base, target, ok, "job/s", ",.0f"), flush=True)
 

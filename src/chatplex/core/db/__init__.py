@@ -4,7 +4,8 @@
 - adapter.py      the only use of aiosqlite's private API (measured: see its docstring)
 - connection.py   the writer and reader connections, and the one transaction helper
 - sessions.py     sessions, their status mark, messages
-- jobs.py         the queue's statements: enqueue, claim, stream, finish, cancel, rank
+- jobs.py         a run's life: enqueue, claim with a lease, stream, finish
+- scheduling.py   cancel, rank, run now, lists and counts, preemption candidates
 - recovery.py     lease owners, and jobs given back after their process died
 - maintenance.py  prune, vacuum, backup, integrity check
 - store.py        `Store`, the async facade the rest of chatplex calls

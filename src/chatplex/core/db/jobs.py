@@ -1,4 +1,4 @@
-"""Jobs: every statement of the queue, and the session status each change of a job implies.
+"""Jobs: a run's life, from enqueue through a claim with a lease and streamed text to finish.
 
 A job changes three tables at once (the job, its reply, the session's status mark), so each
 function here is one whole transaction's work, run by `Database.write` (or `read`); none
@@ -19,8 +19,8 @@ from chatplex.core.db.sessions import (
     Params,
     get_message,
     get_session,
+    message_of,
     one,
-    rowid,
     scalar,
     set_status,
     settle_status,
@@ -33,7 +33,6 @@ from chatplex.core.models import (
     Message,
     MessageState,
     Priority,
-    QueueStats,
     Role,
     Session,
     SessionStatus,
@@ -53,7 +52,7 @@ JOB: Params = {
     "low": Priority.LOW.value,
 }
 # a session's next job cannot start while another of its jobs runs or is older and waiting
-_NEXT_OF_SESSION = (
+NEXT_OF_SESSION = (
     "NOT EXISTS (SELECT 1 FROM jobs e WHERE e.session_id=j.session_id"
     " AND e.state IN (:queued, :running) AND (e.state=:running OR e.id<j.id))"
 )
@@ -96,36 +95,47 @@ def finished(db: Conn, job_id: int) -> Finished:
 # ------------------------------------------------------------ enqueue
 def _insert_job(
     db: Conn, sid: int, mid: int, priority: Priority, max_attempts: int, now: float
-) -> int:
-    job_id = rowid(
-        db.execute(
-            "INSERT INTO jobs(session_id, message_id, priority, state, max_attempts, run_after,"
-            " created_at,"
-            " updated_at) VALUES (:sid, :mid, :priority, :queued, :max_attempts, :now, :now, :now)",
-            {
-                **JOB,
-                "sid": sid,
-                "mid": mid,
-                "priority": priority.value,
-                "max_attempts": max_attempts,
-                "now": now,
-            },
-        )
+) -> Job:
+    row = one(
+        db,
+        "INSERT INTO jobs(session_id, message_id, priority, state, max_attempts, run_after,"
+        " created_at, updated_at)"
+        " VALUES (:sid, :mid, :priority, :queued, :max_attempts, :now, :now, :now) RETURNING *",
+        {
+            **JOB,
+            "sid": sid,
+            "mid": mid,
+            "priority": priority.value,
+            "max_attempts": max_attempts,
+            "now": now,
+        },
     )
-    db.execute("UPDATE messages SET job_id=:job WHERE id=:mid", {"job": job_id, "mid": mid})
-    return job_id
+    assert row is not None
+    return job_of(row)
+
+
+def _link(db: Conn, mid: int, job_id: int) -> Message:
+    """The reply records the job that writes it; returns the reply as it is now."""
+    row = one(
+        db,
+        "UPDATE messages SET job_id=:job WHERE id=:mid RETURNING *",
+        {"job": job_id, "mid": mid},
+    )
+    assert row is not None, mid
+    return message_of(row)
 
 
 def create_turn(
     db: Conn, sid: int, text: str, priority: Priority, max_attempts: int
 ) -> tuple[Message, Message, Job, Session]:
-    """The user message, its empty assistant reply (streaming) and the job."""
+    """The user message, its empty assistant reply (streaming) and the job. Every row is
+    read back by RETURNING, not by another SELECT: B1 counts statements."""
     now = time.time()
     if get_session(db, sid) is None:
         raise KeyError(f"no session {sid}")
     insert = (
         "INSERT INTO messages(session_id, role, content, state, created_at, updated_at)"
-        " VALUES (:sid, :role, :content, :state, :now, :now)"
+        " VALUES (:sid, :role, :content, :state, :now, :now) RETURNING *"
     )
     user = {
         "sid": sid,
@@ -134,18 +144,19 @@ def create_turn(
         "state": MessageState.COMPLETE.value,
         "now": now,
     }
-    user_id = rowid(db.execute(insert, user))
+    user_row = one(db, insert, user)
     reply = {
         **user,
         "role": Role.ASSISTANT.value,
         "content": "",
         "state": MessageState.STREAMING.value,
     }
-    reply_id = rowid(db.execute(insert, reply))
-    job_id = _insert_job(db, sid, reply_id, priority, max_attempts, now)
-    settle_status(db, sid, now, SessionStatus.QUEUED)  # streaming if another job of it runs
-    job, reply_message, session = finished(db, job_id)
-    return the_message(db, user_id), reply_message, job, session
+    reply_row = one(db, insert, reply)
+    assert user_row is not None and reply_row is not None
+    job = _insert_job(db, sid, reply_row["id"], priority, max_attempts, now)
+    reply_message = _link(db, job.message_id, job.id)
+    session = settle_status(db, sid, now, SessionStatus.QUEUED)  # streaming if another job runs
+    return message_of(user_row), reply_message, job, session
 
 
 def requeue_reply(db: Conn, mid: int, priority: Priority, max_attempts: int) -> Finished:
@@ -166,7 +177,8 @@ def requeue_reply(db: Conn, mid: int, priority: Priority, max_attempts: int) -> 
             {**JOB, "now": now, "job": job_id},
         )
     else:
-        job_id = _insert_job(db, msg.session_id, mid, priority, max_attempts, now)
+        job_id = _insert_job(db, msg.session_id, mid, priority, max_attempts, now).id
+        _link(db, mid, job_id)
         db.execute(
             "UPDATE messages SET content='', state=:streaming, error=NULL, finish_reason=NULL,"
             " updated_at=:now WHERE id=:mid",
@@ -202,7 +214,7 @@ def claim(
         "UPDATE jobs SET state=:running, lease_owner=:owner, lease_expires_at=:expires,"
         " attempts=attempts+1, started_at=:now, updated_at=:now WHERE id=("
         " SELECT j.id FROM jobs j WHERE j.state=:queued AND j.run_after<=:now"
-        f" AND {_NEXT_OF_SESSION}{skip}"
+        f" AND {NEXT_OF_SESSION}{skip}"
         " ORDER BY j.priority, j.run_after, j.id LIMIT 1) RETURNING *",
         {
             **JOB,
@@ -237,34 +249,7 @@ def claim(
         {"message": job.message_id, "job": job.id},
     )
     job.resumed_from = kept or 0
-    set_status(db, job.session_id, SessionStatus.STREAMING, now)
-    return job, the_session(db, job.session_id)
-
-
-def runnable_high(db: Conn) -> list[tuple[int, int, str]]:
-    """(job, session, provider) of HIGH jobs that could run now: preemption candidates."""
-    return [
-        (r[0], r[1], r[2])
-        for r in db.execute(
-            "SELECT j.id, j.session_id, s.provider FROM jobs j JOIN sessions s ON s.id=j.session_id"
-            " WHERE j.state=:queued AND j.priority=:high AND j.run_after<=:now"
-            f" AND {_NEXT_OF_SESSION}"
-            " ORDER BY j.run_after, j.id LIMIT 16",
-            {**JOB, "now": time.time()},
-        )
-    ]
-
-
-def next_run_after(db: Conn) -> float | None:
-    """When the earliest delayed job becomes runnable (so an idle worker can sleep till then).
-    Jobs already due are left out: if they were not claimable, what frees them (a reply
-    finishing, a provider slot) notifies; counting them made idle workers poll."""
-    found: float | None = scalar(
-        db,
-        "SELECT MIN(run_after) FROM jobs WHERE state=:queued AND run_after>:now",
-        {**JOB, "now": time.time()},
-    )
-    return found
+    return job, set_status(db, job.session_id, SessionStatus.STREAMING, now)
 
 
 # Streamed text onto the job's reply. By primary key: `WHERE job_id=?` scanned every message
@@ -327,29 +312,36 @@ def finish(
 ) -> Finished:
     """End a run (see Store.finish for the outcomes); only the claim `token` may end it."""
     now = time.time()
-    job = get_job(db, job_id)
-    if job is None or job.state != JobState.RUNNING or job.lease_owner != token:
-        raise LeaseLost(job_id)
     job_state, msg_state, status = OUTCOMES[outcome]
-    db.execute(
+    row = one(
+        db,
         "UPDATE jobs SET state=:state, lease_owner=NULL, lease_expires_at=NULL, updated_at=:now,"
-        " last_error=COALESCE(:error, last_error), finished_at=:finished, run_after=:run_after,"
+        " last_error=COALESCE(:error, last_error), finished_at=:finished,"
+        " run_after=CASE WHEN :retry THEN :run_after ELSE run_after END,"
         # a run that ended: its crashes in a row end too
-        " attempts=attempts-:given_back, crashes=0 WHERE id=:job",
+        " attempts=attempts-:given_back, crashes=0"
+        " WHERE id=:job AND state=:running AND lease_owner=:token RETURNING *",
         {
+            **JOB,
             "state": job_state.value,
             "now": now,
             "error": error,
             "finished": now if job_state.finished else None,
-            "run_after": run_after if outcome == "retry" else job.run_after,
+            "retry": outcome == "retry",
+            "run_after": run_after,
             "given_back": int(outcome == "requeue"),
             "job": job_id,
+            "token": token,
         },
     )
-    db.execute(
+    if row is None:  # not running any more, or under another claim
+        raise LeaseLost(job_id)
+    job = job_of(row)
+    row = one(
+        db,
         "UPDATE messages SET content=:text, state=:state, error=:error,"
         " prompt_tokens=COALESCE(:prompt, prompt_tokens), completion_tokens=COALESCE(:completion,"
-        " completion_tokens), finish_reason=:reason, updated_at=:now WHERE id=:mid",
+        " completion_tokens), finish_reason=:reason, updated_at=:now WHERE id=:mid RETURNING *",
         {
             "text": text,
             "state": msg_state.value,
@@ -361,6 +353,7 @@ def finish(
             "mid": job.message_id,
         },
     )
+    assert row is not None, job.message_id
     extra: dict[str, Any] = {}
     if outcome == "succeeded":
         extra["preview"] = preview_of(text)  # the reply's whole text (see the docstring)
@@ -368,87 +361,9 @@ def finish(
         extra["preview"] = preview_of("⚠ " + (error or "failed"))
     elif outcome == "retry":  # the row says why it waits and when it tries again
         extra["preview"] = preview_of("↻ " + (error or "retrying"))
-    if unread and outcome in ("succeeded", "failed"):
-        db.execute("UPDATE sessions SET unread=unread+1 WHERE id=:sid", {"sid": job.session_id})
+    unread_more = int(unread and outcome in ("succeeded", "failed"))
     if outcome in ("retry", "requeue"):  # this job is still the session's next one
-        set_status(db, job.session_id, status, now, **extra)
+        session = set_status(db, job.session_id, status, now, unread_more, **extra)
     else:
-        settle_status(db, job.session_id, now, status, **extra)
-    return finished(db, job_id)
-
-
-# ------------------------------------------------------------ the user's side
-def cancel(db: Conn, job_id: int) -> Finished | None:
-    """Cancel a queued or running job. A running job's worker notices at its next write."""
-    now = time.time()
-    job = get_job(db, job_id)
-    if job is None or job.state.finished:
-        return None
-    db.execute(
-        "UPDATE jobs SET state=:cancelled, lease_owner=NULL, lease_expires_at=NULL,"
-        " finished_at=:now, updated_at=:now WHERE id=:job",
-        {**JOB, "now": now, "job": job_id},
-    )
-    db.execute(
-        "UPDATE messages SET state=:interrupted, error='cancelled', updated_at=:now WHERE id=:mid",
-        {"interrupted": MessageState.INTERRUPTED.value, "now": now, "mid": job.message_id},
-    )
-    settle_status(db, job.session_id, now, SessionStatus.IDLE)
-    return finished(db, job_id)
-
-
-def reprioritise(db: Conn, focused: int | None) -> int:
-    """The focused session's unfinished jobs become HIGH, every other one LOW."""
-    rank = "CASE WHEN session_id IS :focused THEN :high ELSE :low END"
-    return db.execute(
-        f"UPDATE jobs SET priority={rank}, updated_at=:now"
-        f" WHERE state IN (:queued, :running) AND priority != {rank}",
-        {**JOB, "focused": focused, "now": time.time()},
-    ).rowcount
-
-
-def set_priority(db: Conn, job_id: int, priority: Priority) -> Job | None:
-    db.execute(
-        "UPDATE jobs SET priority=:priority, updated_at=:now WHERE id=:job AND state=:queued",
-        {**JOB, "priority": priority.value, "now": time.time(), "job": job_id},
-    )
-    return get_job(db, job_id)
-
-
-def run_now(db: Conn, job_id: int) -> Job | None:
-    """A queued job waiting for its retry time becomes runnable now."""
-    now = time.time()
-    db.execute(
-        "UPDATE jobs SET run_after=:now, updated_at=:now"
-        " WHERE id=:job AND state=:queued AND run_after>:now",
-        {**JOB, "now": now, "job": job_id},
-    )
-    return get_job(db, job_id)
-
-
-def jobs(db: Conn, state: JobState | None, limit: int) -> list[Job]:
-    return [
-        job_of(r)
-        for r in db.execute(
-            "SELECT * FROM jobs WHERE :state IS NULL OR state=:state ORDER BY id DESC LIMIT :limit",
-            {"state": state.value if state else None, "limit": limit},
-        )
-    ]
-
-
-def stats(db: Conn, include_finished: bool) -> QueueStats:
-    """Counts by state and priority; queued/running only (an index range) unless asked."""
-    where = "" if include_finished else " WHERE state IN (:queued, :running)"
-    out = QueueStats()
-    for state, priority, n in db.execute(
-        f"SELECT state, priority, COUNT(*) FROM jobs{where} GROUP BY state, priority", JOB
-    ):
-        out.counts[(JobState(state), Priority(priority))] = n
-    now = time.time()
-    oldest = scalar(
-        db,
-        "SELECT MIN(run_after) FROM jobs WHERE state=:queued AND run_after<=:now",
-        {**JOB, "now": now},
-    )
-    out.oldest_wait = now - oldest if oldest is not None else None
-    return out
+        session = settle_status(db, job.session_id, now, status, unread_more, **extra)
+    return job, message_of(row), session

@@ -92,42 +92,65 @@ def the_message(db: Conn, mid: int) -> Message:
 
 
 # ------------------------------------------------------------ the session's status mark
-def set_status(db: Conn, sid: int, status: SessionStatus, now: float, **extra: Any) -> None:
-    """`extra`: more columns of the session to set (the preview), by name."""
-    cols = "".join(f", {name}=:{name}" for name in extra)
-    db.execute(
-        f"UPDATE sessions SET status=:status, updated_at=:now{cols} WHERE id=:sid",
-        {**extra, "status": status.value, "now": now, "sid": sid},
+def set_status(
+    db: Conn, sid: int, status: SessionStatus, now: float, unread: int = 0, **extra: Any
+) -> Session:
+    """Set the mark (and `unread` more unread replies, and `extra` columns by name: the
+    preview); returns the session as it is now."""
+    return _status(db, ":status", sid, now, unread, extra, {"status": status.value})
+
+
+def settle_status(
+    db: Conn, sid: int, now: float, otherwise: SessionStatus, unread: int = 0, **extra: Any
+) -> Session:
+    """After a job left the running state (or joined the queue): a running job of the session
+    makes it streaming, else a queued one queued, else it is `otherwise`."""
+    mark = (
+        "CASE WHEN EXISTS (SELECT 1 FROM jobs WHERE session_id=:sid AND state=:running)"
+        " THEN :streaming WHEN EXISTS (SELECT 1 FROM jobs WHERE session_id=:sid AND state=:queued)"
+        " THEN :queued_mark ELSE :otherwise END"
     )
+    marks = {
+        "running": JobState.RUNNING.value,
+        "queued": JobState.QUEUED.value,
+        "streaming": SessionStatus.STREAMING.value,
+        "queued_mark": SessionStatus.QUEUED.value,
+        "otherwise": otherwise.value,
+    }
+    return _status(db, mark, sid, now, unread, extra, marks)
 
 
-def settle_status(db: Conn, sid: int, now: float, otherwise: SessionStatus, **extra: Any) -> None:
-    """After a job left the running state: streaming/queued win over `otherwise`."""
+def _status(
+    db: Conn, mark: str, sid: int, now: float, unread: int, extra: Params, params: Params
+) -> Session:
+    cols = "".join(f", {name}=:{name}" for name in extra)
     row = one(
         db,
-        "SELECT COUNT(*) FILTER (WHERE state=:running), COUNT(*) FILTER (WHERE state=:queued)"
-        " FROM jobs WHERE session_id=:sid AND state IN (:queued, :running)",
-        {"queued": JobState.QUEUED.value, "running": JobState.RUNNING.value, "sid": sid},
+        f"UPDATE sessions SET status={mark}, updated_at=:now, unread=unread+:unread{cols}"
+        " WHERE id=:sid RETURNING *",
+        {**extra, **params, "now": now, "unread": unread, "sid": sid},
     )
-    running, queued = (row[0], row[1]) if row else (0, 0)
-    if running:
-        status = SessionStatus.STREAMING
-    elif queued:
-        status = SessionStatus.QUEUED
-    else:
-        status = otherwise
-    set_status(db, sid, status, now, **extra)
+    assert row is not None, sid
+    return session_of(row)
 
 
 # ------------------------------------------------------------ sessions
 def create_session(db: Conn, title: str, provider: str, model: str, system_prompt: str) -> Session:
     now = time.time()
-    cur = db.execute(
+    row = one(
+        db,
         "INSERT INTO sessions(title, provider, model, system_prompt, created_at, updated_at)"
-        " VALUES (:title, :provider, :model, :system_prompt, :now, :now)",
-        {"title": title, "provider": provider, "model": model, "system_prompt": system_prompt, "now": now},
+        " VALUES (:title, :provider, :model, :system_prompt, :now, :now) RETURNING *",
+        {
+            "title": title,
+            "provider": provider,
+            "model": model,
+            "system_prompt": system_prompt,
+            "now": now,
+        },
     )
-    return the_session(db, rowid(cur))
+    assert row is not None
+    return session_of(row)
 
 
 def update_session(db: Conn, sid: int, fields: Params) -> Session | None:
@@ -148,7 +171,10 @@ def delete_session(db: Conn, sid: int) -> list[int]:
 
 
 def list_sessions(db: Conn) -> list[Session]:
-    return [session_of(r) for r in db.execute("SELECT * FROM sessions ORDER BY updated_at DESC, id DESC")]
+    return [
+        session_of(r)
+        for r in db.execute("SELECT * FROM sessions ORDER BY updated_at DESC, id DESC")
+    ]
 
 
 def find_sessions_by_title(db: Conn, titles: tuple[str, ...]) -> list[Session]:
@@ -190,8 +216,8 @@ def import_session(db: Conn, session: Params, messages: list[Params]) -> Session
     )
     sid = rowid(cur)
     db.executemany(
-        "INSERT INTO messages(session_id, role, content, state, error, model, created_at, updated_at)"
-        " VALUES (:sid, :role, :content, :state, :error, :model, :created, :now)",
+        "INSERT INTO messages(session_id, role, content, state, error, model, created_at,"
+        " updated_at) VALUES (:sid, :role, :content, :state, :error, :model, :created, :now)",
         (
             {
                 "sid": sid,

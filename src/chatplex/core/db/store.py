@@ -1,7 +1,7 @@
 """`Store`: the async facade every caller uses (coordinator, queue, cli, admin, tests).
 
 Each method is one transaction (`Database.write`) or one read (`Database.read`) of a
-function from the modules that own the SQL: sessions.py, jobs.py, recovery.py,
+function from the modules that own the SQL: sessions.py, jobs.py, scheduling.py, recovery.py,
 maintenance.py. Where a write runs (on the loop or in the writer thread) is decided here,
 from what the write carries: see connection.py.
 """
@@ -13,7 +13,7 @@ from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any
 
-from chatplex.core.db import connection, jobs, maintenance, recovery, sessions
+from chatplex.core.db import connection, jobs, maintenance, recovery, scheduling, sessions
 from chatplex.core.db.connection import BIG_TEXT, Database
 from chatplex.core.db.errors import LeaseLost, StoreError
 from chatplex.core.models import Job, JobState, Message, Priority, QueueStats, Session
@@ -33,7 +33,9 @@ class Store(Database):
         return await self.read(maintenance.schema_version)
 
     # ------------------------------------------------------------ sessions
-    async def create_session(self, title: str, provider: str, model: str, system_prompt: str = "") -> Session:
+    async def create_session(
+        self, title: str, provider: str, model: str, system_prompt: str = ""
+    ) -> Session:
         return await self.write(sessions.create_session, title, provider, model, system_prompt)
 
     async def update_session(self, sid: int, **fields: Any) -> Session | None:
@@ -43,7 +45,9 @@ class Store(Database):
 
     async def delete_session(self, sid: int) -> list[int]:
         """Delete a session with its messages and jobs; returns the ids of its running jobs."""
-        return await self.write(sessions.delete_session, sid, off_loop=True)  # cascades over all its messages
+        return await self.write(
+            sessions.delete_session, sid, off_loop=True
+        )  # cascades over all its messages
 
     async def get_session(self, sid: int) -> Session | None:
         return await self.read(sessions.get_session, sid)
@@ -73,7 +77,9 @@ class Store(Database):
     async def search(self, text: str, limit: int = 50) -> list[Session]:
         return await self.read(sessions.search, text, limit)
 
-    async def import_session(self, session: dict[str, Any], messages: list[dict[str, Any]]) -> Session:
+    async def import_session(
+        self, session: dict[str, Any], messages: list[dict[str, Any]]
+    ) -> Session:
         """One transaction: the session and all its messages, or nothing."""
         return await self.write(sessions.import_session, session, messages, off_loop=True)
 
@@ -81,7 +87,9 @@ class Store(Database):
     async def get_message(self, mid: int) -> Message | None:
         return await self.read(sessions.get_message, mid)
 
-    async def messages(self, sid: int, limit: int | None = None, before_id: int | None = None) -> list[Message]:
+    async def messages(
+        self, sid: int, limit: int | None = None, before_id: int | None = None
+    ) -> list[Message]:
         """Messages of a session in order; with `limit`, the newest ones (before `before_id`)."""
         return await self.read(sessions.messages, sid, limit, before_id)
 
@@ -95,7 +103,9 @@ class Store(Database):
         self, sid: int, text: str, priority: Priority, max_attempts: int
     ) -> tuple[Message, Message, Job, Session]:
         """The user message, its empty assistant reply and the job, in one transaction."""
-        return await self.write(jobs.create_turn, sid, text, priority, max_attempts, off_loop=len(text) > BIG_TEXT)
+        return await self.write(
+            jobs.create_turn, sid, text, priority, max_attempts, off_loop=len(text) > BIG_TEXT
+        )
 
     async def requeue_reply(self, mid: int, priority: Priority, max_attempts: int) -> Finished:
         """A fresh job for an assistant message (the user asked to retry it)."""
@@ -114,15 +124,17 @@ class Store(Database):
         (only `only_session`'s, if given). A partial reply is kept (less trailing whitespace,
         which Anthropic refuses at the end of a prefill) when the session's provider is one of
         `continuing`, else cleared for a fresh start."""
-        return await self.write(jobs.claim, owner, lease, exclude_providers, only_session, continuing)
+        return await self.write(
+            jobs.claim, owner, lease, exclude_providers, only_session, continuing
+        )
 
     async def runnable_high(self) -> list[tuple[int, int, str]]:
         """(job, session, provider) of HIGH jobs that could run now: preemption candidates."""
-        return await self.read(jobs.runnable_high)
+        return await self.read(scheduling.runnable_high)
 
     async def next_run_after(self) -> float | None:
-        """When the earliest delayed job becomes runnable (so an idle worker can sleep till then)."""
-        return await self.read(jobs.next_run_after)
+        """When the earliest delayed job becomes runnable (an idle worker sleeps till then)."""
+        return await self.read(scheduling.next_run_after)
 
     async def append(self, job_id: int, token: str, text: str, lease: float) -> None:
         """Write streamed text and extend the lease; raises LeaseLost if the claim is not live."""
@@ -173,29 +185,29 @@ class Store(Database):
     # ------------------------------------------------------------ jobs: the user's side
     async def cancel(self, job_id: int) -> Finished | None:
         """Cancel a queued or running job. A running job's worker notices at its next write."""
-        return await self.write(jobs.cancel, job_id)
+        return await self.write(scheduling.cancel, job_id)
 
     async def reprioritise(self, focused: int | None) -> int:
         """The focused session's jobs become HIGH, every other unfinished job LOW. Running jobs
         too: one paused by preemption goes back to the queue with the rank it has now."""
-        return await self.write(jobs.reprioritise, focused)
+        return await self.write(scheduling.reprioritise, focused)
 
     async def set_priority(self, job_id: int, priority: Priority) -> Job | None:
-        return await self.write(jobs.set_priority, job_id, priority)
+        return await self.write(scheduling.set_priority, job_id, priority)
 
     async def run_now(self, job_id: int) -> Job | None:
         """A queued job waiting for its retry time becomes runnable now."""
-        return await self.write(jobs.run_now, job_id)
+        return await self.write(scheduling.run_now, job_id)
 
     async def get_job(self, job_id: int) -> Job | None:
         return await self.read(jobs.get_job, job_id)
 
     async def jobs(self, state: JobState | None = None, limit: int = 500) -> list[Job]:
-        return await self.read(jobs.jobs, state, limit)
+        return await self.read(scheduling.jobs, state, limit)
 
     async def stats(self, finished: bool = False) -> QueueStats:
         """Counts by state and priority; queued/running only (an index range) unless `finished`."""
-        return await self.read(jobs.stats, finished)
+        return await self.read(scheduling.stats, finished)
 
     # ------------------------------------------------------------ maintenance
     async def prune(self, older_than: float) -> int:
