@@ -18,8 +18,8 @@ from common import line, pct  # noqa: E402  (bench/common.py; sets sys.path)
 
 from chatplex.config import Config, ProviderConfig
 from chatplex.core.coordinator import Coordinator
+from chatplex.core.db import Store
 from chatplex.core.events import ReplyDelta, ReplyFinished
-from chatplex.core.store import Store
 from tests.fakeserver import FakeServer
 
 

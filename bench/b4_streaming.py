@@ -20,8 +20,8 @@ from common import ServerProcess, line  # noqa: E402  (bench/common.py; sets sys
 
 from chatplex.config import Config, ProviderConfig
 from chatplex.core.coordinator import Coordinator
+from chatplex.core.db import Store
 from chatplex.core.events import ReplyFinished
-from chatplex.core.store import Store
 
 
 async def plain_httpx(url: str, sessions: int) -> tuple[int, float]:

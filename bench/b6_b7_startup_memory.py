@@ -36,7 +36,7 @@ CACHE = Path(tempfile.gettempdir()) / "chatplex-bench"
 
 def _schema(path: Path) -> int:
     """An empty database in the app's own schema; its schema version."""
-    from chatplex.core.store import Store
+    from chatplex.core.db import Store
 
     async def schema() -> None:
         store = await Store.open(path)

@@ -46,9 +46,9 @@ def test_concurrent_first_commands_on_a_fresh_database_all_succeed(tmp_path: Pat
 # the set-up of the writer connection alone, at the gate: the tightest timing, where two
 # processes switching a new file to WAL at once made SQLite answer one "database is locked"
 _GATED_SETUP = (
-    "import sqlite3, sys; from chatplex.core.store import _configure_writer; "
+    "import sqlite3, sys; from chatplex.core.db.connection import configure_writer; "
     "db = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=5.0); "
-    "print('ready', flush=True); sys.stdin.read(); _configure_writer(db); "
+    "print('ready', flush=True); sys.stdin.read(); configure_writer(db); "
     "print(db.execute('PRAGMA journal_mode').fetchone()[0])"
 )
 

@@ -7,9 +7,9 @@ import shutil
 import sqlite3
 from pathlib import Path
 
+from chatplex.core.db import SCHEMA_VERSION, Store
 from chatplex.core.models import JobState, MessageState, Priority
 from chatplex.core.queue import JobQueue
-from chatplex.core.store import SCHEMA_VERSION, Store
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "schema1.db"
 
@@ -26,8 +26,7 @@ async def test_a_schema_1_database_migrates_with_every_row_kept(tmp_path):
     path = tmp_path / "old.db"
     shutil.copy(FIXTURE, path)
     before = {t: rows(path, f"SELECT * FROM {t} ORDER BY id") for t in ("sessions", "messages", "jobs")}
-    store = await Store.open(path)
-    try:
+    async with await Store.open(path) as store:
         assert await store.schema_version() == SCHEMA_VERSION
         assert [(s.id, s.title) for s in await store.list_sessions()] == [(1, "first chat"), (2, "second chat")]
         messages = sorted(await store.messages(1) + await store.messages(2), key=lambda m: m.id)
@@ -55,13 +54,10 @@ async def test_a_schema_1_database_migrates_with_every_row_kept(tmp_path):
         q = JobQueue(store)
         job, _ = await q.claim()
         assert job.id == 2
-    finally:
-        await store.close()
 
 
 async def test_ids_are_never_reused_after_a_delete(tmp_path):
-    store = await Store.open(tmp_path / "new.db")
-    try:
+    async with await Store.open(tmp_path / "new.db") as store:
         q = JobQueue(store)
         first = await store.create_session("a", "p", "m")
         user, reply, job, _ = await q.enqueue(first.id, "x", Priority.LOW)
@@ -69,8 +65,6 @@ async def test_ids_are_never_reused_after_a_delete(tmp_path):
         second = await store.create_session("b", "p", "m")
         user2, reply2, job2, _ = await q.enqueue(second.id, "y", Priority.LOW)
         assert second.id > first.id and user2.id > reply.id and job2.id > job.id
-    finally:
-        await store.close()
 
 
 async def test_the_reply_records_the_model_that_wrote_it(fake, tmp_path, coordinators):

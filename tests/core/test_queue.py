@@ -11,17 +11,16 @@ import time
 
 import pytest
 
+from chatplex.core.db import SCHEMA_VERSION, LeaseLost, Store, StoreError
 from chatplex.core.models import JobState, MessageState, Priority, SessionStatus
 from chatplex.core.queue import JobQueue, backoff
-from chatplex.core.store import SCHEMA_VERSION, LeaseLost, Store, StoreError
 from tests.conftest import env_with_src
 
 
 @pytest.fixture
 async def store(tmp_path):
-    s = await Store.open(tmp_path / "q.db")
-    yield s
-    await s.close()
+    async with await Store.open(tmp_path / "q.db") as s:
+        yield s
 
 
 async def session(store, title="s"):
@@ -154,7 +153,7 @@ def test_backoff_grows_with_jitter_and_honours_retry_after():
 
 CLAIMER = """
 import asyncio, sys, json
-from chatplex.core.store import Store
+from chatplex.core.db import Store
 from chatplex.core.queue import JobQueue
 async def main():
     store = await Store.open(sys.argv[1])
@@ -213,9 +212,8 @@ async def test_not_a_database_is_refused_and_left_untouched(tmp_path):
 
 async def test_corrupt_database_gives_a_clear_error(tmp_path):
     path = tmp_path / "c.db"
-    s = await Store.open(path)
-    await s.create_session("t", "p", "m")
-    await s.close()
+    async with await Store.open(path) as s:
+        await s.create_session("t", "p", "m")
     data = bytearray(path.read_bytes())
     data[100:4096] = os.urandom(3996)  # smash the schema page, keep the header
     path.write_bytes(bytes(data))
@@ -241,10 +239,15 @@ async def test_schema_is_versioned_and_wal(store):
 
 
 async def test_streamed_text_is_written_by_primary_key_not_by_scanning_messages(store):
-    from chatplex.core.store import APPEND_SQL
+    from chatplex.core.db import APPEND_SQL
 
     plan = await store.read(
-        lambda db: " ".join(r[3] for r in db.execute("EXPLAIN QUERY PLAN " + APPEND_SQL, ("x", 0.0, 1)))
+        lambda db: " ".join(
+            r[3]
+            for r in db.execute(
+                "EXPLAIN QUERY PLAN " + APPEND_SQL, {"text": "x", "now": 0.0, "job": 1, "streaming": "streaming"}
+            )
+        )
     )
     assert "SCAN messages" not in plan and "INTEGER PRIMARY KEY" in plan
 

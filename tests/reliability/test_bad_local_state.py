@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from chatplex.core.db import Store, StoreError
 from chatplex.core.models import MessageState
-from chatplex.core.store import Store, StoreError
 from chatplex.tui.app import ChatplexApp
 from tests.conftest import env_with_src, make_config, provider_for
 from tests.tui.conftest import until
@@ -63,9 +63,8 @@ def test_file_that_is_not_sqlite_is_refused_untouched(tmp_path):
 
 async def test_corrupt_database_is_refused_untouched(tmp_path):
     db = tmp_path / "chatplex.db"
-    store = await Store.open(db)
-    await store.create_session("precious", "p", "m")
-    await store.close()
+    async with await Store.open(db) as store:
+        await store.create_session("precious", "p", "m")
     data = bytearray(db.read_bytes())
     data[100:4096] = os.urandom(3996)
     db.write_bytes(bytes(data))
@@ -128,17 +127,23 @@ def test_disk_full_on_a_real_small_filesystem(tmp_path):
 
 async def test_disk_full_keeps_what_was_saved_and_recovers(tmp_path):
     """The same without root: SQLite's max_page_count makes the database 'full'."""
-    store = await Store.open(tmp_path / "c.db")
-    await store.create_session("kept", "p", "m")
-    pages = await store.read(lambda db: db.execute("PRAGMA page_count").fetchone()[0])
-    await store._w._execute(lambda db: db.execute(f"PRAGMA max_page_count={pages + 4}").fetchall(), store._w._conn)
-    with pytest.raises(StoreError, match="is full"):
-        await store.create_session("x" * 200_000, "p", "m")
-    assert [s.title for s in await store.list_sessions()] == ["kept"]
-    await store._w._execute(lambda db: db.execute("PRAGMA max_page_count=1073741823").fetchall(), store._w._conn)
-    await store.create_session("after space was freed", "p", "m")  # the store still works
-    assert await store.integrity_check() == ["ok"]
-    await store.close()
+    async with await Store.open(tmp_path / "c.db") as store:
+        await store.create_session("kept", "p", "m")
+        pages = await store.read(lambda db: db.execute("PRAGMA page_count").fetchone()[0])
+        await limit_pages(store, pages + 4)
+        with pytest.raises(StoreError, match="is full"):
+            await store.create_session("x" * 200_000, "p", "m")
+        assert [s.title for s in await store.list_sessions()] == ["kept"]
+        await limit_pages(store, 1073741823)
+        await store.create_session("after space was freed", "p", "m")  # the store still works
+        assert await store.integrity_check() == ["ok"]
+
+
+async def limit_pages(store: Store, pages: int) -> None:
+    """SQLite's max_page_count on the connection that writes, set through the store's own
+    write path: a pager setting, it outlives the transaction it was set in."""
+    await store.write(lambda db: db.execute(f"PRAGMA max_page_count={pages}").fetchall())
+    assert await store.write(lambda db: db.execute("PRAGMA max_page_count").fetchone()[0]) == pages
 
 
 async def test_disk_full_while_sending_in_the_app_keeps_the_text(fake, tmp_path):
@@ -152,7 +157,7 @@ async def test_disk_full_while_sending_in_the_app_keeps_the_text(fake, tmp_path)
         await until(pilot, lambda: any(r.message.state is MessageState.COMPLETE for r in app.chat.replies.values()))
         store = app.coord.store
         pages = await store.read(lambda db: db.execute("PRAGMA page_count").fetchone()[0])
-        await store._w._execute(lambda db: db.execute(f"PRAGMA max_page_count={pages + 2}").fetchall(), store._w._conn)
+        await limit_pages(store, pages + 2)
         big = "long paste " * 50_000
         app.composer.insert(big)
         await pilot.press("enter")
@@ -196,22 +201,21 @@ async def test_database_locked_by_another_process_is_a_clear_error(tmp_path, mon
     """Another process holding the write lock longer than the busy timeout (e.g. a VACUUM)."""
     import sqlite3
 
-    from chatplex.core import store as store_module
+    from chatplex.core.db import connection
 
-    store = await Store.open(tmp_path / "c.db")
-    await store.create_session("kept", "p", "m")
-    holder = sqlite3.connect(tmp_path / "c.db", isolation_level=None)
-    holder.execute("BEGIN EXCLUSIVE")
-    monkeypatch.setattr(store_module, "BUSY_TIMEOUT_MS", 100)  # no need to wait 5 s
-    try:
-        with pytest.raises(StoreError, match="locked by another process"):
-            await store.create_session("new", "p", "m")
-    finally:
-        holder.execute("ROLLBACK")
-        holder.close()
-    await store.create_session("after", "p", "m")
-    assert [s.title for s in await store.list_sessions()] == ["after", "kept"]
-    await store.close()
+    async with await Store.open(tmp_path / "c.db") as store:
+        await store.create_session("kept", "p", "m")
+        holder = sqlite3.connect(tmp_path / "c.db", isolation_level=None)
+        holder.execute("BEGIN EXCLUSIVE")
+        monkeypatch.setattr(connection, "BUSY_TIMEOUT_MS", 100)  # no need to wait 5 s
+        try:
+            with pytest.raises(StoreError, match="locked by another process"):
+                await store.create_session("new", "p", "m")
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        await store.create_session("after", "p", "m")
+        assert [s.title for s in await store.list_sessions()] == ["after", "kept"]
 
 
 async def test_a_write_waiting_for_another_process_does_not_freeze_the_app(tmp_path):

@@ -9,10 +9,10 @@ import sqlite3
 
 import pytest
 
+from chatplex.core.db import Store
 from chatplex.core.events import ReplyDelta, ReplyFinished, ReplyStarted
 from chatplex.core.models import MessageState, Priority
 from chatplex.core.queue import JobQueue
-from chatplex.core.store import Store
 from tests.conftest import TinyServer, make_config, provider_for
 from tests.reliability.test_conformance import provider
 

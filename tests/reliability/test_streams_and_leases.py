@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from chatplex.core import store as store_module
+from chatplex.core.db import LeaseLost, Store, connection
 from chatplex.core.events import ReplyDelta, ReplyFinished, ReplyStarted
 from chatplex.core.models import JobState, MessageState, Priority
 from chatplex.core.queue import JobQueue
@@ -69,7 +69,7 @@ class LockHolder:
 async def test_streamed_text_survives_a_write_lock_held_past_the_busy_timeout(
     fake, tmp_path, coordinators, caplog, monkeypatch, kind
 ):
-    monkeypatch.setattr(store_module, "BUSY_TIMEOUT_MS", 300)  # the lock outlasts it sooner
+    monkeypatch.setattr(connection, "BUSY_TIMEOUT_MS", 300)  # the lock outlasts it sooner
     s = fake.scenario(reply=REPLY, token_delay=0.01)
     coord, rec = await coordinators(make_config(tmp_path, provider_for(s, kind=kind)))
     session = await coord.create_session()
@@ -93,8 +93,7 @@ async def test_streamed_text_survives_a_write_lock_held_past_the_busy_timeout(
 
 # ---------------------------------------------------------------- 2. claims fenced per run
 async def test_a_stale_run_in_the_same_process_can_never_write(tmp_path):
-    store = await store_module.Store.open(tmp_path / "q.db")
-    try:
+    async with await Store.open(tmp_path / "q.db") as store:
         q = JobQueue(store)
         s = await store.create_session("s", "p", "m")
         await q.enqueue(s.id, "x", Priority.LOW)
@@ -104,20 +103,17 @@ async def test_a_stale_run_in_the_same_process_can_never_write(tmp_path):
         second, _ = await q.claim()
         assert second.id == first.id and second.lease_owner != first.lease_owner
         assert await q.heartbeat_many([(first, "stale text")]) == {first.id}
-        with pytest.raises(store_module.LeaseLost):
+        with pytest.raises(LeaseLost):
             await q.complete(first, "stale reply", unread=False, usage=(None, None), finish_reason="stop")
         assert await q.heartbeat_many([(second, "fresh ")]) == set()
         _, msg, _ = await q.complete(second, "fresh reply", unread=False, usage=(None, None), finish_reason="stop")
         assert msg.content == "fresh reply"
-    finally:
-        await store.close()
 
 
 async def test_a_wall_clock_jump_does_not_fake_an_expired_lease(tmp_path, monkeypatch):
     """Another process (here: another queue, as alive as this one) sees a lease expired only
     after a whole lease of its own monotonic time without renewal."""
-    store = await store_module.Store.open(tmp_path / "q.db")
-    try:
+    async with await Store.open(tmp_path / "q.db") as store:
         mine, theirs = JobQueue(store, lease=30.0), JobQueue(store, lease=30.0)
         s = await store.create_session("s", "p", "m")
         await mine.enqueue(s.id, "x", Priority.LOW)
@@ -128,8 +124,6 @@ async def test_a_wall_clock_jump_does_not_fake_an_expired_lease(tmp_path, monkey
         assert await mine.heartbeat_many([(job, "")]) == set()  # the owner renews on its monotonic beat
         assert await theirs.recover() == []
         assert (await store.get_job(job.id)).state is JobState.RUNNING
-    finally:
-        await store.close()
 
 
 async def test_clock_jump_during_a_long_think_never_runs_the_reply_twice(fake, tmp_path, coordinators, monkeypatch):
@@ -261,7 +255,7 @@ async def test_a_tool_call_only_reply_says_tools_are_not_enabled(fake, tmp_path,
 
 
 async def test_a_cancel_while_the_end_is_being_written_is_kept(fake, tmp_path, coordinators, caplog, monkeypatch):
-    monkeypatch.setattr(store_module, "BUSY_TIMEOUT_MS", 300)
+    monkeypatch.setattr(connection, "BUSY_TIMEOUT_MS", 300)
     s = fake.scenario(reply=REPLY, token_delay=0.01)
     coord, rec = await coordinators(make_config(tmp_path, provider_for(s)))
     session = await coord.create_session()

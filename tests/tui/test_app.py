@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from chatplex.core.db import Store
 from chatplex.core.models import JobState, MessageState, Priority, SessionStatus
-from chatplex.core.store import Store
 from chatplex.tui.app import ChatplexApp
 from chatplex.tui.widgets.chat import PAGE, ReplyMessage, UserMessage
 from chatplex.tui.widgets.composer import Composer

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from textual.widgets import Markdown, Static
 
+from chatplex.core.db import Store
 from chatplex.core.models import MessageState, Priority, SessionStatus
-from chatplex.core.store import Store
 from chatplex.tui.app import ChatplexApp
 from chatplex.tui.widgets.chat import LIMIT, ReplyMessage, UserMessage
 from tests.conftest import make_config, provider_for

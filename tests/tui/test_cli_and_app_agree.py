@@ -9,8 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+from chatplex.core.db import Store
 from chatplex.core.models import Session, SessionStatus
-from chatplex.core.store import Store
 from chatplex.tui.app import ChatplexApp
 from chatplex.tui.screens.dashboard import tile_text
 from chatplex.tui.screens.queue import job_row

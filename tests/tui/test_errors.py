@@ -7,8 +7,8 @@ import inspect
 import logging
 import sqlite3
 
+from chatplex.core.db import Store
 from chatplex.core.models import SessionStatus
-from chatplex.core.store import Store
 from chatplex.tui.app import ChatplexApp
 from tests.conftest import make_config, provider_for
 from tests.tui.conftest import dialog, until

@@ -233,8 +233,8 @@ async def test_a_tiles_number_opens_it_on_the_dashboard(fake, tmp_path):
 
 async def test_page_keys_in_the_composer_scroll_the_chat(fake, tmp_path):
     """PgUp/PgDn and Ctrl+Home/Ctrl+End scroll the transcript; the composer keeps focus."""
+    from chatplex.core.db import Store
     from chatplex.core.models import Priority
-    from chatplex.core.store import Store
 
     config = make_config(tmp_path, provider_for(fake.scenario()))
     store = await Store.open(config.db_path)

@@ -246,8 +246,8 @@ async def test_deleting_a_session_focuses_its_neighbour_not_the_top(fake, tmp_pa
 
 
 async def test_search_shows_the_matching_line_and_opens_the_session_at_it(fake, tmp_path):
+    from chatplex.core.db import Store
     from chatplex.core.models import Priority
-    from chatplex.core.store import Store
     from chatplex.tui.widgets.chat import PAGE
 
     s = fake.scenario()

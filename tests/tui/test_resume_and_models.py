@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import threading
 
+from chatplex.core.db import Store
 from chatplex.core.models import MessageState, Priority, SessionStatus
 from chatplex.core.queue import JobQueue
-from chatplex.core.store import Store
 from chatplex.tui.app import ChatplexApp
 from chatplex.tui.widgets.chat import ReplyMessage
 from tests.conftest import make_config, provider_for

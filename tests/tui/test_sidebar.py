@@ -16,7 +16,7 @@ MANY = 2000
 
 
 async def _many_sessions(config) -> None:
-    from chatplex.core.store import Store
+    from chatplex.core.db import Store
 
     store = await Store.open(config.db_path)
     try:

@@ -19,8 +19,8 @@ from chatplex.cli import admin, jobs, send, sessions, tools, transfer
 from chatplex.cli.output import UsageError, say
 from chatplex.cli.refs import SESSION_REF
 from chatplex.config import Config, ConfigError, load
+from chatplex.core.db import StoreError
 from chatplex.core.models import JobState
-from chatplex.core.store import StoreError
 
 EXIT_USAGE = 2
 

@@ -16,7 +16,7 @@ from typing import Any
 from chatplex.cli.output import UsageError, save_file, say
 from chatplex.cli.tools import server_report
 from chatplex.config import Config, api_key, config_path, load
-from chatplex.core.store import SCHEMA_VERSION, Store, StoreError
+from chatplex.core.db import SCHEMA_VERSION, Store, StoreError
 from chatplex.core.text import visible
 from chatplex.providers.base import ProviderError
 from chatplex.redact import redact

@@ -4,8 +4,8 @@ title made of digits; and the titles a command may give one."""
 from __future__ import annotations
 
 from chatplex.cli.output import UsageError, ago
+from chatplex.core.db import Store
 from chatplex.core.models import Session
-from chatplex.core.store import Store
 
 SESSION_REF = "session id, or title (title:NAME for a title made of digits)"
 NAME_LIMIT = 1_000  # characters in a title, provider or model name: one line on screen

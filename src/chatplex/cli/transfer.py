@@ -14,9 +14,9 @@ from chatplex.cli.output import UsageError, for_stream
 from chatplex.cli.refs import NAME_LIMIT, find_session
 from chatplex.config import Config
 from chatplex.core.coordinator import MAX_MESSAGE
+from chatplex.core.db import Store
 from chatplex.core.export import FORMAT, render, save
 from chatplex.core.models import MessageState
-from chatplex.core.store import Store
 from chatplex.core.text import visible
 
 

@@ -15,6 +15,7 @@ from types import TracebackType
 from typing import Any
 
 from chatplex.config import Config
+from chatplex.core.db import Store, StoreError
 from chatplex.core.events import (
     EventBus,
     ExternalChange,
@@ -28,7 +29,6 @@ from chatplex.core.events import (
 from chatplex.core.models import Job, JobState, Message, Priority, QueueStats, Role, Session, preview_of
 from chatplex.core.queue import JobQueue
 from chatplex.core.running import Running
-from chatplex.core.store import Store, StoreError
 from chatplex.core.worker import Workers
 from chatplex.providers.base import Provider
 

@@ -15,8 +15,8 @@ import random
 import time
 from collections.abc import Collection, Sequence
 
+from chatplex.core.db import Store, owner_id, owner_is_dead
 from chatplex.core.models import Job, JobState, Message, Priority, QueueStats, Session
-from chatplex.core.store import Store, owner_id, owner_is_dead
 
 log = logging.getLogger("chatplex.queue")
 

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 
 from chatplex.config import Config, ConfigError
+from chatplex.core.db import LeaseLost, Store, StoreError
 from chatplex.core.events import (
     EventBus,
     JobChanged,
@@ -25,7 +26,6 @@ from chatplex.core.events import (
 from chatplex.core.models import Job, JobState, Message, Session, preview_of
 from chatplex.core.queue import Finished, JobQueue
 from chatplex.core.running import Ending, Running, ending
-from chatplex.core.store import LeaseLost, Store, StoreError
 from chatplex.providers.base import (
     ChatMessage,
     ChatRequest,

@@ -29,6 +29,7 @@ from chatplex.config import KINDS as PROVIDER_KINDS
 from chatplex.config import Config, config_path
 from chatplex.core import export, models
 from chatplex.core.coordinator import Coordinator
+from chatplex.core.db import StoreError
 from chatplex.core.events import (
     Event,
     ExternalChange,
@@ -42,7 +43,6 @@ from chatplex.core.events import (
     SessionDeleted,
 )
 from chatplex.core.models import MessageState, Role, Session, SessionStatus, preview_of
-from chatplex.core.store import StoreError
 from chatplex.tui import search
 from chatplex.tui.errors import Failures, guarded
 from chatplex.tui.screens.dashboard import DashboardScreen

@@ -1,0 +1,369 @@
+"""Jobs: a run's life, from enqueue through a claim with a lease and streamed text to finish.
+
+A job changes three tables at once (the job, its reply, the session's status mark), so each
+function here is one whole transaction's work, run by `Database.write` (or `read`); none
+commits. Enum values are bound as named parameters (`JOB` holds the job states and
+priorities every statement may use), never spelled as string literals.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Collection, Sequence
+from typing import Any
+
+from chatplex.core.db.errors import LeaseLost
+from chatplex.core.db.sessions import (
+    Conn,
+    Params,
+    get_message,
+    get_session,
+    message_of,
+    one,
+    scalar,
+    set_status,
+    settle_status,
+    the_message,
+    the_session,
+)
+from chatplex.core.models import (
+    Job,
+    JobState,
+    Message,
+    MessageState,
+    Priority,
+    Role,
+    Session,
+    SessionStatus,
+    preview_of,
+)
+
+Finished = tuple[Job, Message, Session]
+POISON_CRASHES = 3  # runs in a row cut by a dying process with nothing progressing: put aside
+
+JOB: Params = {
+    "queued": JobState.QUEUED.value,
+    "running": JobState.RUNNING.value,
+    "succeeded": JobState.SUCCEEDED.value,
+    "failed": JobState.FAILED.value,
+    "cancelled": JobState.CANCELLED.value,
+    "high": Priority.HIGH.value,
+    "low": Priority.LOW.value,
+}
+# a session's next job cannot start while another of its jobs runs or is older and waiting
+NEXT_OF_SESSION = (
+    "NOT EXISTS (SELECT 1 FROM jobs e WHERE e.session_id=j.session_id"
+    " AND e.state IN (:queued, :running) AND (e.state=:running OR e.id<j.id))"
+)
+
+
+def job_of(row: sqlite3.Row) -> Job:
+    return Job(
+        id=row["id"],
+        session_id=row["session_id"],
+        message_id=row["message_id"],
+        priority=Priority(row["priority"]),
+        state=JobState(row["state"]),
+        attempts=row["attempts"],
+        max_attempts=row["max_attempts"],
+        run_after=row["run_after"],
+        lease_owner=row["lease_owner"],
+        lease_expires_at=row["lease_expires_at"],
+        last_error=row["last_error"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        crashes=row["crashes"],
+        resumed_from=row["resumed_from"],
+    )
+
+
+def get_job(db: Conn, job_id: int) -> Job | None:
+    row = one(db, "SELECT * FROM jobs WHERE id=:job", {"job": job_id})
+    return job_of(row) if row else None
+
+
+def finished(db: Conn, job_id: int) -> Finished:
+    """A job with its message and session, read back in the transaction that changed them."""
+    job = get_job(db, job_id)
+    assert job is not None, job_id
+    return job, the_message(db, job.message_id), the_session(db, job.session_id)
+
+
+# ------------------------------------------------------------ enqueue
+def _insert_job(
+    db: Conn, sid: int, mid: int, priority: Priority, max_attempts: int, now: float
+) -> Job:
+    row = one(
+        db,
+        "INSERT INTO jobs(session_id, message_id, priority, state, max_attempts, run_after,"
+        " created_at, updated_at)"
+        " VALUES (:sid, :mid, :priority, :queued, :max_attempts, :now, :now, :now) RETURNING *",
+        {
+            **JOB,
+            "sid": sid,
+            "mid": mid,
+            "priority": priority.value,
+            "max_attempts": max_attempts,
+            "now": now,
+        },
+    )
+    assert row is not None
+    return job_of(row)
+
+
+def _link(db: Conn, mid: int, job_id: int) -> Message:
+    """The reply records the job that writes it; returns the reply as it is now."""
+    row = one(
+        db,
+        "UPDATE messages SET job_id=:job WHERE id=:mid RETURNING *",
+        {"job": job_id, "mid": mid},
+    )
+    assert row is not None, mid
+    return message_of(row)
+
+
+def create_turn(
+    db: Conn, sid: int, text: str, priority: Priority, max_attempts: int
+) -> tuple[Message, Message, Job, Session]:
+    """The user message, its empty assistant reply (streaming) and the job. Every row is
+    read back by RETURNING, not by another SELECT: B1 counts statements."""
+    now = time.time()
+    if get_session(db, sid) is None:
+        raise KeyError(f"no session {sid}")
+    insert = (
+        "INSERT INTO messages(session_id, role, content, state, created_at, updated_at)"
+        " VALUES (:sid, :role, :content, :state, :now, :now) RETURNING *"
+    )
+    user = {
+        "sid": sid,
+        "role": Role.USER.value,
+        "content": text,
+        "state": MessageState.COMPLETE.value,
+        "now": now,
+    }
+    user_row = one(db, insert, user)
+    reply = {
+        **user,
+        "role": Role.ASSISTANT.value,
+        "content": "",
+        "state": MessageState.STREAMING.value,
+    }
+    reply_row = one(db, insert, reply)
+    assert user_row is not None and reply_row is not None
+    job = _insert_job(db, sid, reply_row["id"], priority, max_attempts, now)
+    reply_message = _link(db, job.message_id, job.id)
+    session = settle_status(db, sid, now, SessionStatus.QUEUED)  # streaming if another job runs
+    return message_of(user_row), reply_message, job, session
+
+
+def requeue_reply(db: Conn, mid: int, priority: Priority, max_attempts: int) -> Finished:
+    """A fresh job for an assistant message (the user asked to retry it)."""
+    now = time.time()
+    msg = get_message(db, mid)
+    if msg is None or msg.role != Role.ASSISTANT:
+        raise KeyError(f"no reply {mid}")
+    active = one(
+        db,
+        "SELECT id FROM jobs WHERE message_id=:mid AND state IN (:queued, :running)",
+        {**JOB, "mid": mid},
+    )
+    if active:  # already waiting: run it now instead of adding a second job
+        job_id = active[0]
+        db.execute(
+            "UPDATE jobs SET run_after=:now, updated_at=:now WHERE id=:job AND state=:queued",
+            {**JOB, "now": now, "job": job_id},
+        )
+    else:
+        job_id = _insert_job(db, msg.session_id, mid, priority, max_attempts, now).id
+        _link(db, mid, job_id)
+        db.execute(
+            "UPDATE messages SET content='', state=:streaming, error=NULL, finish_reason=NULL,"
+            " updated_at=:now WHERE id=:mid",
+            {"streaming": MessageState.STREAMING.value, "now": now, "mid": mid},
+        )
+    settle_status(db, msg.session_id, now, SessionStatus.QUEUED)
+    return finished(db, job_id)
+
+
+# ------------------------------------------------------------ the worker's side
+def claim(
+    db: Conn,
+    owner: str,
+    lease: float,
+    exclude_providers: Sequence[str],
+    only_session: int | None,
+    continuing: Collection[str],
+) -> tuple[Job, Session] | None:
+    """Take the best runnable job: HIGH before LOW, then oldest, one job per session at a time
+    (only `only_session`'s, if given). A partial reply is kept (less trailing whitespace,
+    which Anthropic refuses at the end of a prefill) when the session's provider is one of
+    `continuing`, else cleared for a fresh start."""
+    now = time.time()
+    skipped = {f"p{i}": name for i, name in enumerate(exclude_providers)}
+    skip = ""
+    if skipped:
+        marks = ", ".join(f":{name}" for name in skipped)
+        skip = f" AND j.session_id NOT IN (SELECT id FROM sessions WHERE provider IN ({marks}))"
+    if only_session is not None:
+        skip += " AND j.session_id=:only"
+    row = one(
+        db,
+        "UPDATE jobs SET state=:running, lease_owner=:owner, lease_expires_at=:expires,"
+        " attempts=attempts+1, started_at=:now, updated_at=:now WHERE id=("
+        " SELECT j.id FROM jobs j WHERE j.state=:queued AND j.run_after<=:now"
+        f" AND {NEXT_OF_SESSION}{skip}"
+        " ORDER BY j.priority, j.run_after, j.id LIMIT 1) RETURNING *",
+        {
+            **JOB,
+            **skipped,
+            "owner": owner,
+            "expires": now + lease,
+            "now": now,
+            "only": only_session,
+        },
+    )
+    if row is None:
+        return None
+    job = job_of(row)
+    session = the_session(db, job.session_id)
+    db.execute(
+        "UPDATE messages SET content=CASE WHEN :keep THEN rtrim(content, char(32, 9, 10, 13))"
+        " ELSE '' END, state=:streaming, error=NULL, job_id=:job, updated_at=:now,"
+        " model=:model WHERE id=:message",
+        {
+            "keep": session.provider in continuing,
+            "streaming": MessageState.STREAMING.value,
+            "job": job.id,
+            "now": now,
+            "model": session.model,
+            "message": job.message_id,
+        },
+    )
+    kept = scalar(
+        db,
+        "UPDATE jobs SET resumed_from=(SELECT length(content) FROM messages WHERE id=:message)"
+        " WHERE id=:job RETURNING resumed_from",
+        {"message": job.message_id, "job": job.id},
+    )
+    job.resumed_from = kept or 0
+    return job, set_status(db, job.session_id, SessionStatus.STREAMING, now)
+
+
+# Streamed text onto the job's reply. By primary key: `WHERE job_id=?` scanned every message
+# of the database on every flush (no index on messages.job_id).
+APPEND_SQL = (
+    "UPDATE messages SET content=content||:text, updated_at=:now"
+    " WHERE id=(SELECT message_id FROM jobs WHERE id=:job) AND state=:streaming"
+)
+
+
+def append_many(db: Conn, lease: float, items: Sequence[tuple[int, str, str]]) -> set[int]:
+    """Streamed text for several running jobs (id, claim token, new text), leases extended.
+    Returns the jobs whose claim is not live any more (cancelled, or taken over after a
+    lease expired): their text is dropped. The fence is the claim's own token, not the
+    process: a stale run in this same process can never write."""
+    now = time.time()
+    lost = set()
+    for job_id, token, text in items:
+        cur = db.execute(
+            "UPDATE jobs SET lease_expires_at=:expires"
+            " WHERE id=:job AND lease_owner=:token AND state=:running",
+            {**JOB, "expires": now + lease, "job": job_id, "token": token},
+        )
+        if cur.rowcount != 1:
+            lost.add(job_id)
+        elif text:
+            db.execute(
+                APPEND_SQL,
+                {
+                    "text": text,
+                    "now": now,
+                    "job": job_id,
+                    "streaming": MessageState.STREAMING.value,
+                },
+            )
+    return lost
+
+
+# outcome -> (job state, message state, session status when nothing else is active)
+OUTCOMES = {
+    "succeeded": (JobState.SUCCEEDED, MessageState.COMPLETE, SessionStatus.WAITING),
+    "failed": (JobState.FAILED, MessageState.ERROR, SessionStatus.ERROR),
+    "cancelled": (JobState.CANCELLED, MessageState.INTERRUPTED, SessionStatus.IDLE),
+    "retry": (JobState.QUEUED, MessageState.INTERRUPTED, SessionStatus.QUEUED),
+    "requeue": (JobState.QUEUED, MessageState.INTERRUPTED, SessionStatus.INTERRUPTED),
+}
+
+
+def finish(
+    db: Conn,
+    job_id: int,
+    token: str,
+    outcome: str,
+    text: str,
+    error: str | None,
+    run_after: float,
+    unread: bool,
+    usage: tuple[int | None, int | None],
+    finish_reason: str | None,
+) -> Finished:
+    """End a run (see Store.finish for the outcomes); only the claim `token` may end it."""
+    now = time.time()
+    job_state, msg_state, status = OUTCOMES[outcome]
+    row = one(
+        db,
+        "UPDATE jobs SET state=:state, lease_owner=NULL, lease_expires_at=NULL, updated_at=:now,"
+        " last_error=COALESCE(:error, last_error), finished_at=:finished,"
+        " run_after=CASE WHEN :retry THEN :run_after ELSE run_after END,"
+        # a run that ended: its crashes in a row end too
+        " attempts=attempts-:given_back, crashes=0"
+        " WHERE id=:job AND state=:running AND lease_owner=:token RETURNING *",
+        {
+            **JOB,
+            "state": job_state.value,
+            "now": now,
+            "error": error,
+            "finished": now if job_state.finished else None,
+            "retry": outcome == "retry",
+            "run_after": run_after,
+            "given_back": int(outcome == "requeue"),
+            "job": job_id,
+            "token": token,
+        },
+    )
+    if row is None:  # not running any more, or under another claim
+        raise LeaseLost(job_id)
+    job = job_of(row)
+    row = one(
+        db,
+        "UPDATE messages SET content=:text, state=:state, error=:error,"
+        " prompt_tokens=COALESCE(:prompt, prompt_tokens), completion_tokens=COALESCE(:completion,"
+        " completion_tokens), finish_reason=:reason, updated_at=:now WHERE id=:mid RETURNING *",
+        {
+            "text": text,
+            "state": msg_state.value,
+            "error": error,
+            "prompt": usage[0],
+            "completion": usage[1],
+            "reason": finish_reason,
+            "now": now,
+            "mid": job.message_id,
+        },
+    )
+    assert row is not None, job.message_id
+    extra: dict[str, Any] = {}
+    if outcome == "succeeded":
+        extra["preview"] = preview_of(text)  # the reply's whole text (see the docstring)
+    elif outcome == "failed":
+        extra["preview"] = preview_of("⚠ " + (error or "failed"))
+    elif outcome == "retry":  # the row says why it waits and when it tries again
+        extra["preview"] = preview_of("↻ " + (error or "retrying"))
+    unread_more = int(unread and outcome in ("succeeded", "failed"))
+    if outcome in ("retry", "requeue"):  # this job is still the session's next one
+        session = set_status(db, job.session_id, status, now, unread_more, **extra)
+    else:
+        session = settle_status(db, job.session_id, now, status, unread_more, **extra)
+    return job, message_of(row), session

@@ -1,0 +1,270 @@
+"""Sessions, their status mark and their messages: every statement on them outside a job.
+
+Each function takes the connection first and runs inside the caller's transaction (writes,
+through `Database.write`) or read (`Database.read`); none commits. The job side of a
+conversation (a turn, a claim, a finish) is in jobs.py, since it changes all three tables.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from typing import Any
+
+from chatplex.core.models import JobState, Message, MessageState, Role, Session, SessionStatus
+
+Conn = sqlite3.Connection
+Params = dict[str, Any]
+
+UPDATABLE = frozenset({"title", "provider", "model", "system_prompt", "unread"})
+
+
+def one(db: Conn, sql: str, params: Params | None = None) -> sqlite3.Row | None:
+    row: sqlite3.Row | None = db.execute(sql, params or {}).fetchone()
+    return row
+
+
+def scalar(db: Conn, sql: str, params: Params | None = None) -> Any:
+    """The first column of an aggregate's single row."""
+    row = db.execute(sql, params or {}).fetchone()
+    return row[0] if row is not None else None
+
+
+def rowid(cur: sqlite3.Cursor) -> int:
+    assert cur.lastrowid is not None  # after an INSERT
+    return cur.lastrowid
+
+
+def session_of(row: sqlite3.Row) -> Session:
+    return Session(
+        id=row["id"],
+        title=row["title"],
+        provider=row["provider"],
+        model=row["model"],
+        system_prompt=row["system_prompt"],
+        status=SessionStatus(row["status"]),
+        unread=row["unread"],
+        preview=row["preview"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+def message_of(row: sqlite3.Row) -> Message:
+    return Message(
+        id=row["id"],
+        session_id=row["session_id"],
+        role=Role(row["role"]),
+        content=row["content"],
+        state=MessageState(row["state"]),
+        error=row["error"],
+        job_id=row["job_id"],
+        prompt_tokens=row["prompt_tokens"],
+        completion_tokens=row["completion_tokens"],
+        finish_reason=row["finish_reason"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        model=row["model"],
+    )
+
+
+def get_session(db: Conn, sid: int) -> Session | None:
+    row = one(db, "SELECT * FROM sessions WHERE id=:sid", {"sid": sid})
+    return session_of(row) if row else None
+
+
+def get_message(db: Conn, mid: int) -> Message | None:
+    row = one(db, "SELECT * FROM messages WHERE id=:mid", {"mid": mid})
+    return message_of(row) if row else None
+
+
+def the_session(db: Conn, sid: int) -> Session:
+    """A session the transaction knows exists (it just wrote or checked it)."""
+    found = get_session(db, sid)
+    assert found is not None, sid
+    return found
+
+
+def the_message(db: Conn, mid: int) -> Message:
+    found = get_message(db, mid)
+    assert found is not None, mid
+    return found
+
+
+# ------------------------------------------------------------ the session's status mark
+def set_status(
+    db: Conn, sid: int, status: SessionStatus, now: float, unread: int = 0, **extra: Any
+) -> Session:
+    """Set the mark (and `unread` more unread replies, and `extra` columns by name: the
+    preview); returns the session as it is now."""
+    return _status(db, ":status", sid, now, unread, extra, {"status": status.value})
+
+
+def settle_status(
+    db: Conn, sid: int, now: float, otherwise: SessionStatus, unread: int = 0, **extra: Any
+) -> Session:
+    """After a job left the running state (or joined the queue): a running job of the session
+    makes it streaming, else a queued one queued, else it is `otherwise`."""
+    mark = (
+        "CASE WHEN EXISTS (SELECT 1 FROM jobs WHERE session_id=:sid AND state=:running)"
+        " THEN :streaming WHEN EXISTS (SELECT 1 FROM jobs WHERE session_id=:sid AND state=:queued)"
+        " THEN :queued_mark ELSE :otherwise END"
+    )
+    marks = {
+        "running": JobState.RUNNING.value,
+        "queued": JobState.QUEUED.value,
+        "streaming": SessionStatus.STREAMING.value,
+        "queued_mark": SessionStatus.QUEUED.value,
+        "otherwise": otherwise.value,
+    }
+    return _status(db, mark, sid, now, unread, extra, marks)
+
+
+def _status(
+    db: Conn, mark: str, sid: int, now: float, unread: int, extra: Params, params: Params
+) -> Session:
+    cols = "".join(f", {name}=:{name}" for name in extra)
+    row = one(
+        db,
+        f"UPDATE sessions SET status={mark}, updated_at=:now, unread=unread+:unread{cols}"
+        " WHERE id=:sid RETURNING *",
+        {**extra, **params, "now": now, "unread": unread, "sid": sid},
+    )
+    assert row is not None, sid
+    return session_of(row)
+
+
+# ------------------------------------------------------------ sessions
+def create_session(db: Conn, title: str, provider: str, model: str, system_prompt: str) -> Session:
+    now = time.time()
+    row = one(
+        db,
+        "INSERT INTO sessions(title, provider, model, system_prompt, created_at, updated_at)"
+        " VALUES (:title, :provider, :model, :system_prompt, :now, :now) RETURNING *",
+        {
+            "title": title,
+            "provider": provider,
+            "model": model,
+            "system_prompt": system_prompt,
+            "now": now,
+        },
+    )
+    assert row is not None
+    return session_of(row)
+
+
+def update_session(db: Conn, sid: int, fields: Params) -> Session | None:
+    """`fields` are checked against UPDATABLE by the caller, before the transaction."""
+    cols = ", ".join(f"{name}=:{name}" for name in fields)
+    db.execute(f"UPDATE sessions SET {cols} WHERE id=:sid", {**fields, "sid": sid})
+    return get_session(db, sid)
+
+
+def delete_session(db: Conn, sid: int) -> list[int]:
+    """Delete a session (cascading over its messages and jobs); returns the ids of its running
+    jobs (their workers must be told)."""
+    params = {"sid": sid, "running": JobState.RUNNING.value}
+    found = db.execute("SELECT id FROM jobs WHERE session_id=:sid AND state=:running", params)
+    ids = [r[0] for r in found]
+    db.execute("DELETE FROM sessions WHERE id=:sid", {"sid": sid})
+    return ids
+
+
+def list_sessions(db: Conn) -> list[Session]:
+    return [
+        session_of(r)
+        for r in db.execute("SELECT * FROM sessions ORDER BY updated_at DESC, id DESC")
+    ]
+
+
+def find_sessions_by_title(db: Conn, titles: tuple[str, ...]) -> list[Session]:
+    """Sessions with any of these exact titles, most recent first."""
+    params = {f"t{i}": title for i, title in enumerate(titles)}
+    marks = ", ".join(f":{name}" for name in params)
+    sql = f"SELECT * FROM sessions WHERE title IN ({marks}) ORDER BY updated_at DESC, id DESC"
+    return [session_of(r) for r in db.execute(sql, params)]
+
+
+def search(db: Conn, text: str, limit: int) -> list[Session]:
+    """Sessions whose title or any message contains `text` literally (LIKE's wildcards escaped)."""
+    like = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    return [
+        session_of(r)
+        for r in db.execute(
+            "SELECT * FROM sessions WHERE title LIKE :like ESCAPE '\\' OR id IN ("
+            " SELECT session_id FROM messages WHERE content LIKE :like ESCAPE '\\')"
+            " ORDER BY updated_at DESC LIMIT :limit",
+            {"like": like, "limit": limit},
+        )
+    ]
+
+
+def import_session(db: Conn, session: Params, messages: list[Params]) -> Session:
+    """One session and all its messages (an export read back), in the caller's transaction."""
+    now = time.time()
+    cur = db.execute(
+        "INSERT INTO sessions(title, provider, model, system_prompt, created_at, updated_at)"
+        " VALUES (:title, :provider, :model, :system_prompt, :created, :now)",
+        {
+            "title": session["title"],
+            "provider": session["provider"],
+            "model": session["model"],
+            "system_prompt": session.get("system_prompt", ""),
+            "created": float(session.get("created_at") or now),
+            "now": now,
+        },
+    )
+    sid = rowid(cur)
+    db.executemany(
+        "INSERT INTO messages(session_id, role, content, state, error, model, created_at,"
+        " updated_at) VALUES (:sid, :role, :content, :state, :error, :model, :created, :now)",
+        (
+            {
+                "sid": sid,
+                "role": m["role"],
+                "content": m["content"],
+                "state": m.get("state", MessageState.COMPLETE.value),
+                "error": m.get("error"),
+                "model": m.get("model"),
+                "created": float(m.get("created_at") or now),
+                "now": now,
+            }
+            for m in messages
+        ),
+    )
+    return the_session(db, sid)
+
+
+# ------------------------------------------------------------ messages
+def messages(db: Conn, sid: int, limit: int | None, before_id: int | None) -> list[Message]:
+    """Messages of a session in order; with `limit`, the newest ones (before `before_id`)."""
+    sql = "SELECT * FROM messages WHERE session_id=:sid"
+    if before_id is not None:
+        sql += " AND id<:before"
+    sql += " ORDER BY id DESC"
+    if limit is not None:
+        sql += " LIMIT :limit"
+    rows = db.execute(sql, {"sid": sid, "before": before_id, "limit": limit}).fetchall()
+    return [message_of(r) for r in reversed(rows)]
+
+
+def context(db: Conn, sid: int, message_id: int) -> tuple[list[Message], str]:
+    """What a run needs in one read: what the model sees before the reply (complete messages,
+    failed replies left out), and the reply's text so far (kept by a claim for a provider
+    that continues)."""
+    history = [
+        message_of(r)
+        for r in db.execute(
+            "SELECT * FROM messages WHERE session_id=:sid AND id<:before AND content != ''"
+            " AND (role != :assistant OR state IN (:complete, :interrupted)) ORDER BY id",
+            {
+                "sid": sid,
+                "before": message_id,
+                "assistant": Role.ASSISTANT.value,
+                "complete": MessageState.COMPLETE.value,
+                "interrupted": MessageState.INTERRUPTED.value,
+            },
+        )
+    ]
+    row = one(db, "SELECT content FROM messages WHERE id=:mid", {"mid": message_id})
+    return history, row[0] if row else ""
