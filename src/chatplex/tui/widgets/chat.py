@@ -17,7 +17,9 @@ import asyncio
 import contextlib
 import re
 import time
+from collections.abc import Callable
 
+from textual import on
 from textual.containers import Vertical, VerticalScroll
 from textual.content import Content
 from textual.message import Message as TextualMessage
@@ -26,6 +28,7 @@ from textual.widgets import Markdown, Static
 from textual.widgets.markdown import MarkdownStream
 
 from chatplex.core.models import Message, MessageState, Role, Session
+from chatplex.tui import feed
 from chatplex.tui.errors import guarded
 from chatplex.tui.safe import plain, visible
 
@@ -422,7 +425,21 @@ class SystemPrompt(Static):
 
 
 class ChatView(VerticalScroll):
-    """Shows one session; the app feeds it the coordinator's events for that session."""
+    """Shows one session, from the core events the app's feed posts here (KINDS).
+
+    Every core event the main screen shows comes here first and bubbles on to the app (the
+    sidebar, the status line): a reply is on screen before the sidebar says it ended."""
+
+    KINDS = (
+        feed.SessionChanged,
+        feed.SessionDeleted,
+        feed.MessageAdded,
+        feed.ReplyStarted,
+        feed.ReplyDeltas,
+        feed.ReplyFinished,
+        feed.Notification,
+        feed.ExternalChange,
+    )
 
     class NeedOlder(TextualMessage):
         """Scrolled to the top and older messages exist."""
@@ -439,6 +456,55 @@ class ChatView(VerticalScroll):
         self.new_key = "ctrl+n"
         self.prompt_key = "f4"  # edits the system prompt
         self.setup_hint = ""  # set by the app when it runs on the built-in default provider
+        # the text so far of a reply being generated here (the coordinator's live_text)
+        self.live_text: Callable[[int], str | None] = lambda message_id: None
+        # show/prepend run in the app's task, the event handlers in this widget's: one at a
+        # time, so an event is applied to the transcript it belongs to, after it is loaded
+        self._busy = asyncio.Lock()
+
+    def _shown(self, session_id: int) -> bool:
+        return self.session is not None and self.session.id == session_id
+
+    @on(feed.SessionChanged)
+    @guarded
+    def _session_changed(self, message: feed.SessionChanged) -> None:
+        session = message.event.session
+        if self._shown(session.id):
+            self.session = session
+            self.show_system_prompt(session.system_prompt)
+
+    @on(feed.MessageAdded)
+    @guarded
+    async def _message_added(self, message: feed.MessageAdded) -> None:
+        async with self._busy:
+            if self._shown(message.event.message.session_id):
+                await self._add(message.event.message)
+
+    @on(feed.ReplyStarted)
+    @guarded
+    async def _reply_started(self, message: feed.ReplyStarted) -> None:
+        event = message.event
+        async with self._busy:
+            if self._shown(event.session_id) and (reply := self.replies.get(event.message_id)):
+                kept = (self.live_text(event.message_id) or "")[: event.kept] if event.kept else ""
+                await reply.restart(kept)
+
+    @on(feed.ReplyDeltas)
+    @guarded
+    async def _reply_deltas(self, message: feed.ReplyDeltas) -> None:
+        async with self._busy:
+            replies = self.replies
+            for event in message.take():
+                if self._shown(event.session_id) and (reply := replies.get(event.message_id)):
+                    reply.append(event.text, event.offset)
+
+    @on(feed.ReplyFinished)
+    @guarded
+    async def _reply_finished(self, message: feed.ReplyFinished) -> None:
+        done = message.event.message
+        async with self._busy:
+            if self._shown(done.session_id) and (reply := self.replies.get(done.id)):
+                await reply.finish(done)  # a refused first contact: the box says what to do
 
     @guarded
     def watch_scroll_y(self, old: float, new: float) -> None:
@@ -498,6 +564,10 @@ class ChatView(VerticalScroll):
 
     async def show(self, session: Session | None, messages: list[Message]) -> None:
         """Replace the transcript (the newest page of `session`)."""
+        async with self._busy:
+            await self._show(session, messages)
+
+    async def _show(self, session: Session | None, messages: list[Message]) -> None:
         self.session = session
         self.replies = {}
         await self.remove_children()
@@ -531,6 +601,10 @@ class ChatView(VerticalScroll):
 
     async def prepend(self, messages: list[Message]) -> None:
         """Older messages above the first one shown, keeping the view where it was."""
+        async with self._busy:
+            await self._prepend(messages)
+
+    async def _prepend(self, messages: list[Message]) -> None:
         if not messages:
             self.has_older = False
             return
@@ -548,8 +622,14 @@ class ChatView(VerticalScroll):
         self.scroll_to(y=self.virtual_size.height - height_before, animate=False)
 
     async def add(self, message: Message) -> None:
-        if message.role is Role.ASSISTANT and message.id in self.replies:
-            return
+        async with self._busy:
+            await self._add(message)
+
+    async def _add(self, message: Message) -> None:
+        if message.id in self.replies or any(
+            isinstance(w, UserMessage) and w.message.id == message.id for w in self.children
+        ):
+            return  # in the page loaded already
         for empty in self.query(".empty"):
             await empty.remove()
         widget = self._widget(message)
