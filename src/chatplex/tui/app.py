@@ -647,7 +647,11 @@ class ChatplexApp(App[None]):
         if self.coordinator is None or isinstance(self.screen, DashboardScreen):
             return  # already there (its key is an app-wide binding)
         screen = DashboardScreen(
-            self.coord, lambda: [self.sidebar.sessions[sid] for sid in self.sidebar.order], self.current
+            self.coord,
+            lambda: [self.sidebar.sessions[sid] for sid in self.sidebar.order],
+            self.current,
+            self.feed,
+            self.sessions_changed,
         )
         self.push_screen(screen, self._dashboard_closed)
 

@@ -24,8 +24,9 @@ from textual.message_pump import MessagePump
 from chatplex.core import events as core
 
 
-class CoreMessage(Message):
-    """A coordinator event; `event` is the core's own (frozen) object."""
+class CoreMessage(Message, bubble=False):
+    """A coordinator event; `event` is the core's own (frozen) object. It goes to the
+    subscribers only: it does not bubble up the DOM."""
 
     def __init__(self, event: core.Event) -> None:
         super().__init__()

@@ -427,8 +427,11 @@ class SystemPrompt(Static):
 class ChatView(VerticalScroll):
     """Shows one session, from the core events the app's feed posts here (KINDS).
 
-    Every core event the main screen shows comes here first and bubbles on to the app (the
-    sidebar, the status line): a reply is on screen before the sidebar says it ended."""
+    Every core event the main screen shows comes here first and goes on to the app (the
+    sidebar, the status line) once shown here: a reply is on screen before the sidebar says
+    it ended. Handed straight to the app, not bubbled through the three containers between
+    (a hop per container: the sidebar would lag behind the database by as many turns of the
+    loop)."""
 
     KINDS = (
         feed.SessionChanged,
@@ -464,6 +467,13 @@ class ChatView(VerticalScroll):
 
     def _shown(self, session_id: int) -> bool:
         return self.session is not None and self.session.id == session_id
+
+    @on(feed.CoreMessage)
+    @guarded
+    def _hand_on(self, message: feed.CoreMessage) -> None:
+        """After this widget's own handler of the message (Textual calls a handler of the
+        message's base class after that of the class itself)."""
+        self.app.post_message(message)
 
     @on(feed.SessionChanged)
     @guarded
