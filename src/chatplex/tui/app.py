@@ -664,7 +664,12 @@ class ChatplexApp(App[None]):
     def action_queue(self) -> None:
         if self.coordinator is not None and not isinstance(self.screen, QueueScreen):
             self.push_screen(
-                QueueScreen(self.coord, lambda: {sid: s.title for sid, s in self.sidebar.sessions.items()})
+                QueueScreen(
+                    self.coord,
+                    lambda: {sid: s.title for sid, s in self.sidebar.sessions.items()},
+                    self.feed,
+                    self.sessions_changed,
+                )
             )
 
     @guarded
