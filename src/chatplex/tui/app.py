@@ -348,7 +348,10 @@ class ChatplexApp(App[None]):
     @on(feed.Notification)
     @guarded
     def _notified(self, message: feed.Notification) -> None:
-        self._notification(message.event)
+        try:
+            self._notification(message.event)
+        except (NoMatches, IndexError):  # the main screen is gone (shutting down)
+            pass
 
     @on(feed.ExternalChange)
     @guarded

@@ -26,46 +26,47 @@ from chatplex.core import events as core
 
 class CoreMessage(Message, bubble=False):
     """A coordinator event; `event` is the core's own (frozen) object. It goes to the
-    subscribers only: it does not bubble up the DOM."""
+    subscribers only: it does not bubble up the DOM (each subclass says so too: Textual
+    sets `bubble` per class)."""
 
     def __init__(self, event: core.Event) -> None:
         super().__init__()
         self.event = event
 
 
-class SessionChanged(CoreMessage):
+class SessionChanged(CoreMessage, bubble=False):
     event: core.SessionChanged
 
 
-class SessionDeleted(CoreMessage):
+class SessionDeleted(CoreMessage, bubble=False):
     event: core.SessionDeleted
 
 
-class MessageAdded(CoreMessage):
+class MessageAdded(CoreMessage, bubble=False):
     event: core.MessageAdded
 
 
-class ReplyStarted(CoreMessage):
+class ReplyStarted(CoreMessage, bubble=False):
     event: core.ReplyStarted
 
 
-class ReplyFinished(CoreMessage):
+class ReplyFinished(CoreMessage, bubble=False):
     event: core.ReplyFinished
 
 
-class JobChanged(CoreMessage):
+class JobChanged(CoreMessage, bubble=False):
     event: core.JobChanged
 
 
-class QueueStatsChanged(CoreMessage):
+class QueueStatsChanged(CoreMessage, bubble=False):
     event: core.QueueStatsChanged
 
 
-class Notification(CoreMessage):
+class Notification(CoreMessage, bubble=False):
     event: core.Notification
 
 
-class ExternalChange(CoreMessage):
+class ExternalChange(CoreMessage, bubble=False):
     event: core.ExternalChange
 
 
