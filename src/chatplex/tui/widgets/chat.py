@@ -131,6 +131,9 @@ class ReplyMessage(Vertical):
         self._stream_lock = asyncio.Lock()  # _flush runs in this widget's task, finish in the app's
         self._pending: list[str] = []
         self._tail_due = False  # a tail re-render is scheduled
+        # The Markdown body got its text. Not at compose: mounting a page of replies (a switch
+        # of session) would parse them all before the app reads its next key (B5).
+        self._rendered = False
         self.long = self.length > LIMIT  # shown as a plain-text tail (decided again on restart)
         self.started_at: float | None = None  # time.monotonic() when a worker took it
 
@@ -143,8 +146,8 @@ class ReplyMessage(Vertical):
     def compose(self):
         if self.long:
             yield from self._tail_widgets()
-        else:
-            yield Markdown(visible(self.message.content), classes="body", open_links=False)
+        else:  # its text is parsed after the first frame (see _write_pending)
+            yield Markdown("", classes="body", open_links=False)
         yield Static(self._state_line(), classes="state")
 
     def _tail_widgets(self) -> list[Widget]:
@@ -237,6 +240,8 @@ class ReplyMessage(Vertical):
     @guarded
     def on_mount(self) -> None:
         self._show_state()
+        if not self.long and self.length:
+            self.call_after_refresh(self._flush)
 
     @guarded
     async def on_unmount(self) -> None:
@@ -267,6 +272,7 @@ class ReplyMessage(Vertical):
             was_long = self.long
             await self._become(long=long)
             if self._markdown is not None:
+                self._rendered = True
                 await self._markdown.update(visible(kept))
             elif long and was_long:  # the tail window stays: show the kept text's end
                 await self._show_tail()
@@ -301,8 +307,8 @@ class ReplyMessage(Vertical):
             return
         first = not self._pending
         self._pending.append(visible(text))
-        if first:
-            self.call_later(self._flush)
+        if first:  # once per frame: the deltas until the screen is painted go in together
+            self.call_after_refresh(self._flush)
 
     @guarded
     async def _flush(self) -> None:
@@ -316,10 +322,14 @@ class ReplyMessage(Vertical):
                 await self._write_pending()
 
     async def _write_pending(self) -> None:
-        if not self._pending or self.long:
+        if self.long or (self._rendered and not self._pending):
             return
         if self._markdown is None:
             self.call_after_refresh(self._flush)
+            return
+        if not self._rendered:  # the first text: all of it so far, pending deltas included
+            self._rendered, self._pending = True, []
+            await self._markdown.update(visible(self.text))
             return
         text, self._pending = "".join(self._pending), []
         if self._stream is None:
@@ -373,6 +383,7 @@ class ReplyMessage(Vertical):
                     await self._show_tail()
                 else:  # regenerated shorter than it was: Markdown again
                     await self._become(long=False)
+                    self._rendered = True
                     await self._markdown.update(visible(message.content))  # type: ignore[union-attr]
             self._show_state()
             return
@@ -380,6 +391,7 @@ class ReplyMessage(Vertical):
         self.message = message
         if not shown_all or self.text != message.content:
             self._set_text(message.content)
+            self._rendered = True
             await self._markdown.update(visible(message.content))  # type: ignore[union-attr]
         self._show_state()
 
