@@ -566,17 +566,18 @@ class ChatView(VerticalScroll):
     def _scroll_to_found(self, widget: Widget) -> None:
         self.scroll_to_widget(widget, animate=False, top=True)
 
-    def _widget(self, message: Message) -> Static | ReplyMessage | None:
+    def _widget(self, message: Message, session: Session | None = None) -> Static | ReplyMessage | None:
+        session = session or self.session
         if message.role is Role.USER:
             return UserMessage(message, self.export_key)
         if message.role is Role.ASSISTANT:
-            model = message.model or (self.session.model if self.session else "")  # who wrote it
+            model = message.model or (session.model if session else "")  # who wrote it
             widget = ReplyMessage(
                 message,
                 model,
                 self.retry_key,
                 self.export_key,
-                provider=self.session.provider if self.session else "",
+                provider=session.provider if session else "",
                 new_key=self.new_key,
                 setup_hint=self.setup_hint,
             )
@@ -590,8 +591,14 @@ class ChatView(VerticalScroll):
             await self._show(session, messages)
 
     async def _show(self, session: Session | None, messages: list[Message]) -> None:
-        self.session = session
+        """`session` becomes ours once it is on screen (mounted), not before."""
         self.replies = {}
+        try:
+            await self._mount_page(session, messages)
+        finally:
+            self.session = session
+
+    async def _mount_page(self, session: Session | None, messages: list[Message]) -> None:
         await self.remove_children()
         self.oldest_id = messages[0].id if messages else None
         self.has_older = len(messages) >= PAGE
@@ -615,7 +622,7 @@ class ChatView(VerticalScroll):
                     classes="empty",
                 )
             )
-        widgets = [w for m in messages if (w := self._widget(m)) is not None]
+        widgets = [w for m in messages if (w := self._widget(m, session)) is not None]
         if widgets:
             await self.mount_all(widgets)
         self.anchor()
