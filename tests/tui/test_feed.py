@@ -55,9 +55,11 @@ async def test_each_core_message_is_handled_once_by_the_chat_pane_and_once_by_th
     """The chat pane hands each message on to the app; none may also bubble there (the app
     would show a notification twice: "7 replies arrived" for 4)."""
     handled: collections.Counter = collections.Counter()
+    kept: list = []  # alive, so that no two messages share an id()
 
     def hook(message) -> None:
         if isinstance(message, feed.CoreMessage):
+            kept.append(message)
             handled[id(message), type(message).__name__] += 1
 
     app = ChatplexApp(make_config(tmp_path, provider_for(fake.scenario(reply="hello there"))))
