@@ -75,3 +75,29 @@ async def test_each_core_message_is_handled_once_by_the_chat_pane_and_once_by_th
         counts[kind].add(n)
     assert counts["SessionChanged"] == {2} and counts["MessageAdded"] == {2} and counts["ReplyFinished"] == {2}
     assert counts["QueueStatsChanged"] == {1}  # the status bar's alone
+
+
+async def test_the_reply_is_finished_on_screen_before_the_app_hears_its_session_is_waiting(fake, tmp_path):
+    """The order the tests (and the eye) rely on: when the app gets the SessionChanged that
+    follows a ReplyFinished (its second stop, after the chat pane), the reply shows its end."""
+    from chatplex.core.models import MessageState
+
+    app = ChatplexApp(make_config(tmp_path, provider_for(fake.scenario(reply="all of it", token_delay=0.01))))
+    seen: collections.Counter = collections.Counter()
+    kept: list = []
+    states: list = []
+
+    def hook(message) -> None:
+        if isinstance(message, feed.SessionChanged):
+            kept.append(message)
+            seen[id(message)] += 1
+            if seen[id(message)] == 2 and message.event.session.status is SessionStatus.WAITING:
+                states.extend((r.message.state, r.text) for r in app.chat.replies.values())
+
+    async with app.run_test(size=(100, 30), message_hook=hook) as pilot:
+        await app.ready.wait()
+        session = await app.coord.create_session("s")
+        await app.focus_session(session.id)
+        await app.coord.send(session.id, "hi")
+        await until(pilot, lambda: app.sidebar.sessions[session.id].status is SessionStatus.WAITING)
+    assert states == [(MessageState.COMPLETE, "all of it")]
