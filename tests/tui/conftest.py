@@ -38,6 +38,27 @@ async def dialog(pilot, key: str) -> None:
     await until(pilot, lambda: isinstance(pilot.app.screen, ModalScreen) and pilot.app.screen.focused is not None)
 
 
+class Toasts:
+    """The notifications an app raised, for a test to read through public API: `App.notify`
+    posts a `Notify` message (textual.notifications) that a `run_test(message_hook=...)`
+    hook sees when the app handles it. Pass an instance as the hook."""
+
+    def __init__(self) -> None:
+        from textual.notifications import Notification
+
+        self.raised: list[Notification] = []
+
+    def __call__(self, message) -> None:
+        from textual.notifications import Notify
+
+        if isinstance(message, Notify):
+            self.raised.append(message.notification)
+
+    def shown(self) -> list:
+        """Those on screen now (each goes when its timeout has passed)."""
+        return [n for n in self.raised if not n.has_expired]
+
+
 def runaway(megabytes: float, end: str = "THE-END") -> str:
     """A runaway reply: tokens of 23 characters, a newline every 8, no blank line (one
     endless Markdown paragraph, the worst case), then `end`."""

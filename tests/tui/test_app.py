@@ -9,7 +9,7 @@ from chatplex.tui.widgets.chat import PAGE, ReplyMessage, UserMessage
 from chatplex.tui.widgets.composer import Composer
 from tests.conftest import make_config, provider_for
 from tests.fakeserver import Fault
-from tests.tui.conftest import dialog, until
+from tests.tui.conftest import Toasts, dialog, until
 
 
 async def shown(pilot) -> str:
@@ -62,7 +62,8 @@ async def test_send_and_see_the_reply(fake, tmp_path):
 async def test_background_reply_badge_notification_and_full_transcript(fake, tmp_path):
     slow = fake.scenario(reply=" ".join(f"w{i}" for i in range(60)), token_delay=0.02)
     app = ChatplexApp(make_config(tmp_path, provider_for(slow)))
-    async with app.run_test(size=(100, 30)) as pilot:
+    toasts = Toasts()
+    async with app.run_test(size=(100, 30), message_hook=toasts) as pilot:
         await app.ready.wait()
         await type_and_send(pilot, "background work")
         first = app.current
@@ -72,7 +73,7 @@ async def test_background_reply_badge_notification_and_full_transcript(fake, tmp
         await until(pilot, lambda: status(app, first) is SessionStatus.WAITING)
         row = app.sidebar.sessions[first]
         assert row.unread == 1 and row.preview.startswith("w0 w1")
-        assert any("w0 w1" in str(n.message) for n in app._notifications)
+        assert any("w0 w1" in str(n.message) for n in toasts.shown())
         await key(pilot, "ctrl+down")  # back to the first session: everything that arrived is there
         assert app.current == first
         reply = next(iter(app.chat.replies.values()))
@@ -397,13 +398,14 @@ async def test_background_completion_rings_the_bell_only_when_enabled(fake, tmp_
         app = ChatplexApp(config)
         rings: list[int] = []
         app.bell = lambda: rings.append(1)  # type: ignore[method-assign]
-        async with app.run_test(size=(100, 30)) as pilot:
+        toasts = Toasts()
+        async with app.run_test(size=(100, 30), message_hook=toasts) as pilot:
             await app.ready.wait()
             await type_and_send(pilot, "go")
             first = app.current
             await key(pilot, "ctrl+n")
             await until(pilot, lambda: status(app, first) is SessionStatus.WAITING)
-            await until(pilot, lambda: bool(app._notifications))
+            await until(pilot, lambda: bool(toasts.shown()))
             assert len(rings) == (1 if enabled else 0)
 
 

@@ -245,3 +245,43 @@ async def test_regenerating_a_good_reply_from_the_queue_asks_first(fake, tmp_pat
         await until(pilot, lambda: app.screen is screen)
         assert (await app.coord.store.get_message(reply.id)).content == "keep me"
         assert [j.id for j in await app.coord.jobs()] == [job.id]
+
+
+async def test_the_inspector_changes_the_rows_that_changed_and_asks_the_queue_nothing_meanwhile(fake, tmp_path):
+    """Events update it: a priority change rewrites that row's cells only (the other rows are
+    the same objects), and no list of jobs is read for it (it used to read 500 jobs and
+    rebuild every row twice a second)."""
+    app = ChatplexApp(sessions_config(fake, tmp_path, workers=1, forever=True))
+    async with app.run_test(size=(150, 36)) as pilot:
+        await app.ready.wait()
+        c = app.coord
+        busy = (await c.create_session("busy", provider="slow")).id
+        await c.send(busy, "runs forever")
+        waiting = [(await c.send((await c.create_session(f"w{i}")).id, "waits"))[2] for i in range(3)]
+        reads = []
+        real_jobs = c.jobs
+
+        async def jobs(*args, **kwargs):
+            reads.append(args)
+            return await real_jobs(*args, **kwargs)
+
+        c.jobs = jobs  # type: ignore[method-assign]
+        await keys(pilot, "f3")
+        await until(pilot, lambda: isinstance(app.screen, QueueScreen) and len(app.screen.jobs) == 4)
+        screen = app.screen
+        table = screen.query_one(DataTable)
+        await until(pilot, lambda: screen.jobs[waiting[0].id].state is JobState.QUEUED)
+        before = {key.value: row for key, row in table.rows.items()}
+        read_before = len(reads)
+        await c.set_job_priority(waiting[1].id, Priority.HIGH)
+        await until(pilot, lambda: screen.jobs[waiting[1].id].priority is Priority.HIGH)
+        assert str(table.get_row(str(waiting[1].id))[2]) == "HIGH"  # the prio column
+        after = {key.value: row for key, row in table.rows.items()}
+        assert after.keys() == before.keys() and all(after[k] is before[k] for k in before)
+        assert len(reads) == read_before  # the event was enough
+        # a new job gets a row of its own, at the top, and the cursor stays on its job
+        table.move_cursor(row=table.get_row_index(str(waiting[2].id)), animate=False)
+        _, _, new = await c.send(waiting[0].session_id, "one more")
+        await until(pilot, lambda: new.id in screen.jobs)
+        assert table.get_row_at(0)[0] == str(new.id) and screen.selected_id() == waiting[2].id
+        assert len(reads) == read_before

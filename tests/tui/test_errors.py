@@ -11,11 +11,11 @@ from chatplex.core.db import Store
 from chatplex.core.models import SessionStatus
 from chatplex.tui.app import ChatplexApp
 from tests.conftest import make_config, provider_for
-from tests.tui.conftest import dialog, until
+from tests.tui.conftest import Toasts, dialog, until
 
 
-def error_toasts(app) -> list[str]:
-    return [str(n.message) for n in app._notifications if n.severity == "error"]
+def error_toasts(toasts: Toasts) -> list[str]:
+    return [str(n.message) for n in toasts.shown() if n.severity == "error"]
 
 
 async def test_a_failing_export_is_an_error_toast_and_the_app_keeps_serving_keys(fake, tmp_path, caplog):
@@ -28,14 +28,15 @@ async def test_a_failing_export_is_an_error_toast_and_the_app_keeps_serving_keys
     target = tmp_path / "out.md"
     app = ChatplexApp(config)
     caplog.set_level(logging.ERROR, logger="chatplex.tui")
-    async with app.run_test(size=(100, 30)) as pilot:
+    toasts = Toasts()
+    async with app.run_test(size=(100, 30), message_hook=toasts) as pilot:
         await app.ready.wait()
         assert app.current == session.id
         await dialog(pilot, "ctrl+s")
         app.screen.query_one("#value").value = str(target)
         await pilot.press("enter")
-        await until(pilot, lambda: bool(error_toasts(app)))
-        [toast] = error_toasts(app)
+        await until(pilot, lambda: bool(error_toasts(toasts)))
+        [toast] = error_toasts(toasts)
         assert toast.startswith("export failed — OverflowError") and "\n" not in toast
         assert any(r.name == "chatplex.tui" and r.exc_info and r.exc_info[0] is OverflowError for r in caplog.records)
         assert app.is_running and not target.exists()

@@ -11,7 +11,7 @@ from chatplex.providers.llamacpp import free_port
 from chatplex.tui.app import ChatplexApp
 from chatplex.tui.screens.modals import ConfirmScreen
 from tests.conftest import make_config, provider_for
-from tests.tui.conftest import dialog, until
+from tests.tui.conftest import Toasts, dialog, until
 from tests.tui.test_app import key, shown, status, type_and_send
 
 
@@ -37,7 +37,8 @@ async def test_first_run_with_no_server_says_what_to_do_at_once_in_the_reply(tmp
         name="ollama", kind="ollama", base_url=f"http://127.0.0.1:{free_port()}/v1", model="llama3.2", max_concurrency=1
     )
     app = ChatplexApp(make_config(tmp_path, down))  # path None: no config file; 5 attempts
-    async with app.run_test(size=(120, 40)) as pilot:
+    toasts = Toasts()
+    async with app.run_test(size=(120, 40), message_hook=toasts) as pilot:
         await app.ready.wait()
         first = await shown(pilot)
         assert "No session yet" in first and "chatplex config init" in first
@@ -57,7 +58,7 @@ async def test_first_run_with_no_server_says_what_to_do_at_once_in_the_reply(tmp
         ):
             assert words in box, words
         assert "chatplex config init" in await shown(pilot)
-        assert not app._notifications  # nothing covers it
+        assert not toasts.shown()  # nothing covers it
 
 
 async def test_with_a_config_file_a_refused_connection_has_no_first_run_text(tmp_path, fake):
@@ -157,7 +158,8 @@ async def test_background_replies_arriving_together_are_one_toast_at_a_time(fake
     s = fake.scenario(reply="done and dusted", faults=[Fault(hold_after=1, hold=release) for _ in range(4)])
     app = ChatplexApp(make_config(tmp_path, provider_for(s), workers=4))
     app.NOTIFICATION_TIMEOUT = 3
-    async with app.run_test(size=(120, 30)) as pilot:
+    recorded = Toasts()
+    async with app.run_test(size=(120, 30), message_hook=recorded) as pilot:
         await app.ready.wait()
         ids = [(await app.coord.create_session(f"Essay {n}")).id for n in range(4)]
         for sid in ids:
@@ -169,7 +171,7 @@ async def test_background_replies_arriving_together_are_one_toast_at_a_time(fake
 
         def toasts() -> bool:
             nonlocal most
-            now = [(n.title, n.message) for n in app._notifications]
+            now = [(n.title, n.message) for n in recorded.shown()]
             most = max(most, len(now))
             seen.extend(t for t in now if t not in seen)
             return any("3 replies arrived" in title for title, _ in seen)

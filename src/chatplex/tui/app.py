@@ -20,8 +20,8 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
-from textual.message import Message
 from textual.screen import ModalScreen, Screen
+from textual.signal import Signal
 from textual.timer import Timer
 from textual.widgets import Footer
 
@@ -30,20 +30,9 @@ from chatplex.config import Config, config_path
 from chatplex.core import export, models
 from chatplex.core.coordinator import Coordinator
 from chatplex.core.db import StoreError
-from chatplex.core.events import (
-    Event,
-    ExternalChange,
-    MessageAdded,
-    Notification,
-    QueueStatsChanged,
-    ReplyDelta,
-    ReplyFinished,
-    ReplyStarted,
-    SessionChanged,
-    SessionDeleted,
-)
+from chatplex.core.events import Notification
 from chatplex.core.models import MessageState, Role, Session, SessionStatus, preview_of
-from chatplex.tui import search
+from chatplex.tui import feed, search
 from chatplex.tui.errors import Failures, guarded
 from chatplex.tui.screens.dashboard import DashboardScreen
 from chatplex.tui.screens.modals import (
@@ -63,25 +52,6 @@ from chatplex.tui.widgets.status import LEGEND as STATUS_LEGEND
 from chatplex.tui.widgets.status import StatusBar
 
 NOTICE_SECONDS = 15.0  # the status bar's last notice clears after this long
-
-
-class CoreEvent(Message):
-    """A coordinator event, delivered in order through the app's message queue."""
-
-    def __init__(self, event: Event) -> None:
-        super().__init__()
-        self.event = event
-
-
-class CoreDeltas(Message):
-    """The focused session's text deltas, in order: those that arrive while this message
-    waits in the queue join it, so a fast stream is one message per turn of the loop
-    instead of one per token (B12: a 10 MB reply is ~400,000 tokens, and keys would
-    wait behind them)."""
-
-    def __init__(self, events: list[ReplyDelta]) -> None:
-        super().__init__()
-        self.events = events
 
 
 # (id, keys, action, description, shown in footer). Only keys that arrive in ordinary
@@ -146,7 +116,12 @@ class ChatplexApp(App[None]):
         self.current: int | None = None
         self._token_counts: collections.deque[tuple[float, int]] = collections.deque()  # (when, tokens so far)
         self._reloading = False
-        self._deltas: list[ReplyDelta] | None = None  # the CoreDeltas message still queued, if any
+        # the app's one subscriber to the coordinator's bus: it posts each event to the widgets
+        # and screens that show it (tui/feed.py)
+        self.feed = feed.Feed(lambda: self.current)
+        # the sidebar's sessions changed (one id, or None: maybe all): the dashboard and the
+        # queue inspector show them too, and need them as the sidebar has them
+        self.sessions_changed: Signal[int | None] = Signal(self, "sessions_changed")
         self.failures = Failures()  # every action, handler, timer and worker reports here
         self._arrivals: list[Notification] = []  # background outcomes waiting for the toast to clear
         self._toast_until = 0.0  # time.monotonic() when the last such toast goes away
@@ -221,7 +196,10 @@ class ChatplexApp(App[None]):
             except StoreError as e:
                 await self.push_screen(ErrorScreen("chatplex cannot open its database", str(e)))
                 return
-        self.coord.bus.subscribe(self._from_core)
+        self.chat.live_text = self.coord.live_text
+        self.feed.subscribe(self.chat, *ChatView.KINDS)  # and on to the app (see ChatView)
+        self.feed.subscribe(self.status, feed.QueueStatsChanged)
+        self.coord.bus.subscribe(self.feed)
         await self.coord.start()
         sessions = await self.coord.sessions()
         self.sidebar.set_sessions(sessions)
@@ -326,76 +304,60 @@ class ChatplexApp(App[None]):
             await self.chat.prepend(await self.coord.messages(self.current, limit=PAGE, before_id=self.chat.oldest_id))
 
     # ---------------------------------------------------------------- coordinator events
-    def _from_core(self, event: Event) -> None:
-        """Coordinator events become app messages, except the deltas of sessions not on
-        screen (with 20 streams, they would fill the app's queue and keys would wait behind
-        them — B5). The focused session's deltas ride together in one CoreDeltas message
-        (keeping their order with the other events)."""
-        if isinstance(event, ReplyDelta):
-            if event.session_id != self.current:
-                return
-            if self._deltas is not None:
-                self._deltas.append(event)
-                return
-            self._deltas = [event]
-            if not self.post_message(CoreDeltas(self._deltas)):
-                self._deltas = None  # the app is closing: nothing will handle it
-            return
-        self._deltas = None  # deltas after this event go in a new message, behind it
-        self.post_message(CoreEvent(event))
-
+    # They reach the app through the chat pane (ChatView.KINDS), in order, once it showed them.
+    @on(feed.SessionChanged)
     @guarded
-    def on_core_deltas(self, message: CoreDeltas) -> None:
-        if self._deltas is message.events:
-            self._deltas = None  # handled from here on: new deltas start a new message
+    def _session_changed(self, message: feed.SessionChanged) -> None:
+        session = message.event.session
         try:
-            replies = self.chat.replies
+            self.sidebar.upsert(self._as_listed(session))
+            if session.id == self.current:
+                self._session_shown(session)
         except (NoMatches, IndexError):  # the main screen is gone (shutting down)
             return
-        for event in message.events:
-            if event.session_id == self.current and (reply := replies.get(event.message_id)):
-                reply.append(event.text, event.offset)
+        self.sessions_changed.publish(session.id)
 
+    @on(feed.SessionDeleted)
     @guarded
-    async def on_core_event(self, message: CoreEvent) -> None:
+    def _session_deleted(self, message: feed.SessionDeleted) -> None:
         try:
-            await self._route(message.event)
-        except (NoMatches, IndexError):  # the main screen is gone (shutting down, or the error screen)
+            self.sidebar.remove_session(message.event.session_id)
+        except (NoMatches, IndexError):  # the main screen is gone (shutting down)
+            return
+        self.sessions_changed.publish(message.event.session_id)
+
+    @on(feed.MessageAdded)
+    @guarded
+    def _message_added(self, message: feed.MessageAdded) -> None:
+        if message.event.message.role is Role.USER:
+            self._cancels.pop(message.event.message.session_id, None)
+
+    @on(feed.ReplyStarted)
+    @guarded
+    def _reply_started(self, message: feed.ReplyStarted) -> None:
+        self._cancels.pop(message.event.session_id, None)
+
+    @on(feed.ReplyFinished)
+    @guarded
+    def _reply_finished(self, message: feed.ReplyFinished) -> None:
+        done = message.event.message
+        if done.state is MessageState.INTERRUPTED and done.error == "cancelled":
+            self._cancelled(done)
+            self.sessions_changed.publish(done.session_id)
+
+    @on(feed.Notification)
+    @guarded
+    def _notified(self, message: feed.Notification) -> None:
+        try:
+            self._notification(message.event)
+        except (NoMatches, IndexError):  # the main screen is gone (shutting down)
             pass
 
-    async def _route(self, event: Event) -> None:
-        if isinstance(event, SessionChanged):
-            self.sidebar.upsert(self._as_listed(event.session))
-            if event.session.id == self.current:
-                self.chat.session = event.session
-                self.chat.show_system_prompt(event.session.system_prompt)
-                self._session_shown(event.session)
-        elif isinstance(event, MessageAdded):
-            if event.message.role is Role.USER:
-                self._cancels.pop(event.message.session_id, None)
-            if event.message.session_id == self.current:
-                await self.chat.add(event.message)
-        elif isinstance(event, ReplyStarted):
-            self._cancels.pop(event.session_id, None)
-            if event.session_id == self.current and (reply := self.chat.replies.get(event.message_id)):
-                kept = (self.coord.live_text(event.message_id) or "")[: event.kept] if event.kept else ""
-                await reply.restart(kept)
-        elif isinstance(event, ReplyFinished):
-            if event.message.session_id == self.current and (reply := self.chat.replies.get(event.message.id)):
-                await reply.finish(event.message)  # a refused first contact: the box says what to do
-            if event.message.state is MessageState.INTERRUPTED and event.message.error == "cancelled":
-                self._cancelled(event.message)
-        elif isinstance(event, QueueStatsChanged):
-            self.status.set(
-                workers=(event.workers_busy, event.workers_total),
-                queued=(event.stats.queued_high, event.stats.queued_low),
-            )
-        elif isinstance(event, Notification):
-            self._notification(event)
-        elif isinstance(event, SessionDeleted):
-            self.sidebar.remove_session(event.session_id)
-        elif isinstance(event, ExternalChange):
-            await self._reload()
+    @on(feed.ExternalChange)
+    @guarded
+    async def _external_change(self) -> None:
+        await self._reload()
+        self.sessions_changed.publish(None)
 
     def _cancelled(self, message: models.Message) -> None:
         """The sidebar row of a cancelled reply says so, with the partial text if any, until
@@ -688,7 +650,11 @@ class ChatplexApp(App[None]):
         if self.coordinator is None or isinstance(self.screen, DashboardScreen):
             return  # already there (its key is an app-wide binding)
         screen = DashboardScreen(
-            self.coord, lambda: [self.sidebar.sessions[sid] for sid in self.sidebar.order], self.current
+            self.coord,
+            lambda: [self.sidebar.sessions[sid] for sid in self.sidebar.order],
+            self.current,
+            self.feed,
+            self.sessions_changed,
         )
         self.push_screen(screen, self._dashboard_closed)
 
@@ -701,7 +667,12 @@ class ChatplexApp(App[None]):
     def action_queue(self) -> None:
         if self.coordinator is not None and not isinstance(self.screen, QueueScreen):
             self.push_screen(
-                QueueScreen(self.coord, lambda: {sid: s.title for sid, s in self.sidebar.sessions.items()})
+                QueueScreen(
+                    self.coord,
+                    lambda: {sid: s.title for sid, s in self.sidebar.sessions.items()},
+                    self.feed,
+                    self.sessions_changed,
+                )
             )
 
     @guarded

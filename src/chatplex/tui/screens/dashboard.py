@@ -2,25 +2,31 @@
 session is doing — status, unread count, the running reply's elapsed time, tokens and
 tokens/s, and its last lines streaming live (plain text: no Markdown parse per token).
 
-Tiles are refreshed from the coordinator's state four times a second, and only those whose
-text changed are re-rendered, so 50 sessions with 20 streaming stay cheap.
+Tiles follow events, not a poll: the app's `sessions_changed` signal (a session changed as
+the sidebar shows it) and the feed's ReplyStarted / ReplyFinished / Streamed mark the tiles
+they concern, and those are re-rendered together at most every REFRESH seconds (only if their
+text changed), plus once a second while a reply runs (its elapsed time). So 50 sessions with
+20 streaming stay cheap.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, VerticalScroll
 from textual.content import Content
 from textual.screen import Screen
+from textual.signal import Signal
 from textual.widgets import Footer, Static
 
 from chatplex.core.coordinator import Coordinator, Running
 from chatplex.core.models import Session, SessionStatus
 from chatplex.core.text import duration, preview_of
+from chatplex.tui import feed
 from chatplex.tui.errors import guarded
 from chatplex.tui.safe import visible
 from chatplex.tui.widgets.sidebar import MARKS, PLACEHOLDER
@@ -30,6 +36,7 @@ TITLE = "Dashboard — arrows or hjkl move, Enter (or a tile's number) opens, Es
 LINES = 3  # lines of the reply shown per tile
 TILE_WIDTH = 38  # columns are as many of these as fit, 1 to 4
 MAX_TILES = 200  # the most recently active; 1,000 tiles would take a second to open
+REFRESH = 0.2  # seconds: marked tiles are re-rendered together, at most this often
 
 
 def _tail(rj: Running, width: int) -> list[str]:
@@ -119,13 +126,26 @@ class DashboardScreen(Screen[int | None]):
     DashboardScreen #dash-title { padding: 0 1; color: $text-muted; }
     """
 
-    def __init__(self, coordinator: Coordinator, sessions: Callable[[], list[Session]], selected: int | None) -> None:
+    def __init__(
+        self,
+        coordinator: Coordinator,
+        sessions: Callable[[], list[Session]],
+        selected: int | None,
+        events: feed.Feed,
+        sessions_changed: Signal[int | None],
+    ) -> None:
         super().__init__()
         self.coord = coordinator
         self.sessions = sessions  # the app's live view of the sessions, most recent first
         self.selected = selected
+        self.events = events
+        self.sessions_changed = sessions_changed
         self.order: list[int] = []
         self.tiles: dict[int, Tile] = {}
+        self._marked: set[int] = set()  # tiles to render at the next refresh
+        self._all = False  # …or every tile (and the order)
+        self._due = False  # a refresh is scheduled
+        self._live: set[int] = set()  # sessions with a reply running here (their clock ticks)
 
     def compose(self) -> ComposeResult:
         yield Static(TITLE, id="dash-title")
@@ -139,21 +159,75 @@ class DashboardScreen(Screen[int | None]):
 
     @guarded
     async def on_mount(self) -> None:
+        self._live = {rj.session.id for rj in self.coord.running()}
+        self.events.subscribe(self, feed.ReplyStarted, feed.ReplyFinished, feed.Streamed)
+        self.sessions_changed.subscribe(self, self._sessions_changed)
         await self.refresh_tiles()
-        self.set_interval(0.25, self.refresh_tiles)
+        self.set_interval(1.0, self._clock)
+
+    @guarded
+    def on_unmount(self) -> None:
+        self.events.unsubscribe(self)
+        self.sessions_changed.unsubscribe(self)
 
     @guarded
     def on_resize(self) -> None:
         self.query_one("#grid", Grid).styles.grid_size_columns = self.columns
+        self._mark(None)  # the tails wrap to the new width
 
     @guarded
-    async def refresh_tiles(self) -> None:
+    def _sessions_changed(self, session_id: int | None) -> None:
+        self._mark(None if session_id is None else (session_id,))  # (the order is checked anyway)
+
+    @on(feed.ReplyStarted)
+    @guarded
+    def _reply_started(self, message: feed.ReplyStarted) -> None:
+        self._live.add(message.event.session_id)
+        self._mark((message.event.session_id,))
+
+    @on(feed.ReplyFinished)
+    @guarded
+    def _reply_finished(self, message: feed.ReplyFinished) -> None:
+        self._live.discard(message.event.message.session_id)
+        self._mark((message.event.message.session_id,))
+
+    @on(feed.Streamed)
+    @guarded
+    def _streamed(self, message: feed.Streamed) -> None:
+        self._mark(message.take())
+
+    @guarded
+    def _clock(self) -> None:
+        if self._live:
+            self._mark(self._live)
+
+    def _mark(self, session_ids: Iterable[int] | None) -> None:
+        """Render these tiles (None: all) at the next refresh, scheduled if it is not yet."""
+        if session_ids is None:
+            self._all = True
+        else:
+            self._marked.update(session_ids)
+        if not self._due:
+            self._due = True
+            self.set_timer(REFRESH, self._refresh_due)
+
+    @guarded
+    async def _refresh_due(self) -> None:
+        self._due = False
+        marked, self._marked = self._marked, set()
+        every, self._all = self._all, False
+        await self.refresh_tiles(None if every else marked)
+
+    async def refresh_tiles(self, only: set[int] | None = None) -> None:
+        """Render the tiles of `only` (None: all of them, rebuilding the grid if the sessions
+        shown or their order changed)."""
         every = self.sessions()
         sessions = every[:MAX_TILES]
         order = [s.id for s in sessions]
         grid = self.query_one("#grid", Grid)
         grid.styles.grid_size_columns = self.columns
         if order != self.order:  # sessions added, removed or re-ordered: rebuild the grid
+            only = None
             self.order = order
             more = f" — the {MAX_TILES} most recent of {len(every)} sessions" if len(every) > MAX_TILES else ""
             self.query_one("#dash-title", Static).update(f"{TITLE}{more}")
@@ -167,6 +241,8 @@ class DashboardScreen(Screen[int | None]):
         running = {rj.session.id: rj for rj in self.coord.running()}
         guess = max(12, (self.size.width - 2) // self.columns - 5)
         for session in sessions:
+            if only is not None and session.id not in only:
+                continue
             tile = self.tiles[session.id]
             width = tile.content_size.width or guess  # wrap the tail ourselves, to show its last lines
             tile.show(tile_text(session, running.get(session.id), width))

@@ -1,6 +1,12 @@
 """The queue inspector: every job with its priority, state, attempts, wait and run time,
 next retry and last error, updating live; totals per state and priority on top; a filter
-by state; cancel (confirmed), retry now, raise and lower priority on the selected job."""
+by state; cancel (confirmed), retry now, raise and lower priority on the selected job.
+
+Live from events, not a poll: a JobChanged updates that job's row (only the cells that
+changed), adds it or takes it out of the filter; the totals are read again when the queue's
+stats change; another process's writes (ExternalChange) reload the list, still changing only
+the rows that differ. A clock ticks the waiting and running times once a second.
+"""
 
 from __future__ import annotations
 
@@ -9,16 +15,18 @@ import time
 from collections.abc import Callable
 
 from rich.text import Text
-from textual import work
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.content import Content
 from textual.screen import Screen
+from textual.signal import Signal
 from textual.widgets import DataTable, Footer, Static
 
 from chatplex.core.coordinator import Coordinator
 from chatplex.core.models import Job, JobState, Priority, QueueStats
 from chatplex.core.text import duration, preview_of
+from chatplex.tui import feed
 from chatplex.tui.errors import guarded
 from chatplex.tui.safe import visible
 from chatplex.tui.screens.modals import ConfirmScreen
@@ -32,6 +40,7 @@ FILTERS: list[JobState | None] = [
     JobState.SUCCEEDED,
     JobState.CANCELLED,
 ]
+LIMIT = 500  # jobs listed, the newest first
 COLUMNS = (
     ("id", 5),
     ("session", 22),
@@ -104,46 +113,154 @@ class QueueScreen(Screen[None]):
     QueueScreen DataTable { height: 1fr; }
     """
 
-    def __init__(self, coordinator: Coordinator, titles: Callable[[], dict[int, str]]) -> None:
+    def __init__(
+        self,
+        coordinator: Coordinator,
+        titles: Callable[[], dict[int, str]],
+        events: feed.Feed,
+        sessions_changed: Signal[int | None],
+    ) -> None:
         super().__init__()
         self.coord = coordinator
         self.titles = titles
+        self.events = events
+        self.sessions_changed = sessions_changed
         self.state: JobState | None = None
-        self.jobs: dict[int, Job] = {}
+        self.jobs: dict[int, Job] = {}  # the rows shown, by job id
+        self._cells: dict[int, list[Text | str]] = {}  # what each row shows now
 
     def compose(self) -> ComposeResult:
         yield Static(id="totals")
         yield Static(id="filter")
         table: DataTable = DataTable(id="jobs", cursor_type="row", zebra_stripes=True)
         for label, width in COLUMNS:
-            table.add_column(label, width=width)
+            table.add_column(label, width=width, key=label)
         yield table
         yield Footer()
 
     @guarded
     async def on_mount(self) -> None:
+        self.events.subscribe(self, feed.JobChanged, feed.QueueStatsChanged, feed.SessionDeleted, feed.ExternalChange)
+        self.sessions_changed.subscribe(self, self._titles_changed)
         await self.reload()
-        self.set_interval(0.5, self.reload)
+        self.set_interval(1.0, self._clock)
         self.query_one(DataTable).focus()
 
     @guarded
+    def on_unmount(self) -> None:
+        self.events.unsubscribe(self)
+        self.sessions_changed.unsubscribe(self)
+
     async def reload(self) -> None:
-        jobs = await self.coord.jobs(self.state, limit=500)
-        stats = await self.coord.stats(finished=True)
-        self.query_one("#totals", Static).update(totals(stats))
-        label = self.state.value if self.state else "all"
-        self.query_one("#filter", Static).update(
-            Content(f"showing: {label} ({len(jobs)})  —  f filter · c cancel · r retry now · +/- priority")
-        )
+        """Read the list and the totals again; only the rows that differ change."""
+        jobs = await self.coord.jobs(self.state, limit=LIMIT)
+        await self._totals()
+        self._show(jobs)
+
+    async def _totals(self) -> None:
+        self.query_one("#totals", Static).update(totals(await self.coord.stats(finished=True)))
+
+    def _show(self, jobs: list[Job]) -> None:
+        """Make the table list `jobs` (newest first), touching only rows that differ."""
         table = self.query_one(DataTable)
         selected = self.selected_id()
-        titles, now = self.titles(), wallclock()
-        table.clear()
+        wanted = {j.id: j for j in jobs}
+        for job_id in [j for j in self.jobs if j not in wanted]:
+            self._remove(job_id)
+        added, titles, now = False, self.titles(), wallclock()
         for job in jobs:
-            table.add_row(*job_row(job, titles, now), key=str(job.id))
-        self.jobs = {j.id: j for j in jobs}
+            added = self._put(job, titles, now) or added
+        if added:
+            self._sort()
+        if selected in self.jobs and self.selected_id() != selected:
+            table.move_cursor(row=table.get_row_index(str(selected)), animate=False)
+        self._label()
+
+    def _put(self, job: Job, titles: dict[int, str], now: float) -> bool:
+        """Show `job` in its row, changing the cells that differ; True if the row is new."""
+        table = self.query_one(DataTable)
+        cells = job_row(job, titles, now)
+        self.jobs[job.id] = job
+        old = self._cells.get(job.id)
+        self._cells[job.id] = cells
+        if old is None:
+            table.add_row(*cells, key=str(job.id))
+            return True
+        for (label, _), before, cell in zip(COLUMNS, old, cells, strict=True):
+            if before != cell:
+                table.update_cell(str(job.id), label, cell)
+        return False
+
+    def _remove(self, job_id: int) -> None:
+        self.jobs.pop(job_id, None)
+        if self._cells.pop(job_id, None) is not None:
+            self.query_one(DataTable).remove_row(str(job_id))
+
+    def _sort(self) -> None:
+        """Newest first (a new job's row was added at the bottom); the cursor stays on its job."""
+        table = self.query_one(DataTable)
+        selected = self.selected_id()
+        table.sort("id", key=lambda cell: -int(cell))
         if selected in self.jobs:
             table.move_cursor(row=table.get_row_index(str(selected)), animate=False)
+
+    def _label(self) -> None:
+        label = self.state.value if self.state else "all"
+        self.query_one("#filter", Static).update(
+            Content(f"showing: {label} ({len(self.jobs)})  —  f filter · c cancel · r retry now · +/- priority")
+        )
+
+    @on(feed.JobChanged)
+    @guarded
+    def _job_changed(self, message: feed.JobChanged) -> None:
+        job = message.event.job
+        shown = self.jobs.get(job.id)
+        if shown is not None and job.updated_at < shown.updated_at:
+            return  # older than what a reload read meanwhile
+        if self.state is not None and job.state is not self.state:
+            if job.id in self.jobs:
+                self._remove(job.id)
+                self._label()
+            return
+        if job.id not in self.jobs and self.jobs and job.id < min(self.jobs) and len(self.jobs) >= LIMIT:
+            return  # older than every job listed: past the limit
+        if self._put(job, self.titles(), wallclock()):
+            self._sort()
+            while len(self.jobs) > LIMIT:
+                self._remove(min(self.jobs))
+        self._label()
+
+    @on(feed.QueueStatsChanged)
+    @guarded
+    async def _stats_changed(self) -> None:
+        await self._totals()
+
+    @on(feed.SessionDeleted)
+    @guarded
+    def _session_deleted(self, message: feed.SessionDeleted) -> None:
+        for job in [j for j in self.jobs.values() if j.session_id == message.event.session_id]:
+            self._remove(job.id)  # its jobs went with it
+        self._label()
+
+    @on(feed.ExternalChange)
+    @guarded
+    async def _external_change(self) -> None:
+        await self.reload()
+
+    @guarded
+    def _titles_changed(self, session_id: int | None) -> None:
+        titles, now = self.titles(), wallclock()
+        for job in list(self.jobs.values()):
+            if session_id is None or job.session_id == session_id:
+                self._put(job, titles, now)
+
+    @guarded
+    def _clock(self) -> None:
+        """Waiting and running times, and when a retry is due, move on with the clock."""
+        titles, now = self.titles(), wallclock()
+        for job in list(self.jobs.values()):
+            if job.state in (JobState.QUEUED, JobState.RUNNING):
+                self._put(job, titles, now)
 
     def selected_id(self) -> int | None:
         table = self.query_one(DataTable)
@@ -169,8 +286,7 @@ class QueueScreen(Screen[None]):
             self.notify(f"Job {job.id} is {job.state.value}; nothing to cancel", severity="warning")
             return
         if await self.app.push_screen_wait(ConfirmScreen(f"Cancel job {job.id}? Its partial reply is kept.")):
-            await self.coord.cancel_job(job.id)
-            await self.reload()
+            await self.coord.cancel_job(job.id)  # its JobChanged updates the row
 
     @work(exclusive=True, group="queue-action")
     @guarded
@@ -188,7 +304,6 @@ class QueueScreen(Screen[None]):
             await self.coord.run_now(job.id)
         else:
             await self.coord.retry_job(job.id)
-        await self.reload()
 
     @guarded
     async def action_priority(self, name: str) -> None:
@@ -198,4 +313,3 @@ class QueueScreen(Screen[None]):
             self.notify(f"Only queued jobs change priority (job {job.id} is {job.state.value})", severity="warning")
             return
         await self.coord.set_job_priority(job.id, Priority[name])
-        await self.reload()

@@ -17,7 +17,9 @@ import asyncio
 import contextlib
 import re
 import time
+from collections.abc import Callable
 
+from textual import on
 from textual.containers import Vertical, VerticalScroll
 from textual.content import Content
 from textual.message import Message as TextualMessage
@@ -27,6 +29,7 @@ from textual.widgets.markdown import MarkdownStream
 
 from chatplex.core.models import Message, MessageState, Role, Session
 from chatplex.core.text import duration
+from chatplex.tui import feed
 from chatplex.tui.errors import guarded
 from chatplex.tui.safe import plain, visible
 
@@ -129,6 +132,9 @@ class ReplyMessage(Vertical):
         self._stream_lock = asyncio.Lock()  # _flush runs in this widget's task, finish in the app's
         self._pending: list[str] = []
         self._tail_due = False  # a tail re-render is scheduled
+        # The Markdown body got its text. Not at compose: mounting a page of replies (a switch
+        # of session) would parse them all before the app reads its next key (B5).
+        self._rendered = False
         self.long = self.length > LIMIT  # shown as a plain-text tail (decided again on restart)
         self.started_at: float | None = None  # time.monotonic() when a worker took it
 
@@ -141,8 +147,8 @@ class ReplyMessage(Vertical):
     def compose(self):
         if self.long:
             yield from self._tail_widgets()
-        else:
-            yield Markdown(visible(self.message.content), classes="body", open_links=False)
+        else:  # its text is parsed after the first frame (see _write_pending)
+            yield Markdown("", classes="body", open_links=False)
         yield Static(self._state_line(), classes="state")
 
     def _tail_widgets(self) -> list[Widget]:
@@ -235,6 +241,8 @@ class ReplyMessage(Vertical):
     @guarded
     def on_mount(self) -> None:
         self._show_state()
+        if not self.long and self.length:
+            self.call_after_refresh(self._flush)
 
     @guarded
     async def on_unmount(self) -> None:
@@ -265,6 +273,7 @@ class ReplyMessage(Vertical):
             was_long = self.long
             await self._become(long=long)
             if self._markdown is not None:
+                self._rendered = True
                 await self._markdown.update(visible(kept))
             elif long and was_long:  # the tail window stays: show the kept text's end
                 await self._show_tail()
@@ -299,8 +308,8 @@ class ReplyMessage(Vertical):
             return
         first = not self._pending
         self._pending.append(visible(text))
-        if first:
-            self.call_later(self._flush)
+        if first:  # once per frame: the deltas until the screen is painted go in together
+            self.call_after_refresh(self._flush)
 
     @guarded
     async def _flush(self) -> None:
@@ -314,10 +323,14 @@ class ReplyMessage(Vertical):
                 await self._write_pending()
 
     async def _write_pending(self) -> None:
-        if not self._pending or self.long:
+        if self.long or (self._rendered and not self._pending):
             return
         if self._markdown is None:
             self.call_after_refresh(self._flush)
+            return
+        if not self._rendered:  # the first text: all of it so far, pending deltas included
+            self._rendered, self._pending = True, []
+            await self._markdown.update(visible(self.text))
             return
         text, self._pending = "".join(self._pending), []
         if self._stream is None:
@@ -371,6 +384,7 @@ class ReplyMessage(Vertical):
                     await self._show_tail()
                 else:  # regenerated shorter than it was: Markdown again
                     await self._become(long=False)
+                    self._rendered = True
                     await self._markdown.update(visible(message.content))  # type: ignore[union-attr]
             self._show_state()
             return
@@ -378,6 +392,7 @@ class ReplyMessage(Vertical):
         self.message = message
         if not shown_all or self.text != message.content:
             self._set_text(message.content)
+            self._rendered = True
             await self._markdown.update(visible(message.content))  # type: ignore[union-attr]
         self._show_state()
 
@@ -423,7 +438,24 @@ class SystemPrompt(Static):
 
 
 class ChatView(VerticalScroll):
-    """Shows one session; the app feeds it the coordinator's events for that session."""
+    """Shows one session, from the core events the app's feed posts here (KINDS).
+
+    Every core event the main screen shows comes here first and goes on to the app (the
+    sidebar, the status line) once shown here: a reply is on screen before the sidebar says
+    it ended. Handed straight to the app, not bubbled through the three containers between
+    (a hop per container: the sidebar would lag behind the database by as many turns of the
+    loop)."""
+
+    KINDS = (
+        feed.SessionChanged,
+        feed.SessionDeleted,
+        feed.MessageAdded,
+        feed.ReplyStarted,
+        feed.ReplyDeltas,
+        feed.ReplyFinished,
+        feed.Notification,
+        feed.ExternalChange,
+    )
 
     class NeedOlder(TextualMessage):
         """Scrolled to the top and older messages exist."""
@@ -440,6 +472,62 @@ class ChatView(VerticalScroll):
         self.new_key = "ctrl+n"
         self.prompt_key = "f4"  # edits the system prompt
         self.setup_hint = ""  # set by the app when it runs on the built-in default provider
+        # the text so far of a reply being generated here (the coordinator's live_text)
+        self.live_text: Callable[[int], str | None] = lambda message_id: None
+        # show/prepend run in the app's task, the event handlers in this widget's: one at a
+        # time, so an event is applied to the transcript it belongs to, after it is loaded
+        self._busy = asyncio.Lock()
+
+    def _shown(self, session_id: int) -> bool:
+        return self.session is not None and self.session.id == session_id
+
+    @on(feed.CoreMessage)
+    @guarded
+    def _hand_on(self, message: feed.CoreMessage) -> None:
+        """After this widget's own handler of the message (Textual calls a handler of the
+        message's base class after that of the class itself)."""
+        self.app.post_message(message)
+
+    @on(feed.SessionChanged)
+    @guarded
+    def _session_changed(self, message: feed.SessionChanged) -> None:
+        session = message.event.session
+        if self._shown(session.id):
+            self.session = session
+            self.show_system_prompt(session.system_prompt)
+
+    @on(feed.MessageAdded)
+    @guarded
+    async def _message_added(self, message: feed.MessageAdded) -> None:
+        async with self._busy:
+            if self._shown(message.event.message.session_id):
+                await self._add(message.event.message)
+
+    @on(feed.ReplyStarted)
+    @guarded
+    async def _reply_started(self, message: feed.ReplyStarted) -> None:
+        event = message.event
+        async with self._busy:
+            if self._shown(event.session_id) and (reply := self.replies.get(event.message_id)):
+                kept = (self.live_text(event.message_id) or "")[: event.kept] if event.kept else ""
+                await reply.restart(kept)
+
+    @on(feed.ReplyDeltas)
+    @guarded
+    async def _reply_deltas(self, message: feed.ReplyDeltas) -> None:
+        async with self._busy:
+            replies = self.replies
+            for event in message.take():
+                if self._shown(event.session_id) and (reply := replies.get(event.message_id)):
+                    reply.append(event.text, event.offset)
+
+    @on(feed.ReplyFinished)
+    @guarded
+    async def _reply_finished(self, message: feed.ReplyFinished) -> None:
+        done = message.event.message
+        async with self._busy:
+            if self._shown(done.session_id) and (reply := self.replies.get(done.id)):
+                await reply.finish(done)  # a refused first contact: the box says what to do
 
     @guarded
     def watch_scroll_y(self, old: float, new: float) -> None:
@@ -479,17 +567,18 @@ class ChatView(VerticalScroll):
     def _scroll_to_found(self, widget: Widget) -> None:
         self.scroll_to_widget(widget, animate=False, top=True)
 
-    def _widget(self, message: Message) -> Static | ReplyMessage | None:
+    def _widget(self, message: Message, session: Session | None = None) -> Static | ReplyMessage | None:
+        session = session or self.session
         if message.role is Role.USER:
             return UserMessage(message, self.export_key)
         if message.role is Role.ASSISTANT:
-            model = message.model or (self.session.model if self.session else "")  # who wrote it
+            model = message.model or (session.model if session else "")  # who wrote it
             widget = ReplyMessage(
                 message,
                 model,
                 self.retry_key,
                 self.export_key,
-                provider=self.session.provider if self.session else "",
+                provider=session.provider if session else "",
                 new_key=self.new_key,
                 setup_hint=self.setup_hint,
             )
@@ -499,8 +588,18 @@ class ChatView(VerticalScroll):
 
     async def show(self, session: Session | None, messages: list[Message]) -> None:
         """Replace the transcript (the newest page of `session`)."""
-        self.session = session
+        async with self._busy:
+            await self._show(session, messages)
+
+    async def _show(self, session: Session | None, messages: list[Message]) -> None:
+        """`session` becomes ours once it is on screen (mounted), not before."""
         self.replies = {}
+        try:
+            await self._mount_page(session, messages)
+        finally:
+            self.session = session
+
+    async def _mount_page(self, session: Session | None, messages: list[Message]) -> None:
         await self.remove_children()
         self.oldest_id = messages[0].id if messages else None
         self.has_older = len(messages) >= PAGE
@@ -524,7 +623,7 @@ class ChatView(VerticalScroll):
                     classes="empty",
                 )
             )
-        widgets = [w for m in messages if (w := self._widget(m)) is not None]
+        widgets = [w for m in messages if (w := self._widget(m, session)) is not None]
         if widgets:
             await self.mount_all(widgets)
         self.anchor()
@@ -532,6 +631,10 @@ class ChatView(VerticalScroll):
 
     async def prepend(self, messages: list[Message]) -> None:
         """Older messages above the first one shown, keeping the view where it was."""
+        async with self._busy:
+            await self._prepend(messages)
+
+    async def _prepend(self, messages: list[Message]) -> None:
         if not messages:
             self.has_older = False
             return
@@ -549,8 +652,14 @@ class ChatView(VerticalScroll):
         self.scroll_to(y=self.virtual_size.height - height_before, animate=False)
 
     async def add(self, message: Message) -> None:
-        if message.role is Role.ASSISTANT and message.id in self.replies:
-            return
+        async with self._busy:
+            await self._add(message)
+
+    async def _add(self, message: Message) -> None:
+        if message.id in self.replies or any(
+            isinstance(w, UserMessage) and w.message.id == message.id for w in self.children
+        ):
+            return  # in the page loaded already
         for empty in self.query(".empty"):
             await empty.remove()
         widget = self._widget(message)

@@ -13,6 +13,13 @@ than fingers can type them are taken as a paste: they go into the box, Enter amo
 newline, and nothing is sent until a person presses Enter after a pause. The keys' own time
 stamps (taken when the terminal's input was read) decide, not when they are handled, so a
 busy app does not turn typing into a paste.
+
+Ctrl+J is a binding (priority: it must reach the box before the app's keys) whose action
+queues its newline behind the keys read before it (`call_later`), so the order is kept. Enter
+is not a binding: its action would not be told its key's time stamp, and an Enter's stamp is
+what tells a person's Enter (send) from a pasted line break; Textual's public `on_key`
+handler sees it first, with its stamp, and `prevent_default` keeps TextArea from taking it
+for a newline. Every other key passes through `on_key` too, for the same paste detection.
 """
 
 from __future__ import annotations
@@ -37,6 +44,8 @@ class Composer(TextArea):
     # page-wise cursor moves: the box is a few lines high). Shift+PgUp is the terminal's
     # own scrollback in xterm, GNOME Terminal and Windows Terminal, so it is not used.
     BINDINGS: ClassVar[list[BindingType]] = [
+        # Alt+Enter and Shift+Enter arrive only with the kitty protocol: on_key takes them
+        Binding("ctrl+j", "newline", "New line", show=False, priority=True),
         Binding("pageup", "scroll_chat('page_up')", "Scroll up", show=False),
         Binding("pagedown", "scroll_chat('page_down')", "Scroll down", show=False),
         Binding("ctrl+home", "scroll_chat('home')", "Chat top", show=False),
@@ -76,22 +85,21 @@ class Composer(TextArea):
         self.post_message(self.ScrollChat(where))
 
     @guarded
-    async def _on_key(self, event: events.Key) -> None:
-        now = event.time
-        gap, self._last_key = now - self._last_key, now
-        if self._enter_at is not None:  # the Enter before this key: typed, or part of a paste?
-            pasted = now - self._enter_at < BURST
-            self._enter_at = None
-            if pasted:
-                self._pasting = True
-                self._paste("\n")
-            else:
-                self._send()
-        self._run = self._run + 1 if gap < BURST else 0
-        if gap >= QUIET:
-            self._pasting = False
-        elif self._run >= RUN or (event.key == "enter" and gap < BURST):
-            self._pasting = True
+    def action_newline(self) -> None:
+        self.call_later(self._newline, None)  # behind the keys read before it
+
+    @guarded
+    def on_key(self, event: events.Key) -> None:
+        """Every key that reaches the box, before TextArea's own handling (which
+        `prevent_default` skips): Enter sends or is a pasted line break; a key that is part
+        of a paste goes in as text."""
+        if event.key == "enter" or event.key in NEWLINE_KEYS:
+            event.stop()
+            event.prevent_default()
+            (self._enter if event.key == "enter" else self._newline)(event.time)
+            return
+        self._resolve(event.time)
+        self._timed(event.time, enter=False)
         text = _text_of(event)
         if self._pasting and text is not None:
             event.stop()
@@ -99,18 +107,50 @@ class Composer(TextArea):
             self._paste(text)
             return
         self._flush_paste()  # any other key acts on the text as it is so far
-        if event.key == "enter":
-            event.stop()
-            event.prevent_default()
-            self._enter_at = now  # sent unless another key follows within BURST
-            self.set_timer(BURST, self._enter_due)
+
+    def _resolve(self, stamp: float | None) -> None:
+        """The Enter before this key (stamped `stamp`; None: a Ctrl+J from its binding, which
+        came before the Enter's timer, so with it): typed, or part of a paste?"""
+        if self._enter_at is None:
             return
-        if event.key in NEWLINE_KEYS:
-            event.stop()
-            event.prevent_default()
+        pasted = stamp is None or stamp - self._enter_at < BURST
+        self._enter_at = None
+        if pasted:
+            self._pasting = True
+            self._paste("\n")
+        else:
+            self._send()
+
+    def _timed(self, stamp: float, enter: bool) -> None:
+        """Update the paste state with a key's time stamp."""
+        gap, self._last_key = stamp - self._last_key, stamp
+        self._run = self._run + 1 if gap < BURST else 0
+        if gap >= QUIET:
+            self._pasting = False
+        elif self._run >= RUN or (enter and gap < BURST):
+            self._pasting = True
+
+    def _enter(self, stamp: float) -> None:
+        self._resolve(stamp)
+        self._timed(stamp, enter=True)
+        if self._pasting:
+            self._paste("\n")
+            return
+        self._flush_paste()
+        self._enter_at = stamp  # sent unless another key follows within BURST
+        self.set_timer(BURST, self._enter_due)
+
+    @guarded
+    def _newline(self, stamp: float | None) -> None:
+        """Ctrl+J (stamp None: from its binding) or a kitty-protocol newline key."""
+        self._resolve(stamp)
+        if stamp is not None:
+            self._timed(stamp, enter=False)
+        if self._pasting:
+            self._paste("\n")
+        else:
+            self._flush_paste()
             self.insert("\n")
-            return
-        await super()._on_key(event)
 
     @guarded
     def _enter_due(self) -> None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from textual import on
 from textual.content import Content
 from textual.widgets import Static
 
+from chatplex.tui import feed
+from chatplex.tui.errors import guarded
 from chatplex.tui.safe import visible
 
 LEGEND = (
@@ -22,6 +25,14 @@ class StatusBar(Static):
         self.tokens_per_s = 0.0
         self.model = ""
         self.notice = ""
+
+    @on(feed.QueueStatsChanged)
+    @guarded
+    def _queue_stats(self, message: feed.QueueStatsChanged) -> None:
+        event = message.event
+        self.set(
+            workers=(event.workers_busy, event.workers_total), queued=(event.stats.queued_high, event.stats.queued_low)
+        )
 
     def set(self, **values: object) -> None:
         changed = False
