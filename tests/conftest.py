@@ -78,7 +78,7 @@ class Recorder:
                 fut.set_result(event)
 
     async def wait(
-        self, pred: Callable[[Event], bool], timeout: float = 20.0, past: bool = True, after: Event | None = None
+        self, pred: Callable[[Event], bool], timeout: float = 60.0, past: bool = True, after: Event | None = None
     ) -> Event:
         """The first event matching `pred` (only those later than `after`, if given; only
         new ones if not `past`)."""

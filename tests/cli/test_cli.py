@@ -235,9 +235,9 @@ async def test_cli_and_the_tui_at_once(cx, tmp_path):
             run("send", "one from the shell"), run("send", "--no-wait", "two from the shell")
         )
         assert a == 0 and out_a == "Hello from the test server.\n" and b == 0
-        await until(pilot, lambda: len(app.sidebar.sessions) == 2, timeout=10)
+        await until(pilot, lambda: len(app.sidebar.sessions) == 2, timeout=60)
         await until(
-            pilot, lambda: all(r.status is SessionStatus.WAITING for r in app.sidebar.sessions.values()), timeout=20
+            pilot, lambda: all(r.status is SessionStatus.WAITING for r in app.sidebar.sessions.values()), timeout=60
         )
         code, listed = await run("sessions", "--json")
         assert code == 0 and {x["title"] for x in json.loads(listed)} == {"one from the shell", "two from the shell"}

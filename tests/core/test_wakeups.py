@@ -33,5 +33,5 @@ async def test_a_retry_falling_due_while_idle_workers_look_for_the_next_one_stil
     coord, rec = await coordinators(make_config(tmp_path, provider_for(s), workers=1))
     session = await coord.create_session()
     _, reply, _ = await coord.send(session.id, "hello")
-    done = await rec.wait(finished(reply.id, MessageState.COMPLETE), timeout=15)
+    done = await rec.wait(finished(reply.id, MessageState.COMPLETE), timeout=60)
     assert done.message.content == "second time lucky" and looked.is_set()

@@ -179,7 +179,7 @@ async def test_a_malformed_delta_fails_its_reply_and_no_other_stream_stops(fake,
     _, slow_reply, _ = await coord.send(a.id, "long")
     await rec.wait(lambda e: isinstance(e, ReplyDelta) and e.message_id == slow_reply.id)
     _, bad_reply, _ = await coord.send(b.id, "x")
-    failed = await rec.wait(finished(bad_reply.id), timeout=10)
+    failed = await rec.wait(finished(bad_reply.id), timeout=60)
     assert failed.message.state is MessageState.ERROR
     assert "malformed stream" in failed.message.error and "delta.content" in failed.message.error
     # the shared flush loop still writes the other stream's text while it streams

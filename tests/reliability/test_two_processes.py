@@ -50,10 +50,10 @@ async def test_tui_shows_a_session_sent_from_another_process_and_its_reply(fake,
         # While the app's own reply streams, three messages arrive from other processes at once.
         results = await asyncio.gather(*(cli(tmp_path, "send", "--no-wait", f"from outside {i}") for i in range(3)))
         assert [r[0] for r in results] == [0, 0, 0], results
-        await until(pilot, lambda: len(app.sidebar.sessions) == 4, timeout=10)
+        await until(pilot, lambda: len(app.sidebar.sessions) == 4, timeout=60)
         outside = [sid for sid in app.sidebar.sessions if sid != mine]
         # The app's coordinator picks the queued jobs up and the rows turn "reply waiting".
-        await until(pilot, lambda: all(status(app, sid) is SessionStatus.WAITING for sid in outside), timeout=20)
+        await until(pilot, lambda: all(status(app, sid) is SessionStatus.WAITING for sid in outside), timeout=60)
         await until(pilot, lambda: status(app, mine) is SessionStatus.WAITING)
         assert all(app.sidebar.sessions[sid].unread == 1 for sid in outside)
         titles = sorted(app.sidebar.sessions[sid].title for sid in outside)

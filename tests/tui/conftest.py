@@ -18,7 +18,7 @@ pytest_textual_snapshot.SVGImageExtension.dirname = classmethod(_dirname)  # typ
 assert issubclass(pytest_textual_snapshot.SVGImageExtension, SingleFileSnapshotExtension)
 
 
-async def until(pilot, condition: Callable[[], bool], timeout: float = 15.0) -> None:
+async def until(pilot, condition: Callable[[], bool], timeout: float = 60.0) -> None:
     """Let the app run until `condition` holds (a deadline, not a fixed sleep)."""
     import asyncio
 

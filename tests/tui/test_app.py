@@ -340,7 +340,7 @@ async def test_preemption_is_visible_in_the_sidebar(fake, tmp_path):
         paused = next(s for s in seen if s.id == essay and s.status is SessionStatus.INTERRUPTED)
         shown_row = row(paused, 40).plain
         assert shown_row.startswith("‖ background essay") and "paused; resumes" in shown_row
-        await until(pilot, lambda: status(app, essay) is SessionStatus.WAITING, timeout=30)
+        await until(pilot, lambda: status(app, essay) is SessionStatus.WAITING, timeout=90)
         assert app.sidebar.sessions[essay].preview.startswith("w0 w1")
 
 

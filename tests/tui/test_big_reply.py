@@ -36,10 +36,10 @@ async def test_a_2_mb_streamed_reply_ends_shown_and_keys_reach_the_composer_mean
         reply = next(iter(app.chat.replies.values()))
         app.composer.focus()
         app.simulate_key("x")  # typed while the reply streams
-        await until(pilot, lambda: app.composer.text == "x", timeout=30)
+        await until(pilot, lambda: app.composer.text == "x", timeout=90)
         typed_at = reply.length
         await until(pilot, lambda: reply.message.state is MessageState.COMPLETE, timeout=120)
-        await until(pilot, lambda: "THE-END" in on_screen(app), timeout=30)
+        await until(pilot, lambda: "THE-END" in on_screen(app), timeout=90)
         assert typed_at < len(text), "the key waited for the whole reply"
         assert reply.long and reply.text == text and not reply.query(Markdown)
         assert note(reply) == "⋯ showing the last 43 lines of a 2.2 MB reply — export it (ctrl+s) to read it all"

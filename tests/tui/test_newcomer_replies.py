@@ -176,7 +176,7 @@ async def test_background_replies_arriving_together_are_one_toast_at_a_time(fake
             seen.extend(t for t in now if t not in seen)
             return any("3 replies arrived" in title for title, _ in seen)
 
-        await until(pilot, toasts, timeout=30)
+        await until(pilot, toasts, timeout=90)
         assert most == 1, seen
         assert seen[0][1] == "done and dusted" and seen[0][0].startswith("Essay ")
         [(_, names)] = [t for t in seen if "replies arrived" in t[0]]
