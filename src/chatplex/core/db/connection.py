@@ -56,9 +56,7 @@ class Database:
         self._r = reader
         self._inline = inline_writes
         self._lock = asyncio.Lock()
-        self.writes = (
-            0  # write transactions that changed rows, by this process (benchmarks read it)
-        )
+        self.writes = 0  # write transactions that changed rows, by this process (benchmarks read it)
         self._checkpointing: asyncio.Task[None] | None = None
 
     @classmethod
@@ -203,9 +201,7 @@ def configure_writer(db: Conn) -> None:
     of failing, and `migrate` reads the version again inside its BEGIN IMMEDIATE."""
     db.row_factory = sqlite3.Row
     db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-    mode = db.execute("PRAGMA journal_mode").fetchone()[
-        0
-    ]  # WAL persists: set by the file's first open
+    mode = db.execute("PRAGMA journal_mode").fetchone()[0]  # WAL persists: set by the file's first open
     tries = 0
     while mode.lower() != "wal":
         # the switch reads the file, then needs it alone: two processes doing it at once would
@@ -223,9 +219,7 @@ def configure_writer(db: Conn) -> None:
     if mode.lower() != "wal":
         log.warning("journal_mode is %s, not WAL", mode)
     for pragma in (*WRITER_PRAGMAS, "foreign_keys=OFF"):
-        db.execute(
-            f"PRAGMA {pragma}"
-        )  # foreign keys on after the migrations (m002 rebuilds tables)
+        db.execute(f"PRAGMA {pragma}")  # foreign keys on after the migrations (m002 rebuilds tables)
     migrate(db)
     db.execute("PRAGMA foreign_keys=ON")
     db.execute("PRAGMA busy_timeout=0")  # waiting happens in the thread only: see transaction()
@@ -248,8 +242,7 @@ def _check_file(path: Path) -> None:
             raise StoreError(f"{path} is a directory, not a database file")
         if not path.is_file():
             raise StoreError(
-                f"{path} is not a regular file (a FIFO, socket or device?); point CHATPLEX_DB"
-                " / --db at a database file"
+                f"{path} is not a regular file (a FIFO, socket or device?); point CHATPLEX_DB / --db at a database file"
             )
         with path.open("rb") as f:
             head = f.read(16)
@@ -262,9 +255,7 @@ def _check_file(path: Path) -> None:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
-            raise StoreError(
-                f"cannot create the database folder {path.parent}: {e.strerror}"
-            ) from e
+            raise StoreError(f"cannot create the database folder {path.parent}: {e.strerror}") from e
         if not os.access(path.parent, os.W_OK):
             raise StoreError(f"cannot write to {path.parent}: check its permissions or use --db")
 

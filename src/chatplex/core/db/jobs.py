@@ -93,9 +93,7 @@ def finished(db: Conn, job_id: int) -> Finished:
 
 
 # ------------------------------------------------------------ enqueue
-def _insert_job(
-    db: Conn, sid: int, mid: int, priority: Priority, max_attempts: int, now: float
-) -> Job:
+def _insert_job(db: Conn, sid: int, mid: int, priority: Priority, max_attempts: int, now: float) -> Job:
     row = one(
         db,
         "INSERT INTO jobs(session_id, message_id, priority, state, max_attempts, run_after,"
@@ -269,8 +267,7 @@ def append_many(db: Conn, lease: float, items: Sequence[tuple[int, str, str]]) -
     lost = set()
     for job_id, token, text in items:
         cur = db.execute(
-            "UPDATE jobs SET lease_expires_at=:expires"
-            " WHERE id=:job AND lease_owner=:token AND state=:running",
+            "UPDATE jobs SET lease_expires_at=:expires WHERE id=:job AND lease_owner=:token AND state=:running",
             {**JOB, "expires": now + lease, "job": job_id, "token": token},
         )
         if cur.rowcount != 1:

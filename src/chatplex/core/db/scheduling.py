@@ -64,8 +64,7 @@ def reprioritise(db: Conn, focused: int | None) -> int:
     """The focused session's unfinished jobs become HIGH, every other one LOW."""
     rank = "CASE WHEN session_id IS :focused THEN :high ELSE :low END"
     return db.execute(
-        f"UPDATE jobs SET priority={rank}, updated_at=:now"
-        f" WHERE state IN (:queued, :running) AND priority != {rank}",
+        f"UPDATE jobs SET priority={rank}, updated_at=:now WHERE state IN (:queued, :running) AND priority != {rank}",
         {**JOB, "focused": focused, "now": time.time()},
     ).rowcount
 
@@ -82,8 +81,7 @@ def run_now(db: Conn, job_id: int) -> Job | None:
     """A queued job waiting for its retry time becomes runnable now."""
     now = time.time()
     db.execute(
-        "UPDATE jobs SET run_after=:now, updated_at=:now"
-        " WHERE id=:job AND state=:queued AND run_after>:now",
+        "UPDATE jobs SET run_after=:now, updated_at=:now WHERE id=:job AND state=:queued AND run_after>:now",
         {**JOB, "now": now, "job": job_id},
     )
     return get_job(db, job_id)

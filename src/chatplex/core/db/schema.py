@@ -86,9 +86,7 @@ def m001_initial(db: Conn) -> None:
     )
 
 
-_SESSION_COLUMNS = (
-    "id, title, provider, model, system_prompt, status, unread, preview, created_at, updated_at"
-)
+_SESSION_COLUMNS = "id, title, provider, model, system_prompt, status, unread, preview, created_at, updated_at"
 _MESSAGE_COLUMNS = (
     "id, session_id, role, content, state, error, job_id, prompt_tokens,"
     " completion_tokens, finish_reason, created_at, updated_at"
@@ -191,9 +189,7 @@ def migrate(db: Conn) -> None:
     while (version := db.execute("PRAGMA user_version").fetchone()[0]) < SCHEMA_VERSION:
         db.execute("BEGIN IMMEDIATE")
         try:
-            version = db.execute("PRAGMA user_version").fetchone()[
-                0
-            ]  # now nobody else can change it
+            version = db.execute("PRAGMA user_version").fetchone()[0]  # now nobody else can change it
             if version < SCHEMA_VERSION:
                 MIGRATIONS[version](db)
                 db.execute(f"PRAGMA user_version={version + 1}")

@@ -92,17 +92,13 @@ def the_message(db: Conn, mid: int) -> Message:
 
 
 # ------------------------------------------------------------ the session's status mark
-def set_status(
-    db: Conn, sid: int, status: SessionStatus, now: float, unread: int = 0, **extra: Any
-) -> Session:
+def set_status(db: Conn, sid: int, status: SessionStatus, now: float, unread: int = 0, **extra: Any) -> Session:
     """Set the mark (and `unread` more unread replies, and `extra` columns by name: the
     preview); returns the session as it is now."""
     return _status(db, ":status", sid, now, unread, extra, {"status": status.value})
 
 
-def settle_status(
-    db: Conn, sid: int, now: float, otherwise: SessionStatus, unread: int = 0, **extra: Any
-) -> Session:
+def settle_status(db: Conn, sid: int, now: float, otherwise: SessionStatus, unread: int = 0, **extra: Any) -> Session:
     """After a job left the running state (or joined the queue): a running job of the session
     makes it streaming, else a queued one queued, else it is `otherwise`."""
     mark = (
@@ -120,14 +116,11 @@ def settle_status(
     return _status(db, mark, sid, now, unread, extra, marks)
 
 
-def _status(
-    db: Conn, mark: str, sid: int, now: float, unread: int, extra: Params, params: Params
-) -> Session:
+def _status(db: Conn, mark: str, sid: int, now: float, unread: int, extra: Params, params: Params) -> Session:
     cols = "".join(f", {name}=:{name}" for name in extra)
     row = one(
         db,
-        f"UPDATE sessions SET status={mark}, updated_at=:now, unread=unread+:unread{cols}"
-        " WHERE id=:sid RETURNING *",
+        f"UPDATE sessions SET status={mark}, updated_at=:now, unread=unread+:unread{cols} WHERE id=:sid RETURNING *",
         {**extra, **params, "now": now, "unread": unread, "sid": sid},
     )
     assert row is not None, sid
@@ -171,10 +164,7 @@ def delete_session(db: Conn, sid: int) -> list[int]:
 
 
 def list_sessions(db: Conn) -> list[Session]:
-    return [
-        session_of(r)
-        for r in db.execute("SELECT * FROM sessions ORDER BY updated_at DESC, id DESC")
-    ]
+    return [session_of(r) for r in db.execute("SELECT * FROM sessions ORDER BY updated_at DESC, id DESC")]
 
 
 def find_sessions_by_title(db: Conn, titles: tuple[str, ...]) -> list[Session]:

@@ -33,9 +33,7 @@ class Store(Database):
         return await self.read(maintenance.schema_version)
 
     # ------------------------------------------------------------ sessions
-    async def create_session(
-        self, title: str, provider: str, model: str, system_prompt: str = ""
-    ) -> Session:
+    async def create_session(self, title: str, provider: str, model: str, system_prompt: str = "") -> Session:
         return await self.write(sessions.create_session, title, provider, model, system_prompt)
 
     async def update_session(self, sid: int, **fields: Any) -> Session | None:
@@ -45,9 +43,7 @@ class Store(Database):
 
     async def delete_session(self, sid: int) -> list[int]:
         """Delete a session with its messages and jobs; returns the ids of its running jobs."""
-        return await self.write(
-            sessions.delete_session, sid, off_loop=True
-        )  # cascades over all its messages
+        return await self.write(sessions.delete_session, sid, off_loop=True)  # cascades over all its messages
 
     async def get_session(self, sid: int) -> Session | None:
         return await self.read(sessions.get_session, sid)
@@ -77,9 +73,7 @@ class Store(Database):
     async def search(self, text: str, limit: int = 50) -> list[Session]:
         return await self.read(sessions.search, text, limit)
 
-    async def import_session(
-        self, session: dict[str, Any], messages: list[dict[str, Any]]
-    ) -> Session:
+    async def import_session(self, session: dict[str, Any], messages: list[dict[str, Any]]) -> Session:
         """One transaction: the session and all its messages, or nothing."""
         return await self.write(sessions.import_session, session, messages, off_loop=True)
 
@@ -87,9 +81,7 @@ class Store(Database):
     async def get_message(self, mid: int) -> Message | None:
         return await self.read(sessions.get_message, mid)
 
-    async def messages(
-        self, sid: int, limit: int | None = None, before_id: int | None = None
-    ) -> list[Message]:
+    async def messages(self, sid: int, limit: int | None = None, before_id: int | None = None) -> list[Message]:
         """Messages of a session in order; with `limit`, the newest ones (before `before_id`)."""
         return await self.read(sessions.messages, sid, limit, before_id)
 
@@ -103,9 +95,7 @@ class Store(Database):
         self, sid: int, text: str, priority: Priority, max_attempts: int
     ) -> tuple[Message, Message, Job, Session]:
         """The user message, its empty assistant reply and the job, in one transaction."""
-        return await self.write(
-            jobs.create_turn, sid, text, priority, max_attempts, off_loop=len(text) > BIG_TEXT
-        )
+        return await self.write(jobs.create_turn, sid, text, priority, max_attempts, off_loop=len(text) > BIG_TEXT)
 
     async def requeue_reply(self, mid: int, priority: Priority, max_attempts: int) -> Finished:
         """A fresh job for an assistant message (the user asked to retry it)."""
@@ -124,9 +114,7 @@ class Store(Database):
         (only `only_session`'s, if given). A partial reply is kept (less trailing whitespace,
         which Anthropic refuses at the end of a prefill) when the session's provider is one of
         `continuing`, else cleared for a fresh start."""
-        return await self.write(
-            jobs.claim, owner, lease, exclude_providers, only_session, continuing
-        )
+        return await self.write(jobs.claim, owner, lease, exclude_providers, only_session, continuing)
 
     async def runnable_high(self) -> list[tuple[int, int, str]]:
         """(job, session, provider) of HIGH jobs that could run now: preemption candidates."""
