@@ -71,7 +71,7 @@ def test_markdown_keeps_every_message_and_says_what_state_each_is_in():
     assert "## System\n\n```text\nan imported system turn\n```" in md
     assert "## You\n\n````text\na ```fenced``` question\n````" in md
     assert "## fake-large\n\n**bold** answer" in md  # the model that wrote it; Markdown as written
-    assert "## fake-small\n\n\n\n> ⚠ failed\n" in md  # not "failed: None"
+    assert "## fake-small\n\n> ⚠ failed\n" in md  # not "failed: None", and no empty answer line
     assert "> ⏸ interrupted: cancelled" in md
     assert md.endswith("## fake-small\n\nso far\n\n> ⋯ still generating\n")  # a partial is marked
 

@@ -15,7 +15,7 @@ from chatplex.cli.refs import NAME_LIMIT, find_session
 from chatplex.config import Config
 from chatplex.core.coordinator import MAX_MESSAGE
 from chatplex.core.db import Store
-from chatplex.core.export import FORMAT, render, save
+from chatplex.core.export import FORMAT, part_from_record, render, save
 from chatplex.core.models import MessageState
 from chatplex.core.text import visible
 
@@ -70,6 +70,47 @@ def _timestamp(value: Any, where: str) -> None:
         raise UsageError(f"{where} must be a time between 1970 and the year 9999, got {shown}")
 
 
+def _count(value: Any, where: str) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
+        raise UsageError(f"{where} must be a whole number of tokens, got {_kind(value)}")
+
+
+# each kind of part: its fields that must be strings (the rest are optional strings or flags)
+PART_FIELDS = {
+    "text": ("text",),
+    "reasoning": (),
+    "tool_call": ("id", "name", "arguments"),
+    "tool_result": ("call_id", "content"),
+}
+
+
+def _parts(parts: Any, content: str, where: str) -> list[Any]:
+    """An export's parts, checked: known kinds, string fields within the limits, and text
+    parts that agree with the message's content (what search and previews read)."""
+    if not isinstance(parts, list):
+        raise UsageError(f"{where}.parts must be a list, got {_kind(parts)}")
+    if len(parts) > 10_000:
+        raise UsageError(f"{where}.parts has too many parts ({len(parts):,}; at most 10,000)")
+    out = []
+    for j, part in enumerate(parts):
+        at = f"{where}.parts[{j}]"
+        if not isinstance(part, dict) or part.get("kind") not in PART_FIELDS:
+            raise UsageError(f"{at} needs a kind: one of {', '.join(PART_FIELDS)}")
+        for key in PART_FIELDS[part["kind"]]:
+            _text(part.get(key), f"{at}.{key}", MAX_MESSAGE)
+        for key in ("text", "signature", "redacted"):
+            _text(part.get(key), f"{at}.{key}", MAX_MESSAGE, optional=True)
+        if not isinstance(part.get("is_error", False), bool):
+            raise UsageError(f"{at}.is_error must be true or false")
+        out.append(part_from_record(part))
+    text = "".join(p["text"] for p in parts if p["kind"] == "text")
+    if text != content:
+        raise UsageError(f"{where}: its text parts do not add up to its content")
+    return out
+
+
 def _kind(value: Any) -> str:
     return {dict: "an object", list: "a list", str: "a string", bool: "true/false", type(None): "null"}.get(
         type(value), "a number"
@@ -100,10 +141,10 @@ def _parse_import(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         where = f"{path}: messages[{i}]"
         if (
             not isinstance(m, dict)
-            or m.get("role") not in ("user", "assistant", "system")
+            or m.get("role") not in ("user", "assistant", "system", "tool")
             or not isinstance(m.get("content"), str)
         ):
-            raise UsageError(f"{where} needs a role (user/assistant/system) and a content string")
+            raise UsageError(f"{where} needs a role (user/assistant/system/tool) and a content string")
         _text(m["content"], f"{where}.content", MAX_MESSAGE)
         state = m.get("state", "complete")
         if not isinstance(state, str) or state not in states:
@@ -111,6 +152,11 @@ def _parse_import(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         _text(m.get("error"), f"{where}.error", MAX_MESSAGE, optional=True)
         _text(m.get("model"), f"{where}.model", NAME_LIMIT, optional=True)
         _timestamp(m.get("created_at"), f"{where}.created_at")
+        for key in ("prompt_tokens", "completion_tokens", "reasoning_tokens"):
+            _count(m.get(key), f"{where}.{key}")
+        _text(m.get("finish_reason"), f"{where}.finish_reason", NAME_LIMIT, optional=True)
+        if "parts" in m:
+            m["parts"] = _parts(m["parts"], m["content"], where)
         if state == "streaming":  # exported mid-reply: nothing is generating it here
             m["state"], m["error"] = "interrupted", "was still being generated when it was exported"
     return session, messages

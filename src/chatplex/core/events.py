@@ -52,6 +52,25 @@ class ReplyDelta:
     text: str
     offset: int = 0
     tokens: int = 1  # stream events merged into this one
+    seq: int = 0  # the text part it extends (a reply's parts are numbered in order)
+
+
+@dataclass(frozen=True, slots=True)
+class PartDelta:
+    """A piece of a streaming reply's other parts: its thinking (`kind` reasoning), or a tool
+    call's arguments (`kind` tool_call, with the call's id and name once known). `seq` is the
+    part's place among the reply's parts, text parts included (ReplyDelta.seq); `offset` is
+    the part's own length before `text`."""
+
+    session_id: int
+    message_id: int
+    seq: int
+    kind: str  # "reasoning" | "tool_call"
+    text: str
+    offset: int = 0
+    name: str = ""
+    call_id: str = ""
+    tokens: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +111,7 @@ Event = (
     | MessageAdded
     | ReplyStarted
     | ReplyDelta
+    | PartDelta
     | ReplyFinished
     | JobChanged
     | QueueStatsChanged

@@ -13,6 +13,7 @@ from typing import Any
 
 from chatplex.core.models import Message, MessageState, Role, Session
 from chatplex.core.text import visible
+from chatplex.providers.base import ChatPart, ReasoningPart, TextPart, ToolCallPart, ToolResultPart
 
 FORMAT = "chatplex-session/1"
 
@@ -61,7 +62,13 @@ def to_markdown(session: Session, messages: list[Message]) -> str:
         lines += ["**System prompt**", "", fence + "text", session.system_prompt, fence, ""]
     for m in messages:
         if m.role is Role.ASSISTANT:
-            lines += [f"## {_author(m, session)}", "", m.content, ""]
+            lines += [f"## {_author(m, session)}", ""]
+            for part in m.all_parts():
+                lines += _part_markdown(part)
+        elif m.role is Role.TOOL:
+            lines += ["## Tool results", ""]
+            for part in m.all_parts():
+                lines += _part_markdown(part)
         else:
             # what a person typed is shown as typed; a fence keeps Markdown from reinterpreting it
             fence = _fence(m.content)
@@ -70,6 +77,75 @@ def to_markdown(session: Session, messages: list[Message]) -> str:
         if note := _note(m):
             lines += [f"> {_MARK[m.state]} {note}", ""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _fenced(text: str, info: str = "text") -> list[str]:
+    fence = _fence(text)
+    return [fence + info, text, fence, ""]
+
+
+def _part_markdown(part: ChatPart) -> list[str]:
+    """A reply's part in Markdown: the answer as written; the thinking folded in a
+    <details> block, and tool calls and results in fences (all three literal: a fence
+    longer than any backtick run in them, so nothing in them can end it)."""
+    if type(part) is TextPart:
+        return [part.text, ""]
+    if type(part) is ReasoningPart:
+        body = part.text if part.text else "(redacted by the provider)"
+        return ["<details><summary>Thinking</summary>", "", *_fenced(body), "</details>", ""]
+    if type(part) is ToolCallPart:
+        return [f"**Tool call** `{part.name}` ({part.id})", "", *_fenced(part.arguments, "json")]
+    assert type(part) is ToolResultPart
+    label = "**Tool error**" if part.is_error else "**Tool result**"
+    return [f"{label} ({part.call_id})", "", *_fenced(part.content)]
+
+
+def part_record(part: ChatPart) -> dict[str, Any]:
+    """A part as JSON (what `import` reads back with `part_from_record`)."""
+    if type(part) is TextPart:
+        return {"kind": "text", "text": part.text}
+    if type(part) is ReasoningPart:
+        record: dict[str, Any] = {"kind": "reasoning", "text": part.text}
+        if part.signature:
+            record["signature"] = part.signature
+        if part.redacted:
+            record["redacted"] = part.redacted
+        return record
+    if type(part) is ToolCallPart:
+        return {"kind": "tool_call", "id": part.id, "name": part.name, "arguments": part.arguments}
+    assert type(part) is ToolResultPart
+    return {"kind": "tool_result", "call_id": part.call_id, "content": part.content, "is_error": part.is_error}
+
+
+def part_from_record(record: dict[str, Any]) -> ChatPart:
+    """The inverse of `part_record`, for a record whose types were checked (cli/transfer.py)."""
+    kind = record["kind"]
+    if kind == "text":
+        return TextPart(record["text"])
+    if kind == "reasoning":
+        return ReasoningPart(record.get("text", ""), record.get("signature", ""), record.get("redacted", ""))
+    if kind == "tool_call":
+        return ToolCallPart(record["id"], record["name"], record["arguments"])
+    return ToolResultPart(record["call_id"], record["content"], bool(record.get("is_error", False)))
+
+
+def _message_json(m: Message) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "role": m.role.value,
+        "content": m.content,
+        "state": m.state.value,
+        "error": m.error,
+        "created_at": m.created_at,
+    }
+    if m.model:
+        record["model"] = m.model
+    # a plain text message needs no parts: its content is its one part (as before parts existed)
+    if m.parts and m.parts != [TextPart(m.content)]:
+        record["parts"] = [part_record(p) for p in m.parts]
+    for key in ("prompt_tokens", "completion_tokens", "reasoning_tokens", "finish_reason"):
+        if (value := getattr(m, key)) is not None:
+            record[key] = value
+    return record
 
 
 def to_json(session: Session, messages: list[Message]) -> str:
@@ -82,17 +158,7 @@ def to_json(session: Session, messages: list[Message]) -> str:
             "system_prompt": session.system_prompt,
             "created_at": session.created_at,
         },
-        "messages": [
-            {
-                "role": m.role.value,
-                "content": m.content,
-                "state": m.state.value,
-                "error": m.error,
-                "created_at": m.created_at,
-                **({"model": m.model} if m.model else {}),
-            }
-            for m in messages
-        ],
+        "messages": [_message_json(m) for m in messages],
     }
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
@@ -104,7 +170,16 @@ def to_text(session: Session, messages: list[Message]) -> str:
     if session.system_prompt:
         lines += ["[system]", visible(session.system_prompt), ""]
     for m in messages:
-        lines += [f"[{_author(m, session)}]", visible(m.content)]
+        lines.append(f"[{_author(m, session)}]")
+        for part in m.all_parts() or [TextPart("")]:
+            if isinstance(part, ReasoningPart):
+                lines.append(f"(thinking: {visible(part.text) or 'redacted'})")
+            elif isinstance(part, ToolCallPart):
+                lines.append(f"(tool call {visible(part.name)} {visible(part.arguments)})")
+            elif isinstance(part, ToolResultPart):
+                lines.append(f"(tool result: {visible(part.content)})")
+            else:
+                lines.append(visible(part.text))
         if note := _note(m):
             lines.append(f"({visible(note)})")
         lines.append("")
@@ -137,6 +212,8 @@ def message_record(m: Message) -> dict[str, Any]:
         "created_at": m.created_at,
         "finish_reason": m.finish_reason,
         "model": m.model,
+        "reasoning_tokens": m.reasoning_tokens,
+        "parts": [part_record(p) for p in m.all_parts()],
     }
 
 

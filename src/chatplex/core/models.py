@@ -8,12 +8,14 @@ from enum import IntEnum, StrEnum
 # moved to core.text (one preview function); this name stays while code written against it
 # on other branches merges. New code imports it from chatplex.core.text.
 from chatplex.core.text import preview_of as preview_of
+from chatplex.providers.base import ChatPart, ReasoningPart, TextPart, ToolCallPart
 
 
 class Role(StrEnum):
     SYSTEM = "system"
     USER = "user"
     ASSISTANT = "assistant"
+    TOOL = "tool"  # tool results of an agent turn
 
 
 class MessageState(StrEnum):
@@ -46,6 +48,7 @@ class SessionStatus(StrEnum):
     IDLE = "idle"
     QUEUED = "queued"
     STREAMING = "streaming"
+    THINKING = "thinking"  # streaming, and the model is reasoning (no answer text yet)
     WAITING = "waiting"
     ERROR = "error"
     INTERRUPTED = "interrupted"
@@ -80,6 +83,21 @@ class Message:
     created_at: float = 0.0
     updated_at: float = 0.0
     model: str | None = None  # the model that wrote it (assistant messages)
+    reasoning_tokens: int | None = None  # of completion_tokens, those spent thinking
+    # the message as the model made it, in order; `content` is their text alone
+    parts: list[ChatPart] = field(default_factory=list)
+
+    def all_parts(self) -> list[ChatPart]:
+        """The parts, or for a message read without them, its text as one part."""
+        return self.parts or ([TextPart(self.content)] if self.content else [])
+
+    @property
+    def reasoning(self) -> str:
+        return "".join(p.text for p in self.parts if type(p) is ReasoningPart)
+
+    @property
+    def tool_calls(self) -> list[ToolCallPart]:
+        return [p for p in self.parts if type(p) is ToolCallPart]
 
 
 @dataclass(slots=True)

@@ -16,7 +16,9 @@ import time
 from collections.abc import Collection, Sequence
 
 from chatplex.core.db import Store, owner_id, owner_is_dead
+from chatplex.core.db.parts import StreamWrite
 from chatplex.core.models import Job, JobState, Message, Priority, QueueStats, Session
+from chatplex.providers.base import ChatPart
 
 log = logging.getLogger("chatplex.queue")
 
@@ -141,20 +143,48 @@ class JobQueue:
     async def heartbeat_many(self, items: Sequence[tuple[Job, str]]) -> set[int]:
         """Store each (job, new text) and extend their leases, in one write; returns the ids
         of the jobs whose lease is lost (their text is not written)."""
-        return await self.store.append_many(self.lease, [(j.id, j.lease_owner or "", t) for j, t in items])
+        return (await self.stream_writes(items))[0]
+
+    async def stream_writes(self, items: Sequence[tuple[Job, str | StreamWrite]]) -> tuple[set[int], list[Session]]:
+        """One beat of every running reply: each (job, its new text or StreamWrite) stored and
+        the leases extended, in one write. Returns the jobs whose lease is lost (nothing of
+        theirs written) and the sessions whose mark changed (thinking ↔ streaming)."""
+        return await self.store.append_many(self.lease, [(j.id, j.lease_owner or "", w) for j, w in items])
 
     async def complete(
-        self, job: Job, text: str, *, unread: bool, usage: tuple[int | None, int | None], finish_reason: str | None
+        self,
+        job: Job,
+        text: str,
+        *,
+        unread: bool,
+        usage: tuple[int | None, ...],
+        finish_reason: str | None,
+        parts: Sequence[ChatPart] | None = None,
     ) -> Finished:
         done = await self.store.finish(
-            job.id, job.lease_owner or "", "succeeded", text, unread=unread, usage=usage, finish_reason=finish_reason
+            job.id,
+            job.lease_owner or "",
+            "succeeded",
+            text,
+            unread=unread,
+            usage=usage,
+            finish_reason=finish_reason,
+            parts=parts,
         )
         log.info("job %d succeeded (session %d, finish %s)", job.id, job.session_id, finish_reason)
         self.notify()
         return done
 
     async def fail(
-        self, job: Job, text: str, error: str, *, retryable: bool, unread: bool, retry_after: float | None = None
+        self,
+        job: Job,
+        text: str,
+        error: str,
+        *,
+        retryable: bool,
+        unread: bool,
+        retry_after: float | None = None,
+        parts: Sequence[ChatPart] | None = None,
     ) -> Finished:
         """Retry with backoff while attempts remain and the error is transient, else fail for good."""
         if retryable and job.attempts < job.max_attempts:
@@ -164,11 +194,13 @@ class JobQueue:
                 error = f"{error}; the server asked to wait {retry_after:.0f}s, longer than chatplex waits"
             message = f"{error}; retrying in {when} (attempt {job.attempts + 1}/{job.max_attempts})"
             done = await self.store.finish(
-                job.id, job.lease_owner or "", "retry", text, error=message, run_after=time.time() + delay
+                job.id, job.lease_owner or "", "retry", text, error=message, run_after=time.time() + delay, parts=parts
             )
             log.warning("job %d retry in %.2fs (session %d): %s", job.id, delay, job.session_id, error)
         else:
-            done = await self.store.finish(job.id, job.lease_owner or "", "failed", text, error=error, unread=unread)
+            done = await self.store.finish(
+                job.id, job.lease_owner or "", "failed", text, error=error, unread=unread, parts=parts
+            )
             log.error(
                 "job %d failed (session %d, attempt %d/%d): %s",
                 job.id,
@@ -180,15 +212,15 @@ class JobQueue:
         self.notify()
         return done
 
-    async def give_back(self, job: Job, text: str, reason: str) -> Finished:
+    async def give_back(self, job: Job, text: str, reason: str, parts: Sequence[ChatPart] | None = None) -> Finished:
         """Preempted or shutting down: back to the queue, partial kept, attempt not spent."""
-        done = await self.store.finish(job.id, job.lease_owner or "", "requeue", text, error=reason)
+        done = await self.store.finish(job.id, job.lease_owner or "", "requeue", text, error=reason, parts=parts)
         log.info("job %d requeued (session %d): %s", job.id, job.session_id, reason)
         self.notify()
         return done
 
-    async def cancelled(self, job: Job, text: str) -> Finished:
-        done = await self.store.finish(job.id, job.lease_owner or "", "cancelled", text, error="cancelled")
+    async def cancelled(self, job: Job, text: str, parts: Sequence[ChatPart] | None = None) -> Finished:
+        done = await self.store.finish(job.id, job.lease_owner or "", "cancelled", text, error="cancelled", parts=parts)
         log.info("job %d cancelled while running (session %d)", job.id, job.session_id)
         self.notify()
         return done

@@ -13,8 +13,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from chatplex.config import Config
-from chatplex.core.models import Job, Session
+from chatplex.core.models import Job, Session, SessionStatus
 from chatplex.core.queue import Finished, JobQueue
+from chatplex.core.streaming import StreamedParts
 from chatplex.providers.base import BadRequest, ProviderError
 from chatplex.redact import redact
 
@@ -33,10 +34,11 @@ class Running:
     task: asyncio.Task[None] | None = None
     # why it was interrupted: preempt | cancel | shutdown | lease_lost | stalled | timeout | error
     reason: str | None = None
-    chunks: list[str] = field(default_factory=list)  # everything streamed so far
+    chunks: list[str] = field(default_factory=list)  # the answer's text streamed so far
     flushed: int = 0  # how many chunks a periodic write has stored (only once it succeeded)
-    other_events: int = 0  # reasoning and tool-call pieces: progress, though not stored yet
-    tool_calls: dict[int, str] = field(default_factory=dict)  # index -> tool name
+    parts: StreamedParts = field(default_factory=StreamedParts)  # all of it, text included, in order
+    other_events: int = 0  # reasoning and tool-call pieces: progress too
+    mark: SessionStatus = SessionStatus.STREAMING  # the session's mark as last stored
     progress_seen: int = -1  # tokens + other_events at the last deadline check
     progress_at: float = field(default_factory=time.monotonic)
     began: float = field(default_factory=time.monotonic)  # for reply_timeout (`started` is shown)
@@ -47,7 +49,7 @@ class Running:
     last_write: float = field(default_factory=time.monotonic)
     tokens: int = 0
     first_token: float | None = None
-    usage: tuple[int | None, int | None] = (None, None)
+    usage: tuple[int | None, int | None, int | None] = (None, None, None)  # prompt, completion, reasoning
     finish_reason: str | None = None
 
     def interrupt(self, reason: str) -> None:
@@ -73,20 +75,22 @@ def ending(
     """The write that settles `rj` (None: its lease is lost, nothing may be written).
     `no_prefill(provider)` is told when that provider's model refused to continue a partial
     reply, which is then generated again."""
-    job, task, text = rj.job, rj.task, rj.text
+    job, task, text, parts = rj.job, rj.task, rj.text, rj.parts.parts()
     pc = config.providers.get(rj.session.provider)
     who = rj.session.provider
 
     def fail(error: str, retryable: bool, retry_after: float | None = None) -> Ending:
         error = redact(error, config.secrets())  # the last line of defence for keys
-        return lambda: q.fail(job, text, error, retryable=retryable, unread=unread, retry_after=retry_after)
+        return lambda: q.fail(
+            job, text, error, retryable=retryable, unread=unread, retry_after=retry_after, parts=parts
+        )
 
     if rj.cancel_requested:
-        return lambda: q.cancelled(job, text)
+        return lambda: q.cancelled(job, text, parts)
     if task is None or task.cancelled():
         reason = rj.reason or "shutdown"
         if reason == "cancel":
-            return lambda: q.cancelled(job, text)
+            return lambda: q.cancelled(job, text, parts)
         if reason == "lease_lost":
             return None
         if reason == "stalled":
@@ -98,16 +102,16 @@ def ending(
         if reason == "error":
             return fail("internal error while streaming (see the log)", retryable=False)
         why = "paused for the session you are looking at" if reason == "preempt" else "paused: chatplex was stopped"
-        return lambda: q.give_back(job, text, why)
+        return lambda: q.give_back(job, text, why, parts)
     error = task.exception()
     if error is None:
         if not text.strip():  # whitespace alone is no answer (and Anthropic refuses it later)
             return fail(empty_reason(rj), retryable=False)
-        return lambda: q.complete(job, text, unread=unread, usage=rj.usage, finish_reason=rj.finish_reason)
+        return lambda: q.complete(job, text, unread=unread, usage=rj.usage, finish_reason=rj.finish_reason, parts=parts)
     if isinstance(error, BadRequest) and rj.resumed_from and not rj.tokens:
         no_prefill(who)  # e.g. Claude 4.6 models and extended thinking refuse an assistant prefill
         log.warning("job %d: %s cannot continue a partial reply (%s); generating it again", job.id, who, error)
-        return lambda: q.give_back(job, text, "this model cannot continue a partial reply; generating it again")
+        return lambda: q.give_back(job, text, "this model cannot continue a partial reply; generating it again", parts)
     if isinstance(error, ProviderError):
         return fail(str(error), error.retryable, getattr(error, "retry_after", None))
     log.error("job %d: unexpected error", job.id, exc_info=error)
@@ -117,12 +121,20 @@ def ending(
 def empty_reason(rj: Running) -> str:
     """Why a stream that ended well brought no text: never a blank 'success'."""
     who = rj.session.provider
-    if rj.tool_calls:
-        names = ", ".join(sorted(set(rj.tool_calls.values())))
+    tools = rj.parts.tool_names()
+    if tools:
+        names = ", ".join(sorted(set(tools)))
         return (
             f"{who}: the model asked to call a tool ({names}), but tools are not enabled in "
             "chatplex yet; ask it to answer in text"
         )
+    if rj.finish_reason in ("length", "max_tokens") and rj.parts.has_reasoning():
+        return (
+            f"{who}: the model spent its whole token budget thinking before it wrote an answer "
+            "(finish: length); raise max_tokens or lower the reasoning effort"
+        )
+    if rj.parts.has_reasoning():
+        return f"{who}: the model thought but wrote no answer (finish: {rj.finish_reason or 'none'})"
     if rj.finish_reason in ("length", "max_tokens"):
         return (
             f"{who}: the model used its whole token budget before writing an answer (finish: length); raise max_tokens"

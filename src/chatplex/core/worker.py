@@ -14,18 +14,21 @@ from collections.abc import Callable
 
 from chatplex.config import Config, ConfigError
 from chatplex.core.db import LeaseLost, Store, StoreError
+from chatplex.core.db.parts import StreamWrite
 from chatplex.core.events import (
     EventBus,
     JobChanged,
     Notification,
+    PartDelta,
     ReplyDelta,
     ReplyFinished,
     ReplyStarted,
     SessionChanged,
 )
-from chatplex.core.models import Job, JobState, Message, Session, preview_of
+from chatplex.core.models import Job, JobState, Message, Session, SessionStatus, preview_of
 from chatplex.core.queue import Finished, JobQueue
 from chatplex.core.running import Ending, Running, ending
+from chatplex.core.streaming import REASONING, TEXT, StreamedParts, Unstored
 from chatplex.providers.base import (
     ChatMessage,
     ChatRequest,
@@ -33,6 +36,7 @@ from chatplex.providers.base import (
     Provider,
     ReasoningDelta,
     TextDelta,
+    TextPart,
     ToolCallDelta,
     Usage,
 )
@@ -179,14 +183,18 @@ class Workers:
     async def _run(self, rj: Running) -> None:
         job, session = rj.job, rj.session
         try:
-            history, partial = await self.store.context(session.id, job.message_id)
+            history, reply = await self.store.context(session.id, job.message_id)
         except BaseException:
             self._running.pop(rj.token, None)  # recovered once its lease is seen unrenewed
             raise
+        partial = reply.content if reply is not None and job.resumed_from else ""
         if partial:  # kept by the claim: this run continues it (config `resume`)
+            assert reply is not None
             rj.resumed_from = len(partial)
-            rj.chunks.append(partial)
-            rj.flushed = rj.published = 1
+            rj.parts = StreamedParts(reply.all_parts())
+            texts = [p.text for p in rj.parts.parts() if type(p) is TextPart]
+            rj.chunks.extend(texts)
+            rj.flushed = rj.published = len(texts)
             rj.published_length = len(partial)
             log.info("job %d continues a partial reply of %d characters", job.id, len(partial))
         self.bus.publish(ReplyStarted(session.id, job.message_id, job.id, kept=len(partial)))
@@ -202,7 +210,7 @@ class Workers:
             request = ChatRequest(
                 model=session.model,
                 system=session.system_prompt,
-                messages=[ChatMessage(m.role.value, m.content) for m in history],
+                messages=[_turn(m) for m in history],
                 prefill=partial,
                 extra=VLLM_CONTINUE if partial and pc and pc.kind == "vllm" else {},
             )
@@ -229,39 +237,55 @@ class Workers:
         self._on_change()
 
     async def _pump(self, provider: Provider, request: ChatRequest, rj: Running) -> None:
-        chunks, session_id = rj.chunks, rj.session.id
+        chunks, session_id, parts = rj.chunks, rj.session.id, rj.parts
         async for event in provider.stream(request):
             if type(event) is TextDelta:  # once per token: kept lean (B4)
                 if not rj.tokens:
                     rj.first_token = time.monotonic()
                 chunks.append(event.text)
+                parts.text(event.text)
                 rj.tokens += 1
                 self.tokens_streamed += 1
                 if session_id == self.focused:
                     self._publish_delta(rj)
             elif type(event) is ReasoningDelta:
                 rj.other_events += 1
+                self.tokens_streamed += bool(event.text)
+                parts.reasoning(event)
+                if session_id == self.focused:
+                    self._publish_delta(rj)
             elif isinstance(event, ToolCallDelta):
                 rj.other_events += 1
-                if event.name:
-                    rj.tool_calls[event.index] = event.name
+                parts.tool_call(event)
+                if session_id == self.focused:
+                    self._publish_delta(rj)
             elif isinstance(event, Usage):
-                rj.usage = (event.prompt_tokens, event.completion_tokens)
+                rj.usage = (event.prompt_tokens, event.completion_tokens, event.reasoning_tokens)
             elif isinstance(event, Finish):
                 rj.finish_reason = event.reason
 
     def _publish_delta(self, rj: Running) -> None:
-        """Publish what `rj` streamed since its last ReplyDelta, as one event: at once for the
-        session the user looks at, every FLUSH_INTERVAL for the others (the sidebar and the
-        dashboard do not need each token, and at 50 streams one event per token cost ~7 %
-        of throughput — B4)."""
-        start = rj.published
-        if start == len(rj.chunks):
-            return
-        text = rj.chunks[start] if start + 1 == len(rj.chunks) else "".join(rj.chunks[start:])
-        rj.published = len(rj.chunks)
-        offset, rj.published_length = rj.published_length, rj.published_length + len(text)
-        self.bus.publish(ReplyDelta(rj.session.id, rj.job.message_id, text, offset, rj.published - start))
+        """Publish what `rj` streamed since it last did, one event per part that grew, in the
+        parts' order: at once for the session the user looks at, every FLUSH_INTERVAL for the
+        others (the sidebar and the dashboard do not need each token, and at 50 streams one
+        event per token cost ~7 % of throughput — B4)."""
+        sid, mid = rj.session.id, rj.job.message_id
+        for piece in rj.parts.pieces:
+            start, chunks = piece.published, piece.chunks
+            if start == len(chunks):
+                continue
+            text = chunks[start] if start + 1 == len(chunks) else "".join(chunks[start:])
+            piece.published = len(chunks)
+            if piece.kind == TEXT:  # offsets in the reply's text, as stored in `content`
+                rj.published += piece.published - start
+                offset, rj.published_length = rj.published_length, rj.published_length + len(text)
+                self.bus.publish(ReplyDelta(sid, mid, text, offset, piece.published - start, piece.seq))
+            else:
+                offset, piece.published_length = piece.published_length, piece.published_length + len(text)
+                delta = PartDelta(
+                    sid, mid, piece.seq, piece.kind, text, offset, piece.name, piece.call_id, piece.published - start
+                )
+                self.bus.publish(delta)
 
     # ---------------------------------------------------------------- flush beat
     async def _flush_loop(self) -> None:
@@ -278,34 +302,44 @@ class Workers:
 
     async def _flush(self) -> None:
         now = time.monotonic()
-        batch: list[tuple[Running, int, str]] = []
+        batch: list[tuple[Running, int, list[Unstored], SessionStatus, StreamWrite]] = []
         for rj in list(self._running.values()):
             renew = now - rj.last_write > self.queue.lease / 3
             if rj.task is None or rj.task.done():  # its worker writes the end; keep its lease
                 if renew:
-                    batch.append((rj, rj.flushed, ""))
+                    batch.append((rj, rj.flushed, [], rj.mark, StreamWrite()))
                 continue
             try:
                 self._publish_delta(rj)
                 self._check_deadlines(rj, now)
                 upto = len(rj.chunks)
-                if upto > rj.flushed or renew:
-                    batch.append((rj, upto, "".join(rj.chunks[rj.flushed : upto])))
+                grown = rj.parts.unstored()
+                mark = SessionStatus.THINKING if rj.parts.last_kind == REASONING else SessionStatus.STREAMING
+                if upto > rj.flushed or grown or renew or mark != rj.mark:
+                    write = StreamWrite(
+                        "".join(rj.chunks[rj.flushed : upto]),
+                        [(piece.seq, piece.kind, text, data) for piece, _, text, data in grown],
+                        mark.value if mark != rj.mark else None,
+                    )
+                    batch.append((rj, upto, grown, mark, write))
             except Exception:
                 log.exception("job %d: cannot handle its stream; stopping it", rj.job.id)
                 rj.interrupt("error")
         if not batch:
             return
         try:
-            lost = await self.queue.heartbeat_many([(rj.job, text) for rj, _, text in batch])
+            lost, marked = await self.queue.stream_writes([(b[0].job, b[4]) for b in batch])
         except Exception as e:  # locked too long, disk full: the text stays pending, sent again
             log.warning("writing streamed text failed (kept, tried again next beat): %s", e)
             return
-        for rj, upto, _ in batch:
+        for rj, upto, grown, mark, _ in batch:
             if rj.job.id in lost:
                 rj.interrupt("lease_lost")
             else:
-                rj.flushed, rj.last_write = max(rj.flushed, upto), now
+                rj.flushed, rj.last_write, rj.mark = max(rj.flushed, upto), now, mark
+                rj.parts.stored(grown)
+        for session in marked:
+            self.bus.publish(SessionChanged(session))
 
     def _check_deadlines(self, rj: Running, now: float) -> None:
         """A stream that sends no content or reasoning for `stall_timeout` (keep-alive
@@ -380,3 +414,10 @@ class Workers:
             taken.add(victim.job.id)
             log.info("job %d preempted by a HIGH job of session %d", victim.job.id, session_id)
             victim.interrupt("preempt")
+
+
+def _turn(m: Message) -> ChatMessage:
+    """A stored message as a turn of the history, with its parts (less whitespace-only text,
+    which Anthropic refuses) and the model that wrote it."""
+    parts = tuple(p for p in m.all_parts() if type(p) is not TextPart or not p.text.isspace())
+    return ChatMessage(m.role.value, m.content, parts, m.model or "")

@@ -14,6 +14,15 @@ from collections.abc import Collection, Sequence
 from typing import Any
 
 from chatplex.core.db.errors import LeaseLost
+from chatplex.core.db.parts import (
+    COMPLETE,
+    INTERRUPTED,
+    StreamWrite,
+    append_parts,
+    clear_parts,
+    rtrim_last_text,
+    write_parts,
+)
 from chatplex.core.db.sessions import (
     Conn,
     Params,
@@ -22,6 +31,7 @@ from chatplex.core.db.sessions import (
     message_of,
     one,
     scalar,
+    session_of,
     set_status,
     settle_status,
     the_message,
@@ -38,6 +48,7 @@ from chatplex.core.models import (
     SessionStatus,
     preview_of,
 )
+from chatplex.providers.base import ChatPart, TextPart
 
 Finished = tuple[Job, Message, Session]
 POISON_CRASHES = 3  # runs in a row cut by a dying process with nothing progressing: put aside
@@ -143,6 +154,8 @@ def create_turn(
         "now": now,
     }
     user_row = one(db, insert, user)
+    assert user_row is not None
+    write_parts(db, user_row["id"], [TextPart(text)] if text else [])
     reply = {
         **user,
         "role": Role.ASSISTANT.value,
@@ -150,7 +163,7 @@ def create_turn(
         "state": MessageState.STREAMING.value,
     }
     reply_row = one(db, insert, reply)
-    assert user_row is not None and reply_row is not None
+    assert reply_row is not None
     job = _insert_job(db, sid, reply_row["id"], priority, max_attempts, now)
     reply_message = _link(db, job.message_id, job.id)
     session = settle_status(db, sid, now, SessionStatus.QUEUED)  # streaming if another job runs
@@ -182,6 +195,7 @@ def requeue_reply(db: Conn, mid: int, priority: Priority, max_attempts: int) -> 
             " updated_at=:now WHERE id=:mid",
             {"streaming": MessageState.STREAMING.value, "now": now, "mid": mid},
         )
+        clear_parts(db, mid)
     settle_status(db, msg.session_id, now, SessionStatus.QUEUED)
     return finished(db, job_id)
 
@@ -247,6 +261,13 @@ def claim(
         {"message": job.message_id, "job": job.id},
     )
     job.resumed_from = kept or 0
+    # the parts go with the text: kept with it (trimmed alike), or cleared with it. A partial
+    # with no text (only reasoning) is not continued: a prefill continues an answer, not a
+    # thought, so that reply is generated again from the start.
+    if job.resumed_from:
+        rtrim_last_text(db, job.message_id)
+    else:
+        clear_parts(db, job.message_id)
     return job, set_status(db, job.session_id, SessionStatus.STREAMING, now)
 
 
@@ -258,31 +279,55 @@ APPEND_SQL = (
 )
 
 
-def append_many(db: Conn, lease: float, items: Sequence[tuple[int, str, str]]) -> set[int]:
-    """Streamed text for several running jobs (id, claim token, new text), leases extended.
-    Returns the jobs whose claim is not live any more (cancelled, or taken over after a
-    lease expired): their text is dropped. The fence is the claim's own token, not the
-    process: a stale run in this same process can never write."""
+def append_many(
+    db: Conn, lease: float, items: Sequence[tuple[int, str, str | StreamWrite]]
+) -> tuple[set[int], list[Session]]:
+    """Streamed text and parts for several running jobs (id, claim token, new text or a
+    StreamWrite), leases extended. Returns the jobs whose claim is not live any more
+    (cancelled, or taken over after a lease expired): their writes are dropped; and the
+    sessions whose mark changed (thinking ↔ streaming). The fence is the claim's own token,
+    not the process: a stale run in this same process can never write."""
     now = time.time()
     lost = set()
-    for job_id, token, text in items:
-        cur = db.execute(
-            "UPDATE jobs SET lease_expires_at=:expires WHERE id=:job AND lease_owner=:token AND state=:running",
+    marked = []
+    for job_id, token, write in items:
+        row = one(
+            db,
+            "UPDATE jobs SET lease_expires_at=:expires WHERE id=:job AND lease_owner=:token AND state=:running"
+            " RETURNING message_id, session_id",
             {**JOB, "expires": now + lease, "job": job_id, "token": token},
         )
-        if cur.rowcount != 1:
+        if row is None:
             lost.add(job_id)
-        elif text:
+            continue
+        if isinstance(write, str):
+            write = StreamWrite(write)
+        if write.text:
             db.execute(
                 APPEND_SQL,
                 {
-                    "text": text,
+                    "text": write.text,
                     "now": now,
                     "job": job_id,
                     "streaming": MessageState.STREAMING.value,
                 },
             )
-    return lost
+        if write.parts:
+            append_parts(db, row["message_id"], write.parts)
+        if write.status:
+            changed = one(
+                db,
+                "UPDATE sessions SET status=:status WHERE id=:sid AND status IN (:streaming, :thinking) RETURNING *",
+                {
+                    "status": write.status,
+                    "sid": row["session_id"],
+                    "streaming": SessionStatus.STREAMING.value,
+                    "thinking": SessionStatus.THINKING.value,
+                },
+            )
+            if changed is not None:
+                marked.append(session_of(changed))
+    return lost, marked
 
 
 # outcome -> (job state, message state, session status when nothing else is active)
@@ -304,10 +349,12 @@ def finish(
     error: str | None,
     run_after: float,
     unread: bool,
-    usage: tuple[int | None, int | None],
+    usage: tuple[int | None, ...],
     finish_reason: str | None,
+    parts: Sequence[ChatPart] | None = None,
 ) -> Finished:
-    """End a run (see Store.finish for the outcomes); only the claim `token` may end it."""
+    """End a run (see Store.finish for the outcomes); only the claim `token` may end it.
+    `parts` are the reply's whole parts (None: `text` is its one part)."""
     now = time.time()
     job_state, msg_state, status = OUTCOMES[outcome]
     row = one(
@@ -338,19 +385,23 @@ def finish(
         db,
         "UPDATE messages SET content=:text, state=:state, error=:error,"
         " prompt_tokens=COALESCE(:prompt, prompt_tokens), completion_tokens=COALESCE(:completion,"
-        " completion_tokens), finish_reason=:reason, updated_at=:now WHERE id=:mid RETURNING *",
+        " completion_tokens), reasoning_tokens=COALESCE(:reasoning, reasoning_tokens),"
+        " finish_reason=:reason, updated_at=:now WHERE id=:mid RETURNING *",
         {
             "text": text,
             "state": msg_state.value,
             "error": error,
             "prompt": usage[0],
             "completion": usage[1],
+            "reasoning": usage[2] if len(usage) > 2 else None,
             "reason": finish_reason,
             "now": now,
             "mid": job.message_id,
         },
     )
     assert row is not None, job.message_id
+    whole: list[ChatPart] = list(parts) if parts is not None else ([TextPart(text)] if text else [])
+    write_parts(db, job.message_id, whole, COMPLETE if msg_state == MessageState.COMPLETE else INTERRUPTED)
     extra: dict[str, Any] = {}
     if outcome == "succeeded":
         extra["preview"] = preview_of(text)  # the reply's whole text (see the docstring)
@@ -363,4 +414,6 @@ def finish(
         session = set_status(db, job.session_id, status, now, unread_more, **extra)
     else:
         session = settle_status(db, job.session_id, now, status, unread_more, **extra)
-    return job, message_of(row), session
+    message = message_of(row)
+    message.parts = whole
+    return job, message, session

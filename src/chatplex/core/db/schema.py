@@ -179,6 +179,31 @@ def m002_ids_never_reused_and_models_per_message(db: Conn) -> None:
         )
 
 
+@migration
+def m003_parts(db: Conn) -> None:
+    """Replies made of parts (reasoning, text, tool calls, tool results): a message is its
+    parts in `seq` order, and `content` stays their plain-text projection. Every existing
+    message becomes one text part; reasoning tokens are counted apart from the rest."""
+    _script(
+        db,
+        """
+        CREATE TABLE parts(
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+            seq INTEGER NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('text', 'reasoning', 'tool_call', 'tool_result', 'image')),
+            text TEXT NOT NULL DEFAULT '',
+            data TEXT NOT NULL DEFAULT '{}',
+            state TEXT NOT NULL DEFAULT 'complete',
+            UNIQUE(message_id, seq));
+        INSERT INTO parts(message_id, seq, kind, text, state)
+            SELECT id, 0, 'text', content, CASE WHEN state='complete' THEN 'complete' ELSE 'interrupted' END
+            FROM messages WHERE content != '';
+        ALTER TABLE messages ADD COLUMN reasoning_tokens INTEGER;
+        """,
+    )
+
+
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

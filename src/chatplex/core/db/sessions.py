@@ -11,7 +11,9 @@ import sqlite3
 import time
 from typing import Any
 
+from chatplex.core.db.parts import parts_of, row_of
 from chatplex.core.models import JobState, Message, MessageState, Role, Session, SessionStatus
+from chatplex.providers.base import TextPart
 
 Conn = sqlite3.Connection
 Params = dict[str, Any]
@@ -65,7 +67,16 @@ def message_of(row: sqlite3.Row) -> Message:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         model=row["model"],
+        reasoning_tokens=row["reasoning_tokens"],
     )
+
+
+def with_parts(db: Conn, found: list[Message]) -> list[Message]:
+    """The messages with their parts read (one query for all of them)."""
+    parts = parts_of(db, [m.id for m in found])
+    for m in found:
+        m.parts = parts[m.id]
+    return found
 
 
 def get_session(db: Conn, sid: int) -> Session | None:
@@ -75,7 +86,7 @@ def get_session(db: Conn, sid: int) -> Session | None:
 
 def get_message(db: Conn, mid: int) -> Message | None:
     row = one(db, "SELECT * FROM messages WHERE id=:mid", {"mid": mid})
-    return message_of(row) if row else None
+    return with_parts(db, [message_of(row)])[0] if row else None
 
 
 def the_session(db: Conn, sid: int) -> Session:
@@ -205,23 +216,37 @@ def import_session(db: Conn, session: Params, messages: list[Params]) -> Session
         },
     )
     sid = rowid(cur)
-    db.executemany(
-        "INSERT INTO messages(session_id, role, content, state, error, model, created_at,"
-        " updated_at) VALUES (:sid, :role, :content, :state, :error, :model, :created, :now)",
-        (
-            {
-                "sid": sid,
-                "role": m["role"],
-                "content": m["content"],
-                "state": m.get("state", MessageState.COMPLETE.value),
-                "error": m.get("error"),
-                "model": m.get("model"),
-                "created": float(m.get("created_at") or now),
-                "now": now,
-            }
-            for m in messages
-        ),
-    )
+    for m in messages:
+        mid = rowid(
+            db.execute(
+                "INSERT INTO messages(session_id, role, content, state, error, model, prompt_tokens,"
+                " completion_tokens, reasoning_tokens, finish_reason, created_at, updated_at) VALUES (:sid,"
+                " :role, :content, :state, :error, :model, :prompt, :completion, :reasoning, :finish, :created, :now)",
+                {
+                    "sid": sid,
+                    "role": m["role"],
+                    "content": m["content"],
+                    "state": m.get("state", MessageState.COMPLETE.value),
+                    "error": m.get("error"),
+                    "model": m.get("model"),
+                    "prompt": m.get("prompt_tokens"),
+                    "completion": m.get("completion_tokens"),
+                    "reasoning": m.get("reasoning_tokens"),
+                    "finish": m.get("finish_reason"),
+                    "created": float(m.get("created_at") or now),
+                    "now": now,
+                },
+            )
+        )
+        # an export made before parts existed: its text is the message's one part
+        parts = m.get("parts") or ([TextPart(m["content"])] if m["content"] else [])
+        db.executemany(
+            "INSERT INTO parts(message_id, seq, kind, text, data) VALUES (:mid, :seq, :kind, :text, :data)",
+            (
+                {"mid": mid, "seq": seq, "kind": kind, "text": text, "data": data}
+                for seq, (kind, text, data) in enumerate(map(row_of, parts))
+            ),
+        )
     return the_session(db, sid)
 
 
@@ -235,13 +260,13 @@ def messages(db: Conn, sid: int, limit: int | None, before_id: int | None) -> li
     if limit is not None:
         sql += " LIMIT :limit"
     rows = db.execute(sql, {"sid": sid, "before": before_id, "limit": limit}).fetchall()
-    return [message_of(r) for r in reversed(rows)]
+    return with_parts(db, [message_of(r) for r in reversed(rows)])
 
 
-def context(db: Conn, sid: int, message_id: int) -> tuple[list[Message], str]:
+def context(db: Conn, sid: int, message_id: int) -> tuple[list[Message], Message | None]:
     """What a run needs in one read: what the model sees before the reply (complete messages,
-    failed replies left out), and the reply's text so far (kept by a claim for a provider
-    that continues)."""
+    failed replies left out), and the reply as it is (its parts so far were kept by a claim
+    for a provider that continues), all with their parts."""
     history = [
         message_of(r)
         for r in db.execute(
@@ -256,5 +281,4 @@ def context(db: Conn, sid: int, message_id: int) -> tuple[list[Message], str]:
             },
         )
     ]
-    row = one(db, "SELECT content FROM messages WHERE id=:mid", {"mid": message_id})
-    return history, row[0] if row else ""
+    return with_parts(db, history), get_message(db, message_id)

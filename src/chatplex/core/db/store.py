@@ -16,7 +16,9 @@ from typing import Any
 from chatplex.core.db import connection, jobs, maintenance, recovery, scheduling, sessions
 from chatplex.core.db.connection import BIG_TEXT, Database
 from chatplex.core.db.errors import LeaseLost, StoreError
+from chatplex.core.db.parts import StreamWrite
 from chatplex.core.models import Job, JobState, Message, Priority, QueueStats, Session
+from chatplex.providers.base import ChatPart
 
 Finished = tuple[Job, Message, Session]
 
@@ -85,9 +87,9 @@ class Store(Database):
         """Messages of a session in order; with `limit`, the newest ones (before `before_id`)."""
         return await self.read(sessions.messages, sid, limit, before_id)
 
-    async def context(self, sid: int, message_id: int) -> tuple[list[Message], str]:
-        """What a run needs in one read: the history before the reply, and the reply's text so
-        far (kept by `claim` for a provider that continues)."""
+    async def context(self, sid: int, message_id: int) -> tuple[list[Message], Message | None]:
+        """What a run needs in one read: the history before the reply, and the reply as it is
+        (its parts so far kept by `claim` for a provider that continues), with their parts."""
         return await self.read(sessions.context, sid, message_id)
 
     # ------------------------------------------------------------ jobs: enqueue
@@ -127,13 +129,16 @@ class Store(Database):
 
     async def append(self, job_id: int, token: str, text: str, lease: float) -> None:
         """Write streamed text and extend the lease; raises LeaseLost if the claim is not live."""
-        if job_id in await self.append_many(lease, [(job_id, token, text)]):
+        if job_id in (await self.append_many(lease, [(job_id, token, text)]))[0]:
             raise LeaseLost(job_id)
 
-    async def append_many(self, lease: float, items: Sequence[tuple[int, str, str]]) -> set[int]:
-        """`append` for several running jobs (id, claim token, new text) in one transaction.
-        Returns the jobs whose claim is not live any more (cancelled, or taken over after a
-        lease expired): their text is dropped."""
+    async def append_many(
+        self, lease: float, items: Sequence[tuple[int, str, str | StreamWrite]]
+    ) -> tuple[set[int], list[Session]]:
+        """`append` for several running jobs (id, claim token, new text or a StreamWrite of
+        text, parts and mark) in one transaction. Returns the jobs whose claim is not live any
+        more (cancelled, or taken over after a lease expired; their writes are dropped), and
+        the sessions whose mark changed."""
         # off the loop: ten times a second for all streams together, the hop costs nothing,
         # and the SQLite work runs beside the UI instead of in its way (B5)
         return await self.write(jobs.append_many, lease, items, off_loop=True)
@@ -148,15 +153,17 @@ class Store(Database):
         error: str | None = None,
         run_after: float = 0.0,
         unread: bool = False,
-        usage: tuple[int | None, int | None] = (None, None),
+        usage: tuple[int | None, ...] = (None, None),
         finish_reason: str | None = None,
+        parts: Sequence[ChatPart] | None = None,
     ) -> Finished:
         """End a run in one transaction; `text` is the reply's *whole* text, which replaces what
         the periodic writes stored, so a reply is never complete with a hole in it even if
         one of those writes failed. Only the claim `token` may end it. Outcomes:
         succeeded · failed · cancelled · retry (queued at run_after, attempt spent) ·
-        requeue (preempted or shut down: queued, attempt given back)."""
-        args = (job_id, token, outcome, text, error, run_after, unread, usage, finish_reason)
+        requeue (preempted or shut down: queued, attempt given back). `parts`, when given, are
+        the reply's whole parts (`text` is their text); else `text` is its one part."""
+        args = (job_id, token, outcome, text, error, run_after, unread, usage, finish_reason, parts)
         return await self.write(jobs.finish, *args, off_loop=len(text) > BIG_TEXT)
 
     async def recover(self, stale: Callable[[Job], bool]) -> list[Finished]:
