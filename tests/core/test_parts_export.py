@@ -52,8 +52,11 @@ async def test_json_carries_the_parts_and_an_import_reads_back_the_same(tmp_path
         assert [m.parts for m in back] == [m.parts for m in messages]
         assert back[1].reasoning_tokens == 30 and back[1].content == "Let me look."
         again = to_json(created, back)
-    strip = lambda text: [{k: v for k, v in m.items() if k != "created_at"} for m in json.loads(text)["messages"]]
-    assert strip(again) == strip(first)
+    assert _without_times(again) == _without_times(first)
+
+
+def _without_times(text: str) -> list[dict]:
+    return [{k: v for k, v in m.items() if k != "created_at"} for m in json.loads(text)["messages"]]
 
 
 async def test_an_export_of_the_last_release_imports_each_message_as_one_text_part(tmp_path):
