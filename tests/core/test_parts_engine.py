@@ -109,9 +109,8 @@ async def test_thinking_is_replayed_to_the_model_that_wrote_it_and_dropped_for_a
 
 
 async def test_a_reply_cut_while_thinking_keeps_its_partial_thought_marked_interrupted(fake, tmp_path, coordinators):
-    slow = fake.scenario(
-        parts=[("reasoning", " ".join(f"r{i}" for i in range(400))), ("text", "late")], token_delay=0.01
-    )
+    thought = " ".join(f"r{i}" for i in range(400))
+    slow = fake.scenario(parts=[("reasoning", thought), ("text", "late")], token_delay=0.01)
     coord, rec = await coordinators(make_config(tmp_path, provider_for(slow)), workers=1)
     bg, front = await coord.create_session("bg"), await coord.create_session("front")
     await coord.focus(front.id)
