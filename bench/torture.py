@@ -20,6 +20,10 @@ keeps the stepped clock), and
 odd chunks in 30 % of the streams (content as parts, unknown fields, bad types, bad JSON),
 with the kill landing anywhere among them.
 
+With --reasoning, every reply is a reasoning-then-answer stream (thinking, then the answer),
+cut at random like the others, and each reply must end stored as exactly those two parts,
+in order and whole, with the answer alone as its text.
+
 It prints the counts and exits non-zero if any invariant broke. The test suite runs a few
 rounds of each signal (tests/reliability/test_torture.py).
 """
@@ -50,6 +54,7 @@ from chatplex.core.coordinator import Coordinator  # noqa: E402
 from tests.fakeserver import FakeServer  # noqa: E402
 
 REPLY = " ".join(f"token{i}" for i in range(40))
+THOUGHT = " ".join(f"thought{i}" for i in range(30))
 
 
 @dataclass
@@ -171,7 +176,7 @@ def wait_for_streaming(db: Path, child: subprocess.Popen, timeout: float = 60.0)
     return False
 
 
-def check(db: Path, expected_users: set[str], result: Result) -> None:
+def check(db: Path, expected_users: set[str], result: Result, reasoning: bool = False) -> None:
     con = sqlite3.connect(db)
     try:
         integrity = con.execute("PRAGMA integrity_check").fetchone()[0]
@@ -201,6 +206,21 @@ def check(db: Path, expected_users: set[str], result: Result) -> None:
                     result.problems.append(
                         f"session {sid}: reply {state} with {len(content)} chars (expected {len(REPLY)})"
                     )
+        parts: dict[int, list[tuple[str, str, str]]] = collections.defaultdict(list)
+        for mid, kind, text, state in con.execute(
+            "SELECT p.message_id, p.kind, p.text, p.state FROM parts p JOIN messages m ON m.id=p.message_id"
+            " WHERE m.role='assistant' ORDER BY p.message_id, p.seq"
+        ):
+            parts[mid].append((kind, text, state))
+        want = (
+            [("reasoning", THOUGHT, "complete"), ("text", REPLY, "complete")]
+            if reasoning
+            else [("text", REPLY, "complete")]
+        )
+        for (mid,) in con.execute("SELECT id FROM messages WHERE role='assistant'"):
+            if parts[mid] != want:
+                got = [(k, len(t), st) for k, t, st in parts[mid]]
+                result.problems.append(f"reply {mid}: parts {got}, expected {[(k, len(t), st) for k, t, st in want]}")
         result.recovered_attempts = collections.Counter(a for (a,) in con.execute("SELECT attempts FROM jobs"))
     finally:
         con.close()
@@ -217,18 +237,25 @@ def run(
     quiet: bool = False,
     faults: bool = False,
     resume: str = "continue",
+    reasoning: bool = False,
 ) -> Result:
     rng = random.Random(seed)
     result = Result()
     server = FakeServer()
-    scenario = server.scenario(reply=REPLY, token_delay=token_delay, chaos=0.3 if faults else 0.0, chaos_seed=seed or 0)
+    scenario = server.scenario(
+        reply=REPLY,
+        token_delay=token_delay,
+        chaos=0.3 if faults else 0.0,
+        chaos_seed=seed or 0,
+        parts=[("reasoning", THOUGHT), ("text", REPLY)] if reasoning else None,
+    )
     with tempfile.TemporaryDirectory(dir=folder) as tmp:
         tmpdir = Path(tmp)
         db, log = tmpdir / "torture.db", tmpdir / "worker.log"
         config_path = write_config(tmpdir, scenario.url, workers, resume)
         expected: set[str] = set()
         # One round's replies take about sessions/workers * 40 tokens * token_delay.
-        span = (sessions / workers) * 40 * token_delay
+        span = (sessions / workers) * (70 if reasoning else 40) * token_delay
         try:
             for round_no in range(rounds):
                 n = asyncio.run(queue_round(config_path, db, sessions, round_no))
@@ -295,7 +322,7 @@ def run(
                 result.messages = len(expected)
                 result.odd_chunks = collections.Counter(scenario.odd_chunks)
                 before = len(result.problems)
-                check(db, expected, result)
+                check(db, expected, result, reasoning)
                 if not quiet:
                     print(
                         f"round {round_no + 1}/{rounds}: {n} sessions, {streaming} streaming at the "
@@ -325,6 +352,7 @@ def main() -> int:
     ap.add_argument(
         "--faults", action="store_true", help="also inject write-lock holds, clock jumps and odd chunks at random"
     )
+    ap.add_argument("--reasoning", action="store_true", help="replies think first, then answer (both cut at random)")
     args = ap.parse_args()
     t0 = time.perf_counter()
     result = run(
@@ -335,6 +363,7 @@ def main() -> int:
         args.workers,
         faults=args.faults,
         resume=args.resume,
+        reasoning=args.reasoning,
     )
     print("\n".join(result.lines()))
     print(f"elapsed                     {time.perf_counter() - t0:.0f} s")

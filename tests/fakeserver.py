@@ -186,11 +186,28 @@ class FakeServer:
             s.active -= 1
         return response
 
-    async def _token_source(self, s: Scenario, fault: Fault, request: web.Request, body: dict[str, Any]):
+    @staticmethod
+    def _prefill(body: dict[str, Any]) -> str:
+        """The text of a final assistant turn: a partial reply the client asks to continue."""
         messages = body.get("messages") or [{}]
         last = messages[-1] if isinstance(messages[-1], dict) else {}
         prefill = last.get("content") if last.get("role") == "assistant" else ""
-        prefill = prefill if isinstance(prefill, str) else ""
+        if isinstance(prefill, list):  # Anthropic blocks
+            prefill = "".join(b.get("text", "") for b in prefill if isinstance(b, dict) and b.get("type") == "text")
+        return prefill if isinstance(prefill, str) else ""
+
+    @staticmethod
+    def _parts_after(s: Scenario, prefill: str) -> list[tuple[str, ...]]:
+        """The scenario's parts; after a prefill (a partial answer to continue), only the rest
+        of the answer: a server continuing a final assistant message does not think again."""
+        parts = s.parts or []
+        whole = "".join(p[1] for p in parts if p[0] == "text")
+        if prefill and whole.startswith(prefill):
+            return [("text", whole[len(prefill) :])]
+        return parts
+
+    async def _token_source(self, s: Scenario, fault: Fault, request: web.Request, body: dict[str, Any]):
+        prefill = self._prefill(body)
         tokens = itertools.cycle(s.tokens()) if s.forever else iter(s.tokens(prefill))
         for n, token in enumerate(tokens):
             if fault.reset_after is not None and n >= fault.reset_after:
@@ -230,7 +247,7 @@ class FakeServer:
                 return
             yield chunk({"role": "assistant", "content": ""})
             if s.parts is not None:
-                async for piece in self._openai_parts(s, fault, request, chunk):
+                async for piece in self._openai_parts(s, fault, request, chunk, self._prefill(body)):
                     yield piece
                 return
             if fault.bad_content is not None:
@@ -327,7 +344,7 @@ class FakeServer:
             if s.parts is None:
                 yield ev("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}})
             if s.parts is not None:
-                async for piece in self._anthropic_parts(s, fault, request, ev):
+                async for piece in self._anthropic_parts(s, fault, request, ev, self._prefill(body)):
                     yield piece
                 return
             yield b'event: ping\ndata: {"type": "ping"}\n\n'
@@ -405,14 +422,14 @@ class FakeServer:
                 await asyncio.sleep(s.token_delay)
             yield piece
 
-    async def _openai_parts(self, s: Scenario, fault: Fault, request: web.Request, chunk: Any):
+    async def _openai_parts(self, s: Scenario, fault: Fault, request: web.Request, chunk: Any, prefill: str = ""):
         """A parts reply on the Chat Completions wire: reasoning as `reasoning_content` /
         `reasoning` (or inline <think> tags), text as content, tool calls as `tool_calls[i]`
         fragments (id and name first, then the arguments)."""
         pieces: list[dict[str, Any]] = []
         calls = 0
         inline_open = False
-        for part in s.parts or []:
+        for part in self._parts_after(s, prefill):
             kind = part[0]
             if kind == "reasoning":
                 words = self._words(part[1])
@@ -465,7 +482,7 @@ class FakeServer:
         yield b"data: " + json.dumps({"id": "c1", "choices": [], "usage": usage}).encode() + b"\n\n"
         yield b"data: [DONE]\n\n"
 
-    async def _anthropic_parts(self, s: Scenario, fault: Fault, request: web.Request, ev: Any):
+    async def _anthropic_parts(self, s: Scenario, fault: Fault, request: web.Request, ev: Any, prefill: str = ""):
         """A parts reply on the Messages wire: thinking blocks (thinking_delta, then a
         signature_delta), redacted_thinking blocks whole at their start, text blocks and
         tool_use blocks (input_json_delta). With `interleave`, as llama.cpp's server does,
@@ -473,7 +490,8 @@ class FakeServer:
         out: list[bytes] = []  # built first, then paced
         late: list[bytes] = []  # a block's signature and stop, sent after the next block's deltas
         tools = 0
-        for index, part in enumerate(s.parts or []):
+        parts = self._parts_after(s, prefill)
+        for index, part in enumerate(parts):
             kind = part[0]
             ending: list[bytes] = []
             if kind == "reasoning":
@@ -526,7 +544,7 @@ class FakeServer:
                 out += ending
         out += late
         if s.unknown_types:
-            n = len(s.parts or [])
+            n = len(parts)
             out += [
                 ev("content_block_start", {"index": n, "content_block": {"type": "server_gadget_v9", "x": 1}}),
                 ev("content_block_delta", {"index": n, "delta": {"type": "gadget_delta_v9", "y": 2}}),

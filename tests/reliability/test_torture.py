@@ -39,3 +39,11 @@ def test_faults_mode_lock_holds_clock_steps_and_odd_chunks_lose_nothing(tmp_path
     assert result.problems == []
     assert result.rounds == 3 and result.messages == 36
     assert result.lock_holds + result.clock_jumps > 0 and sum(result.odd_chunks.values()) > 0
+
+
+def test_reasoning_then_answer_cut_at_random_ends_as_both_parts_whole(tmp_path):
+    result = torture.run(
+        rounds=2, sessions=16, sig=signal.SIGKILL, seed=6, workers=8, folder=tmp_path, quiet=True, reasoning=True
+    )
+    assert result.problems == []  # each reply: the whole thought, then the whole answer, in order
+    assert result.rounds == 2 and result.streams_cut > 0

@@ -12,11 +12,12 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from chatplex.config import Config
-from chatplex.core.models import Job, Session, SessionStatus
+from chatplex.config import Config, ProviderConfig
+from chatplex.core.db.parts import StreamWrite
+from chatplex.core.models import Job, Message, Session, SessionStatus
 from chatplex.core.queue import Finished, JobQueue
-from chatplex.core.streaming import StreamedParts
-from chatplex.providers.base import BadRequest, ProviderError
+from chatplex.core.streaming import REASONING, StreamedParts, Unstored
+from chatplex.providers.base import BadRequest, ChatMessage, ProviderError, TextPart
 from chatplex.redact import redact
 
 log = logging.getLogger("chatplex.worker")
@@ -60,6 +61,37 @@ class Running:
             if self.task is not None:
                 self.task.cancel()
 
+    def check_deadlines(self, pc: ProviderConfig | None, now: float) -> None:
+        """A stream that sends no content or reasoning for `stall_timeout` (keep-alive
+        comments do not count: a stuck proxy sends them forever) is a transient failure; one
+        that runs past `reply_timeout` is stopped for good."""
+        if pc is None:
+            return
+        progress = self.tokens + self.other_events
+        if progress != self.progress_seen:
+            self.progress_seen, self.progress_at = progress, now
+        elif now - self.progress_at > pc.stall_timeout:
+            log.warning("job %d: no progress for %.0f s; stopping the stream", self.job.id, now - self.progress_at)
+            self.interrupt("stalled")
+        if now - self.began > pc.reply_timeout:
+            log.warning("job %d: past its reply_timeout (%.0f s); stopping it", self.job.id, pc.reply_timeout)
+            self.interrupt("timeout")
+
+    def beat(self, renew: bool) -> Beat | None:
+        """What this beat must store: new text and parts, the session's mark if it changed
+        (thinking while the model reasons), or only the lease's renewal; None: nothing."""
+        upto = len(self.chunks)
+        grown = self.parts.unstored()
+        mark = SessionStatus.THINKING if self.parts.last_kind == REASONING else SessionStatus.STREAMING
+        if not (upto > self.flushed or grown or renew or mark != self.mark):
+            return None
+        write = StreamWrite(
+            "".join(self.chunks[self.flushed : upto]),
+            [(piece.seq, piece.kind, text, data) for piece, _, text, data in grown],
+            mark.value if mark != self.mark else None,
+        )
+        return Beat(self, upto, grown, mark, write)
+
     @property
     def token(self) -> str:
         return self.job.lease_owner or ""
@@ -67,6 +99,29 @@ class Running:
     @property
     def text(self) -> str:
         return "".join(self.chunks)
+
+
+@dataclass(slots=True)
+class Beat:
+    """One periodic write of a running reply, and what it marks stored once it succeeded."""
+
+    run: Running
+    upto: int  # text chunks
+    grown: list[Unstored]
+    mark: SessionStatus
+    write: StreamWrite
+
+    def stored(self, now: float) -> None:
+        run = self.run
+        run.flushed, run.last_write, run.mark = max(run.flushed, self.upto), now, self.mark
+        run.parts.stored(self.grown)
+
+
+def turn_of(m: Message) -> ChatMessage:
+    """A stored message as a turn of the history, with its parts (less whitespace-only text,
+    which Anthropic refuses) and the model that wrote it."""
+    parts = tuple(p for p in m.all_parts() if type(p) is not TextPart or not p.text.isspace())
+    return ChatMessage(m.role.value, m.content, parts, m.model or "")
 
 
 def ending(

@@ -25,12 +25,11 @@ from chatplex.core.events import (
     ReplyStarted,
     SessionChanged,
 )
-from chatplex.core.models import Job, JobState, Message, Session, SessionStatus, preview_of
+from chatplex.core.models import Job, JobState, Message, Session, preview_of
 from chatplex.core.queue import Finished, JobQueue
-from chatplex.core.running import Ending, Running, ending
-from chatplex.core.streaming import REASONING, TEXT, StreamedParts, Unstored
+from chatplex.core.running import Beat, Ending, Running, ending, turn_of
+from chatplex.core.streaming import TEXT, StreamedParts
 from chatplex.providers.base import (
-    ChatMessage,
     ChatRequest,
     Finish,
     Provider,
@@ -210,7 +209,7 @@ class Workers:
             request = ChatRequest(
                 model=session.model,
                 system=session.system_prompt,
-                messages=[_turn(m) for m in history],
+                messages=[turn_of(m) for m in history],
                 prefill=partial,
                 extra=VLLM_CONTINUE if partial and pc and pc.kind == "vllm" else {},
             )
@@ -302,61 +301,35 @@ class Workers:
 
     async def _flush(self) -> None:
         now = time.monotonic()
-        batch: list[tuple[Running, int, list[Unstored], SessionStatus, StreamWrite]] = []
+        batch: list[Beat] = []
         for rj in list(self._running.values()):
             renew = now - rj.last_write > self.queue.lease / 3
             if rj.task is None or rj.task.done():  # its worker writes the end; keep its lease
                 if renew:
-                    batch.append((rj, rj.flushed, [], rj.mark, StreamWrite()))
+                    batch.append(Beat(rj, rj.flushed, [], rj.mark, StreamWrite()))
                 continue
             try:
                 self._publish_delta(rj)
-                self._check_deadlines(rj, now)
-                upto = len(rj.chunks)
-                grown = rj.parts.unstored()
-                mark = SessionStatus.THINKING if rj.parts.last_kind == REASONING else SessionStatus.STREAMING
-                if upto > rj.flushed or grown or renew or mark != rj.mark:
-                    write = StreamWrite(
-                        "".join(rj.chunks[rj.flushed : upto]),
-                        [(piece.seq, piece.kind, text, data) for piece, _, text, data in grown],
-                        mark.value if mark != rj.mark else None,
-                    )
-                    batch.append((rj, upto, grown, mark, write))
+                rj.check_deadlines(self.config.providers.get(rj.session.provider), now)
+                if beat := rj.beat(renew):
+                    batch.append(beat)
             except Exception:
                 log.exception("job %d: cannot handle its stream; stopping it", rj.job.id)
                 rj.interrupt("error")
         if not batch:
             return
         try:
-            lost, marked = await self.queue.stream_writes([(b[0].job, b[4]) for b in batch])
+            lost, marked = await self.queue.stream_writes([(b.run.job, b.write) for b in batch])
         except Exception as e:  # locked too long, disk full: the text stays pending, sent again
             log.warning("writing streamed text failed (kept, tried again next beat): %s", e)
             return
-        for rj, upto, grown, mark, _ in batch:
-            if rj.job.id in lost:
-                rj.interrupt("lease_lost")
+        for beat in batch:
+            if beat.run.job.id in lost:
+                beat.run.interrupt("lease_lost")
             else:
-                rj.flushed, rj.last_write, rj.mark = max(rj.flushed, upto), now, mark
-                rj.parts.stored(grown)
+                beat.stored(now)
         for session in marked:
             self.bus.publish(SessionChanged(session))
-
-    def _check_deadlines(self, rj: Running, now: float) -> None:
-        """A stream that sends no content or reasoning for `stall_timeout` (keep-alive
-        comments do not count: a stuck proxy sends them forever) is a transient failure; one
-        that runs past `reply_timeout` is stopped for good."""
-        pc = self.config.providers.get(rj.session.provider)
-        if pc is None:
-            return
-        progress = rj.tokens + rj.other_events
-        if progress != rj.progress_seen:
-            rj.progress_seen, rj.progress_at = progress, now
-        elif now - rj.progress_at > pc.stall_timeout:
-            log.warning("job %d: no progress for %.0f s; stopping the stream", rj.job.id, now - rj.progress_at)
-            rj.interrupt("stalled")
-        if now - rj.began > pc.reply_timeout:
-            log.warning("job %d: past its reply_timeout (%.0f s); stopping it", rj.job.id, pc.reply_timeout)
-            rj.interrupt("timeout")
 
     # ---------------------------------------------------------------- settle
     async def _settle(self, rj: Running) -> Finished | None:
@@ -414,10 +387,3 @@ class Workers:
             taken.add(victim.job.id)
             log.info("job %d preempted by a HIGH job of session %d", victim.job.id, session_id)
             victim.interrupt("preempt")
-
-
-def _turn(m: Message) -> ChatMessage:
-    """A stored message as a turn of the history, with its parts (less whitespace-only text,
-    which Anthropic refuses) and the model that wrote it."""
-    parts = tuple(p for p in m.all_parts() if type(p) is not TextPart or not p.text.isspace())
-    return ChatMessage(m.role.value, m.content, parts, m.model or "")
