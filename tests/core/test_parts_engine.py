@@ -180,3 +180,13 @@ async def test_a_continued_reply_keeps_its_parts_and_goes_on_in_its_text(fake, t
     assert done.content == "one two three four"
     assert done.parts == [ReasoningPart("plan it"), TextPart("one two three four")]
     assert s.requests[-1]["messages"][-1]["role"] == Role.ASSISTANT.value
+
+
+async def test_a_reply_that_only_thinks_until_its_token_limit_says_so(fake, tmp_path, coordinators):
+    s = fake.scenario(parts=[("reasoning", THOUGHT)], finish="length")
+    coord, rec = await coordinators(make_config(tmp_path, provider_for(s)))
+    session = await coord.create_session("budget")
+    _, reply, _ = await coord.send(session.id, "think hard")
+    failed = (await rec.wait(finished(reply.id, MessageState.ERROR))).message
+    assert "whole token budget thinking" in (failed.error or "") and "raise max_tokens" in (failed.error or "")
+    assert failed.parts == [ReasoningPart(THOUGHT)]  # what it thought is kept and shown

@@ -242,3 +242,35 @@ async def test_endless_stream_is_stopped_by_cancel_within_a_second(fake, tmp_pat
             break
         await asyncio.sleep(0.02)
     assert bad.active == 0 and bad.disconnects == 1
+
+
+THOUGHT = " ".join(f"think{i}" for i in range(20))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize(
+    "cut", [{"openai": 5, "anthropic": 5}, {"openai": 23, "anthropic": 26}], ids=["thinking", "answering"]
+)
+async def test_a_reasoning_then_answer_stream_cut_is_retried_and_ends_whole(fake, tmp_path, coordinators, kind, cut):
+    """A reset mid-stream, in the thinking or in the answer: the retry (or the continued
+    partial answer) ends as the whole thought then the whole answer, in order, once each."""
+    from chatplex.providers.base import ReasoningPart, TextPart
+
+    row = Row([Fault(reset_after=cut[kind])], "connection broke mid-reply")  # pieces sent before the reset
+    coord, rec, flaky, steady, _, bad = await setup(
+        fake, tmp_path, coordinators, kind, row, parts=[("reasoning", THOUGHT), ("text", REPLY)]
+    )
+    _, reply, job = await coord.send(flaky.id, "think, then say")
+    interim = await rec.wait(lambda e: isinstance(e, ReplyFinished) and e.message.id == reply.id)
+    assert interim.message.state is MessageState.INTERRUPTED and "retrying in" in interim.message.error
+    assert interim.message.parts and type(interim.message.parts[0]) is ReasoningPart  # kept, visible
+    if cut[kind] > 20:  # the answer had begun
+        assert type(interim.message.parts[-1]) is TextPart and REPLY.startswith(interim.message.content)
+    done = await rec.wait(
+        lambda e: isinstance(e, ReplyFinished) and e.message.id == reply.id and e.message.state is MessageState.COMPLETE
+    )
+    parts = done.message.parts
+    assert [type(p) for p in parts] == [ReasoningPart, TextPart]
+    assert parts[0].text == THOUGHT and parts[1].text == REPLY and done.message.content == REPLY
+    assert (await coord.job(job.id)).attempts == 2
+    await other_sessions_still_served(coord, rec, steady)
