@@ -2,7 +2,10 @@
 coordinator + persistence, against a plain httpx client reading the same 50 streams with no
 coordinator, in the same run. The server runs in a child process.
 
-    python bench/b4_streaming.py [--sessions 50] [--tokens 1000] [--repeat 3]
+    python bench/b4_streaming.py [--sessions 50] [--tokens 1000] [--repeat 3] [--reasoning]
+
+With --reasoning (B4r) each reply is half reasoning deltas, then half text deltas: the
+baseline counts both kinds of delta, chatplex stores both as parts.
 """
 
 from __future__ import annotations
@@ -37,7 +40,9 @@ async def plain_httpx(url: str, sessions: int) -> tuple[int, float]:
                 async for text in response.aiter_lines():
                     if text.startswith("data: {"):
                         chunk = json.loads(text[6:])
-                        n += sum(1 for c in chunk.get("choices", ()) if c.get("delta", {}).get("content"))
+                        for c in chunk.get("choices", ()):
+                            delta = c.get("delta", {})
+                            n += bool(delta.get("content") or delta.get("reasoning_content"))
             return n
 
         counts = await asyncio.gather(*(one() for _ in range(sessions)))
@@ -83,9 +88,17 @@ def main() -> None:
     ap.add_argument("--sessions", type=int, default=50)
     ap.add_argument("--tokens", type=int, default=1000)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--reasoning", action="store_true", help="B4r: half reasoning, half text")
     args = ap.parse_args()
     logging.getLogger("chatplex").setLevel(logging.WARNING)
-    server = ServerProcess([{"reply": " ".join(f"t{i}" for i in range(args.tokens))}])
+    words = [f"t{i}" for i in range(args.tokens)]
+    half = args.tokens // 2
+    scenario: dict[str, object] = (
+        {"parts": [["reasoning", " ".join(words[:half])], ["text", " ".join(words[half:])]]}
+        if args.reasoning
+        else {"reply": " ".join(words)}
+    )
+    server = ServerProcess([scenario])
     url = server.urls[0]
     base_rates, rates = [], []
     try:
@@ -103,7 +116,7 @@ def main() -> None:
     best, base = max(rates), max(base_rates)
     print(
         line(
-            f"B4 {args.sessions} streams via coordinator",
+            f"B4{'r' if args.reasoning else ''} {args.sessions} streams via coordinator",
             best,
             base,
             ">= 0.95x plain httpx",

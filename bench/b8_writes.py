@@ -1,7 +1,9 @@
 """B8 — database writes per streamed reply of 1,000 tokens (target: at most one write per
 100 ms of streaming, plus 2: the claim and the completion).
 
-    python bench/b8_writes.py [--tokens 1000] [--token-delay 0.002]
+    python bench/b8_writes.py [--tokens 1000] [--token-delay 0.002] [--reasoning]
+
+With --reasoning the reply is half reasoning, then half text (both stored as parts).
 """
 
 from __future__ import annotations
@@ -23,9 +25,14 @@ from chatplex.core.events import ReplyFinished
 from tests.fakeserver import FakeServer
 
 
-async def run(tokens: int, delay: float, folder: Path) -> tuple[int, float, int]:
+async def run(tokens: int, delay: float, folder: Path, reasoning: bool = False) -> tuple[int, float, int]:
     server = FakeServer()
-    s = server.scenario(reply=" ".join(f"t{i}" for i in range(tokens)), token_delay=delay)
+    words = [f"t{i}" for i in range(tokens)]
+    if reasoning:
+        half = [("reasoning", " ".join(words[: tokens // 2])), ("text", " ".join(words[tokens // 2 :]))]
+        s = server.scenario(parts=half, token_delay=delay)
+    else:
+        s = server.scenario(reply=" ".join(words), token_delay=delay)
     config = Config(
         path=None,
         db_path=folder / "b8.db",
@@ -55,15 +62,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--tokens", type=int, default=1000)
     ap.add_argument("--token-delay", type=float, default=0.002)
+    ap.add_argument("--reasoning", action="store_true", help="half reasoning, half text")
     args = ap.parse_args()
     logging.getLogger("chatplex").setLevel(logging.WARNING)
     with tempfile.TemporaryDirectory() as tmp:
-        writes, elapsed, streamed = asyncio.run(run(args.tokens, args.token_delay, Path(tmp)))
+        writes, elapsed, streamed = asyncio.run(run(args.tokens, args.token_delay, Path(tmp), args.reasoning))
     assert streamed == args.tokens
     allowed = math.ceil(elapsed / 0.1) + 2  # one per started 100 ms period, plus claim and completion
     print(
         line(
-            f"B8 writes for a {args.tokens}-token reply ({elapsed:.1f}s)",
+            f"B8{'r' if args.reasoning else ''} writes for a {args.tokens}-token reply ({elapsed:.1f}s)",
             writes,
             allowed,
             "<= 1 per 100 ms + 2",
