@@ -21,6 +21,7 @@ from chatplex.providers.base import (
     TextDelta,
     TextPart,
     ToolCallPart,
+    ToolDef,
     ToolResultPart,
     Usage,
 )
@@ -257,6 +258,18 @@ def test_anthropic_thinking_settings_from_config_and_session():
     assert "thinking" not in off
 
 
+def test_tools_are_offered_in_each_api_s_own_shape():
+    tool = ToolDef(TIME_TOOL["name"], TIME_TOOL["description"], TIME_TOOL["parameters"])
+    request = ChatRequest(model="m", messages=[ChatMessage("user", "hi")], tools=(tool,))
+    assert OpenAIProvider("x", "http://127.0.0.1:1/v1").body(request)["tools"] == [
+        {"type": "function", "function": TIME_TOOL}
+    ]
+    assert AnthropicProvider("x", "http://127.0.0.1:1/v1").body(request)["tools"] == [
+        {"name": TIME_TOOL["name"], "description": TIME_TOOL["description"], "input_schema": TIME_TOOL["parameters"]}
+    ]
+    assert "tools" not in OpenAIProvider("x", "http://127.0.0.1:1/v1").body(ChatRequest("m", []))
+
+
 def test_openai_reasoning_effort_from_config_and_session():
     p = OpenAIProvider("x", "http://127.0.0.1:1/v1", reasoning_effort="low")
     assert p.body(ChatRequest(model="m", messages=[]))["reasoning_effort"] == "low"
@@ -270,21 +283,13 @@ async def test_a_whole_agent_turn_against_llamacpp(agent_server, kind):
     """think → call → result → answer, with llama.cpp's own parsers on both APIs; the
     second request replays the first turn's parts in the API's own shape."""
     p = KINDS[kind]("tiny", agent_server.url)
-    tool = (
-        {"type": "function", "function": TIME_TOOL}
-        if kind == "openai"
-        else {
-            "name": TIME_TOOL["name"],
-            "description": TIME_TOOL["description"],
-            "input_schema": TIME_TOOL["parameters"],
-        }
-    )
+    tool = ToolDef(TIME_TOOL["name"], TIME_TOOL["description"], TIME_TOOL["parameters"])
     first = ChatRequest(
         model="tiny",
         messages=[ChatMessage("user", "what time is it?")],
         temperature=0,
         max_tokens=60,
-        extra={"tools": [tool]},
+        tools=(tool,),
     )
     _, assembled, finish, _ = await run(p, first)
     parts = assembled.parts()
@@ -302,7 +307,7 @@ async def test_a_whole_agent_turn_against_llamacpp(agent_server, kind):
         ],
         temperature=0,
         max_tokens=60,
-        extra={"tools": [tool]},
+        tools=(tool,),
     )
     _, answer, finish, _ = await run(p, second)
     await p.aclose()

@@ -140,6 +140,10 @@ class AnthropicProvider(HttpProvider):
                 body["max_tokens"] = budget + (request.max_tokens or self.default_max_tokens or 4096)
         elif request.temperature is not None:  # thinking takes no temperature
             body["temperature"] = request.temperature
+        if request.tools:
+            body["tools"] = [
+                {"name": t.name, "description": t.description, "input_schema": t.parameters} for t in request.tools
+            ]
         body.update(self.params)
         body.update(request.extra)
         return body

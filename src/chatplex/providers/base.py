@@ -65,6 +65,16 @@ class ChatMessage:
 
 
 @dataclass(frozen=True, slots=True)
+class ToolDef:
+    """A tool the model may call: its name as the model sees it, what it does, and the JSON
+    schema of its arguments (an MCP tool's inputSchema). Each API gets it in its own shape."""
+
+    name: str
+    description: str = ""
+    parameters: dict[str, object] = field(default_factory=lambda: {"type": "object", "properties": {}})
+
+
+@dataclass(frozen=True, slots=True)
 class ChatRequest:
     model: str
     messages: list[ChatMessage]
@@ -74,6 +84,7 @@ class ChatRequest:
     extra: dict[str, object] = field(default_factory=dict)  # passed through in the JSON body
     prefill: str = ""  # a partial reply to continue: sent as the final assistant turn
     reasoning_effort: str = ""  # "", "low", "medium", "high": the session's setting
+    tools: tuple[ToolDef, ...] = ()  # offered to the model (none: a plain chat)
 
 
 @dataclass(slots=True)  # not frozen: made once per token, and frozen costs twice as much

@@ -101,6 +101,14 @@ class OpenAIProvider(HttpProvider):
         body.update(self.params)
         if request.reasoning_effort:  # the session's setting wins over the provider's
             body["reasoning_effort"] = request.reasoning_effort
+        if request.tools:
+            body["tools"] = [
+                {
+                    "type": "function",
+                    "function": {"name": t.name, "description": t.description, "parameters": t.parameters},
+                }
+                for t in request.tools
+            ]
         body.update(request.extra)
         return body
 
