@@ -25,6 +25,16 @@ KINDS = ("openai", "anthropic")
 REPLY = "the reply arrived in full"
 
 
+RETRY_DATES: dict[str, float] = {}  # kind -> the moment a Retry-After HTTP date named
+
+
+def _date_in(seconds: float, kind: str) -> str:
+    """A Retry-After date `seconds` from now. The test checks the retry against the date
+    itself, not against a wait: a slow set-up may spend some of those seconds already."""
+    RETRY_DATES[kind] = time.time() + seconds
+    return formatdate(RETRY_DATES[kind], usegmt=True)
+
+
 def error_body(kind: str, message: str, etype: str) -> dict:
     if kind == "anthropic":
         return {"type": "error", "error": {"type": etype, "message": message}}
@@ -51,9 +61,7 @@ class Row:
 RETRIED = {
     "429 Retry-After seconds": Row([Fault(status=429, headers={"Retry-After": "1"})], "HTTP 429", min_wait=0.9),
     "429 Retry-After HTTP date": Row(
-        lambda k: [Fault(status=429, headers={"Retry-After": formatdate(time.time() + 2, usegmt=True)})],
-        "HTTP 429",
-        min_wait=0.9,
+        lambda k: [Fault(status=429, headers={"Retry-After": _date_in(2, k)})], "HTTP 429"
     ),
     "429 without Retry-After": Row([Fault(status=429)], "HTTP 429"),
     "500": Row([Fault(status=500)], "HTTP 500"),
@@ -139,6 +147,9 @@ async def test_retried_fault_recovers_when_it_clears(fake, tmp_path, coordinator
             await gate.forward()  # the server is reachable again
         again = await rec.wait(lambda e: isinstance(e, ReplyStarted) and e.message_id == reply.id, after=interim)
         assert rec.time_of(again) - rec.time_of(interim) >= row.min_wait
+        if name == "429 Retry-After HTTP date":  # not before the date (it has whole seconds)
+            started_at = time.time() - (time.monotonic() - rec.time_of(again))
+            assert started_at >= int(RETRY_DATES[kind]) - 0.05
         done = await rec.wait(lambda e: isinstance(e, ReplyFinished) and e.message.id == reply.id, after=again)
         assert done.message.state is MessageState.COMPLETE and done.message.content == REPLY
         assert done.message.error is None
