@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from chatplex.config import ConfigError, load
-from tests.conftest import env_with_src
+from tests.helpers import env_with_src
 
 GOOD = '# mine\ndefault_provider = "a"\n\n[providers.a]\nkind = "ollama"\nmodel = "m"\n'
 

@@ -12,9 +12,9 @@ import pytest
 
 from chatplex.core.models import SessionStatus
 from chatplex.tui.app import ChatplexApp
-from tests.conftest import env_with_src, make_config, provider_for
 from tests.fakeserver import Fault
-from tests.tui.conftest import until
+from tests.helpers import env_with_src, make_config, provider_for
+from tests.tui.helpers import until
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from chatplex.core.coordinator import MAX_MESSAGE
-from tests.conftest import env_with_src
+from tests.helpers import env_with_src
 
 
 def chatplex(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:

@@ -19,7 +19,7 @@ from chatplex.core.models import MessageState
 from chatplex.providers.anthropic import AnthropicProvider
 from chatplex.providers.base import AuthError, ChatMessage, ChatRequest, ProviderError
 from chatplex.providers.openai import OpenAIProvider
-from tests.conftest import env_with_src, make_config, provider_for
+from tests.helpers import env_with_src, make_config, provider_for
 
 VAR = "CHATPLEX_TEST_API_KEY"
 

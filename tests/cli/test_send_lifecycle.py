@@ -10,7 +10,7 @@ import time
 import pytest
 
 from chatplex.core.queue import backoff
-from tests.cli.conftest import wait_until
+from tests.cli.helpers import wait_until
 from tests.fakeserver import Fault
 
 WORDS = " ".join(f"w{i}" for i in range(20))

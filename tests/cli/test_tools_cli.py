@@ -6,8 +6,8 @@ import json
 import subprocess
 import sys
 
-from tests.conftest import env_with_src
-from tests.tools.conftest import time_server
+from tests.helpers import env_with_src
+from tests.tools.helpers import time_server
 
 
 def run(tmp_path, *args: str) -> subprocess.CompletedProcess:

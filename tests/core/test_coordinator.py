@@ -13,8 +13,8 @@ from chatplex.core.events import (
     SessionChanged,
 )
 from chatplex.core.models import JobState, MessageState, Priority, SessionStatus
-from tests.conftest import make_config, provider_for
 from tests.fakeserver import Fault
+from tests.helpers import make_config, provider_for
 
 
 def finished(message_id: int, state: MessageState | None = None):

@@ -11,9 +11,9 @@ import sys
 import time
 
 from chatplex.core.models import JobState, MessageState, Role
-from tests.conftest import env_with_src, make_config, provider_for
 from tests.core.test_coordinator import finished
 from tests.fakeserver import Fault
+from tests.helpers import env_with_src, make_config, provider_for
 
 
 def partial_text(db, message_id: int) -> str:

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import env_with_src
+from tests.helpers import env_with_src
 
 # the real CLI in each process, held at a gate once its imports (the slow part) are done:
 # all 20 then reach the new file at the same moment, which is when the race showed

@@ -7,8 +7,8 @@ import time
 from chatplex.core.coordinator import Coordinator
 from chatplex.core.events import ReplyDelta, ReplyFinished
 from chatplex.core.models import JobState, MessageState
-from tests.conftest import Recorder, make_config, provider_for
 from tests.fakeserver import Fault
+from tests.helpers import Recorder, make_config, provider_for
 
 
 async def test_async_with_runs_the_workers_and_leaving_keeps_the_partial_reply(fake, tmp_path):

@@ -68,8 +68,8 @@ async def test_ids_are_never_reused_after_a_delete(tmp_path):
 
 
 async def test_the_reply_records_the_model_that_wrote_it(fake, tmp_path, coordinators):
-    from tests.conftest import make_config, provider_for
     from tests.core.test_coordinator import finished
+    from tests.helpers import make_config, provider_for
 
     s = fake.scenario(reply="ok")
     coord, rec = await coordinators(make_config(tmp_path, provider_for(s)))

@@ -14,7 +14,7 @@ import pytest
 from chatplex.core.db import SCHEMA_VERSION, LeaseLost, Store, StoreError
 from chatplex.core.models import JobState, MessageState, Priority, SessionStatus
 from chatplex.core.queue import JobQueue, backoff
-from tests.conftest import env_with_src
+from tests.helpers import env_with_src
 
 
 @pytest.fixture

@@ -11,9 +11,9 @@ import asyncio
 
 from chatplex.core.models import MessageState
 from chatplex.core.queue import JobQueue
-from tests.conftest import make_config, provider_for
 from tests.core.test_coordinator import finished
 from tests.fakeserver import Fault
+from tests.helpers import make_config, provider_for
 
 
 async def test_a_retry_falling_due_while_idle_workers_look_for_the_next_one_still_runs(

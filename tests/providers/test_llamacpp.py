@@ -8,8 +8,8 @@ from chatplex.config import ProviderConfig
 from chatplex.core.models import MessageState
 from chatplex.providers.base import BadRequest, ChatMessage, ChatRequest, TextDelta
 from chatplex.providers.llamacpp import LlamaCppProvider
-from tests.conftest import make_config
 from tests.core.test_coordinator import finished
+from tests.helpers import make_config
 
 
 async def test_local_gguf_chat_through_the_coordinator(tiny_model, tmp_path, coordinators):

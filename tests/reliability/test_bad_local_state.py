@@ -15,8 +15,8 @@ import pytest
 from chatplex.core.db import Store, StoreError
 from chatplex.core.models import MessageState
 from chatplex.tui.app import ChatplexApp
-from tests.conftest import env_with_src, make_config, provider_for
-from tests.tui.conftest import until
+from tests.helpers import env_with_src, make_config, provider_for
+from tests.tui.helpers import until
 
 
 def chatplex(

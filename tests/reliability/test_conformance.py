@@ -10,7 +10,7 @@ import pytest
 from chatplex.config import ProviderConfig
 from chatplex.core.events import ReplyDelta, ReplyFinished, ReplyStarted
 from chatplex.core.models import JobState, MessageState, SessionStatus
-from tests.conftest import TinyServer, make_config
+from tests.helpers import TinyServer, make_config
 
 KINDS = ("openai", "anthropic")
 LONG = {"ignore_eos": True}  # the tiny model then streams until max_tokens

@@ -17,8 +17,8 @@ import pytest
 
 from chatplex.core.events import ReplyDelta, ReplyFinished, ReplyStarted
 from chatplex.core.models import JobState, MessageState, SessionStatus
-from tests.conftest import make_config, provider_for
 from tests.fakeserver import Fault
+from tests.helpers import make_config, provider_for
 from tests.netgate import Gate
 
 KINDS = ("openai", "anthropic")

@@ -13,7 +13,7 @@ from chatplex.core.db import Store
 from chatplex.core.events import ReplyDelta, ReplyFinished, ReplyStarted
 from chatplex.core.models import MessageState, Priority
 from chatplex.core.queue import JobQueue
-from tests.conftest import TinyServer, make_config, provider_for
+from tests.helpers import TinyServer, make_config, provider_for
 from tests.reliability.test_conformance import provider
 
 REPLY = " ".join(f"w{i}" for i in range(80))

@@ -17,8 +17,8 @@ from chatplex.core.db import LeaseLost, Store, connection
 from chatplex.core.events import ReplyDelta, ReplyFinished, ReplyStarted
 from chatplex.core.models import JobState, MessageState, Priority
 from chatplex.core.queue import JobQueue
-from tests.conftest import make_config, provider_for
 from tests.fakeserver import Fault
+from tests.helpers import make_config, provider_for
 
 KINDS = ["openai", "anthropic"]
 REPLY = " ".join(f"w{i}" for i in range(60))

@@ -10,8 +10,8 @@ from collections import Counter
 from chatplex.core.events import ReplyFinished
 from chatplex.core.models import JobState, MessageState, SessionStatus
 from chatplex.tui.app import ChatplexApp
-from tests.conftest import env_with_src, make_config, provider_for
-from tests.tui.conftest import until
+from tests.helpers import env_with_src, make_config, provider_for
+from tests.tui.helpers import until
 from tests.tui.test_app import status, type_and_send
 
 

@@ -1,34 +1,17 @@
-"""Real MCP peers: `mcp-server-time` (PyPI, stdio), `@modelcontextprotocol/server-everything`
-(npm, streamable HTTP; .ci/run installs it with `npm ci --prefix tests/mcpservers/npm`) and
-tests/mcpservers/faulty.py (the SDK's own server side, with tools that misbehave)."""
+"""The streamable-HTTP MCP peer as a session fixture. The stdio peers' configs, and where
+each peer comes from: tests/tools/helpers.py."""
 
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from chatplex.tools import McpServerConfig
-
-HERE = Path(__file__).resolve().parent
-EVERYTHING = HERE.parent / "mcpservers" / "npm" / "node_modules" / ".bin" / "mcp-server-everything"
-FAULTY = HERE.parent / "mcpservers" / "faulty.py"
-
-
-def time_server(**kw) -> McpServerConfig:
-    command = shutil.which("mcp-server-time") or str(Path(sys.executable).parent / "mcp-server-time")
-    return McpServerConfig(name=kw.pop("name", "time"), command=command, args=["--local-timezone", "UTC"], **kw)
-
-
-def faulty_server(name: str = "faulty", **kw) -> McpServerConfig:
-    return McpServerConfig(name=name, command=sys.executable, args=[str(FAULTY), "--name", name], **kw)
+from tests.tools.helpers import EVERYTHING
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ import pytest
 
 from chatplex.tools import Decision, McpServerConfig, ServerState, Toolbox, ToolServer, ToolServerError, decide
 from chatplex.tools.results import RESULT_LIMIT
-from tests.tools.conftest import faulty_server, time_server
+from tests.tools.helpers import faulty_server, time_server
 
 
 async def test_mcp_server_time_over_stdio_answers_and_is_shared(tmp_path, caplog):

@@ -1,11 +1,14 @@
+"""Fixtures for the TUI tests, and where their snapshots live. Helpers: tests/tui/helpers.py."""
+
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import pytest_textual_snapshot
 from syrupy.extensions.single_file import SingleFileSnapshotExtension
+
+from tests.tui.helpers import status_settled
 
 SNAPSHOTS = Path(__file__).resolve().parents[2] / "snapshots"
 
@@ -16,84 +19,6 @@ def _dirname(cls, *, test_location) -> str:  # DESIGN.md: snapshot files live in
 
 pytest_textual_snapshot.SVGImageExtension.dirname = classmethod(_dirname)  # type: ignore[method-assign]
 assert issubclass(pytest_textual_snapshot.SVGImageExtension, SingleFileSnapshotExtension)
-
-
-async def until(pilot, condition: Callable[[], bool], timeout: float = 60.0) -> None:
-    """Let the app run until `condition` holds (a deadline, not a fixed sleep)."""
-    import asyncio
-
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.02)  # the app runs in this loop; pilot.pause would wait for idle
-
-
-async def dialog(pilot, key: str) -> None:
-    """Press a key whose dialog opens from a worker, and return once the dialog is in front
-    with its focus set: keys typed before that would go to the screen behind it."""
-    from textual.screen import ModalScreen
-
-    await pilot.press(key)
-    await until(pilot, lambda: isinstance(pilot.app.screen, ModalScreen) and pilot.app.screen.focused is not None)
-
-
-class Toasts:
-    """The notifications an app raised, for a test to read through public API: `App.notify`
-    posts a `Notify` message (textual.notifications) that a `run_test(message_hook=...)`
-    hook sees when the app handles it. Pass an instance as the hook."""
-
-    def __init__(self) -> None:
-        from textual.notifications import Notification
-
-        self.raised: list[Notification] = []
-
-    def __call__(self, message) -> None:
-        from textual.notifications import Notify
-
-        if isinstance(message, Notify):
-            self.raised.append(message.notification)
-
-    def shown(self) -> list:
-        """Those on screen now (each goes when its timeout has passed)."""
-        return [n for n in self.raised if not n.has_expired]
-
-
-def runaway(megabytes: float, end: str = "THE-END") -> str:
-    """A runaway reply: tokens of 23 characters, a newline every 8, no blank line (one
-    endless Markdown paragraph, the worst case), then `end`."""
-    words = int(megabytes * 1_000_000 / 23.125)
-    return " ".join(f"runaway-{i:08d}-lorem" + ("\n" if i % 8 == 7 else "") for i in range(words)) + " " + end
-
-
-def still(monkeypatch) -> None:
-    """No animation: spinner frames and the tokens/s clock would make snapshots vary. The app
-    follows Textual's animation level; this is what TEXTUAL_ANIMATIONS=none sets at import."""
-    from textual import constants
-
-    monkeypatch.setattr(constants, "TEXTUAL_ANIMATIONS", "none")
-
-
-async def status_settled(pilot, timeout: float = 15.0) -> None:
-    """Wait until the status bar shows the coordinator's present worker and queue counts: they
-    reach it ~50 ms after a change (coalesced), so a reply can be finished on screen while the
-    bar still says "workers 1/4" (one snapshot in CI failed so)."""
-    import asyncio
-
-    app = pilot.app
-    coord = getattr(app, "coordinator", None)
-    if coord is None or not app.query("StatusBar"):
-        return  # the error screen, or an app without the main screen
-    status = app.query_one("StatusBar")
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        stats = await coord.store.stats()
-        shown = (status.worker_counts, status.queued)
-        if shown == ((coord.workers_busy, coord.workers_total), (stats.queued_high, stats.queued_low)):
-            return
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"status bar still shows {shown}")
-        await asyncio.sleep(0.02)
 
 
 @pytest.fixture

@@ -7,9 +7,9 @@ from chatplex.core.models import JobState, MessageState, Priority, SessionStatus
 from chatplex.tui.app import ChatplexApp
 from chatplex.tui.widgets.chat import PAGE, ReplyMessage, UserMessage
 from chatplex.tui.widgets.composer import Composer
-from tests.conftest import make_config, provider_for
 from tests.fakeserver import Fault
-from tests.tui.conftest import Toasts, dialog, until
+from tests.helpers import make_config, provider_for
+from tests.tui.helpers import Toasts, dialog, until
 
 
 async def shown(pilot) -> str:

@@ -10,8 +10,8 @@ from chatplex.core.db import Store
 from chatplex.core.models import MessageState, Priority, SessionStatus
 from chatplex.tui.app import ChatplexApp
 from chatplex.tui.widgets.chat import LIMIT, ReplyMessage, UserMessage
-from tests.conftest import make_config, provider_for
-from tests.tui.conftest import dialog, runaway, until
+from tests.helpers import make_config, provider_for
+from tests.tui.helpers import dialog, runaway, until
 
 
 def on_screen(app) -> str:

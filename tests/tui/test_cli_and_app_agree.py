@@ -14,8 +14,8 @@ from chatplex.core.models import Session, SessionStatus
 from chatplex.tui.app import ChatplexApp
 from chatplex.tui.screens.dashboard import tile_text
 from chatplex.tui.screens.queue import job_row
-from tests.conftest import env_with_src, make_config, provider_for
-from tests.tui.conftest import dialog, until
+from tests.helpers import env_with_src, make_config, provider_for
+from tests.tui.helpers import dialog, until
 
 
 def chatplex(tmp_path: Path, *args: str) -> str:

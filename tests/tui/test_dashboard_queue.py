@@ -8,9 +8,9 @@ from chatplex.core.models import JobState, Priority, SessionStatus
 from chatplex.tui.app import ChatplexApp
 from chatplex.tui.screens.dashboard import DashboardScreen
 from chatplex.tui.screens.queue import QueueScreen
-from tests.conftest import make_config, provider_for
 from tests.fakeserver import Fault
-from tests.tui.conftest import until
+from tests.helpers import make_config, provider_for
+from tests.tui.helpers import until
 
 
 def sessions_config(fake, tmp_path, workers=2, forever=False):

@@ -10,8 +10,8 @@ import sqlite3
 from chatplex.core.db import Store
 from chatplex.core.models import SessionStatus
 from chatplex.tui.app import ChatplexApp
-from tests.conftest import make_config, provider_for
-from tests.tui.conftest import Toasts, dialog, until
+from tests.helpers import make_config, provider_for
+from tests.tui.helpers import Toasts, dialog, until
 
 
 def error_toasts(toasts: Toasts) -> list[str]:

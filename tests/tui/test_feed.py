@@ -9,8 +9,8 @@ from chatplex.core import events as core
 from chatplex.core.models import SessionStatus
 from chatplex.tui import feed
 from chatplex.tui.app import ChatplexApp
-from tests.conftest import make_config, provider_for
-from tests.tui.conftest import until
+from tests.helpers import make_config, provider_for
+from tests.tui.helpers import until
 
 
 class Pump:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from chatplex.tui.app import ChatplexApp
 from chatplex.tui.widgets.sidebar import SessionList
-from tests.conftest import make_config, provider_for
-from tests.tui.conftest import dialog, until
+from tests.helpers import make_config, provider_for
+from tests.tui.helpers import dialog, until
 
 
 async def test_clicking_the_sidebar_scrollbar_scrolls_it(fake, tmp_path):

@@ -12,8 +12,8 @@ from chatplex.core.models import JobState, MessageState, SessionStatus
 from chatplex.providers.llamacpp import free_port
 from chatplex.tui.app import ChatplexApp
 from chatplex.tui.screens.modals import ConfirmScreen
-from tests.conftest import make_config, provider_for
-from tests.tui.conftest import Toasts, dialog, until
+from tests.helpers import make_config, provider_for
+from tests.tui.helpers import Toasts, dialog, until
 from tests.tui.test_app import key, shown, status, type_and_send
 
 

@@ -13,8 +13,8 @@ from textual import events
 
 from chatplex.core.models import MessageState
 from chatplex.tui.app import ChatplexApp
-from tests.conftest import make_config, provider_for
-from tests.tui.conftest import until
+from tests.helpers import make_config, provider_for
+from tests.tui.helpers import until
 
 
 def raw_keys(text: str) -> list[events.Key]:

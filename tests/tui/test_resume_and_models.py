@@ -10,9 +10,9 @@ from chatplex.core.models import MessageState, Priority, SessionStatus
 from chatplex.core.queue import JobQueue
 from chatplex.tui.app import ChatplexApp
 from chatplex.tui.widgets.chat import ReplyMessage
-from tests.conftest import make_config, provider_for
 from tests.fakeserver import Fault
-from tests.tui.conftest import until
+from tests.helpers import make_config, provider_for
+from tests.tui.helpers import until
 
 REPLY = " ".join(f"w{i}" for i in range(40))
 

@@ -9,8 +9,8 @@ from chatplex.core.models import SessionStatus
 from chatplex.tui.app import ChatplexApp
 from chatplex.tui.widgets import sidebar as sidebar_module
 from chatplex.tui.widgets.sidebar import ROW_HEIGHT, SessionList
-from tests.conftest import make_config, provider_for
-from tests.tui.conftest import until
+from tests.helpers import make_config, provider_for
+from tests.tui.helpers import until
 
 MANY = 2000
 

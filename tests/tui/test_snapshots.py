@@ -12,9 +12,9 @@ from textual.app import App
 
 from chatplex.core.models import MessageState, SessionStatus
 from chatplex.tui.app import ChatplexApp
-from tests.conftest import make_config, provider_for
 from tests.fakeserver import Fault
-from tests.tui.conftest import dialog, runaway, still, until
+from tests.helpers import make_config, provider_for
+from tests.tui.helpers import dialog, runaway, still, until
 
 SIZE = (110, 32)
 

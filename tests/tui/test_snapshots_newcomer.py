@@ -10,9 +10,9 @@ from textual.app import App
 from chatplex.config import ProviderConfig
 from chatplex.core.models import SessionStatus
 from chatplex.tui.app import ChatplexApp
-from tests.conftest import make_config, provider_for
 from tests.fakeserver import Fault
-from tests.tui.conftest import still, until
+from tests.helpers import make_config, provider_for
+from tests.tui.helpers import still, until
 
 SIZE = (110, 32)
 # llama.cpp's own answer to a prompt past its context

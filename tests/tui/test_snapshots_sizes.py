@@ -8,8 +8,8 @@ from textual.app import App
 
 from chatplex.core.models import SessionStatus
 from chatplex.tui.app import ChatplexApp
-from tests.conftest import make_config, provider_for
-from tests.tui.conftest import still, until
+from tests.helpers import make_config, provider_for
+from tests.tui.helpers import still, until
 
 LONG_CODE_REPLY = (
     "Use this:\n\n```python\nresult = some_function(first_argument, second_argument, "

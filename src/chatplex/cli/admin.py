@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import os
@@ -32,12 +33,9 @@ def parse_duration(text: str) -> float:
 
 async def cmd_prune(config: Config, args: argparse.Namespace) -> int:
     seconds = parse_duration(args.older_than)
-    store = await Store.open(config.db_path)
-    try:
+    async with await Store.open(config.db_path) as store:
         jobs = await store.prune(seconds)
         sessions = await store.prune_sessions(seconds) if args.messages else 0
-    finally:
-        await store.close()
     human = f"deleted {jobs} finished job{'s' * (jobs != 1)} older than {args.older_than}"
     if args.messages:
         human += f" and {sessions} session{'s' * (sessions != 1)} (with their messages) idle that long"
@@ -46,11 +44,8 @@ async def cmd_prune(config: Config, args: argparse.Namespace) -> int:
 
 
 async def cmd_vacuum(config: Config, args: argparse.Namespace) -> int:
-    store = await Store.open(config.db_path)
-    try:
+    async with await Store.open(config.db_path) as store:
         before, after = await store.vacuum()
-    finally:
-        await store.close()
     print(
         json.dumps({"before": before, "after": after})
         if args.json
@@ -67,11 +62,8 @@ async def cmd_backup(config: Config, args: argparse.Namespace) -> int:
         raise UsageError(f"cannot write {target}: the folder {target.parent} does not exist")
     if target.exists() and not args.force:
         raise UsageError(f"{target} exists; pass --force to replace it")
-    store = await Store.open(config.db_path)
-    try:
+    async with await Store.open(config.db_path) as store:
         await store.backup(target)
-    finally:
-        await store.close()
     print(
         json.dumps({"backup": str(target), "bytes": target.stat().st_size})
         if args.json
@@ -95,17 +87,15 @@ async def _check_provider(config: Config, name: str) -> tuple[bool, str]:
     _, problem = api_key(pc.api_key_env)
     if problem:
         return False, problem
-    provider = config.make_provider(name)
-    try:
-        models = await asyncio.wait_for(provider.list_models(), timeout=pc.connect_timeout + 5)
-    except ProviderError as e:
-        return False, str(e)
-    except TimeoutError:
-        return False, f"{pc.base_url} did not answer in time — is the server running?"
-    except Exception as e:  # e.g. a models list of an unexpected shape: a check, not a crash
-        return False, f"unexpected answer from {pc.base_url}: {type(e).__name__}: {e}"
-    finally:
-        await provider.aclose()
+    async with contextlib.aclosing(config.make_provider(name)) as provider:
+        try:
+            models = await asyncio.wait_for(provider.list_models(), timeout=pc.connect_timeout + 5)
+        except ProviderError as e:
+            return False, str(e)
+        except TimeoutError:
+            return False, f"{pc.base_url} did not answer in time — is the server running?"
+        except Exception as e:  # e.g. a models list of an unexpected shape: a check, not a crash
+            return False, f"unexpected answer from {pc.base_url}: {type(e).__name__}: {e}"
     known = "" if not models or pc.model in models else f"; model {pc.model!r} not in its list ({len(models)} models)"
     return True, f"{pc.base_url} reachable and authorised{known}"
 
@@ -128,7 +118,7 @@ async def cmd_doctor(config: Config, args: argparse.Namespace) -> int:
     except StoreError as e:
         checks.append(("database", False, str(e)))
     else:
-        try:
+        async with store:
             version = await store.schema_version()
             checks.append(("database", True, f"{config.db_path} (schema {version}/{SCHEMA_VERSION})"))
             problems = await store.integrity_check()
@@ -141,8 +131,6 @@ async def cmd_doctor(config: Config, args: argparse.Namespace) -> int:
                     else f"{'; '.join(problems[:3])} — restore a backup (`chatplex backup` makes them)",
                 )
             )
-        finally:
-            await store.close()
     results = await asyncio.gather(*(_check_provider(config, name) for name in config.providers))
     for name, (ok, text) in zip(config.providers, results, strict=True):
         checks.append((f"provider {name}", ok, text))

@@ -49,8 +49,7 @@ def parse_job_id(text: str) -> int:
 
 
 async def cmd_jobs(config: Config, args: argparse.Namespace) -> int:
-    coord = await Coordinator.open(config)
-    try:
+    async with await Coordinator.open(config) as coord:
         if args.jobs_command == "stats":
             stats = await coord.stats(finished=True)
             rows = {f"{state.value}/{prio.name}": n for (state, prio), n in sorted(stats.counts.items())}
@@ -61,8 +60,6 @@ async def cmd_jobs(config: Config, args: argparse.Namespace) -> int:
         if args.jobs_command in ("cancel", "retry"):
             return await _act(coord, args)
         jobs = await coord.jobs(JobState(args.state) if args.state else None)
-    finally:
-        await coord.store.close()
     if args.json:
         return emit(True, [job_record(j) for j in jobs], "")
     now = time.time()

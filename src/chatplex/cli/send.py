@@ -51,9 +51,10 @@ async def cmd_send(config: Config, args: argparse.Namespace) -> int:
         new_title(args.title)
     if args.provider:
         config.provider(args.provider)  # unknown: refused before anything is written
-    coord = await Coordinator.open(config)
     follow: Follow | None = None
-    try:
+    # leaving the block stops the coordinator: a reply still running goes back to the queue,
+    # attempt not spent
+    async with await Coordinator.open(config) as coord:
         session = await _send_target(coord, args)
         # never coord.focus(): it re-ranks every session's jobs, and the app open on the same
         # database owns that (a send would demote the session the user looks at)
@@ -68,8 +69,6 @@ async def cmd_send(config: Config, args: argparse.Namespace) -> int:
         coord.focused = coord.only_session = session.id  # its reply is HIGH: someone waits for it
         follow = Follow(coord, session.id, args.json)
         code = await follow.run(text)
-    finally:
-        await coord.stop()  # a reply still running goes back to the queue, attempt not spent
     if follow and follow.signalled:
         say(f"stopped; the reply stays queued as job {follow.job_id} (`chatplex worker` or the app will generate it)")
     return code
@@ -92,26 +91,26 @@ async def _send_target(coord: Coordinator, args: argparse.Namespace) -> Session:
 
 
 async def cmd_worker(config: Config, args: argparse.Namespace) -> int:
-    coord = await Coordinator.open(config, workers=args.workers)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     done: dict[str, int] = {}
+    # whatever happens, leaving the block closes: aiosqlite's threads would keep the process alive
+    async with await Coordinator.open(config, workers=args.workers) as coord:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
 
-    def on_event(event: object) -> None:
-        if isinstance(event, ReplyFinished):  # what this worker got done, for the summary
-            done[event.message.state.value] = done.get(event.message.state.value, 0) + 1
-        elif (
-            args.until_idle
-            and isinstance(event, QueueStatsChanged)
-            and event.workers_busy == 0
-            and event.stats.count(JobState.QUEUED) + event.stats.count(JobState.RUNNING) == 0
-        ):
-            stop.set()
+        def on_event(event: object) -> None:
+            if isinstance(event, ReplyFinished):  # what this worker got done, for the summary
+                done[event.message.state.value] = done.get(event.message.state.value, 0) + 1
+            elif (
+                args.until_idle
+                and isinstance(event, QueueStatsChanged)
+                and event.workers_busy == 0
+                and event.stats.count(JobState.QUEUED) + event.stats.count(JobState.RUNNING) == 0
+            ):
+                stop.set()
 
-    coord.bus.subscribe(on_event)
-    try:  # whatever happens, close: aiosqlite's threads would keep the process alive
+        coord.bus.subscribe(on_event)
         await coord.start()
         print(
             f"chatplex worker: {coord.workers_total} workers on {config.db_path}; Ctrl+C stops",
@@ -119,8 +118,6 @@ async def cmd_worker(config: Config, args: argparse.Namespace) -> int:
             flush=True,
         )
         await stop.wait()
-    finally:
-        await coord.stop()
     summary = {
         "complete": done.get("complete", 0),
         "error": done.get("error", 0),

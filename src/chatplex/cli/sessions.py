@@ -13,11 +13,8 @@ from chatplex.core.text import visible
 
 
 async def cmd_sessions(config: Config, args: argparse.Namespace) -> int:
-    coord = await Coordinator.open(config)
-    try:
+    async with await Coordinator.open(config) as coord:
         sessions = await coord.sessions()
-    finally:
-        await coord.store.close()
     if args.json:
         return emit(True, [session_record(s) for s in sessions], "")
     table(
@@ -39,12 +36,9 @@ async def cmd_sessions(config: Config, args: argparse.Namespace) -> int:
 
 
 async def cmd_show(config: Config, args: argparse.Namespace) -> int:
-    coord = await Coordinator.open(config)
-    try:
+    async with await Coordinator.open(config) as coord:
         session = await find_session(coord.store, args.session)
         messages = await coord.messages(session.id)
-    finally:
-        await coord.store.close()
     if args.json:
         records = [message_record(m) for m in messages]
         return emit(True, {"session": session_record(session), "messages": records}, "")
@@ -53,12 +47,9 @@ async def cmd_show(config: Config, args: argparse.Namespace) -> int:
 
 
 async def cmd_rm(config: Config, args: argparse.Namespace) -> int:
-    coord = await Coordinator.open(config)
-    try:
+    async with await Coordinator.open(config) as coord:
         session = await find_session(coord.store, args.session)
         await coord.delete_session(session.id)
-    finally:
-        await coord.store.close()
     human = f"deleted session {session.id} ({visible(session.title)})"
     return emit(args.json, {"deleted": session.id}, human)
 
@@ -66,12 +57,9 @@ async def cmd_rm(config: Config, args: argparse.Namespace) -> int:
 async def cmd_rename(config: Config, args: argparse.Namespace) -> int:
     if not args.title.strip():
         raise UsageError("the new title is empty")
-    coord = await Coordinator.open(config)
-    try:
+    async with await Coordinator.open(config) as coord:
         found = await find_session(coord.store, args.session)
         session = await coord.rename(found.id, args.title.strip())
-    finally:
-        await coord.store.close()
     human = f"session {session.id} is now {visible(session.title)!r}"
     return emit(args.json, session_record(session), human)
 

@@ -4,6 +4,7 @@ tools it offers with what each call needs (ask, allow or deny)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 
 from chatplex.cli.output import for_stream, table
@@ -14,10 +15,9 @@ from chatplex.tools import Toolbox
 
 async def server_report(config: Config) -> list[dict[str, object]]:
     """Each server started (as a session would), its state and tools, then stopped."""
-    box = Toolbox(config.mcp.values(), config.log_dir)
     secrets = config.secrets()
     report: list[dict[str, object]] = []
-    try:
+    async with contextlib.aclosing(Toolbox(config.mcp.values(), config.log_dir)) as box:
         for name, server in box.servers.items():
             entry: dict[str, object] = {
                 "server": name,
@@ -36,8 +36,6 @@ async def server_report(config: Config) -> list[dict[str, object]]:
                     ],
                 )
             report.append(entry)
-    finally:
-        await box.aclose()
     return report
 
 

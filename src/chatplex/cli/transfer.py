@@ -21,12 +21,9 @@ from chatplex.core.text import visible
 
 
 async def cmd_export(config: Config, args: argparse.Namespace) -> int:
-    store = await Store.open(config.db_path)
-    try:
+    async with await Store.open(config.db_path) as store:
         session = await find_session(store, args.session)
         messages = await store.messages(session.id)
-    finally:
-        await store.close()
     if args.output and args.output != "-":
         path = Path(args.output).expanduser()
         try:
@@ -164,11 +161,8 @@ def _parse_import(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
 
 async def cmd_import(config: Config, args: argparse.Namespace) -> int:
     session, messages = _parse_import(Path(args.file).expanduser())
-    store = await Store.open(config.db_path)
-    try:
+    async with await Store.open(config.db_path) as store:
         created = await store.import_session(session, messages)
-    finally:
-        await store.close()
     print(
         json.dumps({"session": created.id, "messages": len(messages)})
         if args.json
