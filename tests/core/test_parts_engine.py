@@ -15,9 +15,9 @@ from chatplex.core.events import PartDelta, ReplyDelta, SessionChanged
 from chatplex.core.models import JobState, MessageState, Priority, Role, SessionStatus
 from chatplex.core.queue import JobQueue
 from chatplex.providers.base import ReasoningPart, TextPart, ToolCallPart
-from tests.conftest import make_config, provider_for
 from tests.core.test_coordinator import finished
 from tests.fakeserver import Fault
+from tests.helpers import make_config, provider_for
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "schema2.db"
 THOUGHT = " ".join(f"t{i}" for i in range(30))
