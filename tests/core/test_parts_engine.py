@@ -190,3 +190,24 @@ async def test_a_reply_that_only_thinks_until_its_token_limit_says_so(fake, tmp_
     failed = (await rec.wait(finished(reply.id, MessageState.ERROR))).message
     assert "whole token budget thinking" in (failed.error or "") and "raise max_tokens" in (failed.error or "")
     assert failed.parts == [ReasoningPart(THOUGHT)]  # what it thought is kept and shown
+
+
+async def test_a_crashed_run_s_stored_parts_stay_marked_interrupted(tmp_path):
+    """The process died mid-thought: what its beats stored is kept, marked cut, until the
+    job runs again (and then replaced by the new run's parts)."""
+    from chatplex.core.db.parts import StreamWrite
+
+    path = tmp_path / "crash.db"
+    async with await Store.open(path) as store:
+        q = JobQueue(store, owner="gone")
+        session = await store.create_session("c", "fake", "m")
+        _, reply, _, _ = await q.enqueue(session.id, "think", Priority.LOW)
+        job, _ = await q.claim()
+        lost, _ = await q.stream_writes([(job, StreamWrite("", [(0, "reasoning", "half a thou", None)], "thinking"))])
+        assert lost == set()
+        assert (await store.get_session(session.id)).status is SessionStatus.THINKING
+        recovered = await store.recover(lambda j: True)
+        assert [m.id for _, m, _ in recovered] == [reply.id]
+        kept = await store.get_message(reply.id)
+        assert kept.state is MessageState.INTERRUPTED and kept.parts == [ReasoningPart("half a thou")]
+    assert rows(path, f"SELECT state FROM parts WHERE message_id={reply.id}") == [("interrupted",)]

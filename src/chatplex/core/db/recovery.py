@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 
 from chatplex.core.db.jobs import JOB, POISON_CRASHES, Finished, finished, job_of
+from chatplex.core.db.parts import INTERRUPTED, STREAMING
 from chatplex.core.db.sessions import Conn, one, settle_status
 from chatplex.core.models import Job, JobState, MessageState, SessionStatus
 
@@ -86,6 +87,11 @@ def recover(db: Conn, stale: Callable[[Job], bool]) -> list[Finished]:
                 "now": now,
                 "message": job.message_id,
             },
+        )
+        # the parts its stream had stored stay, cut where the process died
+        db.execute(
+            "UPDATE parts SET state=:interrupted WHERE message_id=:message AND state=:streaming",
+            {"interrupted": INTERRUPTED, "streaming": STREAMING, "message": job.message_id},
         )
         settle_status(db, job.session_id, now, SessionStatus.ERROR)
         out.append(finished(db, job.id))
