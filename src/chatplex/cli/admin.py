@@ -224,7 +224,7 @@ max_concurrency = 1    # a local server usually serves one request at a time
 # model_path = "~/models/qwen2.5-0.5b-instruct-q4_k_m.gguf"
 
 # [keys]                 # remap keys by binding id: press F1 in the app for every binding id
-# new_session = "ctrl+t"
+# new_session = "ctrl+g"
 """
 
 
