@@ -128,7 +128,7 @@ def test_every_key_load_reads_is_known(tmp_path):
     """A key that load() reads must never be reported as unknown (stall_timeout included)."""
     config = tmp_path / "config.toml"
     config.write_text(
-        'default_provider = "a"\nworkers = 2\nmax_attempts = 3\nbell = true\n'
+        'default_provider = "a"\nworkers = 2\nmax_attempts = 3\nbell = true\nshow_reasoning = true\n'
         f'database = "{tmp_path / "x.db"}"\n'
         '[keys]\nnew_session = "ctrl+t"\n'
         '[providers.a]\nkind = "openai"\nbase_url = "http://127.0.0.1:1/v1"\nmodel = "m"\n'
@@ -140,6 +140,7 @@ def test_every_key_load_reads_is_known(tmp_path):
     assert loaded.warnings == []
     a = loaded.providers["a"]
     assert (loaded.workers, loaded.max_attempts, loaded.bell, loaded.keys) == (2, 3, True, {"new_session": "ctrl+t"})
+    assert loaded.show_reasoning is True
     assert (a.stall_timeout, a.reply_timeout, a.max_tokens, a.params) == (3.0, 4.0, 5, {"temperature": 0.1})
 
 

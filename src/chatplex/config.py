@@ -51,6 +51,7 @@ TOP_KEYS = (
     "workers",
     "max_attempts",
     "bell",
+    "show_reasoning",
     "database",
     "providers",
     "keys",
@@ -166,6 +167,7 @@ class Config:
     workers: int = 4
     max_attempts: int = 5
     bell: bool = False
+    show_reasoning: bool = False  # every reply's thinking shown open, not folded to one line
     keys: dict[str, str] = field(default_factory=dict)
     mcp: dict[str, McpServerConfig] = field(default_factory=dict)
     max_tool_rounds: int = 20  # model steps that call tools in one turn, then the session waits
@@ -506,6 +508,7 @@ def load(path: Path | None = None, db: Path | str | None = None) -> Config:
         workers=workers,
         max_attempts=get(data, "max_attempts", int, 5, ""),
         bell=get(data, "bell", bool, False, ""),
+        show_reasoning=get(data, "show_reasoning", bool, False, ""),
         keys=dict(keys),
         mcp=mcp_servers(data.get("mcp", {}), where),
         max_tool_rounds=rounds,

@@ -51,6 +51,24 @@ def test_deltas_batch_until_handled_and_other_events_keep_their_place():
     assert len(chat.got) == 4
 
 
+def test_thinking_and_tool_call_pieces_batch_apart_from_text_in_the_order_they_came():
+    """A tool call streamed after the text must not ride in the open batch of the thinking
+    before it (it would be shown above the text): a delta of one kind closes the other's."""
+    f = feed.Feed(lambda: 1)
+    chat, board = Pump(), Pump()
+    f.subscribe(chat, feed.ReplyDeltas, feed.PartDeltas)
+    f.subscribe(board, feed.Streamed)
+    thought = [core.PartDelta(1, 10, 0, "reasoning", f"r{i} ", i * 3) for i in range(2)]
+    text = core.ReplyDelta(1, 10, "answer", 0, seq=1)
+    call = core.PartDelta(1, 10, 2, "tool_call", "{}", 0, name="lookup")
+    for event in (*thought, text, call):
+        f(event)
+    f(core.PartDelta(2, 20, 0, "reasoning", "not on screen"))
+    assert [type(m) for m in chat.got] == [feed.PartDeltas, feed.ReplyDeltas, feed.PartDeltas]
+    assert [m.events for m in chat.got] == [thought, [text], [call]]
+    assert [m.session_ids for m in board.got] == [{1, 2}]  # the dashboard hears of all thinking
+
+
 async def test_each_core_message_is_handled_once_by_the_chat_pane_and_once_by_the_app(fake, tmp_path):
     """The chat pane hands each message on to the app; none may also bubble there (the app
     would show a notification twice: "7 replies arrived" for 4)."""

@@ -28,10 +28,10 @@ async def test_reasoning_streams_its_newest_lines_then_folds_to_one_line_and_ope
             block.append(f"step {n} [bold]not markup[/]\n")
         await pilot.pause()
         text = shown(block)
-        assert text.startswith("thinking 0 s") and "step 39 [bold]not markup[/]" in text and "step 0 " not in text
+        assert text.startswith("thinking <1s") and "step 39 [bold]not markup[/]" in text and "step 0 " not in text
         block.done(tokens=1204)
         await pilot.pause()
-        assert shown(block).startswith("▸ thought for 0 s · 1,204 tokens") and "step" not in shown(block)
+        assert shown(block).startswith("▸ thought for <1s · 1,204 tokens") and "step" not in shown(block)
         await pilot.click(ReasoningBlock)
         assert shown(block).startswith("▾ thought") and "step 0 " in shown(block) and "step 39" in shown(block)
         await pilot.click(ReasoningBlock)
@@ -43,7 +43,7 @@ async def test_reasoning_without_a_token_count_says_its_estimate_and_an_interrup
     async with Harness(block).run_test() as pilot:
         block.done(interrupted=True)
         await pilot.pause()
-        assert shown(block).startswith("▸ thinking interrupted for 0 s · ~100 tokens")
+        assert shown(block).startswith("▸ thinking interrupted for <1s · ~100 tokens")
 
 
 async def test_a_tool_card_summarises_its_call_literally():

@@ -171,6 +171,7 @@ default_provider = "ollama"
 workers = 4            # replies generated at once
 max_attempts = 5       # tries per reply on transient errors (429, 5xx, timeouts)
 bell = false           # ring the terminal bell when a background reply arrives
+show_reasoning = false # show models' thinking open in every reply (else folded to one line)
 
 # A local Ollama (ollama serve; ollama pull llama3.2)
 [providers.ollama]
@@ -211,7 +212,7 @@ max_concurrency = 1    # a local server usually serves one request at a time
 # model_path = "~/models/qwen2.5-0.5b-instruct-q4_k_m.gguf"
 
 # [keys]                 # remap keys by binding id: press F1 in the app for every binding id
-# new_session = "ctrl+t"
+# new_session = "ctrl+g"
 """
 
 
@@ -251,6 +252,7 @@ def cmd_config(args: argparse.Namespace) -> int:
         "workers": config.workers,
         "max_attempts": config.max_attempts,
         "bell": config.bell,
+        "show_reasoning": config.show_reasoning,
         "keys": config.keys,
         "providers": providers,
     }
@@ -258,7 +260,7 @@ def cmd_config(args: argparse.Namespace) -> int:
         print(json.dumps(data, indent=2))
         return 0
     print(f"# effective configuration ({data['config'] or 'no file: built-in defaults'})")
-    for key in ("database", "default_provider", "workers", "max_attempts", "bell"):
+    for key in ("database", "default_provider", "workers", "max_attempts", "bell", "show_reasoning"):
         print(f"{key} = {json.dumps(data[key])}")
     for name, entry in providers.items():
         print(f"\n[providers.{name}]")

@@ -52,6 +52,7 @@ from chatplex.tui.widgets.status import LEGEND as STATUS_LEGEND
 from chatplex.tui.widgets.status import StatusBar
 
 NOTICE_SECONDS = 15.0  # the status bar's last notice clears after this long
+BUSY = (SessionStatus.STREAMING, SessionStatus.THINKING)  # a reply is being generated
 
 
 # (id, keys, action, description, shown in footer). Only keys that arrive in ordinary
@@ -69,6 +70,7 @@ KEYS: list[tuple[str, str, str, str, bool]] = [
     ("model", "ctrl+l", "pick_model", "Model", True),
     ("system_prompt", "f4", "system_prompt", "System prompt", False),
     ("search", "ctrl+f", "search", "Search", False),
+    ("toggle_reasoning", "ctrl+t", "toggle_reasoning", "Open/fold thinking", False),
     ("export", "ctrl+s", "export", "Export", False),
     ("toggle_sidebar", "ctrl+b,f9", "toggle_sidebar", "Sidebar", False),
     ("dashboard", "ctrl+o", "dashboard", "Dashboard", True),
@@ -92,6 +94,7 @@ PALETTE_HELP = {
     "model": "Choose the provider and model of this session",
     "system_prompt": "Edit this session's system prompt",
     "search": "Find sessions by title or text",
+    "toggle_reasoning": "Open or fold the model's thinking in the last reply on screen",
     "export": "Save this session as a Markdown file",
     "toggle_sidebar": "Show or hide the session list",
     "dashboard": "Every session at a glance",
@@ -132,6 +135,9 @@ class ChatplexApp(App[None]):
         # here. The store leaves the preview as it was (blank in a new session), which said
         # nothing of the cancel.
         self._cancels: dict[int, tuple[str, str]] = {}
+        # every reply's thinking shown open (config show_reasoning; a palette command flips it);
+        # the chat pane's replies read it when they are made
+        self.show_reasoning = config.show_reasoning
         # Set once the coordinator runs and the first session is shown. Textual calls a test's
         # pilot (and a snapshot's run_before) before the app's on_mount has finished.
         self.ready = asyncio.Event()
@@ -250,7 +256,7 @@ class ChatplexApp(App[None]):
             for reply in self.chat.replies.values():
                 if reply.message.id in running:
                     reply.started_at = running[reply.message.id]
-                elif session.status is SessionStatus.STREAMING and reply.message.state is MessageState.STREAMING:
+                elif session.status in BUSY and reply.message.state is MessageState.STREAMING:
                     reply.started_at = time.monotonic()  # another process runs it
                 else:
                     continue
@@ -259,7 +265,7 @@ class ChatplexApp(App[None]):
         self._session_shown(session)
 
     def _session_shown(self, session: Session | None) -> None:
-        busy = session is not None and session.status in (SessionStatus.STREAMING, SessionStatus.QUEUED)
+        busy = session is not None and session.status in (*BUSY, SessionStatus.QUEUED)
         self.composer.set_busy(busy)
         self.status.set(model=f"{session.provider} · {session.model}" if session else "")
         self.sub_title = session.title if session else ""
@@ -681,6 +687,28 @@ class ChatplexApp(App[None]):
         sidebar.display = not sidebar.display
 
     @guarded
+    def action_toggle_reasoning(self) -> None:
+        """Open or fold the thinking of the reply the user reads: the last one with thinking
+        that is on screen (else the last one with thinking)."""
+        chat = self.chat
+        thoughtful = [r for r in chat.replies.values() if r.has_reasoning and r.is_mounted]
+        top = chat.scroll_offset.y
+        bottom = top + chat.scrollable_content_region.height
+        in_view = [r for r in thoughtful if r.virtual_region.y < bottom and r.virtual_region.bottom > top]
+        reply = max(in_view or thoughtful, key=lambda r: r.message.id, default=None)
+        if reply is None:
+            self.notify("No reply here has thinking to show.", markup=False, timeout=2)
+            return
+        reply.show_reasoning()
+
+    @guarded
+    def action_show_all_reasoning(self, shown: bool) -> None:
+        """Every reply's thinking open or folded, now and for the replies shown from now on."""
+        self.show_reasoning = shown
+        for reply in self.chat.replies.values():
+            reply.show_reasoning(shown)
+
+    @guarded
     def action_help(self) -> None:
         self.push_screen(HelpScreen(self.help_rows(), sidebar_legend(), STATUS_LEGEND))
 
@@ -703,6 +731,14 @@ class ChatplexApp(App[None]):
                     f"{PALETTE_HELP.get(bid, text)} · {self._key_for(bid)}",
                     lambda action=action: self.run_action(action),
                 )
+        shown = self.show_reasoning
+        yield SystemCommand(
+            "Fold thinking in every reply" if shown else "Show thinking in every reply",
+            "The models' thinking in one line per reply"
+            if shown
+            else "The models' thinking open in every reply (config: show_reasoning)",
+            lambda: self.run_action(f"show_all_reasoning({not shown})"),
+        )
 
 
 def setup_hint(config: Config) -> str:

@@ -6,12 +6,15 @@ kinds it shows (`feed.subscribe(self, SessionChanged, ...)`) and handles them wi
 the feed posts each event to each subscriber of its kind, so a subscriber sees its events
 in the order they happened, in its own message queue.
 
-Text deltas are the exception, for speed (B5, B12): those of sessions not on screen are not
+Deltas are the exception, for speed (B5, B12): those of sessions not on screen are not
 posted at all (with 20 streams they would fill the queues and keys would wait behind them),
 and the ones a subscriber has not handled yet ride together in one message — deltas that
 arrive while it waits in the queue join it, so a fast stream is one message per turn of the
-loop instead of one per token. Any other event closes the open batches, so deltas after it
-go in a new message behind it and the order is kept.
+loop instead of one per token. The answer's text (ReplyDeltas) and the other parts' pieces
+(PartDeltas: thinking, tool-call arguments) are batched apart, and a delta of one kind closes
+the open batch of the other, so a tool call streamed after the text is handled after it. Any
+other event closes the open batches, so deltas after it go in a new message behind it and the
+order is kept.
 """
 
 from __future__ import annotations
@@ -97,6 +100,23 @@ class ReplyDeltas(Message, bubble=False):
         return self.events
 
 
+class PartDeltas(Message, bubble=False):
+    """The session on screen's pieces of thinking and tool calls (PartDelta), in order, not
+    handled yet; like ReplyDeltas, `take()` them when handling."""
+
+    def __init__(self, events: list[core.PartDelta]) -> None:
+        super().__init__()
+        self.events = events
+        self.open = True
+
+    def take(self) -> list[core.PartDelta]:
+        self.open = False
+        return self.events
+
+
+Batch = ReplyDeltas | PartDeltas
+
+
 class Streamed(Message, bubble=False):
     """These sessions' replies got new text (any session; for views that show them all)."""
 
@@ -116,11 +136,11 @@ class Feed:
     def __init__(self, focused: Callable[[], int | None]) -> None:
         self._focused = focused  # the session on screen: only its deltas become ReplyDeltas
         self._subscribers: dict[type[Message], list[MessagePump]] = {}
-        self._batches: dict[tuple[type[Message], MessagePump], ReplyDeltas | Streamed] = {}
+        self._batches: dict[tuple[type[Message], MessagePump], Batch | Streamed] = {}
 
     def subscribe(self, node: MessagePump, *kinds: type[Message]) -> None:
         """`node` gets a message of each of these kinds (CoreMessage subclasses, ReplyDeltas,
-        Streamed) from now on, until `unsubscribe`."""
+        PartDeltas, Streamed) from now on, until `unsubscribe`."""
         for kind in kinds:
             nodes = self._subscribers.setdefault(kind, [])
             if node not in nodes:
@@ -135,7 +155,10 @@ class Feed:
 
     def __call__(self, event: core.Event) -> None:
         if type(event) is core.ReplyDelta:
-            self._delta(event)
+            self._delta(event, ReplyDeltas, PartDeltas)
+            return
+        if type(event) is core.PartDelta:
+            self._delta(event, PartDeltas, ReplyDeltas)
             return
         kind = MESSAGES.get(type(event))
         if kind is None:
@@ -144,16 +167,20 @@ class Feed:
         for node in self._subscribers.get(kind, ()):
             node.post_message(kind(event))
 
-    def _delta(self, event: core.ReplyDelta) -> None:
+    def _delta(
+        self, event: core.ReplyDelta | core.PartDelta, kind: type[ReplyDeltas | PartDeltas], other: type[Batch]
+    ) -> None:
         if event.session_id == self._focused():
-            for node in self._subscribers.get(ReplyDeltas, ()):
-                batch = self._batches.get((ReplyDeltas, node))
-                if isinstance(batch, ReplyDeltas) and batch.open:
-                    batch.events.append(event)
+            batches = self._batches
+            for node in self._subscribers.get(kind, ()):
+                batches.pop((other, node), None)  # the other kind's deltas after this go behind it
+                batch = batches.get((kind, node))
+                if isinstance(batch, kind) and batch.open:
+                    batch.events.append(event)  # type: ignore[arg-type]
                     continue
-                batch = ReplyDeltas([event])
+                batch = kind([event])  # type: ignore[list-item]
                 if node.post_message(batch):
-                    self._batches[(ReplyDeltas, node)] = batch
+                    batches[(kind, node)] = batch
         for node in self._subscribers.get(Streamed, ()):
             streamed = self._batches.get((Streamed, node))
             if isinstance(streamed, Streamed) and streamed.open:

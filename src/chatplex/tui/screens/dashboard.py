@@ -39,10 +39,10 @@ MAX_TILES = 200  # the most recently active; 1,000 tiles would take a second to 
 REFRESH = 0.2  # seconds: marked tiles are re-rendered together, at most this often
 
 
-def _tail(rj: Running, width: int) -> list[str]:
+def _tail(chunks: list[str], width: int) -> list[str]:
     """The last LINES lines of the streamed text, wrapped to `width` (joins only the end)."""
     text, n = [], 0
-    for chunk in reversed(rj.chunks):
+    for chunk in reversed(chunks):
         text.append(chunk)
         n += len(chunk)
         if n > width * LINES * 2:
@@ -54,9 +54,15 @@ def _tail(rj: Running, width: int) -> list[str]:
     return lines[-LINES:]
 
 
+def _thinking(rj: Running) -> list[str] | None:
+    """The chunks of the thinking the run is in now (None: it is not thinking)."""
+    pieces = rj.parts.pieces
+    return pieces[-1].chunks if pieces and pieces[-1].kind == "reasoning" else None
+
+
 def tile_text(session: Session, rj: Running | None, width: int) -> Content:
     mark, style = MARKS[session.status]
-    if session.status in (SessionStatus.QUEUED, SessionStatus.STREAMING):
+    if session.status in (SessionStatus.QUEUED, SessionStatus.STREAMING, SessionStatus.THINKING):
         mark = "◌" if session.status is SessionStatus.QUEUED else "◉"
     title = visible(" ".join(session.title.split()))
     badge = f" {session.unread} new " if session.unread else ""
@@ -70,9 +76,14 @@ def tile_text(session: Session, rj: Running | None, width: int) -> Content:
     if rj is not None:
         now = clock()
         elapsed = now - rj.started
+        thought = _thinking(rj) if session.status is SessionStatus.THINKING else None
+        if thought is not None:  # no answer yet: how long it has thought, and its newest lines, dim
+            lines.append(Content(f"thinking {duration(elapsed)} · {rj.other_events} tok").stylize(style))
+            lines += [Content(line).stylize("italic $text-muted") for line in _tail(thought, width)]
+            return Content("\n").join(lines)
         rate = rj.tokens / (now - rj.first_token) if rj.first_token and now > rj.first_token else 0.0
         lines.append(Content(f"streaming {duration(elapsed)} · {rj.tokens} tok · {rate:.0f} tok/s").stylize("$accent"))
-        body = _tail(rj, width) if rj.chunks else ["waiting for the model…"]
+        body = _tail(rj.chunks, width) if rj.chunks else ["waiting for the model…"]
         lines += [Content(line) for line in body]
     elif session.status is SessionStatus.ERROR:
         lines.append(Content("failed — Enter, then ctrl+r to retry").stylize("$error"))
@@ -84,6 +95,7 @@ def tile_text(session: Session, rj: Running | None, width: int) -> Content:
             SessionStatus.WAITING: "reply waiting",
             SessionStatus.QUEUED: "queued",
             SessionStatus.STREAMING: "streaming in another process",
+            SessionStatus.THINKING: "thinking in another process",
             SessionStatus.IDLE: "idle",
         }
         lines.append(Content(state.get(session.status, session.status.value)).stylize("$text-muted"))

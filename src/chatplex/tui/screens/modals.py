@@ -265,7 +265,7 @@ class HelpScreen(ModalScreen[None]):
             yield Static(self.marks)
             yield Label("Status bar", classes="help-title")
             yield Static(plain(self.status, "$text-muted"))
-            remap = '  (remap one by its id in config.toml: [keys] new_session = "ctrl+t")'
+            remap = '  (remap one by its id in config.toml: [keys] new_session = "ctrl+g")'
             yield Label(Content.assemble("Keys", (remap, "$text-muted")), classes="help-title")
             table: DataTable[Content] = DataTable(cursor_type="row", zebra_stripes=True)
             table.add_column("key", width=22)

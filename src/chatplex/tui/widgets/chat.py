@@ -27,11 +27,14 @@ from textual.widget import Widget
 from textual.widgets import Markdown, Static
 from textual.widgets.markdown import MarkdownStream
 
+from chatplex.core.events import PartDelta
 from chatplex.core.models import Message, MessageState, Role, Session
 from chatplex.core.text import duration
+from chatplex.providers.base import TextPart
 from chatplex.tui import feed
 from chatplex.tui.errors import guarded
 from chatplex.tui.safe import plain, visible
+from chatplex.tui.widgets.parts import ReplyParts, done_text
 
 PAGE = 16  # messages mounted at first and per scroll-up page: a screenful or two (B6)
 # Characters of Markdown per reply. Measured (2-core VM, one paragraph of 200-character lines,
@@ -105,8 +108,13 @@ class UserMessage(Static):
 
 
 class ReplyMessage(Vertical):
-    """An assistant reply: a Markdown body (or, past LIMIT characters, a plain-text tail
-    window and a note) plus a state line for streaming/failed/interrupted."""
+    """An assistant reply: its parts in order — thinking (ReasoningBlock), the answer as a
+    Markdown body (or, past LIMIT characters, a plain-text tail window and a note), tool calls
+    (ToolCard) — plus a state line for streaming/failed/interrupted.
+
+    The body shows the reply's last text part (`text`, `length` and the stream are its); the
+    other parts are in `parts` (widgets/parts.py). A text part that another part followed is
+    frozen into a Markdown of its own when the next text part begins."""
 
     def __init__(
         self,
@@ -127,7 +135,8 @@ class ReplyMessage(Vertical):
         self.new_key = new_key
         self.setup_hint = setup_hint  # what to do when the built-in default server is not there
         self.border_title = Content(visible(model))
-        self._set_text(message.content)
+        self.parts = ReplyParts()
+        self._set_text(self.parts.lay_out(message, LIMIT, self._clipped))
         self._stream: MarkdownStream | None = None
         self._stream_lock = asyncio.Lock()  # _flush runs in this widget's task, finish in the app's
         self._pending: list[str] = []
@@ -145,11 +154,22 @@ class ReplyMessage(Vertical):
         self.utf8_size = _size(text)
 
     def compose(self):
+        self.parts.expanded = shown = bool(getattr(self.app, "show_reasoning", False))
+        for block in self.parts.blocks():
+            block.expanded = shown
+        before, after = self.parts.ordered()
+        yield from before
         if self.long:
             yield from self._tail_widgets()
         else:  # its text is parsed after the first frame (see _write_pending)
             yield Markdown("", classes="body", open_links=False)
+        yield from after
         yield Static(self._state_line(), classes="state")
+
+    def _clipped(self, text: str) -> tuple[str, str]:
+        """What an earlier text part past LIMIT shows of itself, and the note saying so."""
+        shown, what = clip([text], len(text))
+        return shown, clip_note(what, _size(text), "part of the reply", self.export_key)
 
     def _tail_widgets(self) -> list[Widget]:
         """The note goes below the tail: the chat pane follows the end, where the user looks."""
@@ -165,7 +185,26 @@ class ReplyMessage(Vertical):
 
     @property
     def text(self) -> str:
+        """The reply's whole text (its content): the earlier text parts and the body's."""
+        body = self.body_text
+        return "".join(self.parts.earlier) + body if self.parts.earlier else body
+
+    @property
+    def body_text(self) -> str:
         return "".join(self._text)
+
+    @property
+    def has_reasoning(self) -> bool:
+        return bool(self.parts.blocks())
+
+    def show_reasoning(self, shown: bool | None = None) -> None:
+        """Open (True) or fold (False) every thought of this reply; None: the opposite of
+        now (open them all if any is folded)."""
+        blocks = self.parts.blocks()
+        if shown is None:
+            shown = not all(b.expanded for b in blocks)
+        for block in blocks:
+            block.set_expanded(shown)
 
     def tail(self) -> tuple[str, str]:
         """What a long reply shows: the end of its text, and the note saying so."""
@@ -175,7 +214,7 @@ class ReplyMessage(Vertical):
     def _state_line(self) -> Content:
         m = self.message
         if m.state is MessageState.STREAMING:
-            if self.length:
+            if self.length or self.parts.widgets:  # the thinking says it is alive
                 return Content("")
             if self.started_at is None:
                 return plain("queued — waiting its turn", "$text-muted")
@@ -254,21 +293,28 @@ class ReplyMessage(Vertical):
                 await _stop(stream)
 
     def tick(self) -> None:
-        """Once a second: keep the 'waiting for the model… Ns' count going."""
+        """Once a second: keep the 'waiting for the model… Ns' and 'thinking Ns' counts going."""
         if self.message.state is MessageState.STREAMING and not self.length and self.started_at is not None:
             self._show_state()
+        if (block := self.parts.thinking) is not None:
+            if self.started_at is not None and self.started_at < block.started and block.tokens is None:
+                block.started = self.started_at  # loaded half-way: it has thought since the run began
+            block.tick()
 
     async def restart(self, kept: str = "") -> None:
         """The reply is being generated (again): from empty, or from `kept`, the partial
         text a continuing run goes on from."""
         await self._stop_stream()
         self.started_at = time.monotonic()
-        self._set_text(kept)
         self._pending = []
         self.message.content = kept
         self.message.state = MessageState.STREAMING
         self.message.error = None
         async with self._stream_lock:
+            if not kept:  # from the start: every part goes (kept: the parts stay, the text goes on)
+                await self._drop_parts()
+            kept = kept[self.parts.base :]
+            self._set_text(kept)
             long = len(kept) > LIMIT
             was_long = self.long
             await self._become(long=long)
@@ -279,9 +325,31 @@ class ReplyMessage(Vertical):
                 await self._show_tail()
         self._show_state()
 
-    def append(self, text: str, offset: int) -> None:
-        """Add a delta; the part before our length is already shown (snapshot overlap).
-        Cheap per call whatever the reply's size: rendering happens later, batched."""
+    async def _drop_parts(self) -> None:
+        widgets = [w for w in self.parts.widgets.values() if w.parent is self]
+        self.parts.reset()
+        if widgets:
+            await self.remove_children(widgets)
+
+    def append_part(self, event: PartDelta) -> None:
+        """A piece of thinking or of a tool call, shown at the next refresh (as text is)."""
+        if self.parts.piece(event):  # a new part: mounted at the next flush, in its place
+            if len(self.parts.unplaced) == 1:
+                self.call_after_refresh(self._flush)
+            if self.message.state is not MessageState.STREAMING or len(self.parts.widgets) == 1:
+                self.message.state = MessageState.STREAMING
+                self._show_state()
+
+    def append(self, text: str, offset: int, seq: int | None = None) -> None:
+        """Add a delta at `offset` of the reply's text, to its text part `seq`; the part
+        before our length is already shown (snapshot overlap). Cheap per call whatever the
+        reply's size: rendering happens later, batched."""
+        parts = self.parts
+        if seq is not None and seq != parts.text_seq and parts.text_part(seq, self.body_text):
+            self._set_text("")  # the body's part ended: frozen at the next flush, the body starts again
+            self._pending, self._rendered = [], False
+            self.call_after_refresh(self._flush)
+        offset -= parts.base
         if offset + len(text) <= self.length:
             return
         if offset < self.length:
@@ -317,10 +385,48 @@ class ReplyMessage(Vertical):
             self._tail_due = False
             if self._body is None:  # not composed yet
                 self.call_after_refresh(self._flush)
-            elif self.long or self.length > LIMIT:
+                return
+            await self._catch_up()
+            if self.long or self.length > LIMIT:
                 await self._show_tail()
             else:
                 await self._write_pending()
+
+    async def _catch_up(self) -> None:
+        """Show the parts streamed since the last flush (with the stream lock held)."""
+        if self._body is not None:
+            if self.parts.freezes:
+                await self._freeze()
+            if self.parts.unplaced:
+                await self._place()
+
+    async def _place(self) -> None:
+        """Mount the parts streamed since the last flush, each in its place."""
+        parts = self.parts
+        unplaced, parts.unplaced = parts.unplaced, []
+        for seq in sorted(unplaced):
+            widget = parts.widgets.get(seq)
+            if widget is not None and widget.parent is None:
+                await self.mount(widget, before=parts.anchor(self.children, seq, self.query_one(".state")))
+
+    async def _freeze(self) -> None:
+        """Text parts another part followed: each becomes a Markdown of its own in its place,
+        and the body starts again for the text going on (with the stream lock held)."""
+        parts = self.parts
+        freezes, parts.freezes = parts.freezes, []
+        old = list(self.query(".body, .tail-note"))
+        if self._stream is not None:
+            stream, self._stream = self._stream, None
+            await _stop(stream)
+        state = self.query_one(".state")
+        for seq, text in freezes:
+            widget = done_text(text, LIMIT, self._clipped)
+            parts.widgets[seq] = widget
+            await self.mount(widget, before=parts.anchor(self.children, seq, state))
+        await self.remove_children(old)
+        self.long = False
+        body = Markdown("", classes="body", open_links=False)
+        await self.mount(body, before=parts.anchor(self.children, parts.text_seq or 0, state))
 
     async def _write_pending(self) -> None:
         if self.long or (self._rendered and not self._pending):
@@ -343,16 +449,16 @@ class ReplyMessage(Vertical):
             self.long = long
             return
         self.long = long
+        old = list(self.query(".body, .tail-note"))  # the new body goes in their place
         if long:
             self._pending = []
             if self._stream is not None:
                 stream, self._stream = self._stream, None
                 await _stop(stream)
-            await self.query(".body").remove()
-            await self.mount_all(self._tail_widgets(), before=self.query_one(".state"))
+            await self.mount_all(self._tail_widgets(), before=old[0])
         else:
-            await self.query(".body, .tail-note").remove()
-            await self.mount(Markdown("", classes="body", open_links=False), before=self.query_one(".state"))
+            await self.mount(Markdown("", classes="body", open_links=False), before=old[0])
+        await self.remove_children(old)
 
     async def _show_tail(self) -> None:
         if not self.long:
@@ -365,36 +471,59 @@ class ReplyMessage(Vertical):
     async def _stop_stream(self) -> bool:
         """Write what is pending and end the stream; False if the stream lost text."""
         async with self._stream_lock:  # never stop the stream between its creation and first run
+            await self._catch_up()
             await self._write_pending()
             stream, self._stream = self._stream, None
             return stream is None or await _stop(stream)
 
     async def finish(self, message: Message) -> None:
-        if self._body is None:  # not composed yet: compose will show the final text
+        if self._body is None:  # not composed yet: compose will show the final message
             self._pending, self.message = [], message
-            self._set_text(message.content)
+            self._set_text(self.parts.lay_out(message, LIMIT, self._clipped))
             self.long = self.length > LIMIT
             return
-        if self.long or len(message.content) > LIMIT:
+        async with self._stream_lock:
+            await self._catch_up()
+            text = await self._settle_parts(message)  # the body's part as it ended
+        if self.long or len(text) > LIMIT:
             async with self._stream_lock:
                 self.message = message
-                if self.length != len(message.content) or self.text != message.content:
-                    self._set_text(message.content)
+                if self.length != len(text) or self.body_text != text:
+                    self._set_text(text)
                 if self.length > LIMIT:
                     await self._show_tail()
                 else:  # regenerated shorter than it was: Markdown again
                     await self._become(long=False)
                     self._rendered = True
-                    await self._markdown.update(visible(message.content))  # type: ignore[union-attr]
+                    await self._markdown.update(visible(text))  # type: ignore[union-attr]
             self._show_state()
             return
         shown_all = await self._stop_stream()
         self.message = message
-        if not shown_all or self.text != message.content:
-            self._set_text(message.content)
+        if not shown_all or self.body_text != text:
+            self._set_text(text)
             self._rendered = True
-            await self._markdown.update(visible(message.content))  # type: ignore[union-attr]
+            await self._markdown.update(visible(text))  # type: ignore[union-attr]
         self._show_state()
+
+    async def _settle_parts(self, message: Message) -> str:
+        """Every part but the body as the reply ended (with the stream lock held); returns
+        the text of the body's part. Shown parts that differ from the stored ones (pieces
+        this view missed) are laid out again; the body keeps its place and is updated after."""
+        parts = self.parts
+        if parts.matches(message):
+            parts.settle(message)
+            final = message.all_parts()
+            last = final[parts.text_seq] if parts.text_seq is not None else None
+            return last.text if type(last) is TextPart else ""
+        old = [w for w in parts.widgets.values() if w.parent is self]
+        text = parts.lay_out(message, LIMIT, self._clipped)
+        if old:
+            await self.remove_children(old)
+        state = self.query_one(".state")
+        for seq in sorted(parts.widgets):
+            await self.mount(parts.widgets[seq], before=parts.anchor(self.children, seq, state))
+        return text
 
 
 async def _stop(stream: MarkdownStream) -> bool:
@@ -452,6 +581,7 @@ class ChatView(VerticalScroll):
         feed.MessageAdded,
         feed.ReplyStarted,
         feed.ReplyDeltas,
+        feed.PartDeltas,
         feed.ReplyFinished,
         feed.Notification,
         feed.ExternalChange,
@@ -519,7 +649,16 @@ class ChatView(VerticalScroll):
             replies = self.replies
             for event in message.take():
                 if self._shown(event.session_id) and (reply := replies.get(event.message_id)):
-                    reply.append(event.text, event.offset)
+                    reply.append(event.text, event.offset, event.seq)
+
+    @on(feed.PartDeltas)
+    @guarded
+    async def _part_deltas(self, message: feed.PartDeltas) -> None:
+        async with self._busy:
+            replies = self.replies
+            for event in message.take():
+                if self._shown(event.session_id) and (reply := replies.get(event.message_id)):
+                    reply.append_part(event)
 
     @on(feed.ReplyFinished)
     @guarded

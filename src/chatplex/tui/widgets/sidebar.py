@@ -30,16 +30,18 @@ MARKS: dict[SessionStatus, tuple[str, str]] = {
     SessionStatus.IDLE: ("○", "$text-muted"),
     SessionStatus.QUEUED: ("", "$text-muted"),  # spinner, dim: waiting for a worker
     SessionStatus.STREAMING: ("", "$accent"),  # spinner
+    SessionStatus.THINKING: ("", "$text-primary"),  # spinner, in its own colour: no answer yet
     SessionStatus.WAITING: ("●", "$success"),
     SessionStatus.ERROR: ("✖", "$error"),
     SessionStatus.INTERRUPTED: ("‖", "$warning"),
 }
-ANIMATED = (SessionStatus.QUEUED, SessionStatus.STREAMING)
+ANIMATED = (SessionStatus.QUEUED, SessionStatus.STREAMING, SessionStatus.THINKING)
 # What each mark means, for the help screen (F1), in its two columns
 MEANING = {
     SessionStatus.IDLE: "idle — nothing asked yet",
     SessionStatus.QUEUED: "queued (dim) — waits for a worker",
     SessionStatus.STREAMING: "answering — the model streams",
+    SessionStatus.THINKING: "thinking — the model reasons first",
     SessionStatus.WAITING: "your turn — bold, with a count: unread",
     SessionStatus.ERROR: "failed — the reply says why",
     SessionStatus.INTERRUPTED: "paused — resumes by itself",
@@ -54,9 +56,10 @@ def legend() -> Content:
         mark, style = MARKS[status]
         cells.append(Content.assemble((mark or SPINNER[0], style), " ", meaning))
     half = (len(cells) + 1) // 2
+    rights = cells[half:] + [Content("")] * (half - len(cells[half:]))
     lines = [
         Content.assemble(left, " " * max(42 - left.cell_length, 1), right)
-        for left, right in zip(cells[:half], cells[half:], strict=False)
+        for left, right in zip(cells[:half], rights, strict=True)
     ]
     return Content("\n").join([*lines, Content(PREVIEW_MARKS).stylize("$text-muted")])
 
@@ -65,6 +68,7 @@ ROW_HEIGHT = 2
 PLACEHOLDER = {
     SessionStatus.QUEUED: "queued…",
     SessionStatus.STREAMING: "streaming…",
+    SessionStatus.THINKING: "thinking…",
     SessionStatus.INTERRUPTED: "paused; resumes when a worker is free",
 }
 
@@ -91,9 +95,12 @@ def row(session: Session, width: int, frame: int = 0, focused: bool = False) -> 
         pad = max(width - line1.cell_length - len(badge), 1)
         line1 = Content.assemble(line1, " " * pad, (badge, "bold $text on $accent"))
     preview = session.preview or PLACEHOLDER.get(session.status, "")
-    line2 = Content.assemble(
-        "  ", (_cut(preview, max(width - 2, 4)), "$error" if session.status is SessionStatus.ERROR else "$text-muted")
-    )
+    style = "$text-muted"
+    if session.status is SessionStatus.ERROR:
+        style = "$error"
+    elif session.status is SessionStatus.THINKING:  # what it does now, not the last reply's start
+        preview, style = PLACEHOLDER[SessionStatus.THINKING], f"italic {MARKS[SessionStatus.THINKING][1]}"
+    line2 = Content.assemble("  ", (_cut(preview, max(width - 2, 4)), style))
     return Content("\n").join([line1, line2])
 
 
