@@ -15,9 +15,9 @@ from chatplex.tui.app import ChatplexApp
 from chatplex.tui.widgets.chat import ReplyMessage
 from chatplex.tui.widgets.parts import DoneText
 from chatplex.tui.widgets.reasoning import ReasoningBlock, ToolCard
-from tests.conftest import make_config, provider_for
 from tests.fakeserver import Fault
-from tests.tui.conftest import until
+from tests.helpers import make_config, provider_for
+from tests.tui.helpers import until
 
 # one line per step, so the streaming block's "newest lines" can be told from the rest
 THOUGHT = " ".join(f"step{i}\n" for i in range(30))
@@ -172,7 +172,7 @@ async def test_a_key_opens_the_last_thought_and_a_setting_opens_them_all(fake, t
 
 
 async def test_the_key_says_so_when_no_reply_has_thinking(fake, tmp_path):
-    from tests.tui.conftest import Toasts
+    from tests.tui.helpers import Toasts
 
     toasts = Toasts()
     app = ChatplexApp(make_config(tmp_path, provider_for(fake.scenario(reply="plain"))))

@@ -19,9 +19,9 @@ from chatplex.core.models import MessageState, SessionStatus
 from chatplex.tui.app import ChatplexApp
 from chatplex.tui.widgets import reasoning
 from chatplex.tui.widgets.reasoning import ReasoningBlock, ToolCard
-from tests.conftest import make_config, provider_for
 from tests.fakeserver import Fault
-from tests.tui.conftest import still, until
+from tests.helpers import make_config, provider_for
+from tests.tui.helpers import still, until
 
 SIZE = (110, 32)
 THOUGHT = (
