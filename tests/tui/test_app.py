@@ -231,7 +231,9 @@ async def test_unusable_database_shows_a_message_not_a_traceback(tmp_path, fake)
         await app.ready.wait()
         await pilot.pause()
         text = await shown(pilot)
-        assert "cannot open its database" in text and "chatplex database (not SQLite)" in text, text
+        # the words as a person reads them, whatever the path's length did to the wrapping
+        words = " ".join(w for w in text.split() if w.strip("█▀▄"))
+        assert "cannot open its database" in words and "chatplex database (not SQLite)" in words, text
         await pilot.press("q")
     assert config.db_path.read_bytes() == b"definitely not sqlite" * 50
 
