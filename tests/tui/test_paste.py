@@ -93,6 +93,30 @@ async def test_typing_at_a_persons_pace_sends_at_each_enter(fake, tmp_path):
         assert app.composer.text == ""
 
 
+async def test_a_paste_whose_stamps_show_a_stall_before_a_line_break_still_sends_nothing(fake, tmp_path):
+    """The thread reading the terminal can wait for the interpreter while the app re-wraps a
+    long text: the paste's stamps then show a gap. Here 150 ms before a line break and 40 ms
+    after it (both longer than a burst's gap): still one text, nothing sent."""
+    s = fake.scenario(reply="ok")
+    app = ChatplexApp(make_config(tmp_path, provider_for(s)))
+    text = "first pasted line\rsecond pasted line"
+
+    def stalled() -> list[events.Key]:
+        keys, at = raw_keys(text), time.monotonic()
+        for n, key in enumerate(keys):
+            after_enter = n > 0 and keys[n - 1].key == "enter"
+            at += 0.15 if key.key == "enter" else 0.04 if after_enter else 0.001
+            key.time = at
+        return keys
+
+    async with app.run_test(size=(100, 30)) as pilot:
+        await app.ready.wait()
+        app.composer.focus()
+        post_from_a_thread(app, stalled)
+        await until(pilot, lambda: app.composer.text == text.replace("\r", "\n"))
+        assert s.requests == [] and await app.coord.jobs() == [] and app.current is None
+
+
 async def test_a_bracketed_paste_is_still_one_fast_edit(fake, tmp_path):
     s = fake.scenario()
     app = ChatplexApp(make_config(tmp_path, provider_for(s)))

@@ -12,7 +12,11 @@ each line ending in Enter: a 200 KB paste sent ~3,000 messages. So keys that com
 than fingers can type them are taken as a paste: they go into the box, Enter among them is a
 newline, and nothing is sent until a person presses Enter after a pause. The keys' own time
 stamps (taken when the terminal's input was read) decide, not when they are handled, so a
-busy app does not turn typing into a paste.
+busy app does not turn typing into a paste. The stamps of a paste can still show a gap: the
+thread that reads the terminal waits for the interpreter while the app's thread re-wraps a
+long text (a gap of 20–150 ms, seen once in a few runs of a 200 KB paste). So within a second
+of a burst, an Enter is a line break if any key follows it within QUIET, not only BURST: no
+person reacts to a paste and types again that fast. Elsewhere an Enter waits only BURST.
 
 Ctrl+J is a binding (priority: it must reach the box before the app's keys) whose action
 queues its newline behind the keys read before it (`call_later`), so the order is kept. Enter
@@ -37,6 +41,7 @@ NEWLINE_KEYS = ("ctrl+j", "alt+enter", "shift+enter")  # the last two: kitty-pro
 BURST = 0.02  # seconds: keys closer together than this come from a machine, not a person
 QUIET = 0.1  # a pause this long ends a paste
 RUN = 4  # this many such keys in a row are a paste even before its first newline
+TAIL = 1.0  # seconds after the last key of a burst in which an Enter is judged with QUIET
 
 
 class Composer(TextArea):
@@ -71,6 +76,8 @@ class Composer(TextArea):
         self._run = 0  # keys in a row that came within BURST of the one before
         self._pasting = False
         self._enter_at: float | None = None  # an Enter that waits to see whether keys follow at once
+        self._enter_window = BURST  # how soon a key must follow that Enter to make it a line break
+        self._burst_at = float("-inf")  # stamp of the last key taken as part of a paste
         self._pasted: list[str] = []  # text of a paste not yet in the document
 
     def set_busy(self, busy: bool) -> None:
@@ -113,7 +120,7 @@ class Composer(TextArea):
         came before the Enter's timer, so with it): typed, or part of a paste?"""
         if self._enter_at is None:
             return
-        pasted = stamp is None or stamp - self._enter_at < BURST
+        pasted = stamp is None or stamp - self._enter_at < self._enter_window
         self._enter_at = None
         if pasted:
             self._pasting = True
@@ -129,6 +136,8 @@ class Composer(TextArea):
             self._pasting = False
         elif self._run >= RUN or (enter and gap < BURST):
             self._pasting = True
+        if self._pasting:
+            self._burst_at = stamp
 
     def _enter(self, stamp: float) -> None:
         self._resolve(stamp)
@@ -137,8 +146,9 @@ class Composer(TextArea):
             self._paste("\n")
             return
         self._flush_paste()
-        self._enter_at = stamp  # sent unless another key follows within BURST
-        self.set_timer(BURST, self._enter_due)
+        self._enter_at = stamp  # sent unless another key follows within the window
+        self._enter_window = QUIET if stamp - self._burst_at < TAIL else BURST
+        self.set_timer(self._enter_window, self._enter_due)
 
     @guarded
     def _newline(self, stamp: float | None) -> None:
