@@ -14,7 +14,7 @@ newline, and nothing is sent until a person presses Enter after a pause. The key
 stamps (taken when the terminal's input was read) decide, not when they are handled, so a
 busy app does not turn typing into a paste. The stamps of a paste can still show a gap: the
 thread that reads the terminal waits for the interpreter while the app's thread re-wraps a
-long text (a gap of 20–150 ms, seen once in a few runs of a 200 KB paste). So within a second
+long text (the likely cause of a 200 KB paste test that sent part of its text). So within a second
 of a burst, an Enter is a line break if any key follows it within QUIET, not only BURST: no
 person reacts to a paste and types again that fast. Elsewhere an Enter waits only BURST.
 
