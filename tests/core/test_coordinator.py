@@ -340,3 +340,42 @@ async def test_idle_workers_sleep_while_a_second_message_waits_for_the_first(fak
     # flush beats, the finish, then the claim of the second and an idle worker's empty claim
     assert writes <= seconds / 0.1 + 6, (writes, seconds)  # polling made it ~800
     await rec.wait(finished(second.id))
+
+
+async def test_a_streaming_reply_read_mid_stream_has_its_parts_as_far_as_its_text(
+    fake, tmp_path, coordinators, monkeypatch
+):
+    """The chat pane mounts a transcript from its parts: parts that lag behind the text (the
+    stored ones are up to a flush beat old) would show a reply missing its newest words, and
+    the next delta would land beyond them. Here the stored parts are the partial a continued
+    run goes on from, and the beats' writes fail (as on a locked database) while the test reads."""
+    import threading
+
+    from chatplex.core.db import Store
+    from chatplex.core.queue import JobQueue
+
+    hold = threading.Event()
+    s = fake.scenario(reply="one two three four five", faults=[Fault(hold_after=2, hold=hold)])
+    config = make_config(tmp_path, provider_for(s, kind="anthropic", resume="continue"))
+    store = await Store.open(config.db_path)
+    q = JobQueue(store)
+    session = await store.create_session("cut", "fake", "fake-small")
+    _, reply, _, _ = await q.enqueue(session.id, "go", Priority.LOW)
+    job, _ = await q.claim()
+    await q.give_back(job, "one two ", "paused: chatplex was stopped")
+    await store.close()
+    coord, rec = await coordinators(config)
+
+    async def refused(*args, **kwargs):  # as a locked database does: the streamed text stays pending
+        raise OSError("database is locked")
+
+    monkeypatch.setattr(coord.queue, "stream_writes", refused)
+    await coord.focus(session.id)
+    await rec.wait(lambda e: isinstance(e, ReplyDelta) and e.message_id == reply.id and "three" in e.text)
+    *_, live = await coord.messages(session.id)
+    assert live.state is MessageState.STREAMING
+    assert "".join(p.text for p in live.all_parts()) == live.content
+    assert live.content.startswith("one two") and "three" in live.content
+    hold.set()
+    done = await rec.wait(finished(reply.id))
+    assert done.message.content == "one two three four five"

@@ -3,11 +3,13 @@ different models of one session."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 
 from chatplex.core.db import Store
 from chatplex.core.models import MessageState, Priority, SessionStatus
 from chatplex.core.queue import JobQueue
+from chatplex.providers.base import TextPart
 from chatplex.tui.app import ChatplexApp
 from chatplex.tui.widgets.chat import ReplyMessage
 from tests.fakeserver import Fault
@@ -85,3 +87,34 @@ async def test_unknown_config_keys_are_shown_at_start_up(fake, tmp_path):
     async with app.run_test(size=(100, 30)) as pilot:
         await app.ready.wait()
         await until(pilot, lambda: any('unknown key "workerz" (did you mean "workers"?)' in m for m in said))
+
+
+async def test_a_reply_shown_from_an_older_snapshot_fills_in_what_it_missed(fake, tmp_path):
+    """The transcript is read, then mounted a few turns of the loop later; the deltas streamed
+    in between were handled while the box did not exist yet. The next delta lands beyond the
+    box's text: the missing words are taken from the reply's live text, not skipped."""
+    hold = threading.Event()
+    s = fake.scenario(reply=REPLY, token_delay=0.05, faults=[Fault(hold_after=6, hold=hold)])
+    config = make_config(tmp_path, provider_for(s))
+    store = await Store.open(config.db_path)
+    session = await store.create_session("late", "fake", "fake-small")
+    _, reply, _, _ = await JobQueue(store).enqueue(session.id, "go", Priority.LOW)
+    await store.close()
+    app = ChatplexApp(config)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await app.ready.wait()
+        await until(pilot, lambda: reply.id in app.chat.replies and "w5" in app.chat.replies[reply.id].text)
+        messages = await app.coord.messages(session.id)
+        stale = [
+            dataclasses.replace(m, content="w0 w1", parts=[TextPart("w0 w1")]) if m.id == reply.id else m
+            for m in messages
+        ]
+        current = await app.coord.session(session.id)
+        await app.chat.show(current, stale)  # as if read before w2..w5 streamed
+        widget = app.chat.replies[reply.id]
+        assert widget.text == "w0 w1"
+        hold.set()
+        await until(pilot, lambda: "w9" in widget.text)
+        assert REPLY.startswith(widget.text), widget.text  # no hole where w2..w5 were
+        await until(pilot, lambda: widget.message.state is MessageState.COMPLETE)
+        assert widget.text == REPLY

@@ -282,8 +282,8 @@ class Coordinator:
         messages = await self.store.messages(session_id, limit, before_id)
         live = {rj.job.message_id: rj for rj in self._workers.running()}
         for m in messages:
-            if m.id in live:
-                m.content = "".join(live[m.id].chunks)
+            if rj := live.get(m.id):  # the parts too: the stored ones lag up to a flush beat behind
+                m.content, m.parts = "".join(rj.chunks), rj.parts.parts()
         return messages
 
     async def jobs(self, state: JobState | None = None, limit: int = 500) -> list[Job]:

@@ -340,16 +340,25 @@ class ReplyMessage(Vertical):
                 self.message.state = MessageState.STREAMING
                 self._show_state()
 
-    def append(self, text: str, offset: int, seq: int | None = None) -> None:
+    def append(
+        self, text: str, offset: int, seq: int | None = None, source: Callable[[int], str | None] | None = None
+    ) -> None:
         """Add a delta at `offset` of the reply's text, to its text part `seq`; the part
-        before our length is already shown (snapshot overlap). Cheap per call whatever the
-        reply's size: rendering happens later, batched."""
+        before our length is already shown (snapshot overlap). A delta beyond our length
+        (the ones between took place before this box was shown, or before a restart) is
+        preceded by the missing text, taken from `source` (the whole text so far of a reply, by id). Cheap per
+        call whatever the reply's size: rendering happens later, batched."""
         parts = self.parts
         if seq is not None and seq != parts.text_seq and parts.text_part(seq, self.body_text):
             self._set_text("")  # the body's part ended: frozen at the next flush, the body starts again
             self._pending, self._rendered = [], False
             self.call_after_refresh(self._flush)
         offset -= parts.base
+        if offset > self.length and source is not None:
+            whole = source(self.message.id) or ""
+            start = parts.base + self.length
+            if len(whole) >= parts.base + offset:
+                text, offset = whole[start : parts.base + offset] + text, self.length
         if offset + len(text) <= self.length:
             return
         if offset < self.length:
@@ -649,7 +658,7 @@ class ChatView(VerticalScroll):
             replies = self.replies
             for event in message.take():
                 if self._shown(event.session_id) and (reply := replies.get(event.message_id)):
-                    reply.append(event.text, event.offset, event.seq)
+                    reply.append(event.text, event.offset, event.seq, self.live_text)
 
     @on(feed.PartDeltas)
     @guarded
