@@ -24,7 +24,7 @@ from chatplex.providers.llamacpp import LlamaCppProvider
 from chatplex.providers.openai import REPLAY_REASONING, OpenAIProvider
 from chatplex.tools.policy import Decision
 from chatplex.tools.results import RESULT_LIMIT
-from chatplex.tools.server import McpServerConfig
+from chatplex.tools.spec import McpServerConfig
 
 APP = "chatplex"
 

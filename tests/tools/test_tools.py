@@ -11,8 +11,10 @@ import time
 
 import pytest
 
-from chatplex.tools import Decision, McpServerConfig, ServerState, Toolbox, ToolServer, ToolServerError, decide
+from chatplex.tools import Decision, McpServerConfig, ServerState, ToolServerError, decide
 from chatplex.tools.results import RESULT_LIMIT
+from chatplex.tools.server import ToolServer
+from chatplex.tools.toolbox import Toolbox
 from tests.tools.helpers import faulty_server, time_server
 
 

@@ -10,11 +10,12 @@ import json
 from chatplex.cli.output import for_stream, table
 from chatplex.config import Config
 from chatplex.redact import redact
-from chatplex.tools import Toolbox
 
 
 async def server_report(config: Config) -> list[dict[str, object]]:
     """Each server started (as a session would), its state and tools, then stopped."""
+    from chatplex.tools.toolbox import Toolbox  # the MCP SDK: only for this command (a second to import)
+
     secrets = config.secrets()
     report: list[dict[str, object]] = []
     async with contextlib.aclosing(Toolbox(config.mcp.values(), config.log_dir)) as box:

@@ -8,9 +8,10 @@ import binascii
 import json
 import struct
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import mcp.types
+if TYPE_CHECKING:  # the SDK is imported where calls are made (server.py), not by config's import of this
+    import mcp.types
 
 RESULT_LIMIT = 100_000  # characters a model gets of one result; the whole stays stored
 
@@ -51,6 +52,8 @@ class ToolOutcome:
 def outcome_of(result: mcp.types.CallToolResult) -> ToolOutcome:
     """Text parts joined; images described (never shown); resources by their text or URI;
     anything else named, so nothing the server sent disappears without a trace."""
+    import mcp.types
+
     texts: list[str] = []
     images: list[ImageInfo] = []
     for block in result.content:

@@ -8,11 +8,8 @@ import asyncio
 import contextlib
 import logging
 import os
-import re
 import threading
 import time
-from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -24,67 +21,12 @@ from mcp.shared.exceptions import MCPError
 
 from chatplex.redact import redact
 from chatplex.tools.results import ToolOutcome, outcome_of
+from chatplex.tools.spec import McpServerConfig, ServerState, ToolServerError, ToolSpec
 
 log = logging.getLogger("chatplex.tools")
 START_TIMEOUT = 30.0  # seconds from spawn to a listed set of tools
 BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0)  # before restart n after consecutive failures
 MAX_EVENT = 64 * 1024 * 1024  # a streamable-HTTP event may carry a big result
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-
-
-class ToolServerError(Exception):
-    """The server cannot be used now; `str()` is one line fit for the session."""
-
-
-class ServerState(StrEnum):
-    STOPPED = "stopped"  # not started yet (servers start on first use)
-    STARTING = "starting"
-    READY = "ready"
-    FAILED = "failed"  # would not start, or died; restarts on a later use, after a backoff
-
-
-@dataclass(slots=True)
-class McpServerConfig:
-    """`[mcp.NAME]` in config.toml: a stdio server (`command`, `args`, `env`, `cwd`) or a
-    streamable-HTTP one (`url`, `headers`). `env` and `headers` values may name environment
-    variables as `${VAR}`: their values are read at start and never stored or logged."""
-
-    name: str
-    command: str = ""
-    args: list[str] = field(default_factory=list)
-    env: dict[str, str] = field(default_factory=dict)
-    cwd: str = ""
-    url: str = ""
-    headers: dict[str, str] = field(default_factory=dict)
-    enabled: bool = True  # offered to sessions that do not choose their servers
-    timeout: float = 60.0  # seconds one call may take; then the model gets an error result
-    approval: str = "ask"  # the server's default: ask, allow or deny
-    tools: dict[str, str] = field(default_factory=dict)  # per-tool globs -> ask/allow/deny
-    max_parallel: int = 4  # calls at once on this server
-
-    def resolve(self, values: dict[str, str]) -> dict[str, str]:
-        """`values` with each `${VAR}` replaced from the environment; a variable that is not
-        set is a clear error rather than an empty secret sent to the server."""
-        out = {}
-        for key, value in values.items():
-            for name in _VAR.findall(value):
-                if name not in os.environ:
-                    raise ToolServerError(f"{self.name}: the environment variable {name} is not set (named by {key})")
-            out[key] = _VAR.sub(lambda m: os.environ[m.group(1)], value)
-        return out
-
-    def secrets(self) -> list[str]:
-        """The values `${VAR}`s stand for, as they are set now: what logs must never show."""
-        names = {m.group(1) for v in [*self.env.values(), *self.headers.values()] for m in _VAR.finditer(v)}
-        return [os.environ[n] for n in sorted(names) if os.environ.get(n)]
-
-
-@dataclass(frozen=True, slots=True)
-class ToolSpec:
-    server: str
-    name: str  # the server's own name for it
-    description: str
-    input_schema: dict[str, Any]
 
 
 class ToolServer:
