@@ -117,6 +117,31 @@ async def test_a_paste_whose_stamps_show_a_stall_before_a_line_break_still_sends
         assert s.requests == [] and await app.coord.jobs() == [] and app.current is None
 
 
+async def test_a_paste_whose_stamps_show_a_stall_before_a_tab_keeps_the_tab_and_the_focus(fake, tmp_path):
+    """A garbage collection stops the thread that reads the terminal too: a 200 KB paste's
+    stamps showed gaps of 100-250 ms. A Tab right after such a gap is still pasted text: it
+    does not move the focus out of the box (where the rest of the paste would be lost)."""
+    s = fake.scenario(reply="ok")
+    app = ChatplexApp(make_config(tmp_path, provider_for(s)))
+    text = "pasted line\rcol a\tcol b\rlast line"
+
+    def stalled() -> list[events.Key]:
+        keys, at = raw_keys(text), time.monotonic()
+        for n, key in enumerate(keys):
+            before_tab = n + 2 < len(keys) and keys[n + 2].key == "tab"
+            at += 0.2 if before_tab else 0.001  # the gap falls two keys before the tab
+            key.time = at
+        return keys
+
+    async with app.run_test(size=(100, 30)) as pilot:
+        await app.ready.wait()
+        app.composer.focus()
+        post_from_a_thread(app, stalled)
+        await until(pilot, lambda: app.composer.text == text.replace("\r", "\n"))
+        assert app.composer.has_focus
+        assert s.requests == [] and await app.coord.jobs() == [] and app.current is None
+
+
 async def test_a_bracketed_paste_is_still_one_fast_edit(fake, tmp_path):
     s = fake.scenario()
     app = ChatplexApp(make_config(tmp_path, provider_for(s)))

@@ -14,9 +14,13 @@ newline, and nothing is sent until a person presses Enter after a pause. The key
 stamps (taken when the terminal's input was read) decide, not when they are handled, so a
 busy app does not turn typing into a paste. The stamps of a paste can still show a gap: the
 thread that reads the terminal waits for the interpreter while the app's thread re-wraps a
-long text (the likely cause of a 200 KB paste test that sent part of its text). So within a second
-of a burst, an Enter is a line break if any key follows it within QUIET, not only BURST: no
-person reacts to a paste and types again that fast. Elsewhere an Enter waits only BURST.
+long text, and a collection of the interpreter's garbage stops both threads: a 200 KB paste's
+stamps showed four gaps of 100–250 ms, one per ~47,000 keys. So within a second (TAIL) of a
+burst, an Enter is a line break if any key follows it within QUIET, not only BURST (no person
+reacts to a paste and types again that fast), and a key of text after a pause stays part of
+the paste (a Tab among the first keys after the gap went to TextArea and moved the focus out
+of the box). Keys typed within that second go in as text, as typed; a Tab among them is a
+tab, not a move. Elsewhere an Enter waits only BURST.
 
 Ctrl+J is a binding (priority: it must reach the box before the app's keys) whose action
 queues its newline behind the keys read before it (`call_later`), so the order is kept. Enter
@@ -132,11 +136,11 @@ class Composer(TextArea):
         """Update the paste state with a key's time stamp."""
         gap, self._last_key = stamp - self._last_key, stamp
         self._run = self._run + 1 if gap < BURST else 0
-        if gap >= QUIET:
-            self._pasting = False
+        if gap >= QUIET:  # a person's key, or a stall in a paste's stamps: a key of text stays pasted
+            self._pasting = self._pasting and not enter and stamp - self._burst_at < TAIL
         elif self._run >= RUN or (enter and gap < BURST):
             self._pasting = True
-        if self._pasting:
+        if self._pasting and gap < QUIET:
             self._burst_at = stamp
 
     def _enter(self, stamp: float) -> None:
