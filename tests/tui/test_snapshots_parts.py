@@ -218,3 +218,54 @@ def test_dashboard_with_a_thinking_tile(snap_compare, fake, tmp_path, now, monke
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=(130, 30), run_before=run_before)
+
+
+@pytest.mark.parametrize("opened", [False, True], ids=["folded", "opened"])
+def test_redacted_thinking_above_its_answer(snap_compare, fake, tmp_path, now, opened):
+    """Anthropic's redacted_thinking: an encrypted block, kept for the model, not shown."""
+    s = fake.scenario(parts=[("redacted", "EqQBCgIYAhIM…opaque"), ("text", ANSWER)])
+    app = ChatplexApp(make_config(tmp_path, provider_for(s, kind="anthropic")))
+
+    async def run_before(pilot):
+        await pilot.app.ready.wait()
+        session = await app.coord.create_session("Odd numbers")
+        await app.focus_session(session.id)
+        await app.coord.send(session.id, "What is the sum of the first ten odd numbers?")
+        await until(pilot, lambda: status(app, session.id) is SessionStatus.WAITING)
+        reply = reply_of(app)
+        await until(pilot, lambda: reply.query(ReasoningBlock) and reply.query_one(ReasoningBlock).redacted)
+        await until(pilot, lambda: reply._markdown is not None and reply._markdown.source == ANSWER)
+        if opened:
+            await pilot.press("ctrl+t")
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+def test_interleaved_thinking_and_text_each_in_its_place(snap_compare, fake, tmp_path, now):
+    """Thinking, text, thinking, text, with Anthropic's blocks interleaved on the wire (the next
+    opened before this one stops, signatures late): four parts in the model's order."""
+    s = fake.scenario(
+        parts=[
+            ("reasoning", "First, what is being asked: a sum of odd numbers."),
+            ("text", "The odd numbers up to 19 are ten."),
+            ("reasoning", "Their sum is the count squared, [b]not markup[/b]."),
+            ("text", ANSWER),
+        ],
+        interleave=True,
+    )
+    app = ChatplexApp(make_config(tmp_path, provider_for(s, kind="anthropic")))
+
+    async def run_before(pilot):
+        await pilot.app.ready.wait()
+        session = await app.coord.create_session("Odd numbers")
+        await app.focus_session(session.id)
+        await app.coord.send(session.id, "What is the sum of the first ten odd numbers?")
+        await until(pilot, lambda: status(app, session.id) is SessionStatus.WAITING)
+        reply = reply_of(app)
+        await until(pilot, lambda: len(reply.query(ReasoningBlock)) == 2)
+        # the body holds the last text part alone (it showed the first part again before it)
+        await until(pilot, lambda: reply._markdown is not None and reply._markdown.source == ANSWER)
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)

@@ -443,9 +443,9 @@ class ReplyMessage(Vertical):
         if self._markdown is None:
             self.call_after_refresh(self._flush)
             return
-        if not self._rendered:  # the first text: all of it so far, pending deltas included
+        if not self._rendered:  # the body's first text: all of its part so far, pending deltas included
             self._rendered, self._pending = True, []
-            await self._markdown.update(visible(self.text))
+            await self._markdown.update(visible(self.body_text))
             return
         text, self._pending = "".join(self._pending), []
         if self._stream is None:

@@ -118,7 +118,13 @@ class ReplyParts:
                 self.widgets[i] = done_text(part.text, limit, tail)
             elif type(part) is ReasoningPart:
                 tokens = message.reasoning_tokens if thoughts == 1 else None
-                block = ReasoningBlock(part.text, streaming=streaming and end, tokens=tokens, interrupted=cut and end)
+                block = ReasoningBlock(
+                    part.text,
+                    streaming=streaming and end,
+                    tokens=tokens,
+                    interrupted=cut and end,
+                    redacted=bool(part.redacted),
+                )
                 block.expanded = self.expanded
                 if block.streaming:
                     self.thinking, self.thinking_seq = block, i

@@ -28,6 +28,9 @@ PEEK_CHARS = 2_000  # …of at most this much of its end: cost bounded however l
 # update): while it streams, a screenful or two; once done, as much as a reply's Markdown.
 OPEN_STREAMING_CHARS = 8_000
 OPEN_CHARS = 50_000
+REDACTED = (
+    "The provider sent this thinking encrypted: it goes back to the model with the conversation, but cannot be shown."
+)
 PARSE_CHARS = 4_096  # tool arguments longer than this are summarised without parsing them
 
 
@@ -52,8 +55,10 @@ class ReasoningBlock(Static):
         tokens: int | None = None,
         expanded: bool = False,
         interrupted: bool = False,
+        redacted: bool = False,
     ) -> None:
         super().__init__("", markup=False, classes="reasoning")
+        self.redacted = redacted  # the provider sent it encrypted (Anthropic's redacted_thinking)
         self._chunks = [text]
         self.length = len(text)
         self.streaming = streaming
@@ -132,6 +137,8 @@ class ReasoningBlock(Static):
         title = f"{'▾' if self.expanded else '▸'} {what}"
         if self.elapsed is not None:
             title += f" for {duration(self.elapsed)}"
+        if self.redacted and not self.length:
+            title += " · redacted by the provider"
         if self.tokens:
             title += f" · {self.tokens:,} tokens"
         elif self.length:
@@ -139,6 +146,8 @@ class ReasoningBlock(Static):
         return title
 
     def _body(self) -> Content:
+        if self.expanded and self.redacted and not self.length:
+            return plain(REDACTED, "italic")
         if self.expanded:
             most = OPEN_STREAMING_CHARS if self.streaming else OPEN_CHARS
             text = self.text
