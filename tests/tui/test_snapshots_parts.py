@@ -220,6 +220,15 @@ def test_dashboard_with_a_thinking_tile(snap_compare, fake, tmp_path, now, monke
     assert snap_compare(app, terminal_size=(130, 30), run_before=run_before)
 
 
+async def _asked_and_answered(app, pilot):
+    """The odd-numbers question asked in a new session on screen; its reply once it ended."""
+    session = await app.coord.create_session("Odd numbers")
+    await app.focus_session(session.id)
+    await app.coord.send(session.id, "What is the sum of the first ten odd numbers?")
+    await until(pilot, lambda: status(app, session.id) is SessionStatus.WAITING)
+    return reply_of(app)
+
+
 @pytest.mark.parametrize("opened", [False, True], ids=["folded", "opened"])
 def test_redacted_thinking_above_its_answer(snap_compare, fake, tmp_path, now, opened):
     """Anthropic's redacted_thinking: an encrypted block, kept for the model, not shown."""
@@ -228,11 +237,7 @@ def test_redacted_thinking_above_its_answer(snap_compare, fake, tmp_path, now, o
 
     async def run_before(pilot):
         await pilot.app.ready.wait()
-        session = await app.coord.create_session("Odd numbers")
-        await app.focus_session(session.id)
-        await app.coord.send(session.id, "What is the sum of the first ten odd numbers?")
-        await until(pilot, lambda: status(app, session.id) is SessionStatus.WAITING)
-        reply = reply_of(app)
+        reply = await _asked_and_answered(app, pilot)
         await until(pilot, lambda: reply.query(ReasoningBlock) and reply.query_one(ReasoningBlock).redacted)
         await until(pilot, lambda: reply._markdown is not None and reply._markdown.source == ANSWER)
         if opened:
@@ -258,11 +263,7 @@ def test_interleaved_thinking_and_text_each_in_its_place(snap_compare, fake, tmp
 
     async def run_before(pilot):
         await pilot.app.ready.wait()
-        session = await app.coord.create_session("Odd numbers")
-        await app.focus_session(session.id)
-        await app.coord.send(session.id, "What is the sum of the first ten odd numbers?")
-        await until(pilot, lambda: status(app, session.id) is SessionStatus.WAITING)
-        reply = reply_of(app)
+        reply = await _asked_and_answered(app, pilot)
         await until(pilot, lambda: len(reply.query(ReasoningBlock)) == 2)
         # the body holds the last text part alone (it showed the first part again before it)
         await until(pilot, lambda: reply._markdown is not None and reply._markdown.source == ANSWER)
