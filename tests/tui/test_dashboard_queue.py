@@ -40,7 +40,7 @@ async def three_sessions(app, pilot):
 
 
 async def test_dashboard_tiles_navigation_and_open(fake, tmp_path):
-    app = ChatplexApp(sessions_config(fake, tmp_path))
+    app = ChatplexApp(sessions_config(fake, tmp_path, forever=True))
     async with app.run_test(size=(130, 36)) as pilot:
         await app.ready.wait()
         ids = await three_sessions(app, pilot)

@@ -6,6 +6,7 @@ with what it reads from the terminal (their time stamps are taken there)."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 
@@ -13,6 +14,7 @@ from textual import events
 
 from chatplex.core.models import MessageState
 from chatplex.tui.app import ChatplexApp
+from chatplex.tui.widgets.composer import BURST
 from tests.helpers import make_config, provider_for
 from tests.tui.helpers import until
 
@@ -139,6 +141,33 @@ async def test_a_paste_whose_stamps_show_a_stall_before_a_tab_keeps_the_tab_and_
         post_from_a_thread(app, stalled)
         await until(pilot, lambda: app.composer.text == text.replace("\r", "\n"))
         assert app.composer.has_focus
+        assert s.requests == [] and await app.coord.jobs() == [] and app.current is None
+
+
+async def test_keys_stamped_right_after_an_enter_but_handled_late_make_it_a_line_break(fake, tmp_path):
+    """The box can be slow to reach the keys queued behind an Enter (a busy app: a re-wrap, a
+    mount, many sessions streaming) while the Enter's 20 ms window passes on the clock. Keys
+    stamped a millisecond after it are still a paste: "Here:" is not sent on its own."""
+    s = fake.scenario(reply="ok")
+    app = ChatplexApp(make_config(tmp_path, provider_for(s)))
+
+    async def the_box_is_busy() -> None:  # the clock passes the Enter's window meanwhile
+        await asyncio.sleep(10 * BURST)
+
+    async with app.run_test(size=(100, 30)) as pilot:
+        await app.ready.wait()
+        box = app.composer
+        box.focus()
+        box.insert("Here:")
+        keys, at = raw_keys("\rpasted text"), time.monotonic()
+        for n, key in enumerate(keys):
+            key.time = at + 0.001 * n
+        box.post_message(keys[0])
+        box.call_later(the_box_is_busy)
+        for key in keys[1:]:
+            box.post_message(key)
+        await until(pilot, lambda: box.text.endswith("pasted text"))
+        assert box.text == "Here:\npasted text"
         assert s.requests == [] and await app.coord.jobs() == [] and app.current is None
 
 

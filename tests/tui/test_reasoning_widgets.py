@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from textual.app import App, ComposeResult
 
+import pytest
+
+from chatplex.tui.widgets import reasoning
 from chatplex.tui.widgets.reasoning import ReasoningBlock, ToolCard, summarise
+
+
+@pytest.fixture(autouse=True)
+def still_clock(monkeypatch):
+    """The durations shown are the clock's, not the machine's: a busy machine takes seconds."""
+    monkeypatch.setattr(reasoning, "clock", lambda: 1000.0)
 
 
 class Harness(App[None]):

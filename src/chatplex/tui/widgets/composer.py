@@ -20,7 +20,9 @@ burst, an Enter is a line break if any key follows it within QUIET, not only BUR
 reacts to a paste and types again that fast), and a key of text after a pause stays part of
 the paste (a Tab among the first keys after the gap went to TextArea and moved the focus out
 of the box). Keys typed within that second go in as text, as typed; a Tab among them is a
-tab, not a move. Elsewhere an Enter waits only BURST.
+tab, not a move. Elsewhere an Enter waits only BURST. That window passes on the clock, but
+an Enter is judged only behind the keys queued when it passed: a busy app may handle the keys
+stamped right after it long after its window (it sent "Here:" alone, then the paste).
 
 Ctrl+J is a binding (priority: it must reach the box before the app's keys) whose action
 queues its newline behind the keys read before it (`call_later`), so the order is kept. Enter
@@ -32,6 +34,7 @@ for a newline. Every other key passes through `on_key` too, for the same paste d
 
 from __future__ import annotations
 
+from functools import partial
 from typing import ClassVar
 
 from textual import events
@@ -152,7 +155,7 @@ class Composer(TextArea):
         self._flush_paste()
         self._enter_at = stamp  # sent unless another key follows within the window
         self._enter_window = QUIET if stamp - self._burst_at < TAIL else BURST
-        self.set_timer(self._enter_window, self._enter_due)
+        self.set_timer(self._enter_window, partial(self._enter_due, stamp))
 
     @guarded
     def _newline(self, stamp: float | None) -> None:
@@ -167,8 +170,16 @@ class Composer(TextArea):
             self.insert("\n")
 
     @guarded
-    def _enter_due(self) -> None:
-        if self._enter_at is not None:  # no key came right after it: a person pressed it
+    def _enter_due(self, stamp: float) -> None:
+        """The Enter's window has passed on the clock. Keys read before now may still wait
+        in the app's queue or this box's (a busy app): judge it behind them, by their stamps,
+        after a round trip through both queues."""
+        if self._enter_at == stamp:
+            self.app.call_later(self.call_later, self._enter_judged, stamp)
+
+    @guarded
+    def _enter_judged(self, stamp: float) -> None:
+        if self._enter_at == stamp:  # no key came right after it: a person pressed it
             self._enter_at = None
             self._send()
 
