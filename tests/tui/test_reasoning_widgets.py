@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from textual.app import App, ComposeResult
-
 import pytest
+from textual.app import App, ComposeResult
 
 from chatplex.tui.widgets import reasoning
 from chatplex.tui.widgets.reasoning import ReasoningBlock, ToolCard, summarise
