@@ -12,10 +12,11 @@ import contextlib
 import logging
 from collections.abc import Sequence
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chatplex.config import Config
 from chatplex.core.db import Store, StoreError
+from chatplex.core.db.steps import Approval
 from chatplex.core.events import (
     EventBus,
     ExternalChange,
@@ -31,6 +32,9 @@ from chatplex.core.queue import JobQueue
 from chatplex.core.running import Running
 from chatplex.core.worker import Workers
 from chatplex.providers.base import Provider
+
+if TYPE_CHECKING:
+    from chatplex.tools.toolbox import Toolbox
 
 __all__ = ["DEFAULT_TITLE", "MAX_MESSAGE", "Coordinator", "Running"]
 
@@ -71,7 +75,9 @@ class Coordinator:
             self.provider,
             count=workers or config.workers,
             on_change=self._touch_stats,
+            tools=self.toolbox,
         )
+        self._toolbox: Toolbox | None = None
         self._watcher: asyncio.Task[None] | None = None
         self._stats_task: asyncio.Task[None] | None = None
         self._stats_dirty = False
@@ -123,6 +129,9 @@ class Coordinator:
         if self._watcher:
             self._watcher.cancel()
         await self._workers.stop()
+        if self._toolbox is not None:  # the MCP servers stop with the process's last call
+            with contextlib.suppress(Exception):
+                await self._toolbox.aclose()
         if self._watcher:
             await asyncio.gather(self._watcher, return_exceptions=True)
         if self._stats_task:
@@ -251,6 +260,62 @@ class Coordinator:
         self._touch_stats()
         await self._workers.maybe_preempt()
         return job
+
+    # ---------------------------------------------------------------- tools and approvals
+    def toolbox(self) -> Toolbox | None:
+        """The process's MCP servers, shared by its sessions (None: config.toml names none).
+        Made on first use: the MCP SDK costs a second to import."""
+        if not self.config.mcp:
+            return None
+        if self._toolbox is None:
+            from chatplex.tools.toolbox import Toolbox
+
+            self._toolbox = Toolbox(self.config.mcp.values(), self.config.log_dir)
+        return self._toolbox
+
+    @property
+    def approve_all(self) -> bool:
+        """`chatplex send --approve-all`: calls whose policy asks run without asking."""
+        return self._workers.approve_all
+
+    @approve_all.setter
+    def approve_all(self, value: bool) -> None:
+        self._workers.approve_all = value
+
+    async def approvals(self, session_id: int | None = None) -> list[Approval]:
+        """The tool calls waiting for the user (of one session, if given), oldest first."""
+        return await self.store.approvals(session_id)
+
+    async def approve(self, job_id: int, always: bool = False) -> bool:
+        """Release a held tool call at once (HIGH if its session is focused), in whichever
+        process claims it. `always`: that tool runs without asking in its session from now
+        on. False if the call is not waiting (answered elsewhere meanwhile)."""
+        job = await self.queue.get(job_id)
+        if job is None:
+            raise KeyError(f"no job {job_id}")
+        priority = Priority.HIGH if job.session_id == self.focused else Priority.LOW
+        settled = await self.store.approve(job_id, always, priority)
+        if settled is None:
+            return False
+        self._workers.publish_settled(settled)
+        self._touch_stats()
+        if priority is Priority.HIGH:
+            await self._workers.maybe_preempt()
+        return True
+
+    async def deny(self, job_id: int, reason: str = "") -> bool:
+        """Refuse a held tool call: the model gets an error result saying so (with `reason`)
+        and the turn goes on. False if the call is not waiting."""
+        job = await self.queue.get(job_id)
+        if job is None:
+            raise KeyError(f"no job {job_id}")
+        priority = Priority.HIGH if job.session_id == self.focused else Priority.LOW
+        settled = await self.store.deny(job_id, reason, priority, self.config.max_tool_rounds)
+        if settled is None:
+            return False
+        self._workers.publish_settled(settled)
+        self._touch_stats()
+        return True
 
     async def set_job_priority(self, job_id: int, priority: Priority) -> Job | None:
         job = await self.queue.set_priority(job_id, priority)

@@ -28,6 +28,7 @@ class MessageState(StrEnum):
 class JobState(StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
+    HELD = "held"  # a tool call waiting for the user's yes or no: it holds no worker
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"
@@ -35,6 +36,15 @@ class JobState(StrEnum):
     @property
     def finished(self) -> bool:
         return self in (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)
+
+
+class JobKind(StrEnum):
+    """An agent turn is a chain of steps, each a job: a model step streams one reply; a tool
+    step runs one of its tool calls; when a round's calls are all settled, the next model
+    step follows."""
+
+    REPLY = "reply"
+    TOOL = "tool"
 
 
 class Priority(IntEnum):
@@ -52,6 +62,8 @@ class SessionStatus(StrEnum):
     WAITING = "waiting"
     ERROR = "error"
     INTERRUPTED = "interrupted"
+    RUNNING_TOOL = "running_tool"  # a tool call of an agent turn runs
+    NEEDS_APPROVAL = "needs_approval"  # a tool call waits for the user: the loudest mark
 
 
 @dataclass(slots=True)
@@ -66,6 +78,7 @@ class Session:
     preview: str = ""
     created_at: float = 0.0
     updated_at: float = 0.0
+    allowed_tools: tuple[str, ...] = ()  # tools the user approved "always" in this session
 
 
 @dataclass(slots=True)
@@ -119,6 +132,14 @@ class Job:
     finished_at: float | None = None
     crashes: int = 0  # recent runs cut by a process that died with nothing progressing (see recover)
     resumed_from: int = 0  # characters of partial text the current run started from
+    kind: str = "reply"  # JobKind: a model step streaming a reply, or one tool call
+    call_id: str | None = None  # a tool step: the call it runs (a tool_call part of `parent`)
+    parent: int | None = None  # a tool step: the assistant message that asked for the call
+    approved: bool = False  # a tool step the user said yes to (it may run though its policy asks)
+
+    @property
+    def is_tool(self) -> bool:
+        return self.kind == JobKind.TOOL
 
 
 @dataclass(slots=True)

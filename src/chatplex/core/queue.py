@@ -271,8 +271,9 @@ class JobQueue:
         return await self.store.jobs(state, limit)
 
     async def active(self, session_id: int) -> list[Job]:
-        """The session's queued and running jobs, oldest first."""
-        jobs = [j for s in (JobState.QUEUED, JobState.RUNNING) for j in await self.store.jobs(s, 10_000)]
+        """The session's queued, running and held jobs, oldest first."""
+        states = (JobState.QUEUED, JobState.RUNNING, JobState.HELD)
+        jobs = [j for s in states for j in await self.store.jobs(s, 10_000)]
         return sorted((j for j in jobs if j.session_id == session_id), key=lambda j: j.id)
 
     async def stats(self, finished: bool = False) -> QueueStats:

@@ -11,14 +11,16 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from chatplex.config import Config, ProviderConfig
 from chatplex.core.db.parts import StreamWrite
-from chatplex.core.models import Job, Message, Session, SessionStatus
+from chatplex.core.models import Job, Message, Role, Session, SessionStatus
 from chatplex.core.queue import Finished, JobQueue
 from chatplex.core.streaming import REASONING, StreamedParts, Unstored
-from chatplex.providers.base import BadRequest, ChatMessage, ProviderError, TextPart
+from chatplex.providers.base import BadRequest, ChatMessage, ProviderError, TextPart, ToolResultPart
 from chatplex.redact import redact
+from chatplex.tools.results import truncated
 
 log = logging.getLogger("chatplex.worker")
 
@@ -32,7 +34,7 @@ class Running:
     job: Job  # its lease_owner is this run's claim token
     session: Session
     started: float = field(default_factory=time.monotonic)
-    task: asyncio.Task[None] | None = None
+    task: asyncio.Task[Any] | None = None  # the stream, or a tool step's call
     # why it was interrupted: preempt | cancel | shutdown | lease_lost | stalled | timeout | error
     reason: str | None = None
     chunks: list[str] = field(default_factory=list)  # the answer's text streamed so far
@@ -52,6 +54,7 @@ class Running:
     first_token: float | None = None
     usage: tuple[int | None, int | None, int | None] = (None, None, None)  # prompt, completion, reasoning
     finish_reason: str | None = None
+    offered: dict[str, Any] = field(default_factory=dict)  # tools offered to the model, by its name for them
 
     def interrupt(self, reason: str) -> None:
         if reason == "cancel":  # wins over any other ending, even one already being written
@@ -117,10 +120,18 @@ class Beat:
         run.parts.stored(self.grown)
 
 
-def turn_of(m: Message) -> ChatMessage:
+def turn_of(m: Message, result_limit: int | None = None) -> ChatMessage:
     """A stored message as a turn of the history, with its parts (less whitespace-only text,
-    which Anthropic refuses) and the model that wrote it."""
+    which Anthropic refuses) and the model that wrote it. Tool results past `result_limit`
+    characters reach the model cut, with a note (the whole stays stored)."""
     parts = tuple(p for p in m.all_parts() if type(p) is not TextPart or not p.text.isspace())
+    if result_limit is not None and m.role is Role.TOOL:
+        parts = tuple(
+            ToolResultPart(p.call_id, truncated(p.content, result_limit), p.is_error)
+            if type(p) is ToolResultPart
+            else p
+            for p in parts
+        )
     return ChatMessage(m.role.value, m.content, parts, m.model or "")
 
 

@@ -10,14 +10,18 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from chatplex.config import Config, ConfigError
+from chatplex.core.agent import Offered, decide_calls, run_call, tool_defs
 from chatplex.core.db import LeaseLost, Store, StoreError
 from chatplex.core.db.parts import StreamWrite
+from chatplex.core.db.steps import Settled
 from chatplex.core.events import (
     EventBus,
     JobChanged,
+    MessageAdded,
     Notification,
     PartDelta,
     ReplyDelta,
@@ -25,7 +29,7 @@ from chatplex.core.events import (
     ReplyStarted,
     SessionChanged,
 )
-from chatplex.core.models import Job, JobState, Message, Session, preview_of
+from chatplex.core.models import Job, JobState, Message, MessageState, Priority, Session, SessionStatus, preview_of
 from chatplex.core.queue import Finished, JobQueue
 from chatplex.core.running import Beat, Ending, Running, ending, turn_of
 from chatplex.core.streaming import TEXT, StreamedParts
@@ -37,8 +41,12 @@ from chatplex.providers.base import (
     TextDelta,
     TextPart,
     ToolCallDelta,
+    ToolCallPart,
     Usage,
 )
+
+if TYPE_CHECKING:
+    from chatplex.tools.toolbox import Toolbox
 
 log = logging.getLogger("chatplex.worker")
 
@@ -64,6 +72,7 @@ class Workers:
         *,
         count: int,
         on_change: Callable[[], None],
+        tools: Callable[[], Toolbox | None] = lambda: None,
     ) -> None:
         self.config, self.store, self.queue, self.bus = config, store, queue, bus
         self.count = count
@@ -72,6 +81,8 @@ class Workers:
         self.tokens_streamed = 0  # by this pool since start (the status bar's tokens/s)
         self.stopping = False
         self._provider = provider
+        self._tools = tools  # the process's MCP servers (None: config.toml names none)
+        self.approve_all = False  # `chatplex send --approve-all`: calls whose policy asks run
         self._on_change = on_change  # queue stats may have changed
         self._running: dict[str, Running] = {}  # by claim token: a new run never replaces a live one
         self._idle = 0
@@ -180,6 +191,8 @@ class Workers:
 
     # ---------------------------------------------------------------- run
     async def _run(self, rj: Running) -> None:
+        if rj.job.is_tool:
+            return await self._run_tool(rj)
         job, session = rj.job, rj.session
         try:
             history, reply = await self.store.context(session.id, job.message_id)
@@ -206,16 +219,21 @@ class Workers:
             except ConfigError as e:
                 provider, setup_error = None, str(e)
             pc = self.config.providers.get(session.provider)
+            rj.offered = await self._offer(session)
+            limit = self.config.tool_result_limit
             request = ChatRequest(
                 model=session.model,
                 system=session.system_prompt,
-                messages=[turn_of(m) for m in history],
+                messages=[turn_of(m, limit) for m in history],
                 prefill=partial,
                 extra=VLLM_CONTINUE if partial and pc and pc.kind == "vllm" else {},
+                tools=tool_defs(rj.offered),
             )
             if provider is None:
                 unread = session.id != self.focused
-                result: Finished | None = await self.queue.fail(job, "", setup_error, retryable=False, unread=unread)
+                result: Finished | Settled | None = await self.queue.fail(
+                    job, "", setup_error, retryable=False, unread=unread
+                )
             else:
                 if self.stopping:  # claimed while stop() interrupted the others: give it back
                     rj.interrupt("shutdown")
@@ -231,9 +249,83 @@ class Workers:
             self._running.pop(rj.token, None)
             if rj.task and not rj.task.done():
                 rj.task.cancel()
-        if result:
+        if isinstance(result, Settled):
+            self.publish_settled(result)
+        elif result:
             self.publish_finished(*result, notify=True)
         self._on_change()
+
+    async def _offer(self, session: Session) -> Offered:
+        """The tools a model step offers; a server that cannot start is said once, as a
+        notification (the others are offered)."""
+        toolbox = self._tools()
+        if toolbox is None or not toolbox.servers:
+            return {}
+        offered, problems = await toolbox.offered()
+        for problem in problems:
+            log.warning("session %d: %s", session.id, problem)
+            self.bus.publish(Notification(session.id, session.title, problem, "warning"))
+        return offered
+
+    # ---------------------------------------------------------------- a tool step
+    async def _run_tool(self, rj: Running) -> None:
+        """Run one tool call. Never preempted and never stopped for a stall: a call may take
+        its `timeout`. Cut by a shutdown, it is held again: its outcome is unknown."""
+        job, session = rj.job, rj.session
+        result: Settled | None = None
+        try:
+            call = await self.store.call_of(job)
+            self.bus.publish(JobChanged(job))
+            self.bus.publish(SessionChanged(session))
+            self._on_change()
+            if self.stopping:
+                rj.interrupt("shutdown")
+            if rj.reason is None:
+                rj.task = asyncio.create_task(run_call(self._tools(), call, self.config.tool_result_limit))
+                await asyncio.wait({rj.task})
+            if rj.task is not None and not rj.task.cancelled() and rj.task.exception() is None:
+                focused = session.id == self.focused
+                result = await self.store.finish_call(
+                    job.id,
+                    rj.token,
+                    rj.task.result(),
+                    priority=Priority.HIGH if focused else Priority.LOW,
+                    max_rounds=self.config.max_tool_rounds,
+                    unread=not focused,
+                )
+            elif rj.cancel_requested:  # the user stopped it: no result, and the turn ends here
+                cancelled = await self.queue.cancel(job.id)
+                if cancelled:
+                    self.publish_finished(*cancelled)
+            elif rj.reason != "lease_lost":
+                if rj.task is not None and not rj.task.cancelled():
+                    log.error("job %d: the tool call failed", job.id, exc_info=rj.task.exception())
+                result = await self.store.give_back_call(job.id, rj.token)
+        except LeaseLost:
+            log.warning("job %d: lease lost (cancelled elsewhere or taken over); its result is not written", job.id)
+        finally:
+            self._running.pop(rj.token, None)
+            if rj.task and not rj.task.done():
+                rj.task.cancel()
+        if result is not None:
+            self.publish_settled(result)
+        self.queue.notify()
+        self._on_change()
+
+    def publish_settled(self, settled: Settled) -> None:
+        """The events of one agent step's write: jobs changed, messages finished or begun."""
+        for job in settled.jobs:
+            self.bus.publish(JobChanged(job))
+        for message in settled.messages:
+            if message.state is MessageState.STREAMING:
+                self.bus.publish(MessageAdded(message))
+            else:
+                self.bus.publish(ReplyFinished(message))
+        self.bus.publish(SessionChanged(settled.session))
+        session = settled.session
+        if session.status is SessionStatus.NEEDS_APPROVAL and any(j.state is JobState.HELD for j in settled.jobs):
+            self.bus.publish(Notification(session.id, session.title, "a tool call needs your approval", "warning"))
+        self.queue.notify()
 
     async def _pump(self, provider: Provider, request: ChatRequest, rj: Running) -> None:
         chunks, session_id, parts = rj.chunks, rj.session.id, rj.parts
@@ -310,7 +402,8 @@ class Workers:
                 continue
             try:
                 self._publish_delta(rj)
-                rj.check_deadlines(self.config.providers.get(rj.session.provider), now)
+                if not rj.job.is_tool:  # a tool call streams nothing: its own timeout bounds it
+                    rj.check_deadlines(self.config.providers.get(rj.session.provider), now)
                 if beat := rj.beat(renew):
                     batch.append(beat)
             except Exception:
@@ -332,7 +425,7 @@ class Workers:
             self.bus.publish(SessionChanged(session))
 
     # ---------------------------------------------------------------- settle
-    async def _settle(self, rj: Running) -> Finished | None:
+    async def _settle(self, rj: Running) -> Finished | Settled | None:
         """Write how the run ended, with the reply's whole text (see Store.finish)."""
         write = self._ending(rj)
         if write is None:
@@ -349,8 +442,28 @@ class Workers:
                 delay = min(delay * 2, 5.0)
                 write = self._ending(rj) or write  # a cancel meanwhile changes the ending
 
-    def _ending(self, rj: Running) -> Ending | None:
+    def _ending(self, rj: Running) -> Ending | Callable[[], Awaitable[Settled]] | None:
         unread = rj.job.session_id != self.focused
+        task = rj.task
+        calls = [p for p in rj.parts.parts() if type(p) is ToolCallPart]
+        ended_well = task is not None and task.done() and not task.cancelled() and task.exception() is None
+        toolbox = self._tools()
+        if calls and rj.offered and ended_well and not rj.cancel_requested and toolbox is not None:
+            decided = decide_calls(toolbox, rj.offered, rj.session, calls, self.approve_all)
+            priority = Priority.LOW if unread else Priority.HIGH
+            text, parts, job = rj.text, rj.parts.parts(), rj.job
+            return lambda: self.store.open_round(
+                job.id,
+                rj.token,
+                text,
+                parts,
+                usage=rj.usage,
+                finish_reason=rj.finish_reason,
+                unread=unread,
+                calls=decided,
+                priority=priority,
+                max_rounds=self.config.max_tool_rounds,
+            )
         return ending(rj, self.queue, self.config, unread=unread, no_prefill=self._no_prefill)
 
     def _no_prefill(self, provider: str) -> None:
@@ -369,7 +482,7 @@ class Workers:
         for _job_id, session_id, provider in await self.queue.runnable_high():
             pc = self.config.providers.get(provider)
             limit = pc.max_concurrency if pc else 0
-            live = [rj for rj in self._running.values() if rj.reason is None]
+            live = [rj for rj in self._running.values() if rj.reason is None and not rj.job.is_tool]
             provider_full = 0 < limit <= sum(1 for rj in live if rj.session.provider == provider)
             if idle > 0 and not provider_full:
                 idle -= 1

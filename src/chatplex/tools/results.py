@@ -41,12 +41,18 @@ class ToolOutcome:
     def error(cls, text: str) -> ToolOutcome:
         return cls(text, is_error=True)
 
-    def for_model(self, limit: int = RESULT_LIMIT) -> str:
-        """The result as the model reads it: past `limit` characters, cut, with a note."""
+    def for_model(self, limit: int | None = RESULT_LIMIT) -> str:
+        """The result as the model reads it: past `limit` characters (None: no limit, the
+        whole of it, as stored), cut, with a note."""
         text = "\n".join([self.text, *(i.describe() for i in self.images)]) if self.images else self.text
-        if len(text) <= limit:
-            return text
-        return text[:limit] + f"\n[… result truncated: {len(text) - limit:,} more characters not shown]"
+        return text if limit is None else truncated(text, limit)
+
+
+def truncated(text: str, limit: int) -> str:
+    """`text` itself if it fits in `limit` characters, else its start and a note saying so."""
+    if len(text) <= limit:
+        return text
+    return text[:limit] + f"\n[… result truncated: {len(text) - limit:,} more characters not shown]"
 
 
 def outcome_of(result: mcp.types.CallToolResult) -> ToolOutcome:

@@ -137,7 +137,13 @@ class ToolServer:
 
         def copy() -> None:
             with open(read_fd, encoding="utf-8", errors="replace") as lines:
-                out = open(path, "a", encoding="utf-8") if path else None  # noqa: SIM115
+                out = None
+                if path is not None:
+                    try:  # the log directory may not exist yet (chatplex's own log made elsewhere)
+                        path.parent.mkdir(parents=True, exist_ok=True)
+                        out = open(path, "a", encoding="utf-8")  # noqa: SIM115
+                    except OSError as e:
+                        log.warning("cannot write %s: %s", path, e)  # the pipe is still drained
                 try:
                     for line in lines:
                         if out is not None:

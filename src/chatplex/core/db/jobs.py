@@ -39,6 +39,7 @@ from chatplex.core.db.sessions import (
 )
 from chatplex.core.models import (
     Job,
+    JobKind,
     JobState,
     Message,
     MessageState,
@@ -59,13 +60,17 @@ JOB: Params = {
     "succeeded": JobState.SUCCEEDED.value,
     "failed": JobState.FAILED.value,
     "cancelled": JobState.CANCELLED.value,
+    "held": JobState.HELD.value,
+    "tool": JobKind.TOOL.value,
     "high": Priority.HIGH.value,
     "low": Priority.LOW.value,
 }
 # a session's next job cannot start while another of its jobs runs or is older and waiting
+# (held for an approval included), except the tool calls of one round: they run together
 NEXT_OF_SESSION = (
     "NOT EXISTS (SELECT 1 FROM jobs e WHERE e.session_id=j.session_id"
-    " AND e.state IN (:queued, :running) AND (e.state=:running OR e.id<j.id))"
+    " AND e.state IN (:queued, :running, :held) AND (e.state=:running OR e.id<j.id)"
+    " AND NOT (e.kind=:tool AND j.kind=:tool AND e.parent=j.parent))"
 )
 
 
@@ -88,6 +93,10 @@ def job_of(row: sqlite3.Row) -> Job:
         finished_at=row["finished_at"],
         crashes=row["crashes"],
         resumed_from=row["resumed_from"],
+        kind=row["kind"],
+        call_id=row["call_id"],
+        parent=row["parent"],
+        approved=bool(row["approved"]),
     )
 
 
@@ -268,6 +277,8 @@ def claim(
         rtrim_last_text(db, job.message_id)
     else:
         clear_parts(db, job.message_id)
+    if job.is_tool:  # its round's other calls may still wait for an approval
+        return job, settle_status(db, job.session_id, now, SessionStatus.RUNNING_TOOL)
     return job, set_status(db, job.session_id, SessionStatus.STREAMING, now)
 
 

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from chatplex.core.db.jobs import JOB, POISON_CRASHES, Finished, finished, job_of
 from chatplex.core.db.parts import INTERRUPTED, STREAMING
 from chatplex.core.db.sessions import Conn, one, settle_status
+from chatplex.core.db.steps import hold_cut
 from chatplex.core.models import Job, JobState, MessageState, SessionStatus
 
 
@@ -43,6 +44,11 @@ def recover(db: Conn, stale: Callable[[Job], bool]) -> list[Finished]:
     for row in db.execute("SELECT * FROM jobs WHERE state=:running", JOB).fetchall():
         job = job_of(row)
         if not stale(job):
+            continue
+        if job.is_tool:  # it may have done its deed: never run again without the user's say
+            hold_cut(db, job, now)
+            settle_status(db, job.session_id, now, SessionStatus.WAITING)
+            out.append(finished(db, job.id))
             continue
         progressed = one(
             db,

@@ -204,6 +204,25 @@ def m003_parts(db: Conn) -> None:
     )
 
 
+@migration
+def m004_agent_steps(db: Conn) -> None:
+    """Agent turns as durable steps: a job is a model step (`reply`) or one tool call
+    (`tool`: which call, of which assistant message, and whether the user approved it), and
+    a tool call may be `held` for approval. `allowed_tools`: the tools the user approved
+    "always" in that session (a JSON list of names)."""
+    _script(
+        db,
+        """
+        ALTER TABLE jobs ADD COLUMN kind TEXT NOT NULL DEFAULT 'reply';
+        ALTER TABLE jobs ADD COLUMN call_id TEXT;
+        ALTER TABLE jobs ADD COLUMN parent INTEGER REFERENCES messages(id) ON DELETE CASCADE;
+        ALTER TABLE jobs ADD COLUMN approved INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE sessions ADD COLUMN allowed_tools TEXT NOT NULL DEFAULT '[]';
+        CREATE INDEX jobs_parent ON jobs(parent);
+        """,
+    )
+
+
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

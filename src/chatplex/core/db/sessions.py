@@ -7,12 +7,13 @@ conversation (a turn, a claim, a finish) is in jobs.py, since it changes all thr
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from typing import Any
 
 from chatplex.core.db.parts import parts_of, row_of
-from chatplex.core.models import JobState, Message, MessageState, Role, Session, SessionStatus
+from chatplex.core.models import JobKind, JobState, Message, MessageState, Role, Session, SessionStatus
 from chatplex.providers.base import TextPart
 
 Conn = sqlite3.Connection
@@ -49,6 +50,7 @@ def session_of(row: sqlite3.Row) -> Session:
         preview=row["preview"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        allowed_tools=tuple(json.loads(row["allowed_tools"] or "[]")),
     )
 
 
@@ -110,14 +112,23 @@ def set_status(db: Conn, sid: int, status: SessionStatus, now: float, unread: in
 
 
 def settle_status(db: Conn, sid: int, now: float, otherwise: SessionStatus, unread: int = 0, **extra: Any) -> Session:
-    """After a job left the running state (or joined the queue): a running job of the session
-    makes it streaming, else a queued one queued, else it is `otherwise`."""
+    """After a job left the running state (or joined the queue): a tool call held for an
+    approval makes the session need approval (the loudest mark), else a running tool call
+    makes it running a tool, a running reply streaming, a queued job queued; else it is
+    `otherwise`."""
     mark = (
-        "CASE WHEN EXISTS (SELECT 1 FROM jobs WHERE session_id=:sid AND state=:running)"
+        "CASE WHEN EXISTS (SELECT 1 FROM jobs WHERE session_id=:sid AND state=:held) THEN :needs"
+        " WHEN EXISTS (SELECT 1 FROM jobs WHERE session_id=:sid AND state=:running AND kind=:tool)"
+        " THEN :running_tool"
+        " WHEN EXISTS (SELECT 1 FROM jobs WHERE session_id=:sid AND state=:running)"
         " THEN :streaming WHEN EXISTS (SELECT 1 FROM jobs WHERE session_id=:sid AND state=:queued)"
         " THEN :queued_mark ELSE :otherwise END"
     )
     marks = {
+        "held": JobState.HELD.value,
+        "needs": SessionStatus.NEEDS_APPROVAL.value,
+        "tool": JobKind.TOOL.value,
+        "running_tool": SessionStatus.RUNNING_TOOL.value,
         "running": JobState.RUNNING.value,
         "queued": JobState.QUEUED.value,
         "streaming": SessionStatus.STREAMING.value,
@@ -270,12 +281,17 @@ def context(db: Conn, sid: int, message_id: int) -> tuple[list[Message], Message
     history = [
         message_of(r)
         for r in db.execute(
-            "SELECT * FROM messages WHERE session_id=:sid AND id<:before AND content != ''"
-            " AND (role != :assistant OR state IN (:complete, :interrupted)) ORDER BY id",
+            "SELECT * FROM messages WHERE session_id=:sid AND id<:before AND (content != ''"
+            # an agent's step may be its tool calls alone, and a tool's result may be empty
+            " OR (role IN (:assistant, :tool) AND EXISTS (SELECT 1 FROM parts p WHERE"
+            " p.message_id=messages.id AND p.kind IN ('tool_call', 'tool_result'))))"
+            " AND (role != :assistant OR state IN (:complete, :interrupted))"
+            " AND (role != :tool OR state=:complete) ORDER BY id",
             {
                 "sid": sid,
                 "before": message_id,
                 "assistant": Role.ASSISTANT.value,
+                "tool": Role.TOOL.value,
                 "complete": MessageState.COMPLETE.value,
                 "interrupted": MessageState.INTERRUPTED.value,
             },

@@ -13,12 +13,13 @@ from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any
 
-from chatplex.core.db import connection, jobs, maintenance, recovery, scheduling, sessions
+from chatplex.core.db import connection, jobs, maintenance, recovery, scheduling, sessions, steps
 from chatplex.core.db.connection import BIG_TEXT, Database
 from chatplex.core.db.errors import LeaseLost, StoreError
 from chatplex.core.db.parts import StreamWrite
+from chatplex.core.db.steps import Approval, Settled
 from chatplex.core.models import Job, JobState, Message, Priority, QueueStats, Session
-from chatplex.providers.base import ChatPart
+from chatplex.providers.base import ChatPart, ToolCallPart, ToolResultPart
 
 Finished = tuple[Job, Message, Session]
 
@@ -177,6 +178,54 @@ class Store(Database):
         counts towards POISON_CRASHES; at that many in a row it fails, so a reply that crashes
         chatplex itself cannot crash it forever. Provider errors count apart, in attempts."""
         return await self.write(recovery.recover, stale)
+
+    # ------------------------------------------------------------ agent steps (steps.py)
+    async def open_round(
+        self,
+        job_id: int,
+        token: str,
+        text: str,
+        parts: Sequence[ChatPart],
+        *,
+        usage: tuple[int | None, ...],
+        finish_reason: str | None,
+        unread: bool,
+        calls: Sequence[tuple[ToolCallPart, str, str]],
+        priority: Priority,
+        max_rounds: int,
+    ) -> Settled:
+        """A model step that asked for tools: settled, with its round of tool steps."""
+        args = (job_id, token, text, parts, usage, finish_reason, unread, calls, priority, max_rounds)
+        return await self.write(steps.open_round, *args, off_loop=len(text) > BIG_TEXT)
+
+    async def call_of(self, job: Job) -> ToolCallPart | None:
+        return await self.read(steps.call_of, job)
+
+    async def finish_call(
+        self, job_id: int, token: str, result: ToolResultPart, *, priority: Priority, max_rounds: int, unread: bool
+    ) -> Settled:
+        return await self.write(
+            steps.finish_call,
+            job_id,
+            token,
+            result,
+            priority,
+            max_rounds,
+            unread,
+            off_loop=len(result.content) > BIG_TEXT,
+        )
+
+    async def give_back_call(self, job_id: int, token: str) -> Settled:
+        return await self.write(steps.give_back_call, job_id, token)
+
+    async def approvals(self, session_id: int | None = None) -> list[Approval]:
+        return await self.read(steps.approvals, session_id)
+
+    async def approve(self, job_id: int, always: bool, priority: Priority) -> Settled | None:
+        return await self.write(steps.approve, job_id, always, priority)
+
+    async def deny(self, job_id: int, reason: str, priority: Priority, max_rounds: int) -> Settled | None:
+        return await self.write(steps.deny, job_id, reason, priority, max_rounds)
 
     # ------------------------------------------------------------ jobs: the user's side
     async def cancel(self, job_id: int) -> Finished | None:
