@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from chatplex import logs
-from chatplex.cli import admin, jobs, send, sessions, tools, transfer
+from chatplex.cli import admin, approvals, jobs, send, sessions, tools, transfer
 from chatplex.cli.output import UsageError, say
 from chatplex.cli.refs import SESSION_REF
 from chatplex.config import Config, ConfigError, load
@@ -32,6 +32,7 @@ COMMANDS: dict[str, Command] = {
     **transfer.COMMANDS,
     **admin.COMMANDS,
     **tools.COMMANDS,
+    **approvals.COMMANDS,
 }
 
 
@@ -67,6 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model", help="model name (a new session only)")
     s.add_argument("--system", help="system prompt (a new session only)")
     s.add_argument("--no-wait", action="store_true", help="queue the message and return at once")
+    s.add_argument(
+        "--approve-all",
+        action="store_true",
+        help="run the tool calls whose policy asks without asking (trusted scripts; deny stays deny)",
+    )
     s.add_argument("--json", action="store_true", help="print the result as JSON")
 
     w = sub.add_parser("worker", help="run the workers without a UI until Ctrl+C / SIGTERM")
@@ -120,6 +126,17 @@ def _add_admin_parsers(sub: Any) -> None:  # argparse names its subparsers type 
     b.add_argument("path", help="target file, or a folder for a dated file")
     b.add_argument("--force", action="store_true", help="replace an existing file")
     b.add_argument("--json", action="store_true")
+
+    ap = sub.add_parser("approvals", help="the tool calls waiting for your yes or no, in every session")
+    ap.add_argument("--json", action="store_true")
+    ok = sub.add_parser("approve", help="let a waiting tool call run (job id from `chatplex approvals`)")
+    ok.add_argument("id")
+    ok.add_argument("--always", action="store_true", help="and run that tool without asking in that session")
+    ok.add_argument("--json", action="store_true")
+    no = sub.add_parser("deny", help="refuse a waiting tool call: the model gets an error result")
+    no.add_argument("id")
+    no.add_argument("--reason", help="told to the model with the refusal")
+    no.add_argument("--json", action="store_true")
 
     t = sub.add_parser("tools", help="the MCP servers in config.toml: do they start, which tools, ask/allow/deny")
     t.add_argument("--json", action="store_true")

@@ -11,15 +11,18 @@ from chatplex.cli.output import is_terminal, say
 from chatplex.core.coordinator import Coordinator
 from chatplex.core.events import (
     ExternalChange,
+    JobChanged,
+    MessageAdded,
     ReplyDelta,
     ReplyFinished,
     ReplyStarted,
     SessionDeleted,
 )
-from chatplex.core.models import JobState, Message, MessageState
+from chatplex.core.models import JobState, Message, MessageState, Role
 from chatplex.core.text import visible
 
 EXIT_FAIL = 1
+EXIT_APPROVAL = 3  # the turn waits for the user's approval of a tool call
 
 
 class Follow:
@@ -42,6 +45,7 @@ class Follow:
         self.said: str | None = None  # the last retry reason printed
         self.signalled = 0  # the exit code a signal asked for
         self.wake = asyncio.Event()
+        self.steps_told: set[int] = set()  # model steps whose tool calls were announced
 
     async def run(self, text: str) -> int:
         loop = asyncio.get_running_loop()
@@ -84,6 +88,11 @@ class Follow:
             self.wake.set()
         elif isinstance(event, ExternalChange | SessionDeleted):
             self.wake.set()
+        elif isinstance(event, MessageAdded | JobChanged) and self.session_id in (
+            getattr(getattr(event, "message", None), "session_id", None),
+            getattr(getattr(event, "job", None), "session_id", None),
+        ):  # an agent turn's next step, or a call held for approval
+            self.wake.set()
 
     async def _check(self) -> int | None:
         """Look at the rows: the exit code once the reply is over, else None."""
@@ -94,6 +103,8 @@ class Follow:
             self._end_line()
             say(f"session {self.session_id} was deleted; its reply is gone")
             return EXIT_FAIL
+        if message.state is MessageState.COMPLETE and message.tool_calls:
+            return await self._agent_step(message)
         if message.state in (MessageState.COMPLETE, MessageState.ERROR):
             return self._finish(message)
         if job.state is JobState.CANCELLED:
@@ -106,6 +117,34 @@ class Follow:
         elif self.live and job.state is JobState.RUNNING:
             live = self.coord.live_text(self.reply_id)  # None: another process streams it
             self._catch_up(message.content if live is None else live)
+        return None
+
+    async def _agent_step(self, message: Message) -> int | None:
+        """The reply was a model step that called tools: say which, then follow the turn's
+        next model step; a call that waits for approval ends the wait (exit code 3), saying
+        how to answer it."""
+        if message.id not in self.steps_told:
+            self.steps_told.add(message.id)
+            self._end_line()
+            for call in message.tool_calls:
+                say(f"⚙ {visible(call.name)}({visible(' '.join(call.arguments.split()))[:200]})")
+        waiting = await self.coord.approvals(self.session_id)
+        if waiting:
+            for a in waiting:
+                say(
+                    f"job {a.job.id}: {visible(a.call.name)} waits for approval ({visible(a.reason)}): "
+                    f"chatplex approve {a.job.id} [--always] | chatplex deny {a.job.id} [--reason …]; "
+                    "then the app or `chatplex worker --until-idle` goes on with the turn"
+                )
+            return EXIT_APPROVAL
+        later = [
+            m
+            for m in await self.coord.store.messages(self.session_id, limit=20)
+            if m.id > message.id and m.role is Role.ASSISTANT
+        ]
+        if later:  # the next model step: follow it as the reply
+            self.reply_id, self.job_id = later[0].id, later[0].job_id or -1
+            self.wake.set()
         return None
 
     def _finish(self, message: Message) -> int:

@@ -67,6 +67,7 @@ async def cmd_send(config: Config, args: argparse.Namespace) -> int:
             )
             return 0
         coord.focused = coord.only_session = session.id  # its reply is HIGH: someone waits for it
+        coord.approve_all = args.approve_all
         follow = Follow(coord, session.id, args.json)
         code = await follow.run(text)
     if follow and follow.signalled:

@@ -275,7 +275,7 @@ def claim(
     # thought, so that reply is generated again from the start.
     if job.resumed_from:
         rtrim_last_text(db, job.message_id)
-    else:
+    elif not job.is_tool:  # a tool step's message keeps its placeholder result (its call's id)
         clear_parts(db, job.message_id)
     if job.is_tool:  # its round's other calls may still wait for an approval
         return job, settle_status(db, job.session_id, now, SessionStatus.RUNNING_TOOL)

@@ -105,6 +105,8 @@ def open_round(
         if decision == "deny":
             out.messages.append(_complete_tool_message(db, mid, ToolResultPart(call.id, why, True), now))
             continue
+        # until it has its result, the message holds an empty one: which call it answers
+        write_parts(db, mid, [ToolResultPart(call.id, "")], STREAMING)
         step = _insert_job(db, job.session_id, mid, priority, 1, now)
         row = one(
             db,
@@ -123,7 +125,9 @@ def open_round(
         )
         assert row is not None
         out.jobs.append(job_of(row))
-        out.messages.append(_link(db, mid, step.id))
+        linked = _link(db, mid, step.id)
+        linked.parts = [ToolResultPart(call.id, "")]
+        out.messages.append(linked)
     out.messages.extend(_next_step(db, out, job.message_id, priority, max_rounds, unread, now))
     out.session = settle_status(db, job.session_id, now, SessionStatus.WAITING)
     return out

@@ -73,7 +73,9 @@ def tile_text(session: Session, rj: Running | None, width: int) -> Content:
             head, " " * max(width - head.cell_length - len(badge), 1), (badge, "bold $text on $accent")
         )
     lines = [head, Content(visible(f"{session.provider} · {session.model}")[:width]).stylize("$text-muted")]
-    if rj is not None:
+    if rj is not None and rj.job.is_tool:
+        lines.append(Content(f"running a tool {duration(clock() - rj.started)}").stylize("$secondary"))
+    elif rj is not None:
         now = clock()
         elapsed = now - rj.started
         thought = _thinking(rj) if session.status is SessionStatus.THINKING else None
@@ -88,6 +90,8 @@ def tile_text(session: Session, rj: Running | None, width: int) -> Content:
     elif session.status is SessionStatus.ERROR:
         lines.append(Content("failed — Enter, then ctrl+r to retry").stylize("$error"))
         lines.append(Content(visible(preview_of(session.preview, width * 2))).stylize("$error"))
+    elif session.status is SessionStatus.NEEDS_APPROVAL:
+        lines.append(Content("? needs your approval — Enter to open it").stylize("bold $warning"))
     elif session.status is SessionStatus.INTERRUPTED:
         lines.append(Content("‖ interrupted — resumes when a worker is free").stylize("$warning"))
     else:
@@ -96,6 +100,7 @@ def tile_text(session: Session, rj: Running | None, width: int) -> Content:
             SessionStatus.QUEUED: "queued",
             SessionStatus.STREAMING: "streaming in another process",
             SessionStatus.THINKING: "thinking in another process",
+            SessionStatus.RUNNING_TOOL: "running a tool in another process",
             SessionStatus.IDLE: "idle",
         }
         lines.append(Content(state.get(session.status, session.status.value)).stylize("$text-muted"))

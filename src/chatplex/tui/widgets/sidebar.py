@@ -34,8 +34,10 @@ MARKS: dict[SessionStatus, tuple[str, str]] = {
     SessionStatus.WAITING: ("●", "$success"),
     SessionStatus.ERROR: ("✖", "$error"),
     SessionStatus.INTERRUPTED: ("‖", "$warning"),
+    SessionStatus.RUNNING_TOOL: ("", "$secondary"),  # spinner: a tool call of the turn runs
+    SessionStatus.NEEDS_APPROVAL: ("?", "bold $text on $warning"),  # the loudest: it waits for you
 }
-ANIMATED = (SessionStatus.QUEUED, SessionStatus.STREAMING, SessionStatus.THINKING)
+ANIMATED = (SessionStatus.QUEUED, SessionStatus.STREAMING, SessionStatus.THINKING, SessionStatus.RUNNING_TOOL)
 # What each mark means, for the help screen (F1), in its two columns
 MEANING = {
     SessionStatus.IDLE: "idle — nothing asked yet",
@@ -45,6 +47,8 @@ MEANING = {
     SessionStatus.WAITING: "your turn — bold, with a count: unread",
     SessionStatus.ERROR: "failed — the reply says why",
     SessionStatus.INTERRUPTED: "paused — resumes by itself",
+    SessionStatus.RUNNING_TOOL: "running a tool the model called",
+    SessionStatus.NEEDS_APPROVAL: "needs you — a tool call waits",
 }
 PREVIEW_MARKS = "In the second line: ⏹ cancelled · ↻ retrying soon · ⚠ failed"
 
@@ -70,6 +74,8 @@ PLACEHOLDER = {
     SessionStatus.STREAMING: "streaming…",
     SessionStatus.THINKING: "thinking…",
     SessionStatus.INTERRUPTED: "paused; resumes when a worker is free",
+    SessionStatus.RUNNING_TOOL: "running a tool…",
+    SessionStatus.NEEDS_APPROVAL: "needs your approval: a tool call waits",
 }
 
 
@@ -85,21 +91,25 @@ def row(session: Session, width: int, frame: int = 0, focused: bool = False) -> 
     mark, style = MARKS[session.status]
     if session.status in ANIMATED:
         mark = SPINNER[frame % len(SPINNER)]
-    badge = f" {session.unread} " if session.unread else ""
+    approval = session.status is SessionStatus.NEEDS_APPROVAL
+    badge = " ! " if approval else f" {session.unread} " if session.unread else ""
     title_width = max(width - 3 - len(badge), 4)
     title = Content(_cut(session.title, title_width))
-    if session.unread or focused:
+    if session.unread or focused or approval:
         title = title.stylize("bold")
     line1 = Content.assemble((mark, style), " ", title)
     if badge:
         pad = max(width - line1.cell_length - len(badge), 1)
-        line1 = Content.assemble(line1, " " * pad, (badge, "bold $text on $accent"))
+        line1 = Content.assemble(line1, " " * pad, (badge, f"bold $text on {'$warning' if approval else '$accent'}"))
     preview = session.preview or PLACEHOLDER.get(session.status, "")
     style = "$text-muted"
     if session.status is SessionStatus.ERROR:
         style = "$error"
     elif session.status is SessionStatus.THINKING:  # what it does now, not the last reply's start
         preview, style = PLACEHOLDER[SessionStatus.THINKING], f"italic {MARKS[SessionStatus.THINKING][1]}"
+    elif session.status in (SessionStatus.NEEDS_APPROVAL, SessionStatus.RUNNING_TOOL):
+        preview = PLACEHOLDER[session.status]
+        style = "bold $warning" if approval else "italic $secondary"
     line2 = Content.assemble("  ", (_cut(preview, max(width - 2, 4)), style))
     return Content("\n").join([line1, line2])
 
