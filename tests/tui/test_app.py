@@ -414,7 +414,9 @@ async def test_background_completion_rings_the_bell_only_when_enabled(fake, tmp_
 async def test_reply_says_whether_it_is_queued_or_waiting_at_the_server(fake, tmp_path):
     """A request queued at a busy server must not look like a hang: the reply box says the
     request is with the model (and counts seconds); a reply not started yet says it is queued."""
-    slow = fake.scenario(reply="late answer", token_delay=1.5)
+    slow = fake.scenario(
+        reply="late answer", token_delay=10
+    )  # its first word comes long after the screen is read, even on a busy machine
     app = ChatplexApp(make_config(tmp_path, provider_for(slow), workers=1))
     async with app.run_test(size=(100, 30)) as pilot:
         await app.ready.wait()
