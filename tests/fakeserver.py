@@ -66,6 +66,7 @@ class Scenario:
     # ("tool", name, arguments_text), ("redacted", data) (Anthropic only). Texts stream a word
     # at a time; the switches below choose how each API's wire carries them.
     parts: list[tuple[str, ...]] | None = None
+    after_tool: str | None = None  # with `parts`: the answer to a request whose last turn is a tool result
     split_args: bool = False  # tool arguments one character per delta
     interleave: bool = False  # Anthropic: open the next block before stopping this one; signatures late
     signature: str = "sig-abc"  # Anthropic: each thinking block's signature
@@ -197,9 +198,12 @@ class FakeServer:
         return prefill if isinstance(prefill, str) else ""
 
     @staticmethod
-    def _parts_after(s: Scenario, prefill: str) -> list[tuple[str, ...]]:
+    def _parts_after(s: Scenario, prefill: str, request: web.Request | None = None) -> list[tuple[str, ...]]:
         """The scenario's parts; after a prefill (a partial answer to continue), only the rest
-        of the answer: a server continuing a final assistant message does not think again."""
+        of the answer: a server continuing a final assistant message does not think again.
+        After a tool result (`after_tool`), the answer as one text part."""
+        if s.after_tool is not None and request is not None and request.get(AFTER_TOOL):
+            return [("text", s.after_tool)]
         parts = s.parts or []
         whole = "".join(p[1] for p in parts if p[0] == "text")
         if prefill and whole.startswith(prefill):
@@ -247,6 +251,7 @@ class FakeServer:
                 return
             yield chunk({"role": "assistant", "content": ""})
             if s.parts is not None:
+                request[AFTER_TOOL] = _ends_in_tool_result(body)
                 async for piece in self._openai_parts(s, fault, request, chunk, self._prefill(body)):
                     yield piece
                 return
@@ -344,6 +349,7 @@ class FakeServer:
             if s.parts is None:
                 yield ev("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}})
             if s.parts is not None:
+                request[AFTER_TOOL] = _ends_in_tool_result(body)
                 async for piece in self._anthropic_parts(s, fault, request, ev, self._prefill(body)):
                     yield piece
                 return
@@ -429,7 +435,7 @@ class FakeServer:
         pieces: list[dict[str, Any]] = []
         calls = 0
         inline_open = False
-        for part in self._parts_after(s, prefill):
+        for part in self._parts_after(s, prefill, request):
             kind = part[0]
             if kind == "reasoning":
                 words = self._words(part[1])
@@ -490,7 +496,7 @@ class FakeServer:
         out: list[bytes] = []  # built first, then paced
         late: list[bytes] = []  # a block's signature and stop, sent after the next block's deltas
         tools = 0
-        parts = self._parts_after(s, prefill)
+        parts = self._parts_after(s, prefill, request)
         for index, part in enumerate(parts):
             kind = part[0]
             ending: list[bytes] = []
@@ -591,3 +597,17 @@ def serve_forever() -> None:
 
 if __name__ == "__main__":
     serve_forever()
+
+
+AFTER_TOOL = web.RequestKey("after_tool", bool)
+
+
+def _ends_in_tool_result(body: dict[str, Any]) -> bool:
+    """The request's last turn is a tool result (OpenAI: role tool; Anthropic: a user turn of
+    tool_result blocks)."""
+    messages = body.get("messages") or []
+    last = messages[-1] if messages else {}
+    if last.get("role") == "tool":
+        return True
+    content = last.get("content")
+    return isinstance(content, list) and any(isinstance(b, dict) and b.get("type") == "tool_result" for b in content)

@@ -129,10 +129,11 @@ def make_tiny_model(directory: Path) -> Path:
     return path
 
 
-def make_agent_model(directory: Path, *flags: str) -> Path:
-    """The tiny agent model (tests/tinyllm/make_tiny_agent.py), written into `directory`."""
+def make_agent_model(directory: Path, *flags: str, call: tuple[str, str] | None = None) -> Path:
+    """The tiny agent model (tests/tinyllm/make_tiny_agent.py), written into `directory`;
+    `call`: the tool and arguments it calls (default get_current_time({"timezone": "UTC"}))."""
     path = directory / "agent.gguf"
-    args = [sys.executable, str(HERE / "tinyllm" / "make_tiny_agent.py"), *flags, str(path)]
+    args = [sys.executable, str(HERE / "tinyllm" / "make_tiny_agent.py"), *flags, str(path), *(call or ())]
     subprocess.run(args, check=True)
     return path
 

@@ -5,14 +5,17 @@ and the model answers back ("and to in is.") once it has seen a result."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import socket
 
 import pytest
 
 from chatplex.config import Config, ProviderConfig
+from chatplex.core import export
 from chatplex.core.db import Store
 from chatplex.core.db.steps import UNKNOWN_OUTCOME
-from chatplex.core.models import JobKind, JobState, MessageState, Role, SessionStatus
+from chatplex.core.models import JobKind, JobState, Message, MessageState, Role, SessionStatus
+from chatplex.core.running import turn_of
 from chatplex.providers.base import ReasoningPart, ToolCallPart, ToolResultPart
 from tests.helpers import make_config
 from tests.tools.helpers import time_server
@@ -58,6 +61,23 @@ async def test_a_whole_turn_thinks_calls_the_real_time_server_and_answers(coordi
         (JobKind.REPLY, JobState.SUCCEEDED),
     ]
     assert jobs[1].parent == step.id and jobs[1].call_id == call.id
+    # the whole turn is in both exports
+    session = await coord.store.get_session(sid)
+    md = export.to_markdown(session, messages)
+    assert "get_current_time" in md and '"timezone": "UTC"' in md and ANSWER in md
+    again = json.loads(export.to_json(session, messages))
+    kinds = [[p["kind"] for p in m.get("parts", [])] for m in again["messages"]]
+    assert kinds == [[], ["reasoning", "tool_call"], ["tool_result"], []]  # plain texts need no parts
+
+
+def test_a_result_past_the_limit_reaches_the_model_cut_with_a_note_and_stays_whole():
+    big = "x" * 250_000
+    stored = Message(1, 1, Role.TOOL, big, parts=[ToolResultPart("c1", big)])
+    [sent] = turn_of(stored, result_limit=100_000).parts
+    assert sent.content.startswith("x" * 100_000) and sent.content.endswith(
+        "[… result truncated: 150,000 more characters not shown]"
+    )
+    assert stored.parts[0].content == big  # the stored result is untouched
 
 
 async def test_a_call_whose_policy_asks_is_held_holding_no_worker_until_approved(coordinators, tmp_path, agent_server):

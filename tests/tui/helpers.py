@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from chatplex.core.models import JobState
+
 
 async def until(pilot, condition: Callable[[], bool], timeout: float = 60.0) -> None:
     """Let the app run until `condition` holds (a deadline, not a fixed sleep)."""
@@ -77,8 +79,9 @@ async def status_settled(pilot, timeout: float = 15.0) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         stats = await coord.store.stats()
-        shown = (status.worker_counts, status.queued)
-        if shown == ((coord.workers_busy, coord.workers_total), (stats.queued_high, stats.queued_low)):
+        shown = (status.worker_counts, status.queued, status.approvals)
+        held = stats.count(JobState.HELD)
+        if shown == ((coord.workers_busy, coord.workers_total), (stats.queued_high, stats.queued_low), held):
             return
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"status bar still shows {shown}")

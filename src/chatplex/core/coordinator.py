@@ -36,7 +36,7 @@ from chatplex.providers.base import Provider
 if TYPE_CHECKING:
     from chatplex.tools.toolbox import Toolbox
 
-__all__ = ["DEFAULT_TITLE", "MAX_MESSAGE", "Coordinator", "Running"]
+__all__ = ["DEFAULT_TITLE", "MAX_MESSAGE", "Approval", "Coordinator", "Running"]
 
 log = logging.getLogger("chatplex.coordinator")
 

@@ -28,12 +28,13 @@ from textual.widgets import Footer
 from chatplex.config import KINDS as PROVIDER_KINDS
 from chatplex.config import Config, config_path
 from chatplex.core import export, models
-from chatplex.core.coordinator import Coordinator
+from chatplex.core.coordinator import Approval, Coordinator
 from chatplex.core.db import StoreError
 from chatplex.core.events import Notification
 from chatplex.core.models import MessageState, Role, Session, SessionStatus, preview_of
 from chatplex.tui import feed, search
 from chatplex.tui.errors import Failures, guarded
+from chatplex.tui.screens.approval import ApprovalScreen
 from chatplex.tui.screens.dashboard import DashboardScreen
 from chatplex.tui.screens.modals import (
     ConfirmScreen,
@@ -75,6 +76,7 @@ KEYS: list[tuple[str, str, str, str, bool]] = [
     ("toggle_sidebar", "ctrl+b,f9", "toggle_sidebar", "Sidebar", False),
     ("dashboard", "ctrl+o", "dashboard", "Dashboard", True),
     ("queue", "f3", "queue", "Queue", True),
+    ("approvals", "f6", "approvals", "Approve tool calls", False),
     ("help", "f1", "help", "Help", True),
     ("quit", "ctrl+q", "quit", "Quit", True),
 ]
@@ -99,6 +101,7 @@ PALETTE_HELP = {
     "toggle_sidebar": "Show or hide the session list",
     "dashboard": "Every session at a glance",
     "queue": "Every job: cancel, retry now, raise or lower its priority",
+    "approvals": "Go to the next tool call waiting for your approval, and answer it",
     "help": "Every key, the ids that remap them, what the marks mean",
 }
 
@@ -195,6 +198,7 @@ class ChatplexApp(App[None]):
         self.chat.export_key = self._key_for("export")
         self.chat.new_key = self._key_for("new_session")
         self.chat.prompt_key = self._key_for("system_prompt")
+        self.chat.approve_key = self.query_one(StatusBar).approve_key = self._key_for("approvals")
         self.chat.setup_hint = setup_hint(self.config)
         if self.coordinator is None:
             try:
@@ -531,6 +535,36 @@ class ChatplexApp(App[None]):
         title = await self.push_screen_wait(TextScreen("Rename session", session.title))
         if title is not None and title.strip():
             await self.coord.rename(session.id, title)
+
+    @work(exclusive=True, group="dialog")
+    @guarded
+    async def action_approvals(self) -> None:
+        """The next tool call waiting for the user: the session on screen's first, else the
+        next session down the sidebar's (wrapping) — shown, then asked about."""
+        waiting = await self.coord.approvals()
+        if not waiting:
+            self.notify("No tool call waits for your approval.", markup=False, timeout=2)
+            return
+        order = self.sidebar.order
+        start = order.index(self.current) if self.current in order else 0
+
+        def place(a: Approval) -> int:
+            at = order.index(a.session.id) if a.session.id in order else len(order)
+            return (at - start) % max(len(order), 1)
+
+        chosen = min(waiting, key=lambda a: (place(a), a.job.id))
+        if chosen.session.id != self.current and not isinstance(self.screen, DashboardScreen):
+            await self.focus_session(chosen.session.id)
+        answer = await self.push_screen_wait(ApprovalScreen(chosen, len(waiting)))
+        if answer is None:
+            return
+        what, reason = answer
+        if what == "deny":
+            done = await self.coord.deny(chosen.job.id, reason)
+        else:
+            done = await self.coord.approve(chosen.job.id, always=what == "always")
+        if not done:
+            self.notify("That call was answered elsewhere meanwhile.", markup=False, timeout=3)
 
     @work(exclusive=True, group="dialog")
     @guarded

@@ -98,8 +98,8 @@ def jobs(db: Conn, state: JobState | None, limit: int) -> list[Job]:
 
 
 def stats(db: Conn, include_finished: bool) -> QueueStats:
-    """Counts by state and priority; queued/running only (an index range) unless asked."""
-    where = "" if include_finished else " WHERE state IN (:queued, :running)"
+    """Counts by state and priority; queued/running/held only (an index range) unless asked."""
+    where = "" if include_finished else " WHERE state IN (:queued, :running, :held)"
     out = QueueStats()
     for state, priority, n in db.execute(
         f"SELECT state, priority, COUNT(*) FROM jobs{where} GROUP BY state, priority", JOB

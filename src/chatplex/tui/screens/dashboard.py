@@ -91,7 +91,7 @@ def tile_text(session: Session, rj: Running | None, width: int) -> Content:
         lines.append(Content("failed — Enter, then ctrl+r to retry").stylize("$error"))
         lines.append(Content(visible(preview_of(session.preview, width * 2))).stylize("$error"))
     elif session.status is SessionStatus.NEEDS_APPROVAL:
-        lines.append(Content("? needs your approval — Enter to open it").stylize("bold $warning"))
+        lines.append(Content("? needs your approval — f6 answers, Enter opens").stylize("bold $warning"))
     elif session.status is SessionStatus.INTERRUPTED:
         lines.append(Content("‖ interrupted — resumes when a worker is free").stylize("$warning"))
     else:

@@ -28,13 +28,14 @@ from textual.widgets import Markdown, Static
 from textual.widgets.markdown import MarkdownStream
 
 from chatplex.core.events import PartDelta
-from chatplex.core.models import Message, MessageState, Role, Session
+from chatplex.core.models import Message, MessageState, Role, Session, SessionStatus
 from chatplex.core.text import duration
-from chatplex.providers.base import TextPart
+from chatplex.providers.base import TextPart, ToolCallPart, ToolResultPart
 from chatplex.tui import feed
 from chatplex.tui.errors import guarded
 from chatplex.tui.safe import plain, visible
 from chatplex.tui.widgets.parts import ReplyParts, done_text
+from chatplex.tui.widgets.tool_step import ToolStep
 
 PAGE = 16  # messages mounted at first and per scroll-up page: a screenful or two (B6)
 # Characters of Markdown per reply. Measured (2-core VM, one paragraph of 200-character lines,
@@ -603,6 +604,8 @@ class ChatView(VerticalScroll):
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.session: Session | None = None
         self.replies: dict[int, ReplyMessage] = {}
+        self.tool_steps: dict[int, ToolStep] = {}  # an agent turn's tool calls, by their message
+        self.approve_key = "f6"
         self.oldest_id: int | None = None
         self.has_older = False
         self._loading_older = False
@@ -634,6 +637,8 @@ class ChatView(VerticalScroll):
         if self._shown(session.id):
             self.session = session
             self.show_system_prompt(session.system_prompt)
+            for step in self.tool_steps.values():
+                step.set_needs_you(self._needs_you(session))
 
     @on(feed.MessageAdded)
     @guarded
@@ -676,6 +681,8 @@ class ChatView(VerticalScroll):
         async with self._busy:
             if self._shown(done.session_id) and (reply := self.replies.get(done.id)):
                 await reply.finish(done)  # a refused first contact: the box says what to do
+            elif self._shown(done.session_id) and (step := self.tool_steps.get(done.id)):
+                step.finish(done)
 
     @guarded
     def watch_scroll_y(self, old: float, new: float) -> None:
@@ -732,7 +739,25 @@ class ChatView(VerticalScroll):
             )
             self.replies[message.id] = widget
             return widget
+        if message.role is Role.TOOL:
+            step = ToolStep(message, self._call_for(message), self.approve_key)
+            step.needs_you = self._needs_you(session)
+            self.tool_steps[message.id] = step
+            return step
         return None
+
+    def _call_for(self, message: Message) -> ToolCallPart | None:
+        """The call a tool step answers, from the replies on screen (newest first)."""
+        call_id = next((p.call_id for p in message.parts if type(p) is ToolResultPart), None)
+        for reply in reversed(self.replies.values()):
+            for part in reply.message.parts:
+                if type(part) is ToolCallPart and part.id == call_id:
+                    return part
+        return None
+
+    @staticmethod
+    def _needs_you(session: Session | None) -> bool:
+        return session is not None and session.status is SessionStatus.NEEDS_APPROVAL
 
     async def show(self, session: Session | None, messages: list[Message]) -> None:
         """Replace the transcript (the newest page of `session`)."""
@@ -742,6 +767,7 @@ class ChatView(VerticalScroll):
     async def _show(self, session: Session | None, messages: list[Message]) -> None:
         """`session` becomes ours once it is on screen (mounted), not before."""
         self.replies = {}
+        self.tool_steps = {}
         try:
             await self._mount_page(session, messages)
         finally:
@@ -804,8 +830,10 @@ class ChatView(VerticalScroll):
             await self._add(message)
 
     async def _add(self, message: Message) -> None:
-        if message.id in self.replies or any(
-            isinstance(w, UserMessage) and w.message.id == message.id for w in self.children
+        if (
+            message.id in self.replies
+            or message.id in self.tool_steps
+            or any(isinstance(w, UserMessage) and w.message.id == message.id for w in self.children)
         ):
             return  # in the page loaded already
         for empty in self.query(".empty"):

@@ -6,6 +6,7 @@ from textual import on
 from textual.content import Content
 from textual.widgets import Static
 
+from chatplex.core.models import JobState
 from chatplex.tui import feed
 from chatplex.tui.errors import guarded
 from chatplex.tui.safe import visible
@@ -13,6 +14,7 @@ from chatplex.tui.safe import visible
 LEGEND = (
     "workers 1/4: replies being generated / at most at once · queue 2▲ 5▼: replies waiting for "
     "a worker, ▲ high priority (the session on screen: it goes first), ▼ low (the others) · "
+    "N need you: tool calls waiting for your approval (F6 answers them) · "
     "tok/s: tokens a second, all sessions · the model of this session · the last notice"
 )
 
@@ -25,13 +27,17 @@ class StatusBar(Static):
         self.tokens_per_s = 0.0
         self.model = ""
         self.notice = ""
+        self.approvals = 0  # tool calls waiting for the user, in every session
+        self.approve_key = "f6"
 
     @on(feed.QueueStatsChanged)
     @guarded
     def _queue_stats(self, message: feed.QueueStatsChanged) -> None:
         event = message.event
         self.set(
-            workers=(event.workers_busy, event.workers_total), queued=(event.stats.queued_high, event.stats.queued_low)
+            workers=(event.workers_busy, event.workers_total),
+            queued=(event.stats.queued_high, event.stats.queued_low),
+            approvals=event.stats.count(JobState.HELD),
         )
 
     def set(self, **values: object) -> None:
@@ -55,6 +61,10 @@ class StatusBar(Static):
             ),
             Content.assemble(f"{self.tokens_per_s:,.0f}", (" tok/s", "$text-muted")),
         ]
+        if self.approvals:  # the loudest: someone's agent waits for you
+            parts.insert(
+                2, Content(f" {self.approvals} need you · {self.approve_key} ").stylize("bold $text on $warning")
+            )
         if self.model:
             parts.append(Content(visible(self.model)))
         if self.notice:

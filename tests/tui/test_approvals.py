@@ -1,0 +1,169 @@
+"""Tool calls that wait for the user, in the app: the loud marks (sidebar, status bar, the
+step's card), F6 to the next one from anywhere, the dialog's answers, and snapshots of each
+state. The model is the fake server (a call of `echo`, then an answer once it has a result);
+the tool is real: tests/mcpservers/faulty.py's echo over stdio."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from textual.app import App
+
+from chatplex.core.models import JobState, MessageState, Role, SessionStatus
+from chatplex.tui.app import ChatplexApp
+from chatplex.tui.screens.approval import ApprovalScreen
+from chatplex.tui.widgets.tool_step import ToolStep
+from tests.helpers import make_config, provider_for
+from tests.tools.helpers import faulty_server
+from tests.tui.helpers import status_settled, still, until
+
+SIZE = (110, 32)
+ARGS = '{"text": "[bold]not markup[/bold] \\u001b[31mred?"}'
+
+
+@pytest.fixture(autouse=True)
+def _still(monkeypatch):
+    still(monkeypatch)
+    monkeypatch.setattr(App, "NOTIFICATION_TIMEOUT", 120)
+
+
+def agent_app(fake, tmp_path, approval: str = "ask", after: str = "The tool said it back.") -> ChatplexApp:
+    s = fake.scenario(parts=[("reasoning", "I will echo it"), ("tool", "echo", ARGS)], after_tool=after)
+    config = make_config(tmp_path, provider_for(s), workers=2)
+    return ChatplexApp(dataclasses.replace(config, mcp={"faulty": faulty_server(approval=approval)}))
+
+
+def status(app, sid):
+    return app.sidebar.sessions[sid].status
+
+
+def steps(app) -> list[ToolStep]:
+    return list(app.chat.tool_steps.values())
+
+
+async def parked(app, pilot, title: str = "Echo agent", focus: bool = True) -> int:
+    """A session whose agent turn waits for approval of its echo call."""
+    session = await app.coord.create_session(title)
+    if focus:
+        await app.focus_session(session.id)
+    await app.coord.send(session.id, "say it back")
+    await until(pilot, lambda: status(app, session.id) is SessionStatus.NEEDS_APPROVAL)
+    return session.id
+
+
+async def test_a_waiting_call_is_loud_everywhere_and_f6_then_y_runs_it(fake, tmp_path):
+    app = agent_app(fake, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.ready.wait()
+        sid = await parked(app, pilot)
+        await until(pilot, lambda: bool(steps(app)) and steps(app)[0].needs_you)
+        await until(pilot, lambda: app.status.approvals == 1)
+        assert "1 need you · f6" in str(app.status.render())
+        assert "needs your approval" in str(steps(app)[0].render())
+        await pilot.press("f6")
+        await until(pilot, lambda: isinstance(app.screen, ApprovalScreen))
+        shown = app.screen.query_one("#arguments").text
+        assert shown.startswith('{\n  "text": ')  # pretty JSON, not the one line the model wrote
+        assert "[bold]not markup[/bold]" in shown and "\x1b" not in shown  # literal; no escape reaches the screen
+        await pilot.press("y")
+        await until(pilot, lambda: status(app, sid) is SessionStatus.WAITING)
+        await until(pilot, lambda: not steps(app)[0].pending)
+        assert "[bold]not markup[/bold]" in str(steps(app)[0].render())
+        last = (await app.coord.messages(sid))[-1]
+        assert last.role is Role.ASSISTANT and last.content == "The tool said it back."
+
+
+async def test_f6_from_another_session_goes_to_the_one_that_waits_and_n_denies_with_a_reason(fake, tmp_path):
+    app = agent_app(fake, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.ready.wait()
+        sid = await parked(app, pilot, focus=False)
+        other = await app.coord.create_session("Elsewhere")
+        await app.focus_session(other.id)
+        await pilot.press("f6")
+        await until(pilot, lambda: isinstance(app.screen, ApprovalScreen))
+        assert app.current == sid  # shown first, then asked
+        await pilot.press("n")
+        await pilot.press(*"not now")
+        await pilot.press("enter")
+        await until(pilot, lambda: status(app, sid) is SessionStatus.WAITING)
+        tool = [m for m in await app.coord.messages(sid) if m.role is Role.TOOL][0]
+        assert tool.parts[0].is_error and tool.content == "the user denied this call: not now"
+        await until(pilot, lambda: bool(steps(app)) and steps(app)[0].has_class("-error"))
+
+
+async def test_escape_leaves_the_call_waiting_and_f6_with_nothing_waiting_says_so(fake, tmp_path):
+    app = agent_app(fake, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.ready.wait()
+        await pilot.press("f6")
+        await until(pilot, lambda: any("No tool call waits" in n.message for n in app._notifications))
+        sid = await parked(app, pilot)
+        await pilot.press("f6")
+        await until(pilot, lambda: isinstance(app.screen, ApprovalScreen))
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, ApprovalScreen))
+        [waiting] = await app.coord.approvals()
+        assert waiting.job.state is JobState.HELD and status(app, sid) is SessionStatus.NEEDS_APPROVAL
+
+
+# ---------------------------------------------------------------------- snapshots
+def test_snapshot_a_session_waiting_for_approval(snap_compare, fake, tmp_path):
+    app = agent_app(fake, tmp_path)
+
+    async def run_before(pilot):
+        await pilot.app.ready.wait()
+        await app.coord.create_session("Quiet one")
+        await parked(app, pilot)
+        await until(pilot, lambda: bool(steps(app)) and steps(app)[0].needs_you)
+        await status_settled(pilot)
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+def test_snapshot_the_approval_dialog(snap_compare, fake, tmp_path):
+    app = agent_app(fake, tmp_path)
+
+    async def run_before(pilot):
+        await pilot.app.ready.wait()
+        await parked(app, pilot)
+        await status_settled(pilot)
+        await pilot.press("f6")
+        await until(pilot, lambda: isinstance(app.screen, ApprovalScreen))
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+def test_snapshot_a_turn_done_with_its_tool_result(snap_compare, fake, tmp_path):
+    app = agent_app(fake, tmp_path, approval="allow")
+
+    async def run_before(pilot):
+        await pilot.app.ready.wait()
+        session = await app.coord.create_session("Echo agent")
+        await app.focus_session(session.id)
+        await app.coord.send(session.id, "say it back")
+        await until(pilot, lambda: status(app, session.id) is SessionStatus.WAITING)
+        await until(pilot, lambda: bool(steps(app)) and steps(app)[0].message.state is MessageState.COMPLETE)
+        reply = list(app.chat.replies.values())[-1]
+        await until(pilot, lambda: reply._markdown is not None and reply._markdown.source == "The tool said it back.")
+        await status_settled(pilot)
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+def test_snapshot_the_dashboard_with_a_session_waiting(snap_compare, fake, tmp_path):
+    app = agent_app(fake, tmp_path)
+
+    async def run_before(pilot):
+        await pilot.app.ready.wait()
+        await app.coord.create_session("Quiet one")
+        await parked(app, pilot)
+        await status_settled(pilot)
+        await pilot.press("ctrl+o")
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
