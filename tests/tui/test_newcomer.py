@@ -251,9 +251,10 @@ async def test_page_keys_in_the_composer_scroll_the_chat(fake, tmp_path):
         chat, composer = app.chat, app.composer
         await until(pilot, lambda: chat.max_scroll_y > 0 and chat.scroll_y == chat.max_scroll_y)
         assert app.focused is composer
-        bottom = chat.scroll_y
         await pilot.press("pageup")
-        await until(pilot, lambda: chat.scroll_y < bottom)
+        # against the end as it is now: the replies' Markdown fills in after the first frame,
+        # and the view may have followed it down before the key (a busy machine)
+        await until(pilot, lambda: chat.scroll_y < chat.max_scroll_y)
         await pilot.press("ctrl+home")
         await until(pilot, lambda: chat.scroll_y == 0)
         await pilot.press("pagedown")
@@ -351,3 +352,27 @@ async def test_a_small_terminal_keeps_room_for_the_chat_and_code_lines_wrap(fake
         await pilot.press("escape")
         await pilot.resize_terminal(120, 40)
         await until(pilot, lambda: app.query_one("#sidebar").outer_size.width == 34)
+
+
+async def test_page_up_while_the_reply_streams_stays_where_the_reader_went(fake, tmp_path):
+    """The chat pane follows a streaming reply to its end, until the user scrolls back: then
+    new text must not pull the view down again (it did, at every delta, after PgUp)."""
+    words = " ".join(f"word{i:04d}" for i in range(3000))
+    s = fake.scenario(reply=words, token_delay=0.002, forever=True)
+    app = ChatplexApp(make_config(tmp_path, provider_for(s)))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await app.ready.wait()
+        chat = app.chat
+        session = await app.coord.create_session("long reply")
+        await app.focus_session(session.id)
+        await app.coord.send(session.id, "write a lot")
+        await until(pilot, lambda: chat.max_scroll_y > 30 and chat.scroll_y == chat.max_scroll_y)
+        await pilot.press("pageup")
+        await until(pilot, lambda: chat.scroll_y < chat.max_scroll_y - 10)
+        read_at, grown_to = chat.scroll_y, chat.max_scroll_y
+        await until(pilot, lambda: chat.max_scroll_y > grown_to + 20)  # the reply went on meanwhile
+        assert chat.scroll_y == read_at
+        await pilot.press("ctrl+end")  # back at the end, the view follows the reply again
+        await until(pilot, lambda: chat.scroll_y == chat.max_scroll_y)
+        end = chat.max_scroll_y
+        await until(pilot, lambda: chat.max_scroll_y > end + 5 and chat.scroll_y == chat.max_scroll_y)
