@@ -167,3 +167,49 @@ def test_snapshot_the_dashboard_with_a_session_waiting(snap_compare, fake, tmp_p
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+# ---------------------------------------------------------------------- the tools screen
+def tools_app(fake, tmp_path) -> ChatplexApp:
+    from chatplex.tools import McpServerConfig
+
+    s = fake.scenario(reply="ok")
+    config = make_config(tmp_path, provider_for(s))
+    servers = {
+        "faulty": faulty_server(approval="allow", tools={"crash": "deny", "hang": "ask"}),
+        "ghost": McpServerConfig(name="ghost", command="chatplex-no-such-mcp-server", enabled=False),
+    }
+    return ChatplexApp(dataclasses.replace(config, mcp=servers))
+
+
+async def test_f7_lists_each_server_its_tools_and_what_a_call_needs(fake, tmp_path):
+    from chatplex.tui.screens.tools import ToolsScreen
+
+    app = tools_app(fake, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.ready.wait()
+        await pilot.press("f7")
+        await until(pilot, lambda: isinstance(app.screen, ToolsScreen) and app.screen.report is not None)
+        table = app.screen.query_one("DataTable")
+        rows = [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
+        by_tool = {r[3]: r for r in rows if r[0] == "faulty"}
+        assert by_tool["echo"][4] == "allow" and by_tool["crash"][4] == "deny" and by_tool["hang"][4] == "ask"
+        [ghost] = [r for r in rows if r[0] == "ghost"]
+        assert ghost[1] == "failed" and ghost[2] == "off (not offered)"
+        assert "chatplex-no-such-mcp-server was not found" in ghost[5]
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, ToolsScreen))
+
+
+def test_snapshot_the_tools_screen(snap_compare, fake, tmp_path):
+    from chatplex.tui.screens.tools import ToolsScreen
+
+    app = tools_app(fake, tmp_path)
+
+    async def run_before(pilot):
+        await pilot.app.ready.wait()
+        await pilot.press("f7")
+        await until(pilot, lambda: isinstance(app.screen, ToolsScreen) and app.screen.report is not None)
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)

@@ -9,35 +9,14 @@ import json
 
 from chatplex.cli.output import for_stream, table
 from chatplex.config import Config
-from chatplex.redact import redact
 
 
 async def server_report(config: Config) -> list[dict[str, object]]:
     """Each server started (as a session would), its state and tools, then stopped."""
     from chatplex.tools.toolbox import Toolbox  # the MCP SDK: only for this command (a second to import)
 
-    secrets = config.secrets()
-    report: list[dict[str, object]] = []
     async with contextlib.aclosing(Toolbox(config.mcp.values(), config.log_dir)) as box:
-        for name, server in box.servers.items():
-            entry: dict[str, object] = {
-                "server": name,
-                "transport": "http" if server.config.url else "stdio",
-                "enabled": server.config.enabled,
-            }
-            try:
-                tools = await server.start()
-            except Exception as e:
-                entry.update(state="failed", error=redact(str(e), secrets), tools=[])
-            else:
-                entry.update(
-                    state="ready",
-                    tools=[
-                        {"name": t.name, "description": t.description, "approval": box.decision(t).value} for t in tools
-                    ],
-                )
-            report.append(entry)
-    return report
+        return await box.report(config.secrets())
 
 
 async def cmd_tools(config: Config, args: argparse.Namespace) -> int:

@@ -273,6 +273,12 @@ class Coordinator:
             self._toolbox = Toolbox(self.config.mcp.values(), self.config.log_dir)
         return self._toolbox
 
+    async def tool_report(self) -> list[dict[str, object]]:
+        """The MCP servers, started as a session would start them (and kept: they are the
+        sessions' servers), with their state and tools (see Toolbox.report)."""
+        box = self.toolbox()
+        return await box.report(self.config.secrets()) if box is not None else []
+
     @property
     def approve_all(self) -> bool:
         """`chatplex send --approve-all`: calls whose policy asks run without asking."""

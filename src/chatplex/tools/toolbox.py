@@ -11,6 +11,7 @@ from typing import Any
 
 import jsonschema
 
+from chatplex.redact import redact
 from chatplex.tools.policy import Decision, decide
 from chatplex.tools.results import ToolOutcome
 from chatplex.tools.server import McpServerConfig, ToolServer, ToolServerError, ToolSpec
@@ -70,6 +71,32 @@ class Toolbox:
         if problem:
             return ToolOutcome.error(f"the arguments of {name} do not fit its schema: {problem}")
         return await self.servers[spec.server].call(spec.name, args)
+
+    async def report(self, secrets: Iterable[str] = ()) -> list[dict[str, object]]:
+        """Each server started (as a session would start it), its state and its tools with
+        what a call of each needs (ask, allow, deny); errors with `secrets` masked."""
+        hidden = list(secrets)
+        report: list[dict[str, object]] = []
+        for name, server in self.servers.items():
+            entry: dict[str, object] = {
+                "server": name,
+                "transport": "http" if server.config.url else "stdio",
+                "enabled": server.config.enabled,
+            }
+            try:
+                tools = await server.start()
+            except Exception as e:
+                entry.update(state="failed", error=redact(str(e), hidden), tools=[])
+            else:
+                entry.update(
+                    state="ready",
+                    tools=[
+                        {"name": t.name, "description": t.description, "approval": self.decision(t).value}
+                        for t in tools
+                    ],
+                )
+            report.append(entry)
+        return report
 
     async def aclose(self) -> None:
         await asyncio.gather(*(s.aclose() for s in self.servers.values()), return_exceptions=True)

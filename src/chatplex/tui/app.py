@@ -45,6 +45,7 @@ from chatplex.tui.screens.modals import (
     TextScreen,
 )
 from chatplex.tui.screens.queue import QueueScreen
+from chatplex.tui.screens.tools import ToolsScreen
 from chatplex.tui.widgets.chat import PAGE, ChatView
 from chatplex.tui.widgets.composer import Composer
 from chatplex.tui.widgets.sidebar import SessionList
@@ -77,6 +78,7 @@ KEYS: list[tuple[str, str, str, str, bool]] = [
     ("dashboard", "ctrl+o", "dashboard", "Dashboard", True),
     ("queue", "f3", "queue", "Queue", True),
     ("approvals", "f6", "approvals", "Approve tool calls", False),
+    ("tools", "f7", "tools", "Tools", False),
     ("help", "f1", "help", "Help", True),
     ("quit", "ctrl+q", "quit", "Quit", True),
 ]
@@ -102,6 +104,7 @@ PALETTE_HELP = {
     "dashboard": "Every session at a glance",
     "queue": "Every job: cancel, retry now, raise or lower its priority",
     "approvals": "Go to the next tool call waiting for your approval, and answer it",
+    "tools": "The MCP servers, whether they started, their tools and what a call of each needs",
     "help": "Every key, the ids that remap them, what the marks mean",
 }
 
@@ -714,6 +717,11 @@ class ChatplexApp(App[None]):
                     self.sessions_changed,
                 )
             )
+
+    @guarded
+    def action_tools(self) -> None:
+        if self.coordinator is not None and not isinstance(self.screen, ToolsScreen):
+            self.push_screen(ToolsScreen(self.coord))
 
     @guarded
     def action_toggle_sidebar(self) -> None:

@@ -1,0 +1,100 @@
+"""The tools screen (F7): the MCP servers config.toml names, whether each started, and the
+tools each offers with what a call needs (ask, allow, deny). Opening it starts the servers
+as a session would (they are the sessions' servers, shared); `r` starts a failed one again.
+Names, descriptions and errors come from the servers: shown literally."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+
+from chatplex.core.coordinator import Coordinator
+from chatplex.tui.errors import guarded
+from chatplex.tui.safe import plain, visible
+
+APPROVAL_STYLE = {"ask": "bold yellow", "allow": "green", "deny": "red"}
+
+
+class ToolsScreen(Screen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "dismiss(None)", "Back"),
+        Binding("r", "refresh_servers", "Start again"),
+    ]
+    DEFAULT_CSS = """
+    ToolsScreen #tools-title { padding: 0 1; }
+    ToolsScreen #tools-hint { padding: 0 1; color: $text-muted; }
+    ToolsScreen DataTable { height: 1fr; }
+    """
+
+    def __init__(self, coordinator: Coordinator) -> None:
+        super().__init__()
+        self.coord = coordinator
+        self.report: list[dict[str, object]] | None = None  # None: not read yet
+
+    def compose(self) -> ComposeResult:
+        yield Static(plain("Tools — MCP servers from config.toml", "bold"), id="tools-title")
+        yield Static(plain("starting the servers…"), id="tools-hint")
+        table: DataTable[Text] = DataTable(id="tools", cursor_type="row", zebra_stripes=True)
+        table.add_columns("server", "state", "sessions", "tool", "a call", "what it does")
+        yield table
+        yield Footer()
+
+    @guarded
+    def on_mount(self) -> None:
+        self.query_one(DataTable).focus()
+        self.load()
+
+    @work(exclusive=True, group="tools-report")
+    async def load(self) -> None:
+        if not self.coord.config.mcp:
+            self.report = []
+            self._hint("No MCP servers in config.toml: add one as [mcp.NAME] with command (stdio) or url (HTTP).")
+            return
+        self.report = await self.coord.tool_report()
+        self._fill()
+
+    def _hint(self, text: str) -> None:
+        self.query_one("#tools-hint", Static).update(plain(text, "$text-muted"))
+
+    def _fill(self) -> None:
+        table: DataTable[Text] = self.query_one(DataTable)
+        table.clear()
+        report = self.report or []
+        ready = sum(1 for e in report if e["state"] == "ready")
+        tools = 0
+        for entry in report:
+            server = Text(visible(str(entry["server"])))
+            on = Text("all" if entry["enabled"] else "off (not offered)")
+            if entry["state"] != "ready":
+                state = Text("failed", style="bold red")
+                table.add_row(server, state, on, Text(""), Text(""), Text(visible(str(entry.get("error", ""))), "red"))
+                continue
+            offered = entry["tools"]
+            assert isinstance(offered, list)
+            for tool in offered:
+                tools += 1
+                approval = str(tool["approval"])
+                description = " ".join(str(tool["description"]).split())[:200]
+                table.add_row(
+                    server,
+                    Text("ready", style="green"),
+                    on,
+                    Text(visible(str(tool["name"]))),
+                    Text(approval, style=APPROVAL_STYLE.get(approval, "")),
+                    Text(visible(description)),
+                )
+        self._hint(
+            f"{ready} of {len(report)} servers ready · {tools} tools · a call: ask waits for you (F6), "
+            "allow runs, deny is refused · set in config.toml: approval, [mcp.NAME.tools] globs · r starts again"
+        )
+
+    @guarded
+    def action_refresh_servers(self) -> None:
+        self._hint("starting the servers…")
+        self.load()
