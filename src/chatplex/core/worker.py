@@ -14,14 +14,13 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from chatplex.config import Config, ConfigError
-from chatplex.core.agent import Offered, decide_calls, run_call, tool_defs
+from chatplex.core.agent import Offered, decide_calls, tool_defs
 from chatplex.core.db import LeaseLost, Store, StoreError
 from chatplex.core.db.parts import StreamWrite
 from chatplex.core.db.steps import Settled
 from chatplex.core.events import (
     EventBus,
     JobChanged,
-    MessageAdded,
     Notification,
     PartDelta,
     ReplyDelta,
@@ -29,10 +28,11 @@ from chatplex.core.events import (
     ReplyStarted,
     SessionChanged,
 )
-from chatplex.core.models import Job, JobState, Message, MessageState, Priority, Session, SessionStatus, preview_of
+from chatplex.core.models import Job, JobState, Message, Priority, Session, preview_of
 from chatplex.core.queue import Finished, JobQueue
 from chatplex.core.running import Beat, Ending, Running, ending, turn_of
 from chatplex.core.streaming import TEXT, StreamedParts
+from chatplex.core.tool_step import publish_settled, run_tool_step
 from chatplex.providers.base import (
     ChatRequest,
     Finish,
@@ -192,7 +192,7 @@ class Workers:
     # ---------------------------------------------------------------- run
     async def _run(self, rj: Running) -> None:
         if rj.job.is_tool:
-            return await self._run_tool(rj)
+            return await run_tool_step(self, rj)
         job, session = rj.job, rj.session
         try:
             history, reply = await self.store.context(session.id, job.message_id)
@@ -267,66 +267,6 @@ class Workers:
             self.bus.publish(Notification(session.id, session.title, problem, "warning"))
         return offered
 
-    # ---------------------------------------------------------------- a tool step
-    async def _run_tool(self, rj: Running) -> None:
-        """Run one tool call. Never preempted and never stopped for a stall: a call may take
-        its `timeout`. Cut by a shutdown, it is held again: its outcome is unknown."""
-        job, session = rj.job, rj.session
-        result: Settled | None = None
-        try:
-            call = await self.store.call_of(job)
-            self.bus.publish(JobChanged(job))
-            self.bus.publish(SessionChanged(session))
-            self._on_change()
-            if self.stopping:
-                rj.interrupt("shutdown")
-            if rj.reason is None:
-                rj.task = asyncio.create_task(run_call(self._tools(), call, self.config.tool_result_limit))
-                await asyncio.wait({rj.task})
-            if rj.task is not None and not rj.task.cancelled() and rj.task.exception() is None:
-                focused = session.id == self.focused
-                result = await self.store.finish_call(
-                    job.id,
-                    rj.token,
-                    rj.task.result(),
-                    priority=Priority.HIGH if focused else Priority.LOW,
-                    max_rounds=self.config.max_tool_rounds,
-                    unread=not focused,
-                )
-            elif rj.cancel_requested:  # the user stopped it: no result, and the turn ends here
-                cancelled = await self.queue.cancel(job.id)
-                if cancelled:
-                    self.publish_finished(*cancelled)
-            elif rj.reason != "lease_lost":
-                if rj.task is not None and not rj.task.cancelled():
-                    log.error("job %d: the tool call failed", job.id, exc_info=rj.task.exception())
-                result = await self.store.give_back_call(job.id, rj.token)
-        except LeaseLost:
-            log.warning("job %d: lease lost (cancelled elsewhere or taken over); its result is not written", job.id)
-        finally:
-            self._running.pop(rj.token, None)
-            if rj.task and not rj.task.done():
-                rj.task.cancel()
-        if result is not None:
-            self.publish_settled(result)
-        self.queue.notify()
-        self._on_change()
-
-    def publish_settled(self, settled: Settled) -> None:
-        """The events of one agent step's write: jobs changed, messages finished or begun."""
-        for job in settled.jobs:
-            self.bus.publish(JobChanged(job))
-        for message in settled.messages:
-            if message.state is MessageState.STREAMING:
-                self.bus.publish(MessageAdded(message))
-            else:
-                self.bus.publish(ReplyFinished(message))
-        self.bus.publish(SessionChanged(settled.session))
-        session = settled.session
-        if session.status is SessionStatus.NEEDS_APPROVAL and any(j.state is JobState.HELD for j in settled.jobs):
-            self.bus.publish(Notification(session.id, session.title, "a tool call needs your approval", "warning"))
-        self.queue.notify()
-
     async def _pump(self, provider: Provider, request: ChatRequest, rj: Running) -> None:
         chunks, session_id, parts = rj.chunks, rj.session.id, rj.parts
         async for event in provider.stream(request):
@@ -354,6 +294,21 @@ class Workers:
                 rj.usage = (event.prompt_tokens, event.completion_tokens, event.reasoning_tokens)
             elif isinstance(event, Finish):
                 rj.finish_reason = event.reason
+
+    def publish_settled(self, settled: Settled) -> None:
+        """The events of one agent step's write (see tool_step.publish_settled)."""
+        publish_settled(self.bus, settled)
+        self.queue.notify()
+
+    def forget(self, rj: Running) -> None:
+        """`rj` has ended here (its job's row says how)."""
+        self._running.pop(rj.token, None)
+
+    def tools(self) -> Toolbox | None:
+        return self._tools()
+
+    def changed(self) -> None:
+        self._on_change()
 
     def _publish_delta(self, rj: Running) -> None:
         """Publish what `rj` streamed since it last did, one event per part that grew, in the
