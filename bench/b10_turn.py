@@ -31,19 +31,11 @@ from tests.helpers import TinyServer, make_agent_model
 from tests.tools.helpers import time_server
 
 QUESTION = "what time is it?"
-TOOL = {
-    "type": "function",
-    "function": {
-        "name": "get_current_time",
-        "description": "Get current time in a specific timezone",
-        "parameters": {"type": "object", "properties": {"timezone": {"type": "string"}}, "required": ["timezone"]},
-    },
-}
 
 
-async def stream(http: httpx.AsyncClient, url: str, messages: list[dict]) -> dict:
+async def stream(http: httpx.AsyncClient, url: str, messages: list[dict], tools: list[dict]) -> dict:
     """One streamed chat completion, read to its end: the text and the tool calls it made."""
-    body = {"model": "tiny", "messages": messages, "stream": True, "max_tokens": 60, "temperature": 0, "tools": [TOOL]}
+    body = {"model": "tiny", "messages": messages, "stream": True, "max_tokens": 60, "temperature": 0, "tools": tools}
     text, thought, calls = [], [], {}
     async with http.stream("POST", f"{url}/chat/completions", json=body) as r:
         async for raw in r.aiter_lines():
@@ -61,10 +53,10 @@ async def stream(http: httpx.AsyncClient, url: str, messages: list[dict]) -> dic
     return {"text": "".join(text), "reasoning": "".join(thought), "calls": list(calls.values())}
 
 
-async def plain_turn(http: httpx.AsyncClient, url: str, client: mcp.Client) -> float:
+async def plain_turn(http: httpx.AsyncClient, url: str, client: mcp.Client, tools: list[dict]) -> float:
     start = time.perf_counter()
     history: list[dict] = [{"role": "user", "content": QUESTION}]
-    first = await stream(http, url, history)
+    first = await stream(http, url, history, tools)
     [call] = first["calls"]
     result = await client.call_tool(call["name"], json.loads(call["arguments"]))
     text = "".join(getattr(b, "text", "") for b in result.content)
@@ -83,7 +75,7 @@ async def plain_turn(http: httpx.AsyncClient, url: str, client: mcp.Client) -> f
         },
         {"role": "tool", "tool_call_id": call["id"], "content": text},
     ]
-    second = await stream(http, url, history)
+    second = await stream(http, url, history, tools)
     assert second["text"].strip() == "and to in is.", second
     return time.perf_counter() - start
 
@@ -137,11 +129,19 @@ async def main(rounds: int) -> None:
             box = coord.toolbox()
             assert box is not None
             await box.offered()  # the server is up before the clock starts, as the plain script's
-            await plain_turn(http, server.url, client)  # warm both paths once
+            listed = await client.list_tools()  # every tool the server offers, as chatplex offers them
+            tools = [
+                {
+                    "type": "function",
+                    "function": {"name": t.name, "description": t.description or "", "parameters": t.input_schema},
+                }
+                for t in listed.tools
+            ]
+            await plain_turn(http, server.url, client, tools)  # warm both paths once
             await chatplex_turn(coord, 0)
             plain, ours = [], []
             for n in range(1, rounds + 1):
-                plain.append(await plain_turn(http, server.url, client))
+                plain.append(await plain_turn(http, server.url, client, tools))
                 ours.append(await chatplex_turn(coord, n))
     finally:
         server.stop()
