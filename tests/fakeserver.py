@@ -595,10 +595,6 @@ def serve_forever() -> None:
     server.close()
 
 
-if __name__ == "__main__":
-    serve_forever()
-
-
 AFTER_TOOL = web.RequestKey("after_tool", bool)
 
 
@@ -611,3 +607,7 @@ def _ends_in_tool_result(body: dict[str, Any]) -> bool:
         return True
     content = last.get("content")
     return isinstance(content, list) and any(isinstance(b, dict) and b.get("type") == "tool_result" for b in content)
+
+
+if __name__ == "__main__":
+    serve_forever()
