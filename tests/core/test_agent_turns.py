@@ -179,3 +179,21 @@ async def test_a_call_cut_by_a_dead_process_is_held_outcome_unknown_not_run_agai
     assert held.job.id == waiting.job.id and held.reason == UNKNOWN_OUTCOME
     assert (await again.store.get_session(sid)).status is SessionStatus.NEEDS_APPROVAL
     assert [m.role for m in await again.messages(sid)] == [Role.USER, Role.ASSISTANT, Role.TOOL]
+
+
+def test_approve_all_turns_ask_into_allow_but_a_deny_stays_and_unknown_names_run():
+    from chatplex.core.agent import decide_calls
+    from chatplex.core.models import Session
+    from chatplex.tools.spec import ToolSpec
+    from chatplex.tools.toolbox import Toolbox
+
+    box = Toolbox([time_server(approval="ask", tools={"convert_*": "deny"})])
+    offered = {n: ToolSpec("time", n, "", {}) for n in ("get_current_time", "convert_time")}
+    session = Session(1, "s", "p", "m")
+    ask, deny, ghost = (
+        ToolCallPart(str(i), n, "{}") for i, n in enumerate(["get_current_time", "convert_time", "nope"])
+    )
+    decided = [d for _, d, _ in decide_calls(box, offered, session, [ask, deny, ghost])]
+    assert decided == ["ask", "deny", "allow"]  # an unknown name gets its error without reaching a server
+    decided = [d for _, d, _ in decide_calls(box, offered, session, [ask, deny, ghost], approve_all=True)]
+    assert decided == ["allow", "deny", "allow"]
