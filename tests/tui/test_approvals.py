@@ -213,3 +213,65 @@ def test_snapshot_the_tools_screen(snap_compare, fake, tmp_path):
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+# ---------------------------------------------------------------------- found by trying it as a user
+async def test_a_call_answered_by_another_process_closes_its_dialog_and_its_step_follows(fake, tmp_path):
+    from chatplex.core.coordinator import Coordinator
+
+    app = agent_app(fake, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.ready.wait()
+        sid = await parked(app, pilot)
+        await pilot.press("f6")
+        await until(pilot, lambda: isinstance(app.screen, ApprovalScreen))
+        [waiting] = await app.coord.approvals()
+        async with await Coordinator.open(app.config) as shell:  # as `chatplex deny` from a shell
+            assert await shell.deny(waiting.job.id, "from the shell")
+        await until(pilot, lambda: not isinstance(app.screen, ApprovalScreen))
+        await until(pilot, lambda: any("answered elsewhere" in n.message for n in app._notifications))
+        await until(pilot, lambda: status(app, sid) is SessionStatus.WAITING)
+        await until(pilot, lambda: bool(steps(app)) and steps(app)[0].has_class("-error"))
+        assert "the user denied this call: from the shell" in str(steps(app)[0].render())
+
+
+async def test_the_dialog_keeps_its_choices_in_sight_at_80x24_and_escape_drops_a_reason(fake, tmp_path):
+    app = agent_app(fake, tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await app.ready.wait()
+        sid = await parked(app, pilot)
+        await pilot.press("f6")
+        await until(pilot, lambda: isinstance(app.screen, ApprovalScreen))
+        await pilot.pause()
+        for button in ("#approve", "#always", "#deny", "#later"):
+            region = app.screen.query_one(button).region
+            assert region.height > 0 and region.bottom <= 24, (button, region)
+        await pilot.press("n")
+        await pilot.press(*"abc")
+        await pilot.press("escape")  # back to the question: the reason typed goes
+        await pilot.press("n")
+        reason = app.screen.query_one("#reason")
+        assert reason.value == "" and reason.region.bottom <= 24
+        await pilot.press("enter")
+        await until(pilot, lambda: status(app, sid) is SessionStatus.WAITING)
+        tool = [m for m in await app.coord.messages(sid) if m.role is Role.TOOL][0]
+        assert tool.content == "the user denied this call"
+
+
+async def test_retry_and_cancel_in_the_queue_inspector_on_a_held_call_say_what_to_do(fake, tmp_path):
+    from chatplex.tui.screens.queue import QueueScreen
+
+    app = agent_app(fake, tmp_path)
+    async with app.run_test(size=(130, 30)) as pilot:
+        await app.ready.wait()
+        await parked(app, pilot)
+        [waiting] = await app.coord.approvals()
+        await pilot.press("f3")
+        await until(pilot, lambda: isinstance(app.screen, QueueScreen) and waiting.job.id in app.screen.jobs)
+        table = app.screen.query_one("DataTable")
+        table.move_cursor(row=table.get_row_index(str(waiting.job.id)))
+        await pilot.press("r")
+        await until(pilot, lambda: any("waits for your approval: F6" in n.message for n in app._notifications))
+        assert not any("went wrong" in n.message for n in app._notifications)
+        [still] = await app.coord.approvals()
+        assert still.job.id == waiting.job.id

@@ -87,10 +87,15 @@ async def _act(coord: Coordinator, args: argparse.Namespace) -> int:
     if job is None:
         raise UsageError(f"no job {args.id} (see `chatplex jobs`)")
     if args.jobs_command == "cancel":
-        if job.state not in (JobState.QUEUED, JobState.RUNNING):
-            raise UsageError(f"job {job.id} is {job.state.value}; only queued or running jobs can be cancelled")
+        if job.state not in (JobState.QUEUED, JobState.RUNNING, JobState.HELD):
+            raise UsageError(f"job {job.id} is {job.state.value}; only queued, running or held jobs can be cancelled")
         await coord.cancel_job(job.id)
         return emit(args.json, {"cancelled": job.id}, f"cancelled job {job.id}")
+    if job.is_tool:  # a call may have side effects: it runs again only with the user's say
+        raise UsageError(
+            f"job {job.id} is a tool call: it is not run again by itself "
+            f"(`chatplex approve {job.id}` if it waits; else retry its reply)"
+        )
     new = await coord.retry_job(job.id)
     if new is None:
         raise UsageError(f"job {job.id}'s reply is being generated right now")

@@ -299,7 +299,8 @@ class Coordinator:
         job = await self.queue.get(job_id)
         if job is None:
             raise KeyError(f"no job {job_id}")
-        priority = Priority.HIGH if job.session_id == self.focused else Priority.LOW
+        # the session on screen goes first; elsewhere (a shell) the call keeps its rank
+        priority = Priority.HIGH if job.session_id == self.focused else job.priority
         settled = await self.store.approve(job_id, always, priority)
         if settled is None:
             return False

@@ -454,8 +454,22 @@ class ChatplexApp(App[None]):
             if current and not local and self.chat.session and current.updated_at != self.chat.session.updated_at:
                 await self.chat.show(current, await self.coord.messages(current.id, limit=PAGE))
                 self._session_shown(current)
+            elif current and any(step.pending for step in self.chat.tool_steps.values()):
+                # a call answered or run by another process: its step here must not stay "running…"
+                self.chat.update_tool_steps(await self.coord.messages(current.id, limit=PAGE))
+            await self._approval_still_waits()
         finally:
             self._reloading = False
+
+    async def _approval_still_waits(self) -> None:
+        """The approval dialog asks about a call another process may have answered: then it
+        closes, saying so, rather than offer a choice that no longer exists."""
+        screen = self.screen
+        if isinstance(screen, ApprovalScreen):
+            waiting = {a.job.id for a in await self.coord.approvals(screen.approval.session.id)}
+            if screen.approval.job.id not in waiting and self.screen is screen:
+                screen.dismiss(None)
+                self.notify("That call was answered elsewhere meanwhile.", markup=False, timeout=4)
 
     @guarded
     def _tick(self) -> None:

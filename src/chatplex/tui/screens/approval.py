@@ -31,7 +31,7 @@ def pretty(arguments: str) -> str:
 
 class ApprovalScreen(ModalScreen[Answer | None]):
     DEFAULT_CSS = """
-    ApprovalScreen .args { height: auto; max-height: 16; border: round $warning 60%; margin: 1 0; }
+    ApprovalScreen .args { border: round $warning 60%; margin: 1 0 0 0; }
     ApprovalScreen #reason { display: none; }
     ApprovalScreen.-denying #reason { display: block; }
     """
@@ -55,14 +55,13 @@ class ApprovalScreen(ModalScreen[Answer | None]):
             yield Static(plain(f"session “{a.session.title}” · job {a.job.id}{more}", "$text-muted"))
             if a.reason:
                 yield Static(plain(a.reason, "$warning"))
-            # read-only text: literal, keeps the JSON's indentation, scrolls when long
-            yield TextArea(
-                visible(pretty(a.call.arguments)),
-                read_only=True,
-                show_line_numbers=False,
-                id="arguments",
-                classes="args",
-            )
+            # read-only text: literal, keeps the JSON's indentation, scrolls when long; as tall
+            # as its lines, at most a third of the screen (the choices stay in sight at 80×24)
+            text = visible(pretty(a.call.arguments))
+            area = TextArea(text, read_only=True, show_line_numbers=False, id="arguments", classes="args")
+            rows = max(self.app.size.height // 3, 3)
+            area.styles.height = min(text.count("\n") + 1, rows) + 2  # + the border
+            yield area
             yield Input(placeholder="why not? (told to the model; Enter denies)", id="reason")
             with Horizontal(classes="buttons"):
                 yield Button("Approve once (y)", variant="success", id="approve")
@@ -105,8 +104,9 @@ class ApprovalScreen(ModalScreen[Answer | None]):
 
     @guarded
     def action_later(self) -> None:
-        if self.has_class("-denying"):  # back from the reason to the question
+        if self.has_class("-denying"):  # back from the reason to the question: the reason goes
             self.remove_class("-denying")
+            self.query_one("#reason", Input).value = ""
             self.query_one("#later", Button).focus()
             return
         self.dismiss(None)

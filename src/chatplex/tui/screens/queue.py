@@ -282,10 +282,15 @@ class QueueScreen(Screen[None]):
     async def action_cancel_job(self) -> None:
         if (job := self.selected_job()) is None:
             return
-        if job.state not in (JobState.QUEUED, JobState.RUNNING):
+        if job.state not in (JobState.QUEUED, JobState.RUNNING, JobState.HELD):
             self.notify(f"Job {job.id} is {job.state.value}; nothing to cancel", severity="warning")
             return
-        if await self.app.push_screen_wait(ConfirmScreen(f"Cancel job {job.id}? Its partial reply is kept.")):
+        question = (
+            f"Cancel tool call {job.id}? Its turn ends here (F6 would deny it and let the model go on)."
+            if job.state is JobState.HELD
+            else f"Cancel job {job.id}? Its partial reply is kept."
+        )
+        if await self.app.push_screen_wait(ConfirmScreen(question)):
             await self.coord.cancel_job(job.id)  # its JobChanged updates the row
 
     @work(exclusive=True, group="queue-action")
@@ -295,6 +300,16 @@ class QueueScreen(Screen[None]):
             return
         if job.state is JobState.RUNNING:
             self.notify(f"Job {job.id} is running", severity="warning")
+            return
+        if job.state is JobState.HELD:
+            self.notify(f"Job {job.id} waits for your approval: F6 answers it", severity="warning", markup=False)
+            return
+        if job.is_tool:  # a call never runs again by itself (it may have side effects)
+            self.notify(
+                f"Job {job.id} is a tool call: it is not run again by itself; retry its reply (ctrl+r in its session)",
+                severity="warning",
+                markup=False,
+            )
             return
         if job.state is JobState.SUCCEEDED and not await self.app.push_screen_wait(
             ConfirmScreen(f"Generate job {job.id}'s reply again? The current reply is replaced.")

@@ -755,6 +755,14 @@ class ChatView(VerticalScroll):
                     return part
         return None
 
+    def update_tool_steps(self, messages: list[Message]) -> None:
+        """Tool steps as `messages` (read again) say they are now: another process stored a
+        call's result, or its denial."""
+        for message in messages:
+            step = self.tool_steps.get(message.id)
+            if step is not None and (step.message.state, step.message.content) != (message.state, message.content):
+                step.finish(message)
+
     @staticmethod
     def _needs_you(session: Session | None) -> bool:
         return session is not None and session.status is SessionStatus.NEEDS_APPROVAL

@@ -140,9 +140,10 @@ class ReasoningBlock(Static):
         if self.redacted and not self.length:
             title += " · redacted by the provider"
         if self.tokens:
-            title += f" · {self.tokens:,} tokens"
+            title += f" · {self.tokens:,} token{'s' if self.tokens != 1 else ''}"
         elif self.length:
-            title += f" · ~{max(1, self.length // 4):,} tokens"  # no count from the server: an estimate
+            guess = max(1, self.length // 4)  # no count from the server: an estimate
+            title += f" · ~{guess:,} token{'s' if guess != 1 else ''}"
         return title
 
     def _body(self) -> Content:

@@ -50,7 +50,7 @@ MEANING = {
     SessionStatus.RUNNING_TOOL: "running a tool the model called",
     SessionStatus.NEEDS_APPROVAL: "needs you — a tool call waits",
 }
-PREVIEW_MARKS = "In the second line: ⏹ cancelled · ↻ retrying soon · ⚠ failed"
+PREVIEW_MARKS = "In the second line: ⏹ cancelled · ↻ retrying soon · ⚠ failed · badge ! : a tool call needs you (F6)"
 
 
 def legend() -> Content:
@@ -75,7 +75,7 @@ PLACEHOLDER = {
     SessionStatus.THINKING: "thinking…",
     SessionStatus.INTERRUPTED: "paused; resumes when a worker is free",
     SessionStatus.RUNNING_TOOL: "running a tool…",
-    SessionStatus.NEEDS_APPROVAL: "needs your approval: a tool call waits",
+    SessionStatus.NEEDS_APPROVAL: "needs your approval (F6)",
 }
 
 

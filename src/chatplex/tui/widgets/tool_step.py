@@ -59,7 +59,10 @@ class ToolStep(Static):
             self._show()
 
     @guarded
-    def on_click(self) -> None:
+    async def on_click(self) -> None:
+        if self.needs_you:  # the card says what to press: a click does the same
+            await self.app.run_action("approvals")
+            return
         self.expanded = not self.expanded
         self._show()
 
