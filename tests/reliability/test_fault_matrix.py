@@ -143,18 +143,25 @@ async def test_retried_fault_recovers_when_it_clears(fake, tmp_path, coordinator
         assert interim.message.state is MessageState.INTERRUPTED
         assert row.words(kind) in interim.message.error and "retrying in" in interim.message.error
         assert "(attempt 2/3)" in interim.message.error
+        opened = rec.events[-1]
         if gate is not None:
-            await gate.forward()  # the server is reachable again
+            # the server is reachable again. On a busy machine the second attempt may have run
+            # (and been refused) before this line: then the third one gets through.
+            await gate.forward()
         again = await rec.wait(lambda e: isinstance(e, ReplyStarted) and e.message_id == reply.id, after=interim)
         assert rec.time_of(again) - rec.time_of(interim) >= row.min_wait
         if name == "429 Retry-After HTTP date":  # not before the date (it has whole seconds)
             started_at = time.time() - (time.monotonic() - rec.time_of(again))
             assert started_at >= int(RETRY_DATES[kind]) - 0.05
-        done = await rec.wait(lambda e: isinstance(e, ReplyFinished) and e.message.id == reply.id, after=again)
-        assert done.message.state is MessageState.COMPLETE and done.message.content == REPLY
-        assert done.message.error is None
+        done = await rec.wait(
+            lambda e: (
+                isinstance(e, ReplyFinished) and e.message.id == reply.id and e.message.state is MessageState.COMPLETE
+            ),
+            after=opened if gate is not None else again,
+        )
+        assert done.message.content == REPLY and done.message.error is None
         final = await coord.job(job.id)
-        assert final.state is JobState.SUCCEEDED and final.attempts == 2
+        assert final.state is JobState.SUCCEEDED and final.attempts in ((2, 3) if gate is not None else (2,))
         assert (await coord.session(flaky.id)).status in (SessionStatus.WAITING, SessionStatus.IDLE)
         assert f"job {job.id} retry in" in caplog.text and f"job {job.id} succeeded" in caplog.text
     finally:
