@@ -45,20 +45,25 @@ def rows(db: Path, sql: str) -> list[tuple]:
         return c.execute(sql).fetchall()
 
 
-def test_a_call_cut_by_kill_9_waits_for_approval_and_never_runs_twice(tmp_path, hang_agent):
-    argv = write_config(tmp_path, hang_agent, approval="allow")
-    env = env_with_src()
-    queued = subprocess.run([*argv, "send", "--no-wait", "--session", "cut", "wake me"], env=env, capture_output=True)
-    assert queued.returncode == 0, queued.stderr
+def kill_9_a_worker_once(argv: list[str], env: dict[str, str], db: Path, ready: str, what: str) -> None:
+    """A `chatplex worker` runs until the query `ready` finds a row, then is killed with -9."""
     worker = subprocess.Popen([*argv, "worker"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        db = tmp_path / "x.db"
-        wait_until(lambda: rows(db, "SELECT 1 FROM jobs WHERE kind='tool' AND state='running'"), "the call to run", 60)
+        wait_until(lambda: rows(db, ready), what, 60)
         worker.send_signal(signal.SIGKILL)
         worker.wait(10)
     finally:
         if worker.poll() is None:
             worker.kill()
+
+
+def test_a_call_cut_by_kill_9_waits_for_approval_and_never_runs_twice(tmp_path, hang_agent):
+    argv = write_config(tmp_path, hang_agent, approval="allow")
+    env = env_with_src()
+    queued = subprocess.run([*argv, "send", "--no-wait", "--session", "cut", "wake me"], env=env, capture_output=True)
+    assert queued.returncode == 0, queued.stderr
+    db = tmp_path / "x.db"
+    kill_9_a_worker_once(argv, env, db, "SELECT 1 FROM jobs WHERE kind='tool' AND state='running'", "the call to run")
     # the next chatplex to start recovers it: held, never queued
     after = subprocess.run([*argv, "worker", "--until-idle"], env=env, capture_output=True, text=True, timeout=120)
     assert after.returncode == 0, after.stderr
@@ -74,15 +79,8 @@ def test_kill_9_while_a_call_waits_for_approval_leaves_it_waiting_once(tmp_path,
     argv = write_config(tmp_path, hang_agent, approval="ask")
     env = env_with_src()
     assert subprocess.run([*argv, "send", "--no-wait", "--session", "w", "wake me"], env=env).returncode == 0
-    worker = subprocess.Popen([*argv, "worker"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     db = tmp_path / "x.db"
-    try:
-        wait_until(lambda: rows(db, "SELECT 1 FROM jobs WHERE state='held'"), "the call to wait", 60)
-        worker.send_signal(signal.SIGKILL)
-        worker.wait(10)
-    finally:
-        if worker.poll() is None:
-            worker.kill()
+    kill_9_a_worker_once(argv, env, db, "SELECT 1 FROM jobs WHERE state='held'", "the call to wait")
     after = subprocess.run([*argv, "worker", "--until-idle"], env=env, capture_output=True, text=True, timeout=120)
     assert after.returncode == 0, after.stderr
     assert rows(db, "SELECT kind, state, attempts FROM jobs ORDER BY id") == [

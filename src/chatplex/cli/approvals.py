@@ -5,7 +5,6 @@ database runs an approved call at once (it notices the change)."""
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 from chatplex.cli.jobs import parse_job_id
@@ -27,14 +26,6 @@ def approval_record(a: Approval) -> dict[str, object]:
         "reason": a.reason,
         "waiting_since": a.job.updated_at,
     }
-
-
-def pretty_arguments(arguments: str) -> str:
-    """The arguments as indented JSON, or as they came when they are not JSON."""
-    try:
-        return json.dumps(json.loads(arguments), indent=2, ensure_ascii=False)
-    except ValueError:
-        return arguments
 
 
 async def cmd_approvals(config: Config, args: argparse.Namespace) -> int:

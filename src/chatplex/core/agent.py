@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 from chatplex.core.models import Session
 from chatplex.providers.base import ToolCallPart, ToolDef, ToolResultPart
 from chatplex.tools.policy import Decision
-from chatplex.tools.results import truncated
 from chatplex.tools.spec import ToolSpec
 
 if TYPE_CHECKING:
@@ -54,9 +53,9 @@ def decide_calls(
     return out
 
 
-async def run_call(toolbox: Toolbox | None, call: ToolCallPart | None, limit: int) -> ToolResultPart:
+async def run_call(toolbox: Toolbox | None, call: ToolCallPart | None) -> ToolResultPart:
     """One call's result as stored: the whole text (images described); what a model reads of
-    it is cut at `limit` when the next request is built (`for_model`)."""
+    it is cut at config's `tool_result_limit` when the next request is built (running.turn_of)."""
     if call is None:
         return ToolResultPart("", "the tool call this step runs is missing from the reply that asked for it", True)
     if toolbox is None:
@@ -70,9 +69,3 @@ async def run_call(toolbox: Toolbox | None, call: ToolCallPart | None, limit: in
     outcome = await toolbox.call(offered, call.name, call.arguments)
     log.info("tool %s: %s (%d characters)", call.name, "error" if outcome.is_error else "ok", len(outcome.text))
     return ToolResultPart(call.id, outcome.for_model(limit=None), outcome.is_error)
-
-
-def for_model(result: ToolResultPart, limit: int) -> ToolResultPart:
-    """The result as a model gets it: past `limit` characters, cut, with a note."""
-    text = truncated(result.content, limit)
-    return result if text is result.content else ToolResultPart(result.call_id, text, result.is_error)

@@ -400,13 +400,14 @@ class Workers:
     def _ending(self, rj: Running) -> Ending | Callable[[], Awaitable[Settled]] | None:
         unread = rj.job.session_id != self.focused
         task = rj.task
-        calls = [p for p in rj.parts.parts() if type(p) is ToolCallPart]
         ended_well = task is not None and task.done() and not task.cancelled() and task.exception() is None
-        toolbox = self._tools()
-        if calls and rj.offered and ended_well and not rj.cancel_requested and toolbox is not None:
+        toolbox = self._tools() if rj.offered and ended_well and not rj.cancel_requested else None
+        parts = rj.parts.parts() if toolbox is not None else []  # a plain reply pays nothing here
+        calls = [p for p in parts if type(p) is ToolCallPart]
+        if calls and toolbox is not None:
             decided = decide_calls(toolbox, rj.offered, rj.session, calls, self.approve_all)
             priority = Priority.LOW if unread else Priority.HIGH
-            text, parts, job = rj.text, rj.parts.parts(), rj.job
+            text, job = rj.text, rj.job
             return lambda: self.store.open_round(
                 job.id,
                 rj.token,

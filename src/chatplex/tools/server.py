@@ -206,12 +206,10 @@ class ToolServer:
                 async with asyncio.timeout(limit):
                     result = await client.call_tool(tool, arguments, read_timeout_seconds=limit)
             except TimeoutError:
-                return ToolOutcome.error(f"{self.name}: {tool} took longer than {limit:g} s (the call was abandoned)")
+                return self._timed_out(tool, limit)
             except MCPError as e:
                 if e.error.code == mcp.types.REQUEST_TIMEOUT:
-                    return ToolOutcome.error(
-                        f"{self.name}: {tool} took longer than {limit:g} s (the call was abandoned)"
-                    )
+                    return self._timed_out(tool, limit)
                 if e.error.code == mcp.types.CONNECTION_CLOSED:
                     return await self._died(tool)
                 return ToolOutcome.error(f"{self.name}: {e.error.message}")
