@@ -107,3 +107,22 @@ def test_a_retried_reply_restarts_on_a_terminal(cli):
     err = done.err.decode()
     assert "retrying in" in err and "starts again" in err, err
     assert "w0 w1" in partial  # the first try did stream before it broke
+
+
+def test_a_row_read_before_the_streamed_text_was_stored_does_not_restart_the_reply(capsys):
+    """`send` on a terminal shows deltas as they come and sometimes reads the reply's row too.
+    A row read before those deltas were stored is behind what is shown: the reply did not
+    start again (CI once printed it twice, with "the reply starts again")."""
+    from chatplex.cli.follow import Follow
+
+    follow = Follow(None, 1, as_json=False)  # type: ignore[arg-type]  # no coordinator needed
+    follow.live = True
+    follow._write("hello")
+    follow._catch_up("")  # the row as stored before the stream's first flush
+    follow._catch_up("hel")
+    follow._catch_up("hello world")  # the row is ahead: the rest is shown
+    out, err = capsys.readouterr()
+    assert (out, err) == ("hello world", "")
+    follow._catch_up("goodbye")  # a different text: a new attempt, shown from its start
+    out, err = capsys.readouterr()
+    assert out == "\ngoodbye" and "starts again" in err

@@ -180,8 +180,14 @@ class Follow:
         self.shown_length += len(text)
 
     def _catch_up(self, content: str) -> None:
-        """Show `content`, the attempt's text so far: the rest of it, or all of it again."""
-        if not content.startswith("".join(self.shown)):
+        """Show `content`, the attempt's text so far: the rest of it, or all of it again.
+
+        A row read before the deltas already shown were stored is a prefix of them: stale,
+        not a new attempt (those announce themselves with ReplyStarted or a retry reason)."""
+        shown = "".join(self.shown)
+        if shown.startswith(content):
+            return
+        if not content.startswith(shown):
             self._restart(None)
         if len(content) > self.shown_length:
             self._write(content[self.shown_length :])
