@@ -282,6 +282,46 @@ async def test_text_a_tool_call_and_more_text_stream_each_in_its_place(fake, tmp
         held.set()
 
 
+async def test_a_text_part_that_begins_while_a_thought_is_placed_still_shows(fake, tmp_path, monkeypatch):
+    """Thinking, text, thinking, text. Placing the second thought on screen awaits; when the last
+    text part begins meanwhile, that text is shown in the new body, not lost with the old one
+    (a busy machine once showed an empty answer under its thinking)."""
+    import asyncio
+
+    held = threading.Event()  # the stream waits after the second thought's first word
+    place = ReplyMessage._place
+
+    async def slow_place(self: ReplyMessage) -> None:
+        if 2 in self.parts.unplaced:  # the second thought: the answer's text begins meanwhile
+            held.set()
+            deadline = asyncio.get_running_loop().time() + 60
+            while not self.parts.freezes:
+                assert asyncio.get_running_loop().time() < deadline, "the last text part never began"
+                await asyncio.sleep(0.01)
+        await place(self)
+
+    monkeypatch.setattr(ReplyMessage, "_place", slow_place)
+    s = fake.scenario(
+        parts=[("reasoning", "read it"), ("text", "First part."), ("reasoning", "check it"), ("text", ANSWER)],
+        interleave=True,  # pieces: 0 start, 1-2 thought, 3 start, 4-5 text, 6-7 its end, 8 start, 9 "check"
+        faults=[Fault(hold_after=10, hold=held)],
+    )
+    app = ChatplexApp(make_config(tmp_path, provider_for(s, kind="anthropic")))
+    try:
+        async with app.run_test(size=(110, 40)) as pilot:
+            await app.ready.wait()
+            session = await app.coord.create_session("parts")
+            await app.focus_session(session.id)
+            await answered(pilot, session.id, "q", 1)
+            reply = last_reply(app)
+            await until(pilot, lambda: kinds(reply) == ["reasoning", "text", "reasoning", "text"])
+            assert held.is_set()  # the second thought was placed while the stream was held
+            await until(pilot, lambda: reply.query_one(DoneText).source == "First part.")
+            await until(pilot, lambda: reply._markdown is not None and reply._markdown.source == ANSWER)
+    finally:
+        held.set()
+
+
 async def test_thinking_cut_by_a_cancel_says_it_was_interrupted(fake, tmp_path):
     held = threading.Event()
     s = fake.scenario(parts=[("reasoning", THOUGHT), ("text", ANSWER)], faults=[Fault(hold_after=5, hold=held)])

@@ -404,7 +404,8 @@ class ReplyMessage(Vertical):
 
     async def _catch_up(self) -> None:
         """Show the parts streamed since the last flush (with the stream lock held)."""
-        if self._body is not None:
+        # placing awaits: a text part may end meanwhile, and its freeze must come before the write
+        while self._body is not None and (self.parts.freezes or self.parts.unplaced):
             if self.parts.freezes:
                 await self._freeze()
             if self.parts.unplaced:
@@ -437,6 +438,9 @@ class ReplyMessage(Vertical):
         self.long = False
         body = Markdown("", classes="body", open_links=False)
         await self.mount(body, before=parts.anchor(self.children, parts.text_seq or 0, state))
+        # the new body is empty: its next write is the live part's whole text, whatever the old
+        # body was given after the part ended (a write while a part was being placed)
+        self._pending, self._rendered = [], False
 
     async def _write_pending(self) -> None:
         if self.long or (self._rendered and not self._pending):
