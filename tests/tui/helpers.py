@@ -10,13 +10,22 @@ from chatplex.core.models import JobState
 
 
 async def until(pilot, condition: Callable[[], bool], timeout: float = 60.0) -> None:
-    """Let the app run until `condition` holds (a deadline, not a fixed sleep)."""
+    """Let the app run until `condition` holds (a deadline, not a fixed sleep). A condition
+    that looks up what is not there yet (a sidebar row the app has not been told of, a reply
+    not shown yet) is not met yet: LookupError and AttributeError mean "wait", and the last
+    one is reported if the deadline passes."""
     import asyncio
 
     deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
+    while True:
+        error: Exception | None = None
+        try:
+            if condition():
+                return
+        except (LookupError, AttributeError) as e:
+            error = e
         if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached in time")
+            raise AssertionError("condition not reached in time") from error
         await asyncio.sleep(0.02)  # the app runs in this loop; pilot.pause would wait for idle
 
 
