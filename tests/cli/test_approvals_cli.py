@@ -59,3 +59,17 @@ def test_send_approve_all_runs_the_whole_turn_and_prints_the_answer(tmp_path, ag
     sent = run(tmp_path, agent_server, "send", "--approve-all", "what time is it?")
     assert sent.returncode == 0, sent.stderr
     assert sent.stdout.strip() == ANSWER and "⚙ get_current_time" in sent.stderr
+
+
+def test_approve_always_is_listed_and_ask_again_takes_it_back(tmp_path, agent_server):
+    assert run(tmp_path, agent_server, "send", "--session", "a", "what time is it?").returncode == 3
+    [waiting] = json.loads(run(tmp_path, agent_server, "approvals", "--json").stdout)
+    ok = run(tmp_path, agent_server, "approve", str(waiting["job"]), "--always")
+    assert ok.returncode == 0 and "runs without asking in session" in ok.stdout
+    listed = run(tmp_path, agent_server, "approvals").stdout
+    assert "no tool call waits" in listed and "run without asking" in listed and "get_current_time" in listed
+    back = run(tmp_path, agent_server, "ask-again", "get_current_time", "a")
+    assert back.returncode == 0 and "get_current_time asks again" in back.stdout, back.stderr
+    assert "run without asking" not in run(tmp_path, agent_server, "approvals").stdout
+    twice = run(tmp_path, agent_server, "ask-again", "get_current_time")
+    assert twice.returncode == 2 and "was not approved always in every session" in twice.stderr

@@ -196,9 +196,35 @@ async def test_f7_lists_each_server_its_tools_and_what_a_call_needs(fake, tmp_pa
         assert by_tool["echo"][4] == "allow" and by_tool["crash"][4] == "deny" and by_tool["hang"][4] == "ask"
         [ghost] = [r for r in rows if r[0] == "ghost"]
         assert ghost[1] == "failed" and ghost[2] == "off (not offered)"
-        assert "chatplex-no-such-mcp-server was not found" in ghost[5]
+        assert "chatplex-no-such-mcp-server was not found" in ghost[6]
         await pilot.press("escape")
         await until(pilot, lambda: not isinstance(app.screen, ToolsScreen))
+
+
+async def test_f7_shows_where_a_tool_runs_without_asking_and_x_makes_it_ask_again(fake, tmp_path):
+    from chatplex.tui.screens.tools import ToolsScreen
+
+    app = agent_app(fake, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.ready.wait()
+        sid = await parked(app, pilot)
+        [waiting] = await app.coord.approvals()
+        assert await app.coord.approve(waiting.job.id, always=True)
+        await until(pilot, lambda: status(app, sid) is SessionStatus.WAITING)
+        await pilot.press("f7")
+        await until(pilot, lambda: isinstance(app.screen, ToolsScreen) and app.screen.report is not None)
+        table = app.screen.query_one("DataTable")
+
+        def row(tool: str) -> list[str]:
+            rows = [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
+            return next(r for r in rows if r[3] == tool)
+
+        assert row("echo")[4:6] == ["ask", str(sid)]  # asks, except in the session that said always
+        assert row("hang")[5] == ""
+        table.move_cursor(row=next(i for i in range(table.row_count) if str(table.get_row_at(i)[3]) == "echo"))
+        await pilot.press("x")
+        await until(pilot, lambda: row("echo")[5] == "")
+        assert (await app.coord.store.get_session(sid)).allowed_tools == ()
 
 
 def test_snapshot_the_tools_screen(snap_compare, fake, tmp_path):

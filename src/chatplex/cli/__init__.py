@@ -131,8 +131,14 @@ def _add_admin_parsers(sub: Any) -> None:  # argparse names its subparsers type 
     ap.add_argument("--json", action="store_true")
     ok = sub.add_parser("approve", help="let a waiting tool call run (job id from `chatplex approvals`)")
     ok.add_argument("id")
-    ok.add_argument("--always", action="store_true", help="and run that tool without asking in that session")
+    ok.add_argument(
+        "--always", action="store_true", help="and run that tool without asking in that session (undo: ask-again)"
+    )
     ok.add_argument("--json", action="store_true")
+    again = sub.add_parser("ask-again", help="take back `approve --always`: the tool asks before it runs again")
+    again.add_argument("tool", help="the tool's name, as `chatplex approvals` lists it")
+    again.add_argument("session", nargs="?", help=SESSION_REF + " (default: every session)")
+    again.add_argument("--json", action="store_true")
     no = sub.add_parser("deny", help="refuse a waiting tool call: the model gets an error result")
     no.add_argument("id")
     no.add_argument("--reason", help="told to the model with the refusal")

@@ -1,6 +1,7 @@
 """`chatplex approvals`, `approve ID [--always]`, `deny ID [--reason …]`: the tool calls that
-wait for the user, answered from any shell. The app or a `chatplex worker` on the same
-database runs an approved call at once (it notices the change)."""
+wait for the user, answered from any shell; `ask-again TOOL [SESSION]` takes an "always" back.
+The app or a `chatplex worker` on the same database runs an approved call at once (it
+notices the change)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import time
 
 from chatplex.cli.jobs import parse_job_id
 from chatplex.cli.output import UsageError, emit, table
+from chatplex.cli.refs import find_session
 from chatplex.config import Config
 from chatplex.core.coordinator import Coordinator
 from chatplex.core.db.steps import Approval
@@ -31,6 +33,7 @@ def approval_record(a: Approval) -> dict[str, object]:
 async def cmd_approvals(config: Config, args: argparse.Namespace) -> int:
     async with await Coordinator.open(config) as coord:
         waiting = await coord.approvals()
+        sessions = await coord.store.list_sessions()
     if args.json:
         return emit(True, [approval_record(a) for a in waiting], "")
     now = time.time()
@@ -49,7 +52,23 @@ async def cmd_approvals(config: Config, args: argparse.Namespace) -> int:
         ],
         empty="no tool call waits for approval",
     )
+    always = [(s, ", ".join(s.allowed_tools)) for s in sessions if s.allowed_tools]
+    if always:
+        print("\nrun without asking (approved always; `chatplex ask-again TOOL [SESSION]` takes it back):")
+        table(["session", "tools"], [[f"{s.id} {preview_of(s.title, 24)}", tools] for s, tools in always], empty="")
     return 0
+
+
+async def cmd_ask_again(config: Config, args: argparse.Namespace) -> int:
+    async with await Coordinator.open(config) as coord:
+        session = await find_session(coord.store, args.session) if args.session else None
+        changed = await coord.forget_always(args.tool, session.id if session else None)
+    where = f"session {session.id}" if session else "every session"
+    if not changed:
+        raise UsageError(f"{args.tool} was not approved always in {where} (see `chatplex approvals`)")
+    ids = [s.id for s in changed]
+    human = f"{args.tool} asks again before it runs in session{'s' if len(ids) > 1 else ''} {', '.join(map(str, ids))}"
+    return emit(args.json, {"tool": args.tool, "sessions": ids}, human)
 
 
 async def cmd_approve(config: Config, args: argparse.Namespace) -> int:
@@ -69,4 +88,4 @@ async def cmd_approve(config: Config, args: argparse.Namespace) -> int:
         return emit(args.json, {"denied": job_id}, f"denied job {job_id} ({a.call.name}); the model is told")
 
 
-COMMANDS = {"approvals": cmd_approvals, "approve": cmd_approve, "deny": cmd_approve}
+COMMANDS = {"approvals": cmd_approvals, "approve": cmd_approve, "deny": cmd_approve, "ask-again": cmd_ask_again}

@@ -30,7 +30,7 @@ async def cmd_tools(config: Config, args: argparse.Namespace) -> int:
     else:
         rows = []
         for entry in report:
-            on = "on" if entry["enabled"] else "off (sessions choose it)"
+            on = "on" if entry["enabled"] else "off (not offered)"
             if entry["state"] != "ready":
                 rows.append([str(entry["server"]), on, "failed", "", str(entry.get("error", ""))])
                 continue

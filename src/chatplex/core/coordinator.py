@@ -310,6 +310,14 @@ class Coordinator:
             await self._workers.maybe_preempt()
         return True
 
+    async def forget_always(self, tool: str, session_id: int | None = None) -> list[Session]:
+        """Calls of `tool` ask again in `session_id` (every session, if None): undoes
+        approve(always=True). Returns the sessions that had said "always" for it."""
+        changed = await self.store.forget_always(tool, session_id)
+        for session in changed:
+            self.bus.publish(SessionChanged(session))
+        return changed
+
     async def deny(self, job_id: int, reason: str = "") -> bool:
         """Refuse a held tool call: the model gets an error result saying so (with `reason`)
         and the turn goes on. False if the call is not waiting."""

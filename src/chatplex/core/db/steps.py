@@ -264,6 +264,26 @@ def approvals(db: Conn, session_id: int | None = None) -> list[Approval]:
     return out
 
 
+def forget_always(db: Conn, tool: str, session_id: int | None) -> list[Session]:
+    """Calls of `tool` ask again in `session_id` (every session, if None): the "always" the
+    user gave there is taken back. Returns the sessions that had it."""
+    rows = db.execute(
+        "SELECT id, allowed_tools FROM sessions WHERE (:sid IS NULL OR id=:sid) AND allowed_tools != '[]'",
+        {"sid": session_id},
+    ).fetchall()
+    changed = []
+    for row in rows:
+        allowed = json.loads(row["allowed_tools"])
+        if tool in allowed:
+            allowed.remove(tool)
+            db.execute(
+                "UPDATE sessions SET allowed_tools=:allowed WHERE id=:sid",
+                {"allowed": json.dumps(allowed), "sid": row["id"]},
+            )
+            changed.append(the_session(db, row["id"]))
+    return changed
+
+
 def approve(db: Conn, job_id: int, always: bool, priority: Priority) -> Settled | None:
     """Release a held call (None: it is not held). `always`: its tool runs without asking in
     this session from now on, and its other held calls there are released too."""

@@ -224,6 +224,9 @@ class Store(Database):
     async def approve(self, job_id: int, always: bool, priority: Priority) -> Settled | None:
         return await self.write(steps.approve, job_id, always, priority)
 
+    async def forget_always(self, tool: str, session_id: int | None = None) -> list[Session]:
+        return await self.write(steps.forget_always, tool, session_id)
+
     async def deny(self, job_id: int, reason: str, priority: Priority, max_rounds: int) -> Settled | None:
         return await self.write(steps.deny, job_id, reason, priority, max_rounds)
 

@@ -1,6 +1,7 @@
 """The tools screen (F7): the MCP servers config.toml names, whether each started, and the
-tools each offers with what a call needs (ask, allow, deny). Opening it starts the servers
-as a session would (they are the sessions' servers, shared); `r` starts a failed one again.
+tools each offers with what a call needs (ask, allow, deny), and the sessions where the user
+approved a tool "always" (`x` makes it ask again there). Opening it starts the servers as a
+session would (they are the sessions' servers, shared); `r` starts a failed one again.
 Names, descriptions and errors come from the servers: shown literally."""
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class ToolsScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "dismiss(None)", "Back"),
         Binding("r", "refresh_servers", "Start again"),
+        Binding("x", "ask_again", "Ask again"),
     ]
     DEFAULT_CSS = """
     ToolsScreen #tools-title { padding: 0 1; }
@@ -36,12 +38,14 @@ class ToolsScreen(Screen[None]):
         super().__init__()
         self.coord = coordinator
         self.report: list[dict[str, object]] | None = None  # None: not read yet
+        self.always: dict[str, list[int]] = {}  # tool -> the sessions that run it without asking
+        self._tools_by_row: list[str] = []  # the tool of each row ("" for a failed server's)
 
     def compose(self) -> ComposeResult:
         yield Static(plain("Tools — MCP servers from config.toml", "bold"), id="tools-title")
         yield Static(plain("starting the servers…"), id="tools-hint")
         table: DataTable[Text] = DataTable(id="tools", cursor_type="row", zebra_stripes=True)
-        table.add_columns("server", "state", "sessions", "tool", "a call", "what it does")
+        table.add_columns("server", "state", "sessions", "tool", "a call", "always in", "what it does")
         yield table
         yield Footer()
 
@@ -57,7 +61,15 @@ class ToolsScreen(Screen[None]):
             self._hint("No MCP servers in config.toml: add one as [mcp.NAME] with command (stdio) or url (HTTP).")
             return
         self.report = await self.coord.tool_report()
+        await self._read_always()
         self._fill()
+
+    async def _read_always(self) -> None:
+        always: dict[str, list[int]] = {}
+        for session in await self.coord.store.list_sessions():
+            for tool in session.allowed_tools:
+                always.setdefault(tool, []).append(session.id)
+        self.always = always
 
     def _hint(self, text: str) -> None:
         self.query_one("#tools-hint", Static).update(plain(text, "$text-muted"))
@@ -65,6 +77,7 @@ class ToolsScreen(Screen[None]):
     def _fill(self) -> None:
         table: DataTable[Text] = self.query_one(DataTable)
         table.clear()
+        self._tools_by_row = []
         report = self.report or []
         ready = sum(1 for e in report if e["state"] == "ready")
         tools = 0
@@ -73,7 +86,9 @@ class ToolsScreen(Screen[None]):
             on = Text("all" if entry["enabled"] else "off (not offered)")
             if entry["state"] != "ready":
                 state = Text("failed", style="bold red")
-                table.add_row(server, state, on, Text(""), Text(""), Text(visible(str(entry.get("error", ""))), "red"))
+                error = Text(visible(str(entry.get("error", ""))), "red")
+                table.add_row(server, state, on, Text(""), Text(""), Text(""), error)
+                self._tools_by_row.append("")
                 continue
             offered = entry["tools"]
             assert isinstance(offered, list)
@@ -81,18 +96,38 @@ class ToolsScreen(Screen[None]):
                 tools += 1
                 approval = str(tool["approval"])
                 description = " ".join(str(tool["description"]).split())[:200]
+                sessions = self.always.get(str(tool["name"]), [])
+                always = ", ".join(map(str, sessions[:5])) + (f" +{len(sessions) - 5}" if len(sessions) > 5 else "")
+                self._tools_by_row.append(str(tool["name"]))
                 table.add_row(
                     server,
                     Text("ready", style="green"),
                     on,
                     Text(visible(str(tool["name"]))),
                     Text(approval, style=APPROVAL_STYLE.get(approval, "")),
+                    Text(always, style="yellow"),
                     Text(visible(description)),
                 )
         self._hint(
             f"{ready} of {len(report)} servers ready · {tools} tools · a call: ask waits for you (F6), "
-            "allow runs, deny is refused · set in config.toml: approval, [mcp.NAME.tools] globs · r starts again"
+            "allow runs, deny is refused · set in config.toml: approval, [mcp.NAME.tools] globs · "
+            "always in: sessions where you said always (x: ask again) · r starts again"
         )
+
+    @guarded
+    async def action_ask_again(self) -> None:
+        """The highlighted tool asks again before it runs, in every session that said always."""
+        row = self.query_one(DataTable).cursor_row
+        tool = self._tools_by_row[row] if 0 <= row < len(self._tools_by_row) else ""
+        if not tool or not self.always.get(tool):
+            self.notify("No session runs this tool without asking.", severity="warning", markup=False, timeout=3)
+            return
+        changed = await self.coord.forget_always(tool)
+        await self._read_always()
+        self._fill()
+        self.query_one(DataTable).move_cursor(row=row)
+        n = len(changed)
+        self.notify(f"{visible(tool)} asks again in {n} session{'s' if n != 1 else ''}.", markup=False)
 
     @guarded
     def action_refresh_servers(self) -> None:
