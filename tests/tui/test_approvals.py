@@ -169,6 +169,23 @@ def test_snapshot_the_dashboard_with_a_session_waiting(snap_compare, fake, tmp_p
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
 
 
+async def test_the_dashboard_names_the_keys_as_remapped_in_config(fake, tmp_path):
+    from chatplex.tui.screens.dashboard import DashboardScreen
+
+    app = agent_app(fake, tmp_path)
+    app.config = dataclasses.replace(app.config, keys={"approvals": "f5"})
+    async with app.run_test(size=SIZE) as pilot:
+        await app.ready.wait()
+        sid = await parked(app, pilot)
+        await pilot.press("ctrl+o")
+        await until(pilot, lambda: isinstance(app.screen, DashboardScreen) and sid in app.screen.tiles)
+        tile = app.screen.tiles[sid]
+        await until(pilot, lambda: "f5 answers" in str(tile.render()))
+        await pilot.press("escape")
+        await pilot.press("f5")  # the remapped key does what the tile says
+        await until(pilot, lambda: isinstance(app.screen, ApprovalScreen))
+
+
 # ---------------------------------------------------------------------- the tools screen
 def tools_app(fake, tmp_path) -> ChatplexApp:
     from chatplex.tools import McpServerConfig

@@ -713,6 +713,7 @@ class ChatplexApp(App[None]):
             self.feed,
             self.sessions_changed,
         )
+        screen.retry_key, screen.approve_key = self._key_for("retry"), self._key_for("approvals")
         self.push_screen(screen, self._dashboard_closed)
 
     @guarded

@@ -60,7 +60,10 @@ def _thinking(rj: Running) -> list[str] | None:
     return pieces[-1].chunks if pieces and pieces[-1].kind == "reasoning" else None
 
 
-def tile_text(session: Session, rj: Running | None, width: int) -> Content:
+def tile_text(
+    session: Session, rj: Running | None, width: int, retry_key: str = "ctrl+r", approve_key: str = "f6"
+) -> Content:
+    """A tile's text; the keys it names are the app's (config.toml's [keys] may remap them)."""
     mark, style = MARKS[session.status]
     if session.status in (SessionStatus.QUEUED, SessionStatus.STREAMING, SessionStatus.THINKING):
         mark = "◌" if session.status is SessionStatus.QUEUED else "◉"
@@ -88,10 +91,10 @@ def tile_text(session: Session, rj: Running | None, width: int) -> Content:
         body = _tail(rj.chunks, width) if rj.chunks else ["waiting for the model…"]
         lines += [Content(line) for line in body]
     elif session.status is SessionStatus.ERROR:
-        lines.append(Content("failed — Enter, then ctrl+r to retry").stylize("$error"))
+        lines.append(Content(f"failed — Enter, then {retry_key} to retry").stylize("$error"))
         lines.append(Content(visible(preview_of(session.preview, width * 2))).stylize("$error"))
     elif session.status is SessionStatus.NEEDS_APPROVAL:
-        lines.append(Content("? needs your approval — f6 answers, Enter opens").stylize("bold $warning"))
+        lines.append(Content(f"? needs your approval — {approve_key} answers, Enter opens").stylize("bold $warning"))
     elif session.status is SessionStatus.INTERRUPTED:
         lines.append(Content("‖ interrupted — resumes when a worker is free").stylize("$warning"))
     else:
@@ -163,6 +166,7 @@ class DashboardScreen(Screen[int | None]):
         self._all = False  # …or every tile (and the order)
         self._due = False  # a refresh is scheduled
         self._live: set[int] = set()  # sessions with a reply running here (their clock ticks)
+        self.retry_key, self.approve_key = "ctrl+r", "f6"  # the app sets its own (remapped) keys
 
     def compose(self) -> ComposeResult:
         yield Static(TITLE, id="dash-title")
@@ -262,7 +266,7 @@ class DashboardScreen(Screen[int | None]):
                 continue
             tile = self.tiles[session.id]
             width = tile.content_size.width or guess  # wrap the tail ourselves, to show its last lines
-            tile.show(tile_text(session, running.get(session.id), width))
+            tile.show(tile_text(session, running.get(session.id), width, self.retry_key, self.approve_key))
             tile.set_class(session.id == self.selected, "-selected")
 
     @guarded
