@@ -6,6 +6,7 @@ the tool is real: tests/mcpservers/faulty.py's echo over stdio."""
 from __future__ import annotations
 
 import dataclasses
+import time
 
 import pytest
 from textual.app import App
@@ -318,3 +319,25 @@ async def test_retry_and_cancel_in_the_queue_inspector_on_a_held_call_say_what_t
         assert not any("went wrong" in n.message for n in app._notifications)
         [still] = await app.coord.approvals()
         assert still.job.id == waiting.job.id
+
+
+async def test_the_queue_inspector_counts_how_long_a_held_call_has_waited(fake, tmp_path, monkeypatch):
+    from chatplex.tui.screens import queue
+    from chatplex.tui.screens.queue import QueueScreen
+
+    later = [0.0]
+    monkeypatch.setattr(queue, "wallclock", lambda: time.time() + later[0])
+    app = agent_app(fake, tmp_path)
+    async with app.run_test(size=(130, 30)) as pilot:
+        await app.ready.wait()
+        await parked(app, pilot)
+        [waiting] = await app.coord.approvals()
+        await pilot.press("f3")
+        await until(pilot, lambda: isinstance(app.screen, QueueScreen) and waiting.job.id in app.screen.jobs)
+        table = app.screen.query_one("DataTable")
+
+        def waited() -> str:
+            return str(table.get_cell(str(waiting.job.id), "waited"))
+
+        later[0] = 125.0  # two minutes on, with nothing else happening: the clock moves the cell
+        await until(pilot, lambda: waited().startswith("2m"))

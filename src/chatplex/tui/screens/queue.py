@@ -63,7 +63,7 @@ def next_retry(job: Job, now: float) -> str:
 
 def job_row(job: Job, titles: dict[int, str], now: float) -> list[Text | str]:
     """Cells as rich Text (never parsed as markup: titles and errors are data)."""
-    queued = job.state is JobState.QUEUED
+    queued = job.state in (JobState.QUEUED, JobState.HELD)  # held: waiting for the user's answer
     waited = (now if queued or not job.started_at else job.started_at) - job.created_at
     ran = None if queued or not job.started_at else (job.finished_at or now) - job.started_at
     state_style = {
@@ -259,7 +259,7 @@ class QueueScreen(Screen[None]):
         """Waiting and running times, and when a retry is due, move on with the clock."""
         titles, now = self.titles(), wallclock()
         for job in list(self.jobs.values()):
-            if job.state in (JobState.QUEUED, JobState.RUNNING):
+            if job.state in (JobState.QUEUED, JobState.RUNNING, JobState.HELD):
                 self._put(job, titles, now)
 
     def selected_id(self) -> int | None:
