@@ -9,6 +9,7 @@ from typing import Any
 from chatplex.cli.output import UsageError, emit, table
 from chatplex.config import Config
 from chatplex.core.coordinator import Coordinator
+from chatplex.core.db import StepOpen
 from chatplex.core.models import Job, JobState
 from chatplex.core.text import duration, preview_of
 
@@ -96,7 +97,10 @@ async def _act(coord: Coordinator, args: argparse.Namespace) -> int:
             f"job {job.id} is a tool call: it is not run again by itself "
             f"(`chatplex approve {job.id}` if it waits; else retry its reply)"
         )
-    new = await coord.retry_job(job.id)
+    try:
+        new = await coord.retry_job(job.id)
+    except StepOpen as e:
+        raise UsageError(f"job {job.id}: {e}") from e
     if new is None:
         raise UsageError(f"job {job.id}'s reply is being generated right now")
     return emit(

@@ -29,7 +29,7 @@ from chatplex.config import KINDS as PROVIDER_KINDS
 from chatplex.config import Config, config_path
 from chatplex.core import export, models
 from chatplex.core.coordinator import Approval, Coordinator
-from chatplex.core.db import StoreError
+from chatplex.core.db import StepOpen, StoreError
 from chatplex.core.events import Notification
 from chatplex.core.models import MessageState, Role, Session, SessionStatus, preview_of
 from chatplex.tui import feed, search
@@ -621,7 +621,12 @@ class ChatplexApp(App[None]):
             )
         ):
             return
-        if await self.coord.retry(session.id) is None:
+        try:
+            retried = await self.coord.retry(session.id)
+        except StepOpen as e:  # Ctrl+R while the last step's tool calls wait or run
+            self.notify(str(e), severity="warning", markup=False)
+            return
+        if retried is None:
             self.notify("Nothing to retry here.", markup=False, timeout=2)
 
     @work(exclusive=True, group="dialog")

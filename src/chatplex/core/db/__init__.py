@@ -11,7 +11,7 @@
 - store.py        `Store`, the async facade the rest of chatplex calls
 """
 
-from chatplex.core.db.errors import LeaseLost, StoreError
+from chatplex.core.db.errors import LeaseLost, StepOpen, StoreError
 from chatplex.core.db.jobs import APPEND_SQL
 from chatplex.core.db.recovery import owner_id, owner_is_dead
 from chatplex.core.db.schema import MIGRATIONS, SCHEMA_VERSION, migration
@@ -22,6 +22,7 @@ __all__ = [
     "MIGRATIONS",
     "SCHEMA_VERSION",
     "LeaseLost",
+    "StepOpen",
     "Store",
     "StoreError",
     "migration",

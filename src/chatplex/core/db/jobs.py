@@ -13,7 +13,7 @@ import time
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from chatplex.core.db.errors import LeaseLost
+from chatplex.core.db.errors import LeaseLost, StepOpen
 from chatplex.core.db.parts import (
     COMPLETE,
     INTERRUPTED,
@@ -185,6 +185,20 @@ def requeue_reply(db: Conn, mid: int, priority: Priority, max_attempts: int) -> 
     msg = get_message(db, mid)
     if msg is None or msg.role != Role.ASSISTANT:
         raise KeyError(f"no reply {mid}")
+    open_calls = one(
+        db,
+        "SELECT COALESCE(SUM(state=:held), 0), COALESCE(SUM(state IN (:queued, :running)), 0)"
+        " FROM jobs WHERE parent=:mid AND kind=:tool",
+        {**JOB, "mid": mid},
+    )
+    held, going = tuple(open_calls) if open_calls is not None else (0, 0)
+    if held or going:
+        what = [f"{held} waiting for your approval"] if held else []
+        what += [f"{going} queued or running"] if going else []
+        raise StepOpen(
+            f"this reply's tool calls are not done ({', '.join(what)}): approve or deny them, "
+            "or let them finish; the turn then goes on by itself"
+        )
     active = one(
         db,
         "SELECT id FROM jobs WHERE message_id=:mid AND state IN (:queued, :running)",

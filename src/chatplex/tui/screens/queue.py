@@ -24,6 +24,7 @@ from textual.signal import Signal
 from textual.widgets import DataTable, Footer, Static
 
 from chatplex.core.coordinator import Coordinator
+from chatplex.core.db import StepOpen
 from chatplex.core.models import Job, JobState, Priority, QueueStats
 from chatplex.core.text import duration, preview_of
 from chatplex.tui import feed
@@ -318,7 +319,10 @@ class QueueScreen(Screen[None]):
         if job.state is JobState.QUEUED:
             await self.coord.run_now(job.id)
         else:
-            await self.coord.retry_job(job.id)
+            try:
+                await self.coord.retry_job(job.id)
+            except StepOpen as e:
+                self.notify(f"Job {job.id}: {e}", severity="warning", markup=False)
 
     @guarded
     async def action_priority(self, name: str) -> None:
