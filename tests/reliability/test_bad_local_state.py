@@ -158,7 +158,10 @@ async def test_disk_full_while_sending_in_the_app_keeps_the_text(fake, tmp_path)
         store = app.coord.store
         pages = await store.read(lambda db: db.execute("PRAGMA page_count").fetchone()[0])
         await limit_pages(store, pages + 2)
-        big = "long paste " * 50_000
+        # 550 KB in lines, as a pasted log is. One 550 KB line would take the TextArea ~0.2 s per
+        # screen row at every frame (it renders the whole line for each of its rows): on a
+        # loaded machine the app then never got to the toast (a known cost, see the note)
+        big = ("long paste " * 10 + "\n") * 5_000
         app.composer.insert(big)
         await pilot.press("enter")
         await until(pilot, lambda: bool(app._notifications))

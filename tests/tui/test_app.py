@@ -414,10 +414,18 @@ async def test_background_completion_rings_the_bell_only_when_enabled(fake, tmp_
 async def test_reply_says_whether_it_is_queued_or_waiting_at_the_server(fake, tmp_path):
     """A request queued at a busy server must not look like a hang: the reply box says the
     request is with the model (and counts seconds); a reply not started yet says it is queued."""
-    slow = fake.scenario(
-        reply="late answer", token_delay=10
-    )  # its first word comes long after the screen is read, even on a busy machine
+    import threading
+
+    answer = threading.Event()  # its first word waits for this: the screen is read before it
+    slow = fake.scenario(reply="late answer", faults=[Fault(hold_after=0, hold=answer)])
     app = ChatplexApp(make_config(tmp_path, provider_for(slow), workers=1))
+    try:
+        await _queued_or_waiting(app, answer)
+    finally:
+        answer.set()
+
+
+async def _queued_or_waiting(app: ChatplexApp, answer) -> None:
     async with app.run_test(size=(100, 30)) as pilot:
         await app.ready.wait()
         await type_and_send(pilot, "first")
@@ -433,6 +441,8 @@ async def test_reply_says_whether_it_is_queued_or_waiting_at_the_server(fake, tm
         first.started_at -= 3  # as if the server had kept it waiting for 3 s
         first.tick()
         assert "waiting for the model… 3s" in await shown(pilot)
+        answer.set()
+        await until(pilot, lambda: second.message.state is MessageState.COMPLETE)
 
 
 async def test_switching_away_from_a_streaming_reply_leaves_no_stream_task_behind(fake, tmp_path):

@@ -341,3 +341,18 @@ async def test_the_queue_inspector_counts_how_long_a_held_call_has_waited(fake, 
 
         later[0] = 125.0  # two minutes on, with nothing else happening: the clock moves the cell
         await until(pilot, lambda: waited().startswith("2m"))
+
+
+async def test_ctrl_r_while_a_call_waits_says_to_answer_it_and_keeps_the_step(fake, tmp_path):
+    """Generating the step again would leave its waiting call answering a call that is gone."""
+    app = agent_app(fake, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.ready.wait()
+        sid = await parked(app, pilot)
+        [waiting] = await app.coord.approvals()
+        await pilot.press("ctrl+r")
+        await until(pilot, lambda: any("1 waiting for your approval" in n.message for n in app._notifications))
+        [still] = await app.coord.approvals()
+        assert still.job.id == waiting.job.id and status(app, sid) is SessionStatus.NEEDS_APPROVAL
+        step = [m for m in await app.coord.messages(sid) if m.role is Role.ASSISTANT][-1]
+        assert step.state is MessageState.COMPLETE and [c.name for c in step.tool_calls] == ["echo"]

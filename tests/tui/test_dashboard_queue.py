@@ -131,8 +131,15 @@ async def test_queue_inspector_filters_and_actions(fake, tmp_path):
             pilot, lambda: screen.state is JobState.QUEUED and set(table_ids(screen)) == {queued.id, scheduled.id}
         )
         await keys(pilot, "f", "f")
-        await until(pilot, lambda: screen.state is JobState.FAILED and table_ids(screen))
-        assert all(screen.jobs[j].state is JobState.FAILED for j in table_ids(screen))
+        # the rows of the filter before go once the list is read again: wait for that
+        await until(
+            pilot,
+            lambda: (
+                screen.state is JobState.FAILED
+                and bool(table_ids(screen))
+                and all(screen.jobs[j].state is JobState.FAILED for j in table_ids(screen))
+            ),
+        )
         await keys(pilot, "f", "f", "f")
         await until(pilot, lambda: screen.state is None and len(table_ids(screen)) == 5)
 

@@ -60,8 +60,9 @@ class ToolsScreen(Screen[None]):
             self.report = []
             self._hint("No MCP servers in config.toml: add one as [mcp.NAME] with command (stdio) or url (HTTP).")
             return
-        self.report = await self.coord.tool_report()
+        report = await self.coord.tool_report()
         await self._read_always()
+        self.report = report  # set with the table filled: a reader sees both or neither
         self._fill()
 
     async def _read_always(self) -> None:
