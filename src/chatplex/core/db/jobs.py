@@ -20,6 +20,7 @@ from chatplex.core.db.parts import (
     StreamWrite,
     append_parts,
     clear_parts,
+    insert_parts,
     rtrim_last_text,
     write_parts,
 )
@@ -27,10 +28,8 @@ from chatplex.core.db.sessions import (
     Conn,
     Params,
     get_message,
-    get_session,
     message_of,
     one,
-    scalar,
     session_of,
     set_status,
     settle_status,
@@ -147,13 +146,12 @@ def create_turn(
     db: Conn, sid: int, text: str, priority: Priority, max_attempts: int
 ) -> tuple[Message, Message, Job, Session]:
     """The user message, its empty assistant reply (streaming) and the job. Every row is
-    read back by RETURNING, not by another SELECT: B1 counts statements."""
+    read back by RETURNING, not by another SELECT, and nothing is looked up or cleared that
+    a new turn cannot have: B1 counts statements (bench/b1_queue.py)."""
     now = time.time()
-    if get_session(db, sid) is None:
-        raise KeyError(f"no session {sid}")
-    insert = (
+    insert = (  # FROM sessions: no row (and no error) when the session does not exist
         "INSERT INTO messages(session_id, role, content, state, created_at, updated_at)"
-        " VALUES (:sid, :role, :content, :state, :now, :now) RETURNING *"
+        " SELECT id, :role, :content, :state, :now, :now FROM sessions WHERE id=:sid RETURNING *"
     )
     user = {
         "sid": sid,
@@ -163,8 +161,9 @@ def create_turn(
         "now": now,
     }
     user_row = one(db, insert, user)
-    assert user_row is not None
-    write_parts(db, user_row["id"], [TextPart(text)] if text else [])
+    if user_row is None:
+        raise KeyError(f"no session {sid}")
+    insert_parts(db, user_row["id"], [TextPart(text)] if text else [])
     reply = {
         **user,
         "role": Role.ASSISTANT.value,
@@ -174,7 +173,9 @@ def create_turn(
     reply_row = one(db, insert, reply)
     assert reply_row is not None
     job = _insert_job(db, sid, reply_row["id"], priority, max_attempts, now)
-    reply_message = _link(db, job.message_id, job.id)
+    db.execute("UPDATE messages SET job_id=:job WHERE id=:mid", {"job": job.id, "mid": job.message_id})
+    reply_message = message_of(reply_row)
+    reply_message.job_id = job.id  # as just written
     session = settle_status(db, sid, now, SessionStatus.QUEUED)  # streaming if another job runs
     return message_of(user_row), reply_message, job, session
 
@@ -244,16 +245,27 @@ def claim(
         skip = f" AND j.session_id NOT IN (SELECT id FROM sessions WHERE provider IN ({marks}))"
     if only_session is not None:
         skip += " AND j.session_id=:only"
+    kept = {f"c{i}": name for i, name in enumerate(continuing)}
+    # how much partial text the run continues from: the reply's text less its trailing
+    # whitespace when the session's provider can continue it, else none (cleared below)
+    resumed = "0"
+    if kept:
+        marks = ", ".join(f":{name}" for name in kept)
+        resumed = (
+            f"(SELECT CASE WHEN s.provider IN ({marks}) THEN length(rtrim(m.content, char(32, 9, 10, 13)))"
+            " ELSE 0 END FROM messages m JOIN sessions s ON s.id=m.session_id WHERE m.id=jobs.message_id)"
+        )
     row = one(
         db,
         "UPDATE jobs SET state=:running, lease_owner=:owner, lease_expires_at=:expires,"
-        " attempts=attempts+1, started_at=:now, updated_at=:now WHERE id=("
+        f" attempts=attempts+1, started_at=:now, updated_at=:now, resumed_from={resumed} WHERE id=("
         " SELECT j.id FROM jobs j WHERE j.state=:queued AND j.run_after<=:now"
         f" AND {NEXT_OF_SESSION}{skip}"
         " ORDER BY j.priority, j.run_after, j.id LIMIT 1) RETURNING *",
         {
             **JOB,
             **skipped,
+            **kept,
             "owner": owner,
             "expires": now + lease,
             "now": now,
@@ -263,27 +275,19 @@ def claim(
     if row is None:
         return None
     job = job_of(row)
-    session = the_session(db, job.session_id)
     db.execute(
-        "UPDATE messages SET content=CASE WHEN :keep THEN rtrim(content, char(32, 9, 10, 13))"
+        "UPDATE messages SET content=CASE WHEN :kept THEN rtrim(content, char(32, 9, 10, 13))"
         " ELSE '' END, state=:streaming, error=NULL, job_id=:job, updated_at=:now,"
-        " model=:model WHERE id=:message",
+        " model=(SELECT model FROM sessions WHERE id=:sid) WHERE id=:message",
         {
-            "keep": session.provider in continuing,
+            "kept": bool(job.resumed_from),
             "streaming": MessageState.STREAMING.value,
             "job": job.id,
             "now": now,
-            "model": session.model,
+            "sid": job.session_id,
             "message": job.message_id,
         },
     )
-    kept = scalar(
-        db,
-        "UPDATE jobs SET resumed_from=(SELECT length(content) FROM messages WHERE id=:message)"
-        " WHERE id=:job RETURNING resumed_from",
-        {"message": job.message_id, "job": job.id},
-    )
-    job.resumed_from = kept or 0
     # the parts go with the text: kept with it (trimmed alike), or cleared with it. A partial
     # with no text (only reasoning) is not continued: a prefill continues an answer, not a
     # thought, so that reply is generated again from the start.

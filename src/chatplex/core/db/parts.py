@@ -93,7 +93,14 @@ def write_parts(db: Conn, message_id: int, parts: Iterable[ChatPart], last_state
     writes the whole text). The last part gets `last_state`: a reply cut short keeps its
     partial last part marked interrupted."""
     db.execute("DELETE FROM parts WHERE message_id=:mid", {"mid": message_id})
+    insert_parts(db, message_id, parts, last_state)
+
+
+def insert_parts(db: Conn, message_id: int, parts: Iterable[ChatPart], last_state: str = COMPLETE) -> None:
+    """`write_parts` for a message that has none yet (one it just inserted): no DELETE."""
     rows = [row_of(p) for p in parts]
+    if not rows:
+        return
     db.executemany(
         "INSERT INTO parts(message_id, seq, kind, text, data, state) VALUES (:mid, :seq, :kind, :text, :data, :state)",
         (
