@@ -195,15 +195,39 @@ async def test_long_session_mounts_a_page_and_loads_older_on_scroll_up(tmp_path,
         claimed = await store.claim("filler", 30)
         await store.finish(claimed[0].id, "filler", "succeeded", f"answer {i}")
     await store.close()
+    transcript = [text for i in range(150) for text in (f"question {i}", f"answer {i}")]
     app = ChatplexApp(config)
     async with app.run_test(size=(100, 30)) as pilot:
         await app.ready.wait()
         assert app.current == session.id
-        assert len(app.chat.children) == PAGE
-        assert app.chat.children[-1].message.content == "answer 149"
+        # the newest messages that fill the pane, not the whole page (each reply costs ~25 ms)
+        first = len(app.chat.children)
+        assert first < PAGE
+        await until(pilot, lambda: app.chat.max_scroll_y > 0)
+        assert [c.message.content for c in app.chat.children] == transcript[-first:]
         app.chat.scroll_home(animate=False)
-        await until(pilot, lambda: len(app.chat.children) == 2 * PAGE)
-        assert app.chat.children[0].message.content == f"question {150 - PAGE}"
+        await until(pilot, lambda: len(app.chat.children) == first + PAGE)
+        assert [c.message.content for c in app.chat.children] == transcript[-(first + PAGE) :]
+
+
+async def test_a_page_too_short_to_scroll_loads_older_messages_until_the_pane_is_full(tmp_path, fake):
+    """Short messages in a tall terminal: no scroll-up could ever ask for the older ones."""
+    config = make_config(tmp_path, provider_for(fake.scenario()))
+    store = await Store.open(config.db_path)
+    session = await store.create_session("short", "fake", "fake-small")
+    for i in range(60):
+        await store.create_turn(session.id, f"q{i}", Priority.LOW, 1)
+        claimed = await store.claim("filler", 30)
+        await store.finish(claimed[0].id, "filler", "succeeded", f"a{i}")
+    await store.close()
+    transcript = [text for i in range(60) for text in (f"q{i}", f"a{i}")]
+    app = ChatplexApp(config)
+    async with app.run_test(size=(100, 90)) as pilot:
+        await app.ready.wait()
+        await until(pilot, lambda: app.chat.max_scroll_y > 0)  # filled, with no key pressed
+        shown = [c.message.content for c in app.chat.children]
+        assert len(shown) > PAGE and shown == transcript[-len(shown) :]
+        assert app.chat.has_older
 
 
 async def test_quit_leaves_running_replies_resumable(fake, tmp_path):

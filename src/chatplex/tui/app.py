@@ -313,8 +313,9 @@ class ChatplexApp(App[None]):
     @on(ChatView.NeedOlder)
     @guarded
     async def _older(self) -> None:
-        if self.current is not None and self.chat.oldest_id is not None:
-            await self.chat.prepend(await self.coord.messages(self.current, limit=PAGE, before_id=self.chat.oldest_id))
+        sid, before = self.current, self.chat.oldest_id
+        if sid is not None and before is not None:
+            await self.chat.prepend(await self.coord.messages(sid, limit=PAGE, before_id=before), sid, before)
 
     # ---------------------------------------------------------------- coordinator events
     # They reach the app through the chat pane (ChatView.KINDS), in order, once it showed them.
@@ -677,11 +678,12 @@ class ChatplexApp(App[None]):
     async def _reveal(self, message_id: int) -> None:
         """Scroll the chat pane to a message, mounting the older ones down to it first."""
         chat = self.chat
-        if chat.session and chat.oldest_id is not None and message_id < chat.oldest_id and chat.has_older:
-            older = await self.coord.messages(chat.session.id, before_id=chat.oldest_id)
+        before = chat.oldest_id
+        if chat.session and before is not None and message_id < before and chat.has_older:
+            older = await self.coord.messages(chat.session.id, before_id=before)
             wanted = [m for m in older if m.id >= message_id]
-            await chat.prepend(wanted)
-            chat.has_older = len(wanted) < len(older)
+            if await chat.prepend(wanted, chat.session.id, before):
+                chat.has_older = len(wanted) < len(older)
         chat.scroll_to_message(message_id)
 
     @work(exclusive=True, group="dialog")

@@ -37,7 +37,28 @@ from chatplex.tui.safe import plain, visible
 from chatplex.tui.widgets.parts import ReplyParts, done_text
 from chatplex.tui.widgets.tool_step import ToolStep
 
-PAGE = 16  # messages mounted at first and per scroll-up page: a screenful or two (B6)
+PAGE = 16  # messages read per page: the first one and each scroll-up's (B6)
+FILL = 1.5  # a session opens with the newest messages that fill this many panes (B6, B5)
+
+
+def rows_of(message: Message, width: int) -> int:
+    """About how many rows `message` takes at `width` columns: its lines, wrapped, and a
+    box's frame. An estimate, erring low (Markdown adds margins), to mount no more of a
+    page than fills the pane when a session opens."""
+    width = max(width, 10)
+    return 3 + sum(max(1, -(-len(line) // width)) for line in message.content.split("\n"))
+
+
+def newest_that_fill(messages: list[Message], width: int, rows: int) -> list[Message]:
+    """The newest of `messages` whose estimated rows reach `rows` (all of them if fewer)."""
+    total = 0
+    for i in range(len(messages) - 1, -1, -1):
+        total += rows_of(messages[i], width)
+        if total >= rows:
+            return messages[i:]
+    return messages
+
+
 # Characters of Markdown per reply. Measured (2-core VM, one paragraph of 200-character lines,
 # the worst case): a stream append costs ~26 ms of loop time at 32 K characters, ~40 ms at
 # 64 K, ~50-70 ms at 128 K; replies with paragraphs cost far less. Past this: plain text.
@@ -787,8 +808,14 @@ class ChatView(VerticalScroll):
 
     async def _mount_page(self, session: Session | None, messages: list[Message]) -> None:
         await self.remove_children()
-        self.oldest_id = messages[0].id if messages else None
-        self.has_older = len(messages) >= PAGE
+        # what fills the pane, not the whole page: each reply's Markdown costs ~25 ms to lay
+        # out, and the rest of the page is mounted when the user scrolls up (or below, when
+        # it did not fill the pane)
+        width, height = self.size if self.size.height else self.app.size
+        shown = newest_that_fill(messages, width - 6, int(height * FILL))
+        self.oldest_id = shown[0].id if shown else None
+        self.has_older = len(shown) < len(messages) or len(messages) >= PAGE
+        messages = shown
         hint = f"\n\n{self.setup_hint}" if self.setup_hint else ""
         if session is None:
             await self.mount(
@@ -814,11 +841,24 @@ class ChatView(VerticalScroll):
             await self.mount_all(widgets)
         self.anchor()
         self.scroll_end(animate=False, immediate=True)
+        self.call_after_refresh(self._fill)
 
-    async def prepend(self, messages: list[Message]) -> None:
-        """Older messages above the first one shown, keeping the view where it was."""
+    @guarded
+    def _fill(self) -> None:
+        """Older messages exist but the pane is not full, so no scroll-up can ask for them:
+        ask now (again after each page, until the pane scrolls or nothing older is left)."""
+        if self.has_older and self.max_scroll_y == 0 and self.session is not None:
+            self.post_message(self.NeedOlder())
+
+    async def prepend(self, messages: list[Message], session_id: int, before_id: int | None) -> bool:
+        """Older messages above the first one shown, keeping the view where it was.
+        `messages` were read for `session_id` before `before_id`: if the pane has moved on
+        since (another session, or that page already added), they are dropped (False)."""
         async with self._busy:
+            if not self._shown(session_id) or self.oldest_id != before_id:
+                return False
             await self._prepend(messages)
+            return True
 
     async def _prepend(self, messages: list[Message]) -> None:
         if not messages:
@@ -832,6 +872,7 @@ class ChatView(VerticalScroll):
         await self.mount_all(widgets, before=first)
         self.refresh(layout=True)
         self.call_after_refresh(self._keep_place, before)
+        self.call_after_refresh(self._fill)
 
     @guarded
     def _keep_place(self, height_before: float) -> None:
