@@ -24,6 +24,12 @@ tab, not a move. Elsewhere an Enter waits only BURST. That window passes on the 
 an Enter is judged only behind the keys queued when it passed: a busy app may handle the keys
 stamped right after it long after its window (it sent "Here:" alone, then the paste).
 
+A Tab outside a paste is judged the same way: a key that follows it at a machine's pace makes
+it pasted text, else it moves the focus, as a person's Tab does. On a loaded machine the
+reading thread can stall for over a second (TAIL): the keys after the gap look typed, and a
+Tab among them moved the focus out of the box, with the rest of the paste (a soak of the
+suite under two CPU hogs failed so).
+
 Ctrl+J is a binding (priority: it must reach the box before the app's keys) whose action
 queues its newline behind the keys read before it (`call_later`), so the order is kept. Enter
 is not a binding: its action would not be told its key's time stamp, and an Enter's stamp is
@@ -82,7 +88,8 @@ class Composer(TextArea):
         self._last_key = float("-inf")  # event.time of the previous key
         self._run = 0  # keys in a row that came within BURST of the one before
         self._pasting = False
-        self._enter_at: float | None = None  # an Enter that waits to see whether keys follow at once
+        self._enter_at: float | None = None  # an Enter (or Tab) that waits to see whether keys follow at once
+        self._enter_key = "enter"  # which of the two waits
         self._enter_window = BURST  # how soon a key must follow that Enter to make it a line break
         self._burst_at = float("-inf")  # stamp of the last key taken as part of a paste
         self._pasted: list[str] = []  # text of a paste not yet in the document
@@ -114,6 +121,11 @@ class Composer(TextArea):
             return
         self._resolve(event.time)
         self._timed(event.time, enter=False)
+        if event.key == "tab" and not self._pasting:  # pasted text, or a move? the next key tells
+            event.stop()
+            event.prevent_default()
+            self._wait_for_next("tab", event.time)
+            return
         text = _text_of(event)
         if self._pasting and text is not None:
             event.stop()
@@ -131,9 +143,9 @@ class Composer(TextArea):
         self._enter_at = None
         if pasted:
             self._pasting = True
-            self._paste("\n")
+            self._paste("\n" if self._enter_key == "enter" else "\t")
         else:
-            self._send()
+            self._typed()
 
     def _timed(self, stamp: float, enter: bool) -> None:
         """Update the paste state with a key's time stamp."""
@@ -153,7 +165,10 @@ class Composer(TextArea):
             self._paste("\n")
             return
         self._flush_paste()
-        self._enter_at = stamp  # sent unless another key follows within the window
+        self._wait_for_next("enter", stamp)  # sent unless another key follows within the window
+
+    def _wait_for_next(self, key: str, stamp: float) -> None:
+        self._enter_at, self._enter_key = stamp, key
         self._enter_window = QUIET if stamp - self._burst_at < TAIL else BURST
         self.set_timer(self._enter_window, partial(self._enter_due, stamp))
 
@@ -181,7 +196,15 @@ class Composer(TextArea):
     def _enter_judged(self, stamp: float) -> None:
         if self._enter_at == stamp:  # no key came right after it: a person pressed it
             self._enter_at = None
+            self._typed()
+
+    def _typed(self) -> None:
+        """The waiting Enter or Tab was a person's: send, or move the focus on."""
+        if self._enter_key == "enter":
             self._send()
+        else:
+            self._flush_paste()
+            self.app.action_focus_next()
 
     def _send(self) -> None:
         self._flush_paste()
