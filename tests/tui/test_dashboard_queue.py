@@ -57,7 +57,7 @@ async def test_dashboard_tiles_navigation_and_open(fake, tmp_path):
         assert "line" in "".join(busy.last.splitlines()[-3:])  # the tail of the reply
         broken = screen.tiles[ids["broken"]].last
         assert "failed" in broken and "Incorrect API key" in broken
-        assert "reply waiting" in screen.tiles[ids["done"]].last
+        assert "replied — your turn" in screen.tiles[ids["done"]].last
         # arrows and hjkl move the selection along the grid; Enter opens the tile's session
         start = screen.order.index(screen.selected)
         await pilot.press("l")
@@ -70,6 +70,27 @@ async def test_dashboard_tiles_navigation_and_open(fake, tmp_path):
         await until(pilot, lambda: app.current == target and not isinstance(app.screen, DashboardScreen))
         await pilot.press("ctrl+o", "escape")
         assert app.current == target and not isinstance(app.screen, DashboardScreen)
+
+
+async def test_s_sorts_the_dashboard_by_what_needs_you_and_back(fake, tmp_path):
+    app = ChatplexApp(sessions_config(fake, tmp_path, forever=True))
+    async with app.run_test(size=(130, 36)) as pilot:
+        await app.ready.wait()
+        ids = await three_sessions(app, pilot)
+        await app.focus_session(ids["done"])
+        await pilot.press("ctrl+o")
+        screen = app.screen
+        assert isinstance(screen, DashboardScreen)
+        await until(pilot, lambda: screen.order == app.sidebar.order)
+        title = screen.query_one("#dash-title")
+        assert "most recent first" in str(title.render())
+        await pilot.press("s")  # the failed one first (no approval waits here), then by recency
+        rest = [sid for sid in app.sidebar.order if sid != ids["broken"]]
+        await until(pilot, lambda: screen.order == [ids["broken"], *rest])
+        assert "needs you first" in str(title.render())
+        assert screen.tiles[ids["broken"]].border_title == "1"  # its digit opens it
+        await pilot.press("s")
+        await until(pilot, lambda: screen.order == app.sidebar.order)
 
 
 async def test_dashboard_says_interrupted(fake, tmp_path):

@@ -783,6 +783,7 @@ class ChatplexApp(App[None]):
         rows.append(("pageup / pagedown", "Scroll the chat, also while typing", "—"))
         rows.append(("ctrl+home / ctrl+end", "Top / end of the chat", "—"))
         rows.append(("1 … 9", "On the dashboard: open session 1–9", "—"))
+        rows.append(("s", "On the dashboard: what needs you first (approvals, failures, unread), or most recent", "—"))
         rows.append(("ctrl+p", "Command palette", "—"))
         return rows
 

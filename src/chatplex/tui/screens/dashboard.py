@@ -32,7 +32,24 @@ from chatplex.tui.safe import visible
 from chatplex.tui.widgets.sidebar import MARKS, PLACEHOLDER
 
 clock: Callable[[], float] = time.monotonic  # snapshot tests fix it
-TITLE = "Dashboard — arrows or hjkl move, Enter (or a tile's number) opens, Escape goes back"
+KEYS_LINE = "arrows/hjkl move · Enter or 1–9 opens · s sorts · Esc back"
+ORDERS = ("most recent first", "needs you first")  # what `s` switches between
+
+
+def needs_you_first(sessions: list[Session]) -> list[Session]:
+    """Sessions waiting for an approval, then failed ones, then those with unread replies,
+    then the rest; most recent first within each (the list comes most recent first)."""
+
+    def rank(session: Session) -> int:
+        if session.status is SessionStatus.NEEDS_APPROVAL:
+            return 0
+        if session.status is SessionStatus.ERROR:
+            return 1
+        return 2 if session.unread else 3
+
+    return sorted(sessions, key=rank)  # stable: recency kept within a rank
+
+
 LINES = 3  # lines of the reply shown per tile
 TILE_WIDTH = 38  # columns are as many of these as fit, 1 to 4
 MAX_TILES = 200  # the most recently active; 1,000 tiles would take a second to open
@@ -99,7 +116,7 @@ def tile_text(
         lines.append(Content("‖ interrupted — resumes when a worker is free").stylize("$warning"))
     else:
         state = {
-            SessionStatus.WAITING: "reply waiting",
+            SessionStatus.WAITING: "replied — your turn",
             SessionStatus.QUEUED: "queued",
             SessionStatus.STREAMING: "streaming in another process",
             SessionStatus.THINKING: "thinking in another process",
@@ -137,6 +154,7 @@ class DashboardScreen(Screen[int | None]):
         # "jump to session N": plain digits arrive in every terminal (Alt+digit and Ctrl+digit
         # do not), and nothing on this screen takes text
         *(Binding(str(n), f"open_number({n})", f"Open {n}", show=False) for n in range(1, 10)),
+        Binding("s", "sort", "Sort"),
     ]
 
     DEFAULT_CSS = """
@@ -167,9 +185,10 @@ class DashboardScreen(Screen[int | None]):
         self._due = False  # a refresh is scheduled
         self._live: set[int] = set()  # sessions with a reply running here (their clock ticks)
         self.retry_key, self.approve_key = "ctrl+r", "f6"  # the app sets its own (remapped) keys
+        self.needs_first = False  # the order: most recent first, or what needs you first (`s`)
 
     def compose(self) -> ComposeResult:
-        yield Static(TITLE, id="dash-title")
+        yield Static(f"Dashboard · {ORDERS[self.needs_first]} — {KEYS_LINE}", id="dash-title")
         with VerticalScroll():
             yield Grid(id="grid")
         yield Footer()
@@ -243,6 +262,8 @@ class DashboardScreen(Screen[int | None]):
         """Render the tiles of `only` (None: all of them, rebuilding the grid if the sessions
         shown or their order changed)."""
         every = self.sessions()
+        if self.needs_first:
+            every = needs_you_first(every)
         sessions = every[:MAX_TILES]
         order = [s.id for s in sessions]
         grid = self.query_one("#grid", Grid)
@@ -250,8 +271,9 @@ class DashboardScreen(Screen[int | None]):
         if order != self.order:  # sessions added, removed or re-ordered: rebuild the grid
             only = None
             self.order = order
-            more = f" — the {MAX_TILES} most recent of {len(every)} sessions" if len(every) > MAX_TILES else ""
-            self.query_one("#dash-title", Static).update(f"{TITLE}{more}")
+            which = "first" if self.needs_first else "most recent"
+            more = f" — the {MAX_TILES} {which} of {len(every)} sessions" if len(every) > MAX_TILES else ""
+            self.query_one("#dash-title", Static).update(f"Dashboard · {ORDERS[self.needs_first]}{more} — {KEYS_LINE}")
             await grid.remove_children()
             self.tiles = {sid: Tile(sid) for sid in order}
             for n, tile in enumerate(list(self.tiles.values())[:9], 1):
@@ -284,6 +306,13 @@ class DashboardScreen(Screen[int | None]):
     @guarded
     def action_open(self) -> None:
         self.dismiss(self.selected)
+
+    @guarded
+    def action_sort(self) -> None:
+        """Most recent first, or what needs you first: approvals, failures, unread replies."""
+        self.needs_first = not self.needs_first
+        self.order = []  # the grid is laid out again, in the new order
+        self._mark(None)
 
     @guarded
     def action_open_number(self, n: int) -> None:
