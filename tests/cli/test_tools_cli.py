@@ -38,3 +38,17 @@ def test_doctor_checks_every_mcp_server(tmp_path):
     checks = {c["check"]: c for c in json.loads(result.stdout)}
     assert checks["mcp time"]["ok"] and "get_current_time" in checks["mcp time"]["detail"]
     assert not checks["mcp ghost"]["ok"] and "was not found" in checks["mcp ghost"]["detail"]
+
+
+def test_send_completes_without_a_server_that_cannot_start_and_says_why(tmp_path, fake):
+    s = fake.scenario(reply="fine without it")
+    (tmp_path / "config.toml").write_text(
+        f'[providers.a]\nkind = "openai"\nbase_url = "{s.url}"\nmodel = "m"\napi_key_env = ""\n'
+        f"[mcp.broken]\ncommand = {json.dumps(sys.executable)}\n"
+        'args = ["-c", "import sys; sys.stderr.write(\'boom: no token configured\'); sys.exit(3)"]\n'
+    )
+    argv = [sys.executable, "-m", "chatplex", "--config", str(tmp_path / "config.toml"), "--db", str(tmp_path / "x.db")]
+    result = subprocess.run([*argv, "send", "hi"], capture_output=True, text=True, env=env_with_src(), timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "fine without it\n"
+    assert "without the tools of broken" in result.stderr and "boom: no token configured" in result.stderr

@@ -356,3 +356,57 @@ async def test_ctrl_r_while_a_call_waits_says_to_answer_it_and_keeps_the_step(fa
         assert still.job.id == waiting.job.id and status(app, sid) is SessionStatus.NEEDS_APPROVAL
         step = [m for m in await app.coord.messages(sid) if m.role is Role.ASSISTANT][-1]
         assert step.state is MessageState.COMPLETE and [c.name for c in step.tool_calls] == ["echo"]
+
+
+def half_tools_app(fake, tmp_path) -> ChatplexApp:
+    """Two servers: faulty's tools, and one that writes a reason to stderr and exits."""
+    import sys
+
+    from chatplex.tools import McpServerConfig
+
+    s = fake.scenario(reply="fine without it")
+    broken = McpServerConfig(
+        name="broken",
+        command=sys.executable,
+        args=["-c", "import sys; sys.stderr.write('boom: no token configured\\n'); sys.exit(3)"],
+    )
+    config = make_config(tmp_path, provider_for(s))
+    return ChatplexApp(dataclasses.replace(config, mcp={"faulty": faulty_server(approval="allow"), "broken": broken}))
+
+
+async def replied_without_a_server(app, pilot):
+    session = await app.coord.create_session("Tools half there")
+    await app.focus_session(session.id)
+    await app.coord.send(session.id, "hello")
+    await until(pilot, lambda: len(app.chat.replies) == 1)
+    [reply] = app.chat.replies.values()
+    await until(pilot, lambda: reply.message.state is MessageState.COMPLETE)
+    return session, reply
+
+
+async def test_a_server_that_cannot_start_is_one_line_in_the_reply_with_its_stderr(fake, tmp_path):
+    """The other servers' tools are still offered and the reply is not lost: it completes,
+    and says under it which server is missing and why (its stderr's last words)."""
+    app = half_tools_app(fake, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.ready.wait()
+        session, reply = await replied_without_a_server(app, pilot)
+        assert reply.message.content == "fine without it"
+        line = str(reply.query_one(".state").render())
+        assert line.startswith("⚠ without the tools of broken") and "boom: no token configured" in line
+        assert reply.query_one(".state").display, line
+        [stored] = [m for m in await app.coord.messages(session.id) if m.role is Role.ASSISTANT]
+        assert stored.state is MessageState.COMPLETE and "boom: no token configured" in (stored.error or "")
+
+
+def test_snapshot_a_reply_made_without_a_server_that_did_not_start(snap_compare, fake, tmp_path):
+    app = half_tools_app(fake, tmp_path)
+
+    async def run_before(pilot):
+        await pilot.app.ready.wait()
+        _, reply = await replied_without_a_server(app, pilot)
+        await until(pilot, lambda: reply._markdown is not None and reply._markdown.source == "fine without it")
+        await status_settled(pilot)
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)

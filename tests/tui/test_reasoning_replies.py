@@ -124,6 +124,13 @@ async def test_thinking_streams_dimmed_then_folds_to_one_line_when_the_answer_be
             in_answer.set()
             await until(pilot, lambda: second.message.state is MessageState.COMPLETE)
             assert kinds(second) == ["reasoning", "text"]
+
+            # read back from the database, each thought still says how long it took
+            await app.focus_session(session.id)
+            await until(
+                pilot, lambda: len(app.chat.query(ReasoningBlock)) == 2 and block not in app.chat.query(ReasoningBlock)
+            )
+            assert all(str(b.render()).startswith("▸ thought for ") for b in app.chat.query(ReasoningBlock))
     finally:
         in_thought.set()
         in_answer.set()

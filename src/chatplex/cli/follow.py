@@ -167,6 +167,8 @@ class Follow:
             else:
                 sys.stdout.write(message.content + "\n")  # the stored bytes, once
             sys.stdout.flush()
+            if message.error:  # it ended well, and says something of itself (a tool server missing)
+                say(message.error)
         if message.state is MessageState.ERROR:
             self._end_line()
             say(message.error or "the reply failed")

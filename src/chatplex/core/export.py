@@ -48,10 +48,15 @@ def _note(m: Message) -> str | None:
         return "interrupted" + reason
     if m.state is MessageState.STREAMING:
         return "still generating"
-    return None
+    return m.error  # a complete reply's notice (a tool server that did not start), if any
 
 
-_MARK = {MessageState.ERROR: "⚠", MessageState.INTERRUPTED: "⏸", MessageState.STREAMING: "⋯"}
+_MARK = {
+    MessageState.ERROR: "⚠",
+    MessageState.INTERRUPTED: "⏸",
+    MessageState.STREAMING: "⋯",
+    MessageState.COMPLETE: "⚠",
+}
 
 
 def to_markdown(session: Session, messages: list[Message]) -> str:
@@ -110,6 +115,8 @@ def part_record(part: ChatPart) -> dict[str, Any]:
             record["signature"] = part.signature
         if part.redacted:
             record["redacted"] = part.redacted
+        if part.seconds is not None:
+            record["seconds"] = part.seconds
         return record
     if type(part) is ToolCallPart:
         return {"kind": "tool_call", "id": part.id, "name": part.name, "arguments": part.arguments}
@@ -123,7 +130,9 @@ def part_from_record(record: dict[str, Any]) -> ChatPart:
     if kind == "text":
         return TextPart(record["text"])
     if kind == "reasoning":
-        return ReasoningPart(record.get("text", ""), record.get("signature", ""), record.get("redacted", ""))
+        seconds = record.get("seconds")
+        took = float(seconds) if isinstance(seconds, int | float) and not isinstance(seconds, bool) else None
+        return ReasoningPart(record.get("text", ""), record.get("signature", ""), record.get("redacted", ""), took)
     if kind == "tool_call":
         return ToolCallPart(record["id"], record["name"], record["arguments"])
     return ToolResultPart(record["call_id"], record["content"], bool(record.get("is_error", False)))

@@ -160,12 +160,15 @@ class JobQueue:
         usage: tuple[int | None, ...],
         finish_reason: str | None,
         parts: Sequence[ChatPart] | None = None,
+        notice: str | None = None,
     ) -> Finished:
+        """`notice`: what the reply says of itself though it succeeded (stored as its error)."""
         done = await self.store.finish(
             job.id,
             job.lease_owner or "",
             "succeeded",
             text,
+            error=notice,
             unread=unread,
             usage=usage,
             finish_reason=finish_reason,

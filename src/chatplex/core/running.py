@@ -55,6 +55,7 @@ class Running:
     usage: tuple[int | None, int | None, int | None] = (None, None, None)  # prompt, completion, reasoning
     finish_reason: str | None = None
     offered: dict[str, Any] = field(default_factory=dict)  # tools offered to the model, by its name for them
+    notice: str | None = None  # what the reply says of itself though it ended well (a server that did not start)
 
     def interrupt(self, reason: str) -> None:
         if reason == "cancel":  # wins over any other ending, even one already being written
@@ -173,7 +174,9 @@ def ending(
     if error is None:
         if not text.strip():  # whitespace alone is no answer (and Anthropic refuses it later)
             return fail(empty_reason(rj), retryable=False)
-        return lambda: q.complete(job, text, unread=unread, usage=rj.usage, finish_reason=rj.finish_reason, parts=parts)
+        return lambda: q.complete(
+            job, text, unread=unread, usage=rj.usage, finish_reason=rj.finish_reason, parts=parts, notice=rj.notice
+        )
     if isinstance(error, BadRequest) and rj.resumed_from and not rj.tokens:
         no_prefill(who)  # e.g. Claude 4.6 models and extended thinking refuse an assistant prefill
         log.warning("job %d: %s cannot continue a partial reply (%s); generating it again", job.id, who, error)

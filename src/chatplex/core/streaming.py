@@ -9,6 +9,7 @@ how much went out as events, so both only ever send what is new.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -42,6 +43,8 @@ class Piece:
     stored_data: str | None = None  # the data JSON as stored (None: never written)
     published: int = 0  # chunks published as events
     published_length: int = 0  # their characters
+    began: float | None = None  # a thought's first and latest deltas (monotonic): how long it took
+    ended: float | None = None
 
     def data(self) -> str:
         if self.kind == REASONING:
@@ -62,7 +65,8 @@ class Piece:
             return TextPart(text) if text else None
         if self.kind == REASONING:
             if text or self.signature or self.redacted:
-                return ReasoningPart(text, "".join(self.signature), self.redacted)
+                took = round(self.ended - self.began, 1) if self.began is not None and self.ended is not None else None
+                return ReasoningPart(text, "".join(self.signature), self.redacted, took)
             return None
         if self.kind == TOOL_CALL:
             return ToolCallPart(self.call_id, self.name, text)
@@ -128,6 +132,9 @@ class StreamedParts:
             piece = last if last is not None and last.kind == REASONING and not last.redacted else self._add(REASONING)
         if event.text:
             piece.chunks.append(event.text)
+            piece.ended = time.monotonic()
+            if piece.began is None:
+                piece.began = piece.ended
         if event.signature:
             piece.signature.append(event.signature)
         if event.redacted:

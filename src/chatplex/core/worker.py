@@ -219,7 +219,7 @@ class Workers:
             except ConfigError as e:
                 provider, setup_error = None, str(e)
             pc = self.config.providers.get(session.provider)
-            rj.offered = await self._offer(session)
+            rj.offered, rj.notice = await self._offer(session)
             limit = self.config.tool_result_limit
             request = ChatRequest(
                 model=session.model,
@@ -255,17 +255,19 @@ class Workers:
             self.publish_finished(*result, notify=True)
         self._on_change()
 
-    async def _offer(self, session: Session) -> Offered:
-        """The tools a model step offers; a server that cannot start is said once, as a
-        notification (the others are offered)."""
+    async def _offer(self, session: Session) -> tuple[Offered, str | None]:
+        """The tools a model step offers, and what its reply says of the servers that could
+        not start (also a notification; the other servers' tools are offered)."""
         toolbox = self._tools()
         if toolbox is None or not toolbox.servers:
-            return {}
+            return {}, None
         offered, problems = await toolbox.offered()
         for problem in problems:
             log.warning("session %d: %s", session.id, problem)
             self.bus.publish(Notification(session.id, session.title, problem, "warning"))
-        return offered
+        if not problems:
+            return offered, None
+        return offered, "without the tools of " + "; ".join(problems)
 
     async def _pump(self, provider: Provider, request: ChatRequest, rj: Running) -> None:
         chunks, session_id, parts = rj.chunks, rj.session.id, rj.parts
@@ -419,6 +421,7 @@ class Workers:
                 calls=decided,
                 priority=priority,
                 max_rounds=self.config.max_tool_rounds,
+                notice=rj.notice,
             )
         return ending(rj, self.queue, self.config, unread=unread, no_prefill=self._no_prefill)
 

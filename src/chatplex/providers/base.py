@@ -29,6 +29,9 @@ class ReasoningPart:
     text: str
     signature: str = ""
     redacted: str = ""
+    # how long the model thought, measured while it streamed (None: not known): shown on the
+    # folded line when the reply is read back ("thought for 38s"); not part of equality
+    seconds: float | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

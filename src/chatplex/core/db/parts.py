@@ -43,6 +43,8 @@ def row_of(part: ChatPart) -> tuple[str, str, str]:
             data["signature"] = part.signature
         if part.redacted:
             data["redacted"] = part.redacted
+        if part.seconds is not None:
+            data["seconds"] = part.seconds
         return "reasoning", text, json.dumps(data) if data else "{}"
     if type(part) is ToolCallPart:
         return "tool_call", part.arguments, json.dumps({"id": part.id, "name": part.name})
@@ -56,7 +58,9 @@ def part_of(kind: str, text: str, data: str) -> ChatPart:
     if kind == "text":
         return TextPart(text)
     if kind == "reasoning":
-        return ReasoningPart(text, str(d.get("signature", "")), str(d.get("redacted", "")))
+        seconds = d.get("seconds")
+        took = float(seconds) if isinstance(seconds, int | float) else None
+        return ReasoningPart(text, str(d.get("signature", "")), str(d.get("redacted", "")), took)
     if kind == "tool_call":
         return ToolCallPart(str(d.get("id", "")), str(d.get("name", "")), text)
     if kind == "tool_result":

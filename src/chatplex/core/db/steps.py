@@ -92,11 +92,13 @@ def open_round(
     calls: Sequence[tuple[ToolCallPart, str, str]],
     priority: Priority,
     max_rounds: int,
+    notice: str | None = None,
 ) -> Settled:
     """Settle the model step (its reply complete, tool calls included) and open its round:
     per call, a tool message and a job, queued (`allow`) or held (`ask`); a denied call gets
-    its error result at once. `calls`: (call, decision, why) with decision allow/ask/deny."""
-    job, message, _ = finish(db, job_id, token, "succeeded", text, None, 0.0, False, usage, finish_reason, parts)
+    its error result at once. `calls`: (call, decision, why) with decision allow/ask/deny.
+    `notice`: what the reply says of itself (stored as its error: a server that did not start)."""
+    job, message, _ = finish(db, job_id, token, "succeeded", text, notice, 0.0, False, usage, finish_reason, parts)
     now = time.time()
     out = Settled(the_session(db, job.session_id), [job], [message])
     for call, decision, why in calls:

@@ -193,9 +193,10 @@ class Store(Database):
         calls: Sequence[tuple[ToolCallPart, str, str]],
         priority: Priority,
         max_rounds: int,
+        notice: str | None = None,
     ) -> Settled:
         """A model step that asked for tools: settled, with its round of tool steps."""
-        args = (job_id, token, text, parts, usage, finish_reason, unread, calls, priority, max_rounds)
+        args = (job_id, token, text, parts, usage, finish_reason, unread, calls, priority, max_rounds, notice)
         return await self.write(steps.open_round, *args, off_loop=len(text) > BIG_TEXT)
 
     async def call_of(self, job: Job) -> ToolCallPart | None:

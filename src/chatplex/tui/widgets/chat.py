@@ -267,14 +267,18 @@ class ReplyMessage(Vertical):
             if why == "cancelled":
                 return plain(f"⏹ cancelled — press {self.retry_key} to generate it again", "$warning")
             return plain(f"‖ {why}", "$warning")
+        # a reply that ended well may still say something of itself: a tool server that did
+        # not start (its tools were not offered; the line says why, with its stderr's tail)
+        notice = plain(f"⚠ {m.error}", "$warning") if m.error else Content("")
         if m.finish_reason in TRUNCATED:
             where = f" in [providers.{self.provider}] of config.toml" if self.provider else ""
-            return plain(
+            cut = plain(
                 f"✂ cut at the token limit (finish: {m.finish_reason}) — raise max_tokens{where} "
                 f"for longer replies; {self.retry_key} generates it again",
                 "$warning",
             )
-        return Content("")
+            return Content.assemble(notice, "\n", cut) if m.error else cut
+        return notice
 
     @property
     def _body(self) -> Widget | None:

@@ -125,6 +125,8 @@ class ReplyParts:
                     interrupted=cut and end,
                     redacted=bool(part.redacted),
                 )
+                if not block.streaming:
+                    block.elapsed = part.seconds  # as measured while it streamed, if it was
                 block.expanded = self.expanded
                 if block.streaming:
                     self.thinking, self.thinking_seq = block, i
