@@ -52,3 +52,30 @@ def test_send_completes_without_a_server_that_cannot_start_and_says_why(tmp_path
     assert result.returncode == 0, result.stderr
     assert result.stdout == "fine without it\n"
     assert "without the tools of broken" in result.stderr and "boom: no token configured" in result.stderr
+
+
+def test_tools_use_sets_a_sessions_servers_and_tools_session_shows_them(tmp_path):
+    import asyncio
+
+    from chatplex.core.db import Store
+
+    async def create() -> int:
+        async with await Store.open(tmp_path / "x.db") as store:
+            return (await store.create_session("picky", "a", "m")).id
+
+    sid = str(asyncio.run(create()))
+    shown = json.loads(run(tmp_path, "tools", "--session", sid, "--json").stdout)
+    assert {e["server"]: e["session"]["uses"] for e in shown} == {"time": True, "ghost": False}  # config's default
+    chose = run(tmp_path, "tools", "--session", sid, "--use", "ghost", "--json")
+    assert chose.returncode == 0, chose.stderr
+    assert json.loads(chose.stdout) == {"session": int(sid), "servers": ["ghost"], "chosen": True}
+    shown = json.loads(run(tmp_path, "tools", "--session", sid, "--json").stdout)
+    assert {e["server"]: (e["session"]["uses"], e["session"]["chosen"]) for e in shown} == {
+        "time": (False, True),
+        "ghost": (True, True),
+    }
+    wrong = run(tmp_path, "tools", "--session", sid, "--use", "tyme")
+    assert wrong.returncode == 2 and "no MCP server named 'tyme'" in wrong.stderr and "time" in wrong.stderr
+    assert run(tmp_path, "tools", "--use", "time").returncode == 2  # which session?
+    back = run(tmp_path, "tools", "--session", sid, "--use", "default")
+    assert back.returncode == 0 and "time (config.toml's default)" in back.stdout

@@ -29,6 +29,7 @@ async def test_a_schema_1_database_migrates_with_every_row_kept(tmp_path):
     async with await Store.open(path) as store:
         assert await store.schema_version() == SCHEMA_VERSION
         assert [(s.id, s.title) for s in await store.list_sessions()] == [(1, "first chat"), (2, "second chat")]
+        assert [s.servers for s in await store.list_sessions()] == [None, None]  # config.toml's default
         messages = sorted(await store.messages(1) + await store.messages(2), key=lambda m: m.id)
         assert [(m.id, m.role.value, m.content, m.state) for m in messages] == [
             (r[0], r[2], r[3], MessageState(r[4])) for r in before["messages"]

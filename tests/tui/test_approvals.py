@@ -410,3 +410,52 @@ def test_snapshot_a_reply_made_without_a_server_that_did_not_start(snap_compare,
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+# ---------------------------------------------------------------------- servers per session
+def two_servers_app(fake, tmp_path) -> tuple[ChatplexApp, object]:
+    """Two copies of faulty's tools ("one" and "two"): both offered, their names clash."""
+    s = fake.scenario(reply="ok")
+    config = make_config(tmp_path, provider_for(s))
+    servers = {"one": faulty_server("one", approval="allow"), "two": faulty_server("two", approval="allow")}
+    return ChatplexApp(dataclasses.replace(config, mcp=servers)), s
+
+
+def tool_names(request) -> set[str]:
+    return {t["function"]["name"] for t in request.get("tools", [])}
+
+
+async def test_u_on_f7_chooses_the_servers_of_the_open_session_and_its_next_request_has_only_theirs(fake, tmp_path):
+    from chatplex.tui.screens.tools import ToolsScreen
+
+    app, s = two_servers_app(fake, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.ready.wait()
+        session = await app.coord.create_session("Chooser")
+        other = await app.coord.create_session("Default")
+        await app.focus_session(session.id)
+        await app.coord.send(session.id, "first")
+        await until(pilot, lambda: len(s.requests) == 1)
+        assert {"one__echo", "two__echo"} <= tool_names(s.requests[0])  # both, named apart
+        await pilot.press("f7")
+        await until(pilot, lambda: isinstance(app.screen, ToolsScreen) and app.screen.report is not None)
+        screen = app.screen
+        table = screen.query_one("DataTable")
+        rows = [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
+        assert {r[2] for r in rows} == {"on (default)"}
+        table.move_cursor(row=next(i for i, r in enumerate(rows) if r[0] == "two"))
+        await pilot.press("u")
+        await until(pilot, lambda: screen.session is not None and screen.session.servers == ("one",))
+        rows = [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
+        assert {r[0]: r[2] for r in rows} == {"one": "on (chosen)", "two": "off (chosen)"}
+        await pilot.press("escape")
+        await until(pilot, lambda: app.sidebar.sessions[session.id].status is SessionStatus.WAITING)
+        await app.coord.send(session.id, "second")
+        await until(pilot, lambda: len(s.requests) == 2)
+        names = tool_names(s.requests[1])
+        assert "echo" in names and not any(n.startswith("two") for n in names)  # one's alone: no prefix
+        await app.coord.send(other.id, "third")  # a session that did not choose keeps the default
+        await until(pilot, lambda: len(s.requests) == 3)
+        assert {"one__echo", "two__echo"} <= tool_names(s.requests[2])
+        stored = await app.coord.session(session.id)
+        assert stored.servers == ("one",)

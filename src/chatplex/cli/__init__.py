@@ -146,6 +146,10 @@ def _add_admin_parsers(sub: Any) -> None:  # argparse names its subparsers type 
 
     t = sub.add_parser("tools", help="the MCP servers in config.toml: do they start, which tools, ask/allow/deny")
     t.add_argument("--json", action="store_true")
+    t.add_argument("--session", help=SESSION_REF + ": show (or with --use set) the servers it uses")
+    t.add_argument(
+        "--use", metavar="NAMES", help="the servers the session uses: a,b · none · default (those config.toml enables)"
+    )
 
     d = sub.add_parser("doctor", help="check config, database and every provider, one line each")
     d.add_argument("--json", action="store_true")

@@ -8,6 +8,7 @@ a process without tools never pays its second of import.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from chatplex.core.models import Session
@@ -53,7 +54,9 @@ def decide_calls(
     return out
 
 
-async def run_call(toolbox: Toolbox | None, call: ToolCallPart | None) -> ToolResultPart:
+async def run_call(
+    toolbox: Toolbox | None, call: ToolCallPart | None, servers: Sequence[str] | None = None
+) -> ToolResultPart:
     """One call's result as stored: the whole text (images described); what a model reads of
     it is cut at config's `tool_result_limit` when the next request is built (running.turn_of)."""
     if call is None:
@@ -62,7 +65,7 @@ async def run_call(toolbox: Toolbox | None, call: ToolCallPart | None) -> ToolRe
         return ToolResultPart(
             call.id, "no MCP servers are configured in this chatplex ([mcp.NAME] in config.toml)", True
         )
-    offered, problems = await toolbox.offered()
+    offered, problems = await toolbox.offered(servers)  # the session's servers, as its model step had
     if call.name not in offered and problems:
         known = "; ".join(problems)
         return ToolResultPart(call.id, f"there is no tool named {call.name!r} now: {known}", True)

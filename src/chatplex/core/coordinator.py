@@ -167,6 +167,19 @@ class Coordinator:
         self.bus.publish(SessionChanged(session))
         return session
 
+    async def use_servers(self, session_id: int, servers: Sequence[str] | None) -> Session:
+        """The MCP servers the session's next model steps are offered tools from (None: those
+        config.toml enables); a name config.toml does not know is refused (ValueError)."""
+        if servers is not None:
+            unknown = [name for name in servers if name not in self.config.mcp]
+            if unknown:
+                known = ", ".join(sorted(self.config.mcp)) or "none"
+                raise ValueError(
+                    f"no MCP server named {', '.join(map(repr, unknown))} in config.toml (servers: {known})"
+                )
+            servers = list(dict.fromkeys(servers))
+        return await self.update_session(session_id, servers=servers)
+
     async def rename(self, session_id: int, title: str) -> Session:
         return await self.update_session(session_id, title=" ".join(title.split()) or DEFAULT_TITLE)
 

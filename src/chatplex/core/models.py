@@ -79,6 +79,7 @@ class Session:
     created_at: float = 0.0
     updated_at: float = 0.0
     allowed_tools: tuple[str, ...] = ()  # tools the user approved "always" in this session
+    servers: tuple[str, ...] | None = None  # the MCP servers it uses; None: config.toml's default
 
 
 @dataclass(slots=True)

@@ -38,7 +38,7 @@ async def run_tool_step(w: Workers, rj: Running) -> None:
         if w.stopping:
             rj.interrupt("shutdown")
         if rj.reason is None:
-            rj.task = asyncio.create_task(run_call(w.tools(), call))
+            rj.task = asyncio.create_task(run_call(w.tools(), call, session.servers))
             await asyncio.wait({rj.task})
         if rj.task is not None and not rj.task.cancelled() and rj.task.exception() is None:
             focused = session.id == w.focused

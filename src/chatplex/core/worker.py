@@ -261,7 +261,7 @@ class Workers:
         toolbox = self._tools()
         if toolbox is None or not toolbox.servers:
             return {}, None
-        offered, problems = await toolbox.offered()
+        offered, problems = await toolbox.offered(session.servers)
         for problem in problems:
             log.warning("session %d: %s", session.id, problem)
             self.bus.publish(Notification(session.id, session.title, problem, "warning"))

@@ -743,7 +743,7 @@ class ChatplexApp(App[None]):
     @guarded
     def action_tools(self) -> None:
         if self.coordinator is not None and not isinstance(self.screen, ToolsScreen):
-            self.push_screen(ToolsScreen(self.coord))
+            self.push_screen(ToolsScreen(self.coord, self.current))
 
     @guarded
     def action_toggle_sidebar(self) -> None:

@@ -223,6 +223,13 @@ def m004_agent_steps(db: Conn) -> None:
     )
 
 
+@migration
+def m005_servers_per_session(db: Conn) -> None:
+    """The MCP servers a session uses, chosen by the user (a JSON list of names); NULL: the
+    ones config.toml enables."""
+    _script(db, "ALTER TABLE sessions ADD COLUMN servers TEXT;")
+
+
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

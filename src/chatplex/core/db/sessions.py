@@ -19,7 +19,7 @@ from chatplex.providers.base import TextPart
 Conn = sqlite3.Connection
 Params = dict[str, Any]
 
-UPDATABLE = frozenset({"title", "provider", "model", "system_prompt", "unread"})
+UPDATABLE = frozenset({"title", "provider", "model", "system_prompt", "unread", "servers"})
 
 
 def one(db: Conn, sql: str, params: Params | None = None) -> sqlite3.Row | None:
@@ -51,6 +51,7 @@ def session_of(row: sqlite3.Row) -> Session:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         allowed_tools=tuple(json.loads(row["allowed_tools"] or "[]")),
+        servers=None if row["servers"] is None else tuple(json.loads(row["servers"])),
     )
 
 
@@ -170,6 +171,9 @@ def create_session(db: Conn, title: str, provider: str, model: str, system_promp
 
 def update_session(db: Conn, sid: int, fields: Params) -> Session | None:
     """`fields` are checked against UPDATABLE by the caller, before the transaction."""
+    if "servers" in fields:  # a list of names, or None for config.toml's default
+        chosen = fields["servers"]
+        fields = {**fields, "servers": None if chosen is None else json.dumps(list(chosen))}
     cols = ", ".join(f"{name}=:{name}" for name in fields)
     db.execute(f"UPDATE sessions SET {cols} WHERE id=:sid", {**fields, "sid": sid})
     return get_session(db, sid)
