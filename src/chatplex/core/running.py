@@ -15,9 +15,10 @@ from typing import Any
 
 from chatplex.config import Config, ProviderConfig
 from chatplex.core.db.parts import StreamWrite
+from chatplex.core.events import PartDelta, ReplyDelta
 from chatplex.core.models import Job, Message, Role, Session, SessionStatus
 from chatplex.core.queue import Finished, JobQueue
-from chatplex.core.streaming import REASONING, StreamedParts, Unstored
+from chatplex.core.streaming import REASONING, TEXT, StreamedParts, Unstored
 from chatplex.providers.base import BadRequest, ChatMessage, ProviderError, TextPart, ToolResultPart
 from chatplex.redact import redact
 from chatplex.tools.results import truncated
@@ -56,6 +57,38 @@ class Running:
     finish_reason: str | None = None
     offered: dict[str, Any] = field(default_factory=dict)  # tools offered to the model, by its name for them
     notice: str | None = None  # what the reply says of itself though it ended well (a server that did not start)
+
+    def publish_deltas(self, publish: Callable[[ReplyDelta | PartDelta], None]) -> None:
+        """Publish what this run streamed since it last did, one event per part that grew, in
+        the parts' order: at once for the session the user looks at, every flush beat for the
+        others (the sidebar and the dashboard do not need each token, and at 50 streams one
+        event per token cost ~7 % of throughput — B4)."""
+        sid, mid = self.session.id, self.job.message_id
+        for piece in self.parts.pieces:
+            start, chunks = piece.published, piece.chunks
+            if start == len(chunks):
+                continue
+            text = chunks[start] if start + 1 == len(chunks) else "".join(chunks[start:])
+            piece.published = len(chunks)
+            if piece.kind == TEXT:  # offsets in the reply's text, as stored in `content`
+                self.published += piece.published - start
+                offset, self.published_length = self.published_length, self.published_length + len(text)
+                publish(ReplyDelta(sid, mid, text, offset, piece.published - start, piece.seq))
+            else:
+                offset, piece.published_length = piece.published_length, piece.published_length + len(text)
+                publish(
+                    PartDelta(
+                        sid,
+                        mid,
+                        piece.seq,
+                        piece.kind,
+                        text,
+                        offset,
+                        piece.name,
+                        piece.call_id,
+                        piece.published - start,
+                    )
+                )
 
     def interrupt(self, reason: str) -> None:
         if reason == "cancel":  # wins over any other ending, even one already being written

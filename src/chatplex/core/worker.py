@@ -22,16 +22,15 @@ from chatplex.core.events import (
     EventBus,
     JobChanged,
     Notification,
-    PartDelta,
-    ReplyDelta,
     ReplyFinished,
     ReplyStarted,
     SessionChanged,
 )
 from chatplex.core.models import Job, JobState, Message, Priority, Session, preview_of
+from chatplex.core.preempt import victims
 from chatplex.core.queue import Finished, JobQueue
 from chatplex.core.running import Beat, Ending, Running, ending, turn_of
-from chatplex.core.streaming import TEXT, StreamedParts
+from chatplex.core.streaming import StreamedParts
 from chatplex.core.tool_step import publish_settled, run_tool_step
 from chatplex.providers.base import (
     ChatRequest,
@@ -240,7 +239,7 @@ class Workers:
                 if rj.reason is None:
                     rj.task = asyncio.create_task(self._pump(provider, request, rj))
                     await asyncio.wait({rj.task})  # meanwhile _flush_loop writes and publishes its text
-                self._publish_delta(rj)
+                rj.publish_deltas(self.bus.publish)
                 result = await self._settle(rj)
         except LeaseLost:
             log.warning("job %d: lease lost (cancelled elsewhere or taken over); reply not written", job.id)
@@ -280,18 +279,18 @@ class Workers:
                 rj.tokens += 1
                 self.tokens_streamed += 1
                 if session_id == self.focused:
-                    self._publish_delta(rj)
+                    rj.publish_deltas(self.bus.publish)
             elif type(event) is ReasoningDelta:
                 rj.other_events += 1
                 self.tokens_streamed += bool(event.text)
                 parts.reasoning(event)
                 if session_id == self.focused:
-                    self._publish_delta(rj)
+                    rj.publish_deltas(self.bus.publish)
             elif isinstance(event, ToolCallDelta):
                 rj.other_events += 1
                 parts.tool_call(event)
                 if session_id == self.focused:
-                    self._publish_delta(rj)
+                    rj.publish_deltas(self.bus.publish)
             elif isinstance(event, Usage):
                 rj.usage = (event.prompt_tokens, event.completion_tokens, event.reasoning_tokens)
             elif isinstance(event, Finish):
@@ -311,29 +310,6 @@ class Workers:
 
     def changed(self) -> None:
         self._on_change()
-
-    def _publish_delta(self, rj: Running) -> None:
-        """Publish what `rj` streamed since it last did, one event per part that grew, in the
-        parts' order: at once for the session the user looks at, every FLUSH_INTERVAL for the
-        others (the sidebar and the dashboard do not need each token, and at 50 streams one
-        event per token cost ~7 % of throughput — B4)."""
-        sid, mid = rj.session.id, rj.job.message_id
-        for piece in rj.parts.pieces:
-            start, chunks = piece.published, piece.chunks
-            if start == len(chunks):
-                continue
-            text = chunks[start] if start + 1 == len(chunks) else "".join(chunks[start:])
-            piece.published = len(chunks)
-            if piece.kind == TEXT:  # offsets in the reply's text, as stored in `content`
-                rj.published += piece.published - start
-                offset, rj.published_length = rj.published_length, rj.published_length + len(text)
-                self.bus.publish(ReplyDelta(sid, mid, text, offset, piece.published - start, piece.seq))
-            else:
-                offset, piece.published_length = piece.published_length, piece.published_length + len(text)
-                delta = PartDelta(
-                    sid, mid, piece.seq, piece.kind, text, offset, piece.name, piece.call_id, piece.published - start
-                )
-                self.bus.publish(delta)
 
     # ---------------------------------------------------------------- flush beat
     async def _flush_loop(self) -> None:
@@ -358,7 +334,7 @@ class Workers:
                     batch.append(Beat(rj, rj.flushed, [], rj.mark, StreamWrite()))
                 continue
             try:
-                self._publish_delta(rj)
+                rj.publish_deltas(self.bus.publish)
                 if not rj.job.is_tool:  # a tool call streams nothing: its own timeout bounds it
                     rj.check_deadlines(self.config.providers.get(rj.session.provider), now)
                 if beat := rj.beat(renew):
@@ -433,29 +409,11 @@ class Workers:
     # ---------------------------------------------------------------- preempt
     async def maybe_preempt(self) -> None:
         """A runnable HIGH job no worker can take: interrupt the LOW job that started last
-        (one of the same provider when that provider's limit is what blocks it)."""
+        (see preempt.victims)."""
         if self.stopping or not self._running:
             return
-        idle = self._idle
-        taken: set[int] = set()
-        for _job_id, session_id, provider in await self.queue.runnable_high():
-            pc = self.config.providers.get(provider)
-            limit = pc.max_concurrency if pc else 0
-            live = [rj for rj in self._running.values() if rj.reason is None and not rj.job.is_tool]
-            provider_full = 0 < limit <= sum(1 for rj in live if rj.session.provider == provider)
-            if idle > 0 and not provider_full:
-                idle -= 1
-                continue
-            victims = [
-                rj
-                for rj in live
-                if rj.job.id not in taken
-                and rj.job.session_id not in (self.focused, session_id)
-                and (not provider_full or rj.session.provider == provider)
-            ]
-            if not victims:
-                continue
-            victim = max(victims, key=lambda rj: rj.started)
-            taken.add(victim.job.id)
+        idle = self._idle  # before the read: a worker it wakes meanwhile takes the job it finds
+        high = await self.queue.runnable_high()
+        for victim, session_id in victims(high, self._running.values(), idle, self.config, self.focused):
             log.info("job %d preempted by a HIGH job of session %d", victim.job.id, session_id)
             victim.interrupt("preempt")
