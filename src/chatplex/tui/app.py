@@ -33,8 +33,10 @@ from chatplex.core.db import StepOpen, StoreError
 from chatplex.core.events import Notification
 from chatplex.core.models import MessageState, Role, Session, SessionStatus, preview_of
 from chatplex.tui import feed, search
+from chatplex.tui.clipboard import copy_with_system_tool
 from chatplex.tui.errors import Failures, guarded
 from chatplex.tui.screens.approval import ApprovalScreen
+from chatplex.tui.screens.copy import CopyScreen
 from chatplex.tui.screens.dashboard import DashboardScreen
 from chatplex.tui.screens.modals import (
     ConfirmScreen,
@@ -74,6 +76,7 @@ KEYS: list[tuple[str, str, str, str, bool]] = [
     ("search", "ctrl+f", "search", "Search", False),
     ("toggle_reasoning", "ctrl+t", "toggle_reasoning", "Open/fold thinking", False),
     ("export", "ctrl+s", "export", "Export", False),
+    ("copy", "f5", "copy", "Copy", False),
     ("toggle_sidebar", "ctrl+b,f9", "toggle_sidebar", "Sidebar", False),
     ("dashboard", "ctrl+o", "dashboard", "Dashboard", True),
     ("queue", "f3", "queue", "Queue", True),
@@ -100,6 +103,7 @@ PALETTE_HELP = {
     "search": "Find sessions by title or text",
     "toggle_reasoning": "Open or fold the model's thinking in the last reply on screen",
     "export": "Save this session as a Markdown file",
+    "copy": "Copy a message or a code block (↑↓ message, c code block, Enter copies)",
     "toggle_sidebar": "Show or hide the session list",
     "dashboard": "Every session at a glance",
     "queue": "Every job: cancel, retry now, raise or lower its priority",
@@ -685,6 +689,31 @@ class ChatplexApp(App[None]):
             if await chat.prepend(wanted, chat.session.id, before):
                 chat.has_older = len(wanted) < len(older)
         chat.scroll_to_message(message_id)
+
+    @work(exclusive=True, group="dialog")
+    @guarded
+    async def action_copy(self) -> None:
+        """Copy mode: a message, or one code block of a reply, from the chat pane."""
+        chosen = await self.push_screen_wait(CopyScreen(self.chat))
+        if chosen is not None:
+            await self.copy_text(*chosen)
+
+    async def copy_text(self, what: str, text: str) -> None:
+        """`text` to the terminal's clipboard (OSC 52) and the system's where a tool for it
+        exists; the toast says which, since the app cannot see whether the terminal took it."""
+        self.copy_to_clipboard(text)
+        tool = await asyncio.to_thread(copy_with_system_tool, text)
+        size = f"{len(text):,} character{'s' if len(text) != 1 else ''}"
+        if tool:
+            self.notify(f"Copied {what} ({size}) to the clipboard ({tool}, and the terminal's).", markup=False)
+        else:
+            self.notify(
+                f"Sent {what} ({size}) to the terminal's clipboard (OSC 52). No wl-copy, xclip, xsel or "
+                "pbcopy works here, and a terminal may refuse OSC 52 (in tmux: set -g set-clipboard on).",
+                severity="warning",
+                markup=False,
+                timeout=8,
+            )
 
     @work(exclusive=True, group="dialog")
     @guarded
