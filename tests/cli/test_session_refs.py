@@ -125,3 +125,23 @@ def test_many_candidates_are_listed_on_one_line(cli):
         cli.run("send", "--title", "New idea", f"idea {i}")
     err = cli.run("show", "New idea", code=2).err_lines[0]
     assert err.count("'New idea' (last activity") == 5 and "and 2 more" in err
+
+
+def test_fork_copies_a_session_up_to_a_message_and_leaves_it_as_it_was(cli):
+    cli.provider(reply="ok")
+    first = json.loads(cli.run("send", "--session", "notes", "--json", "one").out)
+    cli.run("send", "--session", "notes", "two")
+    shown = json.loads(cli.run("show", "notes", "--json").out)
+    ids = [m["id"] for m in shown["messages"]]
+    assert len(ids) == 4 and first["message"] == ids[1]
+    forked = json.loads(cli.run("fork", "notes", "--at", str(ids[1]), "--json").out)
+    assert forked["title"] == "notes (fork)" and forked["forked_from"] == first["session"]
+    assert forked["forked_at"] == ids[1]
+    copy = json.loads(cli.run("show", str(forked["id"]), "--json").out)
+    assert [m["content"] for m in copy["messages"]] == ["one", "ok"]
+    assert not set(m["id"] for m in copy["messages"]) & set(ids)  # copies, with ids of their own
+    assert len(json.loads(cli.run("show", "notes", "--json").out)["messages"]) == 4
+    whole = json.loads(cli.run("fork", str(first["session"]), "--json").out)
+    assert len(json.loads(cli.run("show", str(whole["id"]), "--json").out)["messages"]) == 4
+    bad = cli.run("fork", "notes", "--at", "999", code=2)
+    assert b"has no message 999" in bad.err

@@ -9,6 +9,7 @@ import stat
 import sys
 
 import pytest
+from textual import events
 
 from chatplex.core.db import Store
 from chatplex.core.models import Priority
@@ -42,6 +43,15 @@ async def conversation(config) -> None:
 
 def copy_app(fake, tmp_path) -> ChatplexApp:
     return ChatplexApp(make_config(tmp_path, provider_for(fake.scenario(reply="ok"))))
+
+
+async def message_mode(pilot, replies: int) -> None:
+    """The app on screen with its `replies` shown, then F5."""
+    app = pilot.app
+    await app.ready.wait()
+    await until(pilot, lambda: len(app.chat.replies) == replies)
+    await pilot.press("f5")
+    await until(pilot, lambda: isinstance(app.screen, CopyScreen))
 
 
 def toasts(app) -> str:
@@ -83,10 +93,7 @@ async def test_the_whole_reply_and_the_question_are_copied_as_stored_also_throug
     app = copy_app(fake, tmp_path)
     await conversation(app.config)
     async with app.run_test(size=SIZE) as pilot:
-        await app.ready.wait()
-        await until(pilot, lambda: len(app.chat.replies) == 1)
-        await pilot.press("f5")
-        await until(pilot, lambda: isinstance(app.screen, CopyScreen))
+        await message_mode(pilot, 1)
         await pilot.press("enter")
         await until(pilot, lambda: got.exists() and "Copied the reply" in toasts(app))
         assert app.clipboard == REPLY and got.read_text() == REPLY  # the Markdown as stored, not as shown
@@ -114,3 +121,62 @@ def test_snapshot_copy_mode_on_a_code_block(snap_compare, fake, tmp_path):
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+async def two_turns(config) -> int:
+    async with await Store.open(config.db_path) as store:
+        session = await store.create_session("Twice", "fake", "fake-small")
+        for q, a in (("first question", "first answer"), ("second question", "second answer")):
+            await store.create_turn(session.id, q, Priority.LOW, 1)
+            claimed = await store.claim("filler", 30)
+            await store.finish(claimed[0].id, "filler", "succeeded", a)
+        return session.id
+
+
+def contents(messages) -> list[str]:
+    return [m.content for m in messages]
+
+
+async def test_f_forks_at_the_highlighted_message_and_o_goes_back_to_where_it_began(fake, tmp_path):
+    app = copy_app(fake, tmp_path)
+    original = await two_turns(app.config)
+    async with app.run_test(size=SIZE) as pilot:
+        await message_mode(pilot, 2)
+        await pilot.press("up", "up", "f")  # the first answer
+        await until(pilot, lambda: app.current not in (None, original))
+        fork = await app.coord.session(app.current)
+        assert fork.title == "Twice (fork)" and fork.forked_from == original
+        assert contents(await app.coord.messages(fork.id)) == ["first question", "first answer"]
+        assert len(await app.coord.messages(original)) == 4  # untouched
+        assert fork.id in app.sidebar.sessions
+        await pilot.press("f5")
+        await until(pilot, lambda: isinstance(app.screen, CopyScreen))
+        await pilot.press("o")
+        await until(pilot, lambda: app.current == original)
+
+
+async def test_e_edits_one_of_your_messages_into_a_fork_and_sends_it_there(fake, tmp_path):
+    app = copy_app(fake, tmp_path)
+    original = await two_turns(app.config)
+    async with app.run_test(size=SIZE) as pilot:
+        await message_mode(pilot, 2)
+        await pilot.press("up", "e")  # the second question
+        await until(pilot, lambda: app.current not in (None, original) and app.composer.text == "second question")
+        fork = app.current
+        assert contents(await app.coord.messages(fork)) == ["first question", "first answer"]
+        app.composer.insert("!")  # the cursor is at the end of the old text
+        app.composer.post_message(events.Key("enter", "\r"))  # a person's Enter (see test_app.type_and_send)
+        await until(pilot, lambda: contents_now_done(app))  # the fork's new reply came
+        sent = await app.coord.messages(fork)
+        assert contents(sent)[:3] == ["first question", "first answer", "second question!"]
+        assert contents(await app.coord.messages(original)) == [
+            "first question",
+            "first answer",
+            "second question",
+            "second answer",
+        ]
+
+
+def contents_now_done(app) -> bool:
+    replies = list(app.chat.replies.values())
+    return len(replies) == 2 and replies[-1].message.content == "ok"

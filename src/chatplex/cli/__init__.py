@@ -91,6 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
     rm.add_argument("session", help=SESSION_REF)
     rm.add_argument("--json", action="store_true")
 
+    fk = sub.add_parser("fork", help="a new session with a session's history (up to a message); the original stays")
+    fk.add_argument("session", help=SESSION_REF)
+    fk.add_argument("--at", metavar="MESSAGE", help="the last message copied (an id from `show S --json`)")
+    fk.add_argument("--json", action="store_true")
+
     rn = sub.add_parser("rename", help="rename a session")
     rn.add_argument("session", help=SESSION_REF)
     rn.add_argument("title", help="the new title")

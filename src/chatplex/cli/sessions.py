@@ -64,4 +64,25 @@ async def cmd_rename(config: Config, args: argparse.Namespace) -> int:
     return emit(args.json, session_record(session), human)
 
 
-COMMANDS = {"sessions": cmd_sessions, "show": cmd_show, "rm": cmd_rm, "rename": cmd_rename}
+async def cmd_fork(config: Config, args: argparse.Namespace) -> int:
+    """A new session with S's history up to message --at (all of it without); S is untouched."""
+    at = None
+    if args.at is not None:
+        if not (args.at.isascii() and args.at.isdigit()):
+            raise UsageError(f"bad message id {args.at!r}: use an id from `chatplex show S --json`")
+        at = int(args.at)
+    async with await Coordinator.open(config) as coord:
+        found = await find_session(coord.store, args.session)
+        try:
+            fork = await coord.fork(found.id, at)
+        except KeyError as e:
+            message = f"session {found.id} has no message {args.at} (see `chatplex show {found.id} --json`)"
+            raise UsageError(message) from e
+        copied = len(await coord.messages(fork.id))
+    human = f"session {fork.id} {visible(fork.title)!r}: {copied} messages of session {found.id}" + (
+        f" up to message {at}" if at is not None else ""
+    )
+    return emit(args.json, session_record(fork), human)
+
+
+COMMANDS = {"sessions": cmd_sessions, "show": cmd_show, "rm": cmd_rm, "rename": cmd_rename, "fork": cmd_fork}

@@ -180,6 +180,18 @@ class Coordinator:
             servers = list(dict.fromkeys(servers))
         return await self.update_session(session_id, servers=servers)
 
+    async def fork(self, session_id: int, at: int | None = None, keep_at: bool = True) -> Session:
+        """A new session "title (fork)" with `session_id`'s history up to message `at` (all of
+        it if None; before `at` unless `keep_at`: to send an edit of it there); the original
+        stays as it is. KeyError: no such session or message."""
+        source = await self.store.get_session(session_id)
+        if source is None:
+            raise KeyError(f"no session {session_id}")
+        fork = await self.store.fork_session(session_id, at, f"{source.title} (fork)", keep_at)
+        log.info("session %d forked from session %d at message %s", fork.id, session_id, at)
+        self.bus.publish(SessionChanged(fork))
+        return fork
+
     async def rename(self, session_id: int, title: str) -> Session:
         return await self.update_session(session_id, title=" ".join(title.split()) or DEFAULT_TITLE)
 

@@ -208,6 +208,8 @@ def session_record(s: Session) -> dict[str, Any]:
         "preview": s.preview,
         "created_at": s.created_at,
         "updated_at": s.updated_at,
+        "forked_from": s.forked_from,
+        "forked_at": s.forked_at,
     }
 
 

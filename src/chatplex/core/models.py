@@ -80,6 +80,8 @@ class Session:
     updated_at: float = 0.0
     allowed_tools: tuple[str, ...] = ()  # tools the user approved "always" in this session
     servers: tuple[str, ...] | None = None  # the MCP servers it uses; None: config.toml's default
+    forked_from: int | None = None  # a fork: the session it was copied from…
+    forked_at: int | None = None  # …and the message of that session it was copied up to
 
 
 @dataclass(slots=True)

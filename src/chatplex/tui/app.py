@@ -76,7 +76,7 @@ KEYS: list[tuple[str, str, str, str, bool]] = [
     ("search", "ctrl+f", "search", "Search", False),
     ("toggle_reasoning", "ctrl+t", "toggle_reasoning", "Open/fold thinking", False),
     ("export", "ctrl+s", "export", "Export", False),
-    ("copy", "f5", "copy", "Copy", False),
+    ("copy", "f5", "message_mode", "Copy / fork", False),
     ("toggle_sidebar", "ctrl+b,f9", "toggle_sidebar", "Sidebar", False),
     ("dashboard", "ctrl+o", "dashboard", "Dashboard", True),
     ("queue", "f3", "queue", "Queue", True),
@@ -103,7 +103,7 @@ PALETTE_HELP = {
     "search": "Find sessions by title or text",
     "toggle_reasoning": "Open or fold the model's thinking in the last reply on screen",
     "export": "Save this session as a Markdown file",
-    "copy": "Copy a message or a code block (↑↓ message, c code block, Enter copies)",
+    "copy": "Pick a message: copy it or a code block, fork there, edit yours into a fork",
     "toggle_sidebar": "Show or hide the session list",
     "dashboard": "Every session at a glance",
     "queue": "Every job: cancel, retry now, raise or lower its priority",
@@ -692,13 +692,36 @@ class ChatplexApp(App[None]):
 
     @work(exclusive=True, group="dialog")
     @guarded
-    async def action_copy(self) -> None:
-        """Copy mode: a message, or one code block of a reply, from the chat pane."""
+    async def action_message_mode(self) -> None:
+        """Message mode: copy a message or one code block of a reply, fork at a message, edit
+        one of yours into a fork, or go to where this fork began."""
         chosen = await self.push_screen_wait(CopyScreen(self.chat))
-        if chosen is not None:
-            await self.copy_text(*chosen)
+        if chosen is None or self.current is None:
+            return
+        what, arg, text = chosen
+        if what == "copy":
+            await self.copy_out(arg, text)
+        elif what in ("fork", "edit"):
+            fork = await self.coord.fork(self.current, int(arg), keep_at=what == "fork")
+            self.sidebar.upsert(fork)
+            await self.focus_session(fork.id)
+            if what == "edit":  # sent there when the user presses Enter; the original stays
+                self.composer.text = text
+                self.composer.move_cursor(self.composer.document.end)
+            self.composer.focus()
+            self.notify(f"Forked into “{fork.title}”: the original is unchanged.", markup=False, timeout=4)
+        elif what == "origin":
+            session = await self.coord.session(self.current)
+            if session is not None and session.forked_from is not None:
+                origin = await self.coord.session(session.forked_from)
+                if origin is None:
+                    self.notify("The session this was forked from is gone.", severity="warning", markup=False)
+                    return
+                await self.focus_session(origin.id)
+                if session.forked_at is not None:
+                    await self._reveal(session.forked_at)
 
-    async def copy_text(self, what: str, text: str) -> None:
+    async def copy_out(self, what: str, text: str) -> None:
         """`text` to the terminal's clipboard (OSC 52) and the system's where a tool for it
         exists; the toast says which, since the app cannot see whether the terminal took it."""
         self.copy_to_clipboard(text)

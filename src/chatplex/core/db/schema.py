@@ -230,6 +230,19 @@ def m005_servers_per_session(db: Conn) -> None:
     _script(db, "ALTER TABLE sessions ADD COLUMN servers TEXT;")
 
 
+@migration
+def m006_forks(db: Conn) -> None:
+    """Where a forked session came from: the session and the message it was copied up to
+    (NULL for a session that is no fork, or whose origin was deleted)."""
+    _script(
+        db,
+        """
+        ALTER TABLE sessions ADD COLUMN forked_from INTEGER REFERENCES sessions(id) ON DELETE SET NULL;
+        ALTER TABLE sessions ADD COLUMN forked_at INTEGER;
+        """,
+    )
+
+
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

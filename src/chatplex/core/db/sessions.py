@@ -13,7 +13,16 @@ import time
 from typing import Any
 
 from chatplex.core.db.parts import parts_of, row_of
-from chatplex.core.models import JobKind, JobState, Message, MessageState, Role, Session, SessionStatus
+from chatplex.core.models import (
+    JobKind,
+    JobState,
+    Message,
+    MessageState,
+    Role,
+    Session,
+    SessionStatus,
+    preview_of,
+)
 from chatplex.providers.base import TextPart
 
 Conn = sqlite3.Connection
@@ -52,6 +61,8 @@ def session_of(row: sqlite3.Row) -> Session:
         updated_at=row["updated_at"],
         allowed_tools=tuple(json.loads(row["allowed_tools"] or "[]")),
         servers=None if row["servers"] is None else tuple(json.loads(row["servers"])),
+        forked_from=row["forked_from"],
+        forked_at=row["forked_at"],
     )
 
 
@@ -167,6 +178,69 @@ def create_session(db: Conn, title: str, provider: str, model: str, system_promp
     )
     assert row is not None
     return session_of(row)
+
+
+def fork_session(db: Conn, sid: int, at: int | None, title: str, keep_at: bool = True) -> Session:
+    """A new session holding a copy of `sid`'s messages up to message `at` (all of them if
+    None; without `at` itself unless `keep_at`: an edited message is sent there anew), with
+    their parts, settings and chosen servers; the original is not touched. A reply still
+    being generated is copied as interrupted (its job stays with the original)."""
+    source = get_session(db, sid)
+    if source is None:
+        raise KeyError(f"no session {sid}")
+    if (
+        at is not None
+        and one(db, "SELECT 1 FROM messages WHERE id=:at AND session_id=:sid", {"at": at, "sid": sid}) is None
+    ):
+        raise KeyError(f"no message {at} in session {sid}")
+    now = time.time()
+    row = one(
+        db,
+        "INSERT INTO sessions(title, provider, model, system_prompt, servers, forked_from, forked_at,"
+        " status, preview, created_at, updated_at)"
+        " SELECT :title, provider, model, system_prompt, servers, id, :at, :idle, '', :now, :now"
+        " FROM sessions WHERE id=:sid RETURNING *",
+        {"title": title, "at": at, "idle": SessionStatus.IDLE.value, "now": now, "sid": sid},
+    )
+    assert row is not None
+    fork = session_of(row)
+    upto = "" if at is None else " AND id<=:at" if keep_at else " AND id<:at"
+    copied = db.execute(f"SELECT * FROM messages WHERE session_id=:sid{upto} ORDER BY id", {"sid": sid, "at": at})
+    last_preview = ""
+    for m in [message_of(r) for r in copied.fetchall()]:
+        state = MessageState.INTERRUPTED if m.state is MessageState.STREAMING else m.state
+        new = one(
+            db,
+            "INSERT INTO messages(session_id, role, content, state, error, prompt_tokens, completion_tokens,"
+            " reasoning_tokens, finish_reason, model, created_at, updated_at)"
+            " VALUES (:sid, :role, :content, :state, :error, :prompt, :completion, :reasoning, :reason, :model,"
+            " :created, :now) RETURNING id",
+            {
+                "sid": fork.id,
+                "role": m.role.value,
+                "content": m.content,
+                "state": state.value,
+                "error": "copied while it was being generated" if state is not m.state else m.error,
+                "prompt": m.prompt_tokens,
+                "completion": m.completion_tokens,
+                "reasoning": m.reasoning_tokens,
+                "reason": m.finish_reason,
+                "model": m.model,
+                "created": m.created_at,
+                "now": now,
+            },
+        )
+        assert new is not None
+        db.execute(
+            "INSERT INTO parts(message_id, seq, kind, text, data, state)"
+            " SELECT :new, seq, kind, text, data, state FROM parts WHERE message_id=:old ORDER BY seq",
+            {"new": new[0], "old": m.id},
+        )
+        if m.content:
+            last_preview = m.content
+    if last_preview:
+        db.execute("UPDATE sessions SET preview=:p WHERE id=:sid", {"p": preview_of(last_preview), "sid": fork.id})
+    return the_session(db, fork.id)
 
 
 def update_session(db: Conn, sid: int, fields: Params) -> Session | None:

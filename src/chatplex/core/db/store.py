@@ -39,6 +39,10 @@ class Store(Database):
     async def create_session(self, title: str, provider: str, model: str, system_prompt: str = "") -> Session:
         return await self.write(sessions.create_session, title, provider, model, system_prompt)
 
+    async def fork_session(self, sid: int, at: int | None, title: str, keep_at: bool = True) -> Session:
+        """A copy of `sid` up to message `at` (all if None) as a new session (KeyError: none)."""
+        return await self.write(sessions.fork_session, sid, at, title, keep_at, off_loop=True)
+
     async def update_session(self, sid: int, **fields: Any) -> Session | None:
         if not fields or not set(fields) <= sessions.UPDATABLE:
             raise ValueError(f"cannot update {sorted(set(fields) - sessions.UPDATABLE)}")

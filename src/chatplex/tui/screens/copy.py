@@ -1,7 +1,10 @@
-"""Copy mode (F5): pick what to copy in the chat pane behind, by keyboard. ↑/↓ move between
-messages (the highlighted one is outlined and scrolled into view), c cycles through the code
-blocks of a reply (the block is outlined; Enter copies its code, without the fences), Enter
-copies, Escape leaves. The text copied is the message as stored, never as rendered."""
+"""Message mode (F5): pick a message in the chat pane behind, by keyboard, and copy it, fork
+there or edit it. ↑/↓ move between messages (the highlighted one is outlined and scrolled
+into view), c cycles through the code blocks of a reply (the block is outlined; Enter copies
+its code, without the fences), Enter copies, f forks the session at the message, e edits
+one of your messages into a fork (the original stays as it was), o goes to where this
+session was forked from, Escape leaves. What is copied is the message as stored, never as
+rendered."""
 
 from __future__ import annotations
 
@@ -20,7 +23,9 @@ from chatplex.tui.errors import guarded
 from chatplex.tui.safe import plain
 from chatplex.tui.widgets.chat import ChatView, ReplyMessage, UserMessage
 
-Choice = tuple[str, str]  # (what it is, for the message: "the reply", "code block 2 (python)"; its text)
+# ("copy", what it is — "the reply", "code block 2 (python)" —, its text) · ("fork", message id, "")
+# · ("edit", message id, its text) · ("origin", "", "")
+Choice = tuple[str, str, str]
 
 
 def stored_text(widget: Widget) -> str:
@@ -42,6 +47,9 @@ class CopyScreen(ModalScreen[Choice | None]):
         Binding("down,j", "move(1)", "Next message"),
         Binding("c", "next_block", "Code block"),
         Binding("enter,y", "copy", "Copy"),
+        Binding("f", "fork", "Fork here"),
+        Binding("e", "edit", "Edit into a fork"),
+        Binding("o", "origin", "Fork's origin"),
     ]
 
     def __init__(self, chat: ChatView) -> None:
@@ -71,7 +79,8 @@ class CopyScreen(ModalScreen[Choice | None]):
     def current(self) -> Widget | None:
         return self.items[self.index] if 0 <= self.index < len(self.items) else None
 
-    def choice(self) -> Choice | None:
+    def choice(self) -> tuple[str, str] | None:
+        """(what is highlighted, its text)."""
         item = self.current
         if item is None:
             return None
@@ -98,7 +107,29 @@ class CopyScreen(ModalScreen[Choice | None]):
         self._show()
 
     def action_copy(self) -> None:
-        self.dismiss(self.choice())
+        choice = self.choice()
+        self.dismiss(("copy", *choice) if choice else None)
+
+    def action_fork(self) -> None:
+        item = self.current
+        if isinstance(item, UserMessage | ReplyMessage):
+            self.dismiss(("fork", str(item.message.id), ""))
+
+    def action_edit(self) -> None:
+        item = self.current
+        if not isinstance(item, UserMessage):
+            self.notify("Only your own messages can be edited: ↑ to one.", severity="warning", timeout=3, markup=False)
+            return
+        self.dismiss(("edit", str(item.message.id), item.message.content))
+
+    def action_origin(self) -> None:
+        session = self.chat.session
+        if session is None or session.forked_from is None:
+            self.notify(
+                "This session is not a fork (or its origin was deleted).", severity="warning", timeout=3, markup=False
+            )
+            return
+        self.dismiss(("origin", "", ""))
 
     def _unmark(self) -> None:
         for widget in self._marked:
@@ -124,9 +155,13 @@ class CopyScreen(ModalScreen[Choice | None]):
         assert choice is not None
         blocks = len(self.blocks())
         code = f" · c: code block ({blocks})" if blocks else ""
+        mine = " · e: edit into a fork" if isinstance(item, UserMessage) else ""
+        session = self.chat.session
+        origin = " · o: where this fork began" if session is not None and session.forked_from is not None else ""
         hint.update(
             plain(
-                f"Copy {choice[0]} ({len(choice[1]):,} characters) — Enter copies · ↑↓ message{code} · Escape back",
+                f"{choice[0].capitalize()} ({len(choice[1]):,} characters) — Enter copies · ↑↓ message{code}"
+                f" · f: fork here{mine}{origin} · Escape back",
                 "bold",
             )
         )
