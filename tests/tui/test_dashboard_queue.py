@@ -313,3 +313,31 @@ async def test_the_inspector_changes_the_rows_that_changed_and_asks_the_queue_no
         await until(pilot, lambda: new.id in screen.jobs)
         assert table.get_row_at(0)[0] == str(new.id) and screen.selected_id() == waiting[2].id
         assert len(reads) == read_before
+
+
+async def test_cancel_all_background_work_stops_every_session_but_the_one_on_screen(fake, tmp_path):
+    from chatplex.tui.screens.modals import ConfirmScreen
+
+    app = ChatplexApp(sessions_config(fake, tmp_path, workers=2, forever=True))
+    async with app.run_test(size=(130, 36)) as pilot:
+        await app.ready.wait()
+        c = app.coord
+        ids = [(await c.create_session(f"s{n}", provider="slow")).id for n in range(3)]
+        for sid in ids:
+            await c.send(sid, "go on")
+        here = ids[0]
+        await app.focus_session(here)
+        await until(pilot, lambda: app.sidebar.sessions[here].status is SessionStatus.STREAMING)
+        await pilot.press("f3")
+        await until(pilot, lambda: isinstance(app.screen, QueueScreen))
+        await pilot.press("X")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert "Cancel 2 jobs in 2 other sessions" in str(app.screen.question)
+        await pilot.press("y")
+        await until(pilot, lambda: all(app.sidebar.sessions[sid].status is SessionStatus.IDLE for sid in ids[1:]))
+        jobs = {j.session_id: j.state for j in await c.queue.jobs()}
+        assert jobs == {here: JobState.RUNNING, ids[1]: JobState.CANCELLED, ids[2]: JobState.CANCELLED}
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, QueueScreen))
+        await app.run_action("cancel_background")  # the palette's command: nothing left to cancel
+        await until(pilot, lambda: any("No background work" in str(n.message) for n in app._notifications))

@@ -258,6 +258,20 @@ class Coordinator:
             self._workers.publish_finished(*result)
         return result is not None
 
+    async def background_work(self, keep: int | None) -> list[Job]:
+        """The queued, running and held jobs of every session but `keep` (the one on screen)."""
+        states = (JobState.RUNNING, JobState.QUEUED, JobState.HELD)
+        return [j for s in states for j in await self.queue.jobs(s, 100_000) if j.session_id != keep]
+
+    async def cancel_background(self, keep: int | None) -> int:
+        """Cancel the background work (see background_work): partial replies are kept, held
+        tool calls end their turns. How many jobs were cancelled."""
+        cancelled = 0
+        for job in await self.background_work(keep):
+            cancelled += await self.cancel_job(job.id)
+        log.info("cancelled %d background jobs (kept session %s)", cancelled, keep)
+        return cancelled
+
     async def retry(self, session_id: int) -> Job | None:
         """Generate the session's last reply again (or now, if a retry is scheduled)."""
         last = [m for m in await self.store.messages(session_id, limit=20) if m.role is Role.ASSISTANT]

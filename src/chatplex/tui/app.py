@@ -45,6 +45,7 @@ from chatplex.tui.screens.modals import (
     PickerScreen,
     SearchScreen,
     TextScreen,
+    confirm_cancel_background,
 )
 from chatplex.tui.screens.queue import QueueScreen
 from chatplex.tui.screens.tools import ToolsScreen
@@ -692,6 +693,12 @@ class ChatplexApp(App[None]):
 
     @work(exclusive=True, group="dialog")
     @guarded
+    async def action_cancel_background(self) -> None:
+        """Every session's work but the one on screen's, after a yes (the palette and F3 X)."""
+        await confirm_cancel_background(self, self.coord, self.current)
+
+    @work(exclusive=True, group="dialog")
+    @guarded
     async def action_message_mode(self) -> None:
         """Message mode: copy a message or one code block of a reply, fork at a message, edit
         one of yours into a fork, or go to where this fork began."""
@@ -789,6 +796,7 @@ class ChatplexApp(App[None]):
                     lambda: {sid: s.title for sid, s in self.sidebar.sessions.items()},
                     self.feed,
                     self.sessions_changed,
+                    lambda: self.current,
                 )
             )
 
@@ -848,6 +856,11 @@ class ChatplexApp(App[None]):
                     f"{PALETTE_HELP.get(bid, text)} · {self._key_for(bid)}",
                     lambda action=action: self.run_action(action),
                 )
+        yield SystemCommand(
+            "Cancel all background work",
+            "Stop every reply and tool call of the sessions not on screen (partial replies are kept)",
+            lambda: self.run_action("cancel_background"),
+        )
         shown = self.show_reasoning
         yield SystemCommand(
             "Fold thinking in every reply" if shown else "Show thinking in every reply",

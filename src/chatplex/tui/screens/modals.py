@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from textual import on, work
-from textual.app import ComposeResult
+from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
@@ -14,6 +14,7 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, DataTable, Input, Label, OptionList, Static, TextArea
 from textual.widgets.option_list import Option
 
+from chatplex.core.coordinator import Coordinator
 from chatplex.tui.errors import guarded
 from chatplex.tui.safe import plain, visible
 
@@ -296,3 +297,19 @@ class ErrorScreen(Screen[None]):
             yield Label(plain(self.title_text), classes="dialog-title")
             yield Static(Content(visible(self.text)))
             yield Static(plain("Press q to quit.", "$text-muted"))
+
+
+async def confirm_cancel_background(app: App, coord: Coordinator, keep: int | None) -> None:
+    """Ask, then cancel every queued, running and held job of the sessions but `keep`."""
+    jobs = await coord.background_work(keep)
+    if not jobs:
+        app.notify("No background work to cancel.", markup=False, timeout=3)
+        return
+    sessions = len({j.session_id for j in jobs})
+    question = (
+        f"Cancel {len(jobs)} job{'s' if len(jobs) != 1 else ''} in {sessions} other session"
+        f"{'s' if sessions != 1 else ''}? Partial replies are kept; waiting tool calls end their turns."
+    )
+    if await app.push_screen_wait(ConfirmScreen(question)):
+        n = await coord.cancel_background(keep)
+        app.notify(f"Cancelled {n} background job{'s' if n != 1 else ''}.", markup=False)

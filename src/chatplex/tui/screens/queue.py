@@ -30,7 +30,7 @@ from chatplex.core.text import duration, preview_of
 from chatplex.tui import feed
 from chatplex.tui.errors import guarded
 from chatplex.tui.safe import visible
-from chatplex.tui.screens.modals import ConfirmScreen
+from chatplex.tui.screens.modals import ConfirmScreen, confirm_cancel_background
 
 wallclock: Callable[[], float] = time.time  # snapshot tests fix it
 FILTERS: list[JobState | None] = [
@@ -103,6 +103,7 @@ class QueueScreen(Screen[None]):
         Binding("escape", "dismiss(None)", "Back"),
         Binding("f", "filter", "Filter"),
         Binding("c", "cancel_job", "Cancel job"),
+        Binding("X", "cancel_background", "Cancel all background"),
         Binding("r", "retry_job", "Retry now"),
         Binding("plus,equals_sign", "priority('HIGH')", "Raise"),
         Binding("minus", "priority('LOW')", "Lower"),
@@ -120,9 +121,11 @@ class QueueScreen(Screen[None]):
         titles: Callable[[], dict[int, str]],
         events: feed.Feed,
         sessions_changed: Signal[int | None],
+        current: Callable[[], int | None] = lambda: None,
     ) -> None:
         super().__init__()
         self.coord = coordinator
+        self.current = current  # the session open in the chat pane (its work is not background)
         self.titles = titles
         self.events = events
         self.sessions_changed = sessions_changed
@@ -277,6 +280,12 @@ class QueueScreen(Screen[None]):
     async def action_filter(self) -> None:
         self.state = FILTERS[(FILTERS.index(self.state) + 1) % len(FILTERS)]
         await self.reload()
+
+    @work(exclusive=True, group="queue-action")
+    @guarded
+    async def action_cancel_background(self) -> None:
+        """Every job of the sessions but the one open in the chat pane, after a yes."""
+        await confirm_cancel_background(self.app, self.coord, self.current())
 
     @work(exclusive=True, group="queue-action")
     @guarded
