@@ -52,6 +52,7 @@ TOP_KEYS = (
     "max_attempts",
     "bell",
     "show_reasoning",
+    "show_times",
     "database",
     "providers",
     "keys",
@@ -168,6 +169,7 @@ class Config:
     max_attempts: int = 5
     bell: bool = False
     show_reasoning: bool = False  # every reply's thinking shown open, not folded to one line
+    show_times: bool = False  # each message's time on its box (the palette flips it)
     keys: dict[str, str] = field(default_factory=dict)
     mcp: dict[str, McpServerConfig] = field(default_factory=dict)
     max_tool_rounds: int = 20  # model steps that call tools in one turn, then the session waits
@@ -509,6 +511,7 @@ def load(path: Path | None = None, db: Path | str | None = None) -> Config:
         max_attempts=get(data, "max_attempts", int, 5, ""),
         bell=get(data, "bell", bool, False, ""),
         show_reasoning=get(data, "show_reasoning", bool, False, ""),
+        show_times=get(data, "show_times", bool, False, ""),
         keys=dict(keys),
         mcp=mcp_servers(data.get("mcp", {}), where),
         max_tool_rounds=rounds,

@@ -172,6 +172,7 @@ workers = 4            # replies generated at once
 max_attempts = 5       # tries per reply on transient errors (429, 5xx, timeouts)
 bell = false           # ring the terminal bell when a background reply arrives
 show_reasoning = false # show models' thinking open in every reply (else folded to one line)
+show_times = false     # each message's time on its box (the palette's "Show message times")
 
 # A local Ollama (ollama serve; ollama pull llama3.2)
 [providers.ollama]
@@ -253,6 +254,7 @@ def cmd_config(args: argparse.Namespace) -> int:
         "max_attempts": config.max_attempts,
         "bell": config.bell,
         "show_reasoning": config.show_reasoning,
+        "show_times": config.show_times,
         "keys": config.keys,
         "providers": providers,
     }
@@ -260,7 +262,7 @@ def cmd_config(args: argparse.Namespace) -> int:
         print(json.dumps(data, indent=2))
         return 0
     print(f"# effective configuration ({data['config'] or 'no file: built-in defaults'})")
-    for key in ("database", "default_provider", "workers", "max_attempts", "bell", "show_reasoning"):
+    for key in ("database", "default_provider", "workers", "max_attempts", "bell", "show_reasoning", "show_times"):
         print(f"{key} = {json.dumps(data[key])}")
     for name, entry in providers.items():
         print(f"\n[providers.{name}]")

@@ -53,3 +53,17 @@ def duration(seconds: float, *, coarse: bool = False) -> str:
     if coarse:
         return f"{n // size}{unit}"
     return f"{n // size}{unit} {n % size // small_size:02d}{small}"
+
+
+def time_of(ts: float, now: float | None = None) -> str:
+    """When a message was written, in local time: "14:02" today, "Mon 14:02" this week,
+    "2026-11-23 14:02" before."""
+    import datetime as dt
+
+    then = dt.datetime.fromtimestamp(ts)
+    today = dt.datetime.fromtimestamp(now if now is not None else dt.datetime.now().timestamp())
+    if then.date() == today.date():
+        return then.strftime("%H:%M")
+    if 0 < (today.date() - then.date()).days < 7:
+        return then.strftime("%a %H:%M")
+    return then.strftime("%Y-%m-%d %H:%M")

@@ -208,6 +208,7 @@ class ChatplexApp(App[None]):
         self.chat.prompt_key = self._key_for("system_prompt")
         self.chat.approve_key = self.query_one(StatusBar).approve_key = self._key_for("approvals")
         self.chat.setup_hint = setup_hint(self.config)
+        self.chat.times = self.config.show_times
         if self.coordinator is None:
             try:
                 self.coordinator = await Coordinator.open(self.config)
@@ -826,6 +827,11 @@ class ChatplexApp(App[None]):
         reply.show_reasoning()
 
     @guarded
+    def action_show_times(self, shown: bool) -> None:
+        """Each message's time on its box, or not (config show_times; the palette flips it)."""
+        self.chat.show_times(shown)
+
+    @guarded
     def action_show_all_reasoning(self, shown: bool) -> None:
         """Every reply's thinking open or folded, now and for the replies shown from now on."""
         self.show_reasoning = shown
@@ -860,6 +866,12 @@ class ChatplexApp(App[None]):
             "Cancel all background work",
             "Stop every reply and tool call of the sessions not on screen (partial replies are kept)",
             lambda: self.run_action("cancel_background"),
+        )
+        times = self.chat.times
+        yield SystemCommand(
+            "Hide message times" if times else "Show message times",
+            "When each message was written, on its box (config: show_times)",
+            lambda: self.run_action(f"show_times({not times})"),
         )
         shown = self.show_reasoning
         yield SystemCommand(

@@ -211,7 +211,10 @@ class QueueScreen(Screen[None]):
     def _label(self) -> None:
         label = self.state.value if self.state else "all"
         self.query_one("#filter", Static).update(
-            Content(f"showing: {label} ({len(self.jobs)})  —  f filter · c cancel · r retry now · +/- priority")
+            Content(
+                f"showing: {label} ({len(self.jobs)})  —  f filter · c cancel · X cancel all background"
+                " · r retry now · +/- priority"
+            )
         )
 
     @on(feed.JobChanged)

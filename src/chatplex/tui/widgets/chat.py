@@ -29,7 +29,7 @@ from textual.widgets.markdown import MarkdownStream
 
 from chatplex.core.events import PartDelta
 from chatplex.core.models import Message, MessageState, Role, Session, SessionStatus
-from chatplex.core.text import duration
+from chatplex.core.text import duration, time_of
 from chatplex.providers.base import TextPart, ToolCallPart, ToolResultPart
 from chatplex.tui import feed
 from chatplex.tui.errors import guarded
@@ -638,6 +638,7 @@ class ChatView(VerticalScroll):
         self.oldest_id: int | None = None
         self.has_older = False
         self._loading_older = False
+        self.times = False  # each message's time on its box (show_times)
         self.retry_key = "ctrl+r"
         self.export_key = "ctrl+s"
         self.new_key = "ctrl+n"
@@ -751,7 +752,20 @@ class ChatView(VerticalScroll):
     def _scroll_to_found(self, widget: Widget) -> None:
         self.scroll_to_widget(widget, animate=False, top=True)
 
+    def show_times(self, shown: bool) -> None:
+        """Each message's time on its box's bottom edge, or not."""
+        self.times = shown
+        for child in self.children:
+            if isinstance(child, UserMessage | ReplyMessage):
+                child.border_subtitle = time_of(child.message.created_at) if shown else ""
+
     def _widget(self, message: Message, session: Session | None = None) -> Static | ReplyMessage | None:
+        widget = self._make(message, session)
+        if self.times and isinstance(widget, UserMessage | ReplyMessage):
+            widget.border_subtitle = time_of(message.created_at)
+        return widget
+
+    def _make(self, message: Message, session: Session | None = None) -> Static | ReplyMessage | None:
         session = session or self.session
         if message.role is Role.USER:
             return UserMessage(message, self.export_key)
