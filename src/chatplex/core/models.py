@@ -82,6 +82,7 @@ class Session:
     servers: tuple[str, ...] | None = None  # the MCP servers it uses; None: config.toml's default
     forked_from: int | None = None  # a fork: the session it was copied from…
     forked_at: int | None = None  # …and the message of that session it was copied up to
+    pinned: bool = False  # kept at the top of the sidebar
 
 
 @dataclass(slots=True)

@@ -827,6 +827,12 @@ class ChatplexApp(App[None]):
         reply.show_reasoning()
 
     @guarded
+    async def action_pin(self, pinned: bool) -> None:
+        """The session on screen pinned to the top of the sidebar, or not."""
+        if self.current is not None:
+            self.sidebar.upsert(await self.coord.update_session(self.current, pinned=pinned))
+
+    @guarded
     def action_show_times(self, shown: bool) -> None:
         """Each message's time on its box, or not (config show_times; the palette flips it)."""
         self.chat.show_times(shown)
@@ -867,6 +873,13 @@ class ChatplexApp(App[None]):
             "Stop every reply and tool call of the sessions not on screen (partial replies are kept)",
             lambda: self.run_action("cancel_background"),
         )
+        if self.current is not None and self.current in self.sidebar.sessions:
+            pinned = self.sidebar.sessions[self.current].pinned
+            yield SystemCommand(
+                "Unpin this session" if pinned else "Pin this session",
+                "Keep it at the top of the sidebar" if not pinned else "Back among the others, most recent first",
+                lambda: self.run_action(f"pin({not pinned})"),
+            )
         times = self.chat.times
         yield SystemCommand(
             "Hide message times" if times else "Show message times",

@@ -243,6 +243,12 @@ def m006_forks(db: Conn) -> None:
     )
 
 
+@migration
+def m007_pinned_sessions(db: Conn) -> None:
+    """Sessions the user pinned to the top of the sidebar."""
+    _script(db, "ALTER TABLE sessions ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0;")
+
+
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -28,7 +28,7 @@ from chatplex.providers.base import TextPart
 Conn = sqlite3.Connection
 Params = dict[str, Any]
 
-UPDATABLE = frozenset({"title", "provider", "model", "system_prompt", "unread", "servers"})
+UPDATABLE = frozenset({"title", "provider", "model", "system_prompt", "unread", "servers", "pinned"})
 
 
 def one(db: Conn, sql: str, params: Params | None = None) -> sqlite3.Row | None:
@@ -63,6 +63,7 @@ def session_of(row: sqlite3.Row) -> Session:
         servers=None if row["servers"] is None else tuple(json.loads(row["servers"])),
         forked_from=row["forked_from"],
         forked_at=row["forked_at"],
+        pinned=bool(row["pinned"]),
     )
 
 
@@ -264,7 +265,7 @@ def delete_session(db: Conn, sid: int) -> list[int]:
 
 
 def list_sessions(db: Conn) -> list[Session]:
-    return [session_of(r) for r in db.execute("SELECT * FROM sessions ORDER BY updated_at DESC, id DESC")]
+    return [session_of(r) for r in db.execute("SELECT * FROM sessions ORDER BY pinned DESC, updated_at DESC, id DESC")]
 
 
 def find_sessions_by_title(db: Conn, titles: tuple[str, ...]) -> list[Session]:

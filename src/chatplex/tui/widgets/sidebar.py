@@ -94,7 +94,8 @@ def row(session: Session, width: int, frame: int = 0, focused: bool = False) -> 
     approval = session.status is SessionStatus.NEEDS_APPROVAL
     badge = " ! " if approval else f" {session.unread} " if session.unread else ""
     title_width = max(width - 3 - len(badge), 4)
-    title = Content(_cut(session.title, title_width))
+    pin = "↑ " if session.pinned else ""  # kept at the top (the palette's "Pin this session")
+    title = Content(pin + _cut(session.title, title_width - len(pin)))
     if session.unread or focused or approval:
         title = title.stylize("bold")
     line1 = Content.assemble((mark, style), " ", title)
@@ -197,10 +198,11 @@ class SessionList(ScrollView, can_focus=True):
         self.order = sorted(self.sessions, key=self._rank)
         self._rows_changed()
 
-    def _rank(self, sid: int) -> tuple[float, int]:
-        """Sort key of `order`, ascending: most recently active first, newest id on ties."""
+    def _rank(self, sid: int) -> tuple[bool, float, int]:
+        """Sort key of `order`, ascending: pinned sessions first, then most recently active
+        first, newest id on ties."""
         session = self.sessions[sid]
-        return (-session.updated_at, -session.id)
+        return (not session.pinned, -session.updated_at, -session.id)
 
     def upsert(self, session: Session) -> None:
         known = session.id in self.sessions
@@ -272,7 +274,7 @@ class SessionList(ScrollView, can_focus=True):
         padding = self.get_component_styles("session-list--row").padding
         frame = self._frame if session.status in ANIMATED else 0
         focused = sid == self.focused_id
-        shown = (session.title, session.status, session.unread, session.preview, frame, focused)
+        shown = (session.title, session.status, session.unread, session.preview, frame, focused, session.pinned)
         key = (sid, shown, width, style, padding)
         if (strips := self._row_cache.get(key)) is None:
             content = row(session, self.row_width, frame, focused)

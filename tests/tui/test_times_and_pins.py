@@ -1,5 +1,6 @@
 """Message times (config show_times, or the palette's "Show message times"): on each box's
-bottom edge, in local time; "14:02" today, the date before that week."""
+bottom edge, in local time; "14:02" today, the date before that week. And sessions pinned to
+the top of the sidebar (the palette's "Pin this session")."""
 
 from __future__ import annotations
 
@@ -82,3 +83,24 @@ def test_snapshot_message_times(snap_compare, fake, tmp_path):
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=(100, 30), run_before=run_before)
+
+
+async def test_a_pinned_session_stays_at_the_top_of_the_sidebar_until_unpinned(fake, tmp_path):
+    from chatplex.tui.widgets.sidebar import row
+
+    app = timed_app(fake, tmp_path, shown=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await app.ready.wait()
+        c = app.coord
+        old, middle, new = [(await c.create_session(name)).id for name in ("old", "middle", "new")]
+        await until(pilot, lambda: app.sidebar.order == [new, middle, old])
+        await app.focus_session(old)
+        await app.run_action("pin(True)")
+        await until(pilot, lambda: app.sidebar.order == [old, new, middle])
+        assert "↑ old" in row(app.sidebar.sessions[old], 30).plain  # the row says it is pinned
+        await c.send(middle, "news")  # more recent activity does not pass a pinned session
+        await until(pilot, lambda: app.sidebar.order == [old, middle, new])
+        assert [s.id for s in await c.store.list_sessions()][0] == old  # the CLI's order too
+        await app.run_action("pin(False)")
+        await until(pilot, lambda: app.sidebar.order[0] != old)
+        assert not (await c.session(old)).pinned
