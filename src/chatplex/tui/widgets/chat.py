@@ -865,7 +865,8 @@ class ChatView(VerticalScroll):
     def _fill(self) -> None:
         """Older messages exist but the pane is not full, so no scroll-up can ask for them:
         ask now (again after each page, until the pane scrolls or nothing older is left)."""
-        if self.has_older and self.max_scroll_y == 0 and self.session is not None:
+        laid_out = self.size.height > 0 and self.virtual_size.height > 0  # a hidden pane asks for nothing
+        if self.has_older and laid_out and self.max_scroll_y == 0 and self.session is not None:
             self.post_message(self.NeedOlder())
 
     async def prepend(self, messages: list[Message], session_id: int, before_id: int | None) -> bool:
