@@ -131,6 +131,7 @@ LEGACY = (
         "equals_sign": "=",
     }
     | {c: c for c in "123456789abcdefghijklmnopqrstuvwxyz"}
+    | {c: c for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ"}  # shift+letter: the capital, everywhere
 )
 TMUX_PREFIX = "ctrl+b"  # arrives everywhere but in tmux, which keeps it
 
