@@ -575,3 +575,24 @@ async def test_a_reply_finishing_before_its_stream_task_ran_shows_all_its_text(f
         await pilot.pause()
         assert reply.query_one(Markdown).source == "Hello world"
         assert "Hello world" in "\n".join(s.text for s in app.screen._compositor.render_strips())
+
+
+async def test_a_terminal_made_taller_than_the_first_page_loads_older_messages(tmp_path, fake):
+    """The pane scrolled to its end can no longer scroll: its scroll offset drops to the top,
+    which asks for the older page, as a scroll-up does."""
+    config = make_config(tmp_path, provider_for(fake.scenario()))
+    store = await Store.open(config.db_path)
+    session = await store.create_session("grows", "fake", "fake-small")
+    for i in range(40):
+        await store.create_turn(session.id, f"question {i}", Priority.LOW, 1)
+        claimed = await store.claim("filler", 30)
+        await store.finish(claimed[0].id, "filler", "succeeded", f"answer {i}")
+    await store.close()
+    app = ChatplexApp(config)
+    async with app.run_test(size=(100, 24)) as pilot:
+        await app.ready.wait()
+        await until(pilot, lambda: app.chat.max_scroll_y > 0)
+        first = len(app.chat.children)
+        await pilot.resize_terminal(100, 120)  # now the first page no longer fills the pane
+        await until(pilot, lambda: len(app.chat.children) > first and app.chat.max_scroll_y > 0)
+        assert app.chat.children[-1].message.content == "answer 39"

@@ -233,3 +233,26 @@ async def test_a_bracketed_paste_is_still_one_fast_edit(fake, tmp_path):
         app.post_message(events.Paste(pasted))
         await until(pilot, lambda: app.composer.text == pasted)
         assert s.requests == []
+
+
+async def test_a_key_queued_behind_a_typed_tab_goes_where_the_tab_moved_the_focus(fake, tmp_path):
+    """A person's Tab, then a key half a second later, both handled late (a busy app): the
+    Tab is judged typed when the key comes, moves the focus, and the key goes there, not
+    into the box it left."""
+    s = fake.scenario(reply="ok")
+    app = ChatplexApp(make_config(tmp_path, provider_for(s)))
+
+    def typed() -> list[events.Key]:
+        keys, at = raw_keys("hi\tx"), time.monotonic()
+        for n, key in enumerate(keys):
+            key.time = at + 0.5 * n
+        return keys
+
+    async with app.run_test(size=(100, 30)) as pilot:
+        await app.ready.wait()
+        app.composer.focus()
+        post_from_a_thread(app, typed)
+        await until(pilot, lambda: not app.composer.has_focus)
+        await pilot.pause()
+        assert app.composer.text == "hi"
+        assert s.requests == []

@@ -12,7 +12,7 @@ import sqlite3
 import time
 from typing import Any
 
-from chatplex.core.db.parts import parts_of, row_of
+from chatplex.core.db.parts import insert_parts, parts_of, row_of
 from chatplex.core.models import (
     JobKind,
     JobState,
@@ -23,7 +23,7 @@ from chatplex.core.models import (
     SessionStatus,
     preview_of,
 )
-from chatplex.providers.base import TextPart
+from chatplex.providers.base import TextPart, ToolResultPart
 
 Conn = sqlite3.Connection
 Params = dict[str, Any]
@@ -206,10 +206,37 @@ def fork_session(db: Conn, sid: int, at: int | None, title: str, keep_at: bool =
     assert row is not None
     fork = session_of(row)
     upto = "" if at is None else " AND id<=:at" if keep_at else " AND id<:at"
-    copied = db.execute(f"SELECT * FROM messages WHERE session_id=:sid{upto} ORDER BY id", {"sid": sid, "at": at})
+    rows = db.execute(f"SELECT * FROM messages WHERE session_id=:sid{upto} ORDER BY id", {"sid": sid, "at": at})
+    copied = [message_of(r) for r in rows.fetchall()]
+    # a model step's tool calls go with it: the cut takes the tool steps that answer them
+    # (a request whose calls have no results is refused by both APIs, so the fork could
+    # never send), and a call not answered yet is copied answered with an error result
+    more = (
+        db.execute(
+            "SELECT * FROM messages WHERE session_id=:sid AND id>:last ORDER BY id LIMIT 1000",
+            {"sid": sid, "last": copied[-1].id},
+        )
+        if copied and copied[-1].role in (Role.ASSISTANT, Role.TOOL)
+        else None
+    )
+    for r in more.fetchall() if more is not None else []:
+        if r["role"] != Role.TOOL.value:
+            break
+        copied.append(message_of(r))
+    with_parts(db, copied)
     last_preview = ""
-    for m in [message_of(r) for r in copied.fetchall()]:
+    for m in copied:
         state = MessageState.INTERRUPTED if m.state is MessageState.STREAMING else m.state
+        unanswered = m.role is Role.TOOL and m.state is not MessageState.COMPLETE
+        if unanswered:  # held, running or cut: not run in the fork, and the model is told so
+            call_id = next((p.call_id for p in m.parts if type(p) is ToolResultPart), "")
+            note = "not run: the session was forked before this call had a result"
+            m.content, m.parts, state, m.error = (
+                note,
+                [ToolResultPart(call_id, note, True)],
+                MessageState.COMPLETE,
+                None,
+            )
         new = one(
             db,
             "INSERT INTO messages(session_id, role, content, state, error, prompt_tokens, completion_tokens,"
@@ -221,7 +248,7 @@ def fork_session(db: Conn, sid: int, at: int | None, title: str, keep_at: bool =
                 "role": m.role.value,
                 "content": m.content,
                 "state": state.value,
-                "error": "copied while it was being generated" if state is not m.state else m.error,
+                "error": "copied while it was being generated" if m.state is MessageState.STREAMING else m.error,
                 "prompt": m.prompt_tokens,
                 "completion": m.completion_tokens,
                 "reasoning": m.reasoning_tokens,
@@ -232,11 +259,14 @@ def fork_session(db: Conn, sid: int, at: int | None, title: str, keep_at: bool =
             },
         )
         assert new is not None
-        db.execute(
-            "INSERT INTO parts(message_id, seq, kind, text, data, state)"
-            " SELECT :new, seq, kind, text, data, state FROM parts WHERE message_id=:old ORDER BY seq",
-            {"new": new[0], "old": m.id},
-        )
+        if unanswered:
+            insert_parts(db, new[0], m.parts)
+        else:
+            db.execute(
+                "INSERT INTO parts(message_id, seq, kind, text, data, state)"
+                " SELECT :new, seq, kind, text, data, state FROM parts WHERE message_id=:old ORDER BY seq",
+                {"new": new[0], "old": m.id},
+            )
         if m.content:
             last_preview = m.content
     if last_preview:

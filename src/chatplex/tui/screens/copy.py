@@ -84,19 +84,24 @@ class CopyScreen(ModalScreen[Choice | None]):
         item = self.current
         if item is None:
             return None
+        blocks = self.blocks()
+        if self.block is not None and self.block >= len(blocks):  # the reply changed meanwhile
+            self.block = None
         if self.block is not None:
-            block = self.blocks()[self.block]
+            block = blocks[self.block]
             language = f" ({block.language})" if block.language else ""
             return f"code block {self.block + 1}{language}", block.code
         what = "the reply" if isinstance(item, ReplyMessage) else "your message"
         return what, stored_text(item)
 
+    @guarded
     def action_move(self, step: int) -> None:
         if self.items:
             self.index = max(0, min(len(self.items) - 1, self.index + step))
             self.block = None
             self._show()
 
+    @guarded
     def action_next_block(self) -> None:
         """The next code block of the highlighted reply; after the last, the whole reply."""
         found = self.blocks()
@@ -106,15 +111,18 @@ class CopyScreen(ModalScreen[Choice | None]):
         self.block = 0 if self.block is None else None if self.block + 1 >= len(found) else self.block + 1
         self._show()
 
+    @guarded
     def action_copy(self) -> None:
         choice = self.choice()
         self.dismiss(("copy", *choice) if choice else None)
 
+    @guarded
     def action_fork(self) -> None:
         item = self.current
         if isinstance(item, UserMessage | ReplyMessage):
             self.dismiss(("fork", str(item.message.id), ""))
 
+    @guarded
     def action_edit(self) -> None:
         item = self.current
         if not isinstance(item, UserMessage):
@@ -122,6 +130,7 @@ class CopyScreen(ModalScreen[Choice | None]):
             return
         self.dismiss(("edit", str(item.message.id), item.message.content))
 
+    @guarded
     def action_origin(self) -> None:
         session = self.chat.session
         if session is None or session.forked_from is None:

@@ -117,9 +117,16 @@ class Composer(TextArea):
         if event.key == "enter" or event.key in NEWLINE_KEYS:
             event.stop()
             event.prevent_default()
+            if self._resolve(event.time):
+                self._pass_on(event)
+                return
             (self._enter if event.key == "enter" else self._newline)(event.time)
             return
-        self._resolve(event.time)
+        if self._resolve(event.time):
+            event.stop()
+            event.prevent_default()
+            self._pass_on(event)
+            return
         self._timed(event.time, enter=False)
         if event.key == "tab" and not self._pasting:  # pasted text, or a move? the next key tells
             event.stop()
@@ -134,18 +141,25 @@ class Composer(TextArea):
             return
         self._flush_paste()  # any other key acts on the text as it is so far
 
-    def _resolve(self, stamp: float | None) -> None:
-        """The Enter before this key (stamped `stamp`; None: a Ctrl+J from its binding, which
-        came before the Enter's timer, so with it): typed, or part of a paste?"""
+    def _resolve(self, stamp: float | None) -> bool:
+        """The Enter (or Tab) before this key (stamped `stamp`; None: a Ctrl+J from its
+        binding, which came before the Enter's timer, so with it): typed, or part of a paste?
+        True when it was a typed Tab that moved the focus: this key belongs to where it went."""
         if self._enter_at is None:
-            return
+            return False
         pasted = stamp is None or stamp - self._enter_at < self._enter_window
         self._enter_at = None
         if pasted:
             self._pasting = True
             self._paste("\n" if self._enter_key == "enter" else "\t")
-        else:
-            self._typed()
+            return False
+        self._typed()
+        return self._enter_key == "tab"
+
+    def _pass_on(self, event: events.Key) -> None:
+        """A key typed after a Tab that moved the focus, handled here because it was queued
+        behind it (a busy app): it goes where a person meant it, the newly focused widget."""
+        self.app.post_message(events.Key(event.key, event.character))
 
     def _timed(self, stamp: float, enter: bool) -> None:
         """Update the paste state with a key's time stamp."""
@@ -159,7 +173,6 @@ class Composer(TextArea):
             self._burst_at = stamp
 
     def _enter(self, stamp: float) -> None:
-        self._resolve(stamp)
         self._timed(stamp, enter=True)
         if self._pasting:
             self._paste("\n")
@@ -175,7 +188,8 @@ class Composer(TextArea):
     @guarded
     def _newline(self, stamp: float | None) -> None:
         """Ctrl+J (stamp None: from its binding) or a kitty-protocol newline key."""
-        self._resolve(stamp)
+        if stamp is None and self._resolve(stamp):  # (a key's stamp was resolved in on_key)
+            return
         if stamp is not None:
             self._timed(stamp, enter=False)
         if self._pasting:
