@@ -74,6 +74,20 @@ def still(monkeypatch) -> None:
     monkeypatch.setattr(constants, "TEXTUAL_ANIMATIONS", "none")
 
 
+def toasts_stay(monkeypatch, seconds: float = 120) -> None:
+    """Toasts stay up `seconds`, also those the app shows for 2 s: a loaded machine may not
+    look within 2 s, and the tests read the toasts that were shown."""
+    from textual.app import App
+
+    monkeypatch.setattr(App, "NOTIFICATION_TIMEOUT", seconds)
+    notify = App.notify
+
+    def staying(self, message, *, timeout=None, **kw):  # type: ignore[no-untyped-def]
+        return notify(self, message, timeout=None if timeout is None else max(timeout, seconds), **kw)
+
+    monkeypatch.setattr(App, "notify", staying)
+
+
 async def status_settled(pilot, timeout: float = 15.0) -> None:
     """Wait until the status bar shows the coordinator's present worker and queue counts: they
     reach it ~50 ms after a change (coalesced), so a reply can be finished on screen while the

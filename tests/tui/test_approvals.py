@@ -9,7 +9,6 @@ import dataclasses
 import time
 
 import pytest
-from textual.app import App
 
 from chatplex.core.models import JobState, MessageState, Role, SessionStatus
 from chatplex.tui.app import ChatplexApp
@@ -17,7 +16,7 @@ from chatplex.tui.screens.approval import ApprovalScreen
 from chatplex.tui.widgets.tool_step import ToolStep
 from tests.helpers import make_config, provider_for
 from tests.tools.helpers import faulty_server
-from tests.tui.helpers import status_settled, still, until
+from tests.tui.helpers import status_settled, still, toasts_stay, until
 
 SIZE = (110, 32)
 ARGS = '{"text": "[bold]not markup[/bold] \\u001b[31mred?"}'
@@ -26,7 +25,7 @@ ARGS = '{"text": "[bold]not markup[/bold] \\u001b[31mred?"}'
 @pytest.fixture(autouse=True)
 def _still(monkeypatch):
     still(monkeypatch)
-    monkeypatch.setattr(App, "NOTIFICATION_TIMEOUT", 120)
+    toasts_stay(monkeypatch)  # "No tool call waits" shows for 2 s: a soak under load missed it
 
 
 def agent_app(fake, tmp_path, approval: str = "ask", after: str = "The tool said it back.") -> ChatplexApp:
