@@ -220,6 +220,10 @@ class Config:
             name, pc.base_url, think_tags=pc.think_tags, replay_reasoning=pc.replay_reasoning, **common
         )
 
+    def default_servers(self) -> list[str]:
+        """The MCP servers a session uses unless it chose its own: those not `enabled = false`."""
+        return [name for name, server in self.mcp.items() if server.enabled]
+
     def secrets(self) -> list[str]:
         """Every configured key variable's value that is set, as found and as sent (stripped):
         what logs and stored errors must never show."""

@@ -109,3 +109,18 @@ async def status_settled(pilot, timeout: float = 15.0) -> None:
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"status bar still shows {shown}")
         await asyncio.sleep(0.02)
+
+
+async def finished_turns(db_path, title: str, turns: list[tuple[str, str]]) -> int:
+    """A session `title` holding `turns` (question, answer) as finished replies; its id."""
+    from chatplex.core.db import Store
+    from chatplex.core.models import Priority
+
+    async with await Store.open(db_path) as store:
+        session = await store.create_session(title, "fake", "fake-small")
+        for question, answer in turns:
+            await store.create_turn(session.id, question, Priority.LOW, 1)
+            claimed = await store.claim("filler", 30)
+            assert claimed is not None
+            await store.finish(claimed[0].id, "filler", "succeeded", answer)
+        return session.id

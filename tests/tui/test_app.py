@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from chatplex.core.db import Store
-from chatplex.core.models import JobState, MessageState, Priority, SessionStatus
+from chatplex.core.models import JobState, MessageState, SessionStatus
 from chatplex.tui.app import ChatplexApp
 from chatplex.tui.widgets.chat import PAGE, ReplyMessage, UserMessage
 from chatplex.tui.widgets.composer import Composer
 from tests.fakeserver import Fault
 from tests.helpers import make_config, provider_for
-from tests.tui.helpers import Toasts, dialog, until
+from tests.tui.helpers import Toasts, dialog, finished_turns, until
 
 
 async def shown(pilot) -> str:
@@ -186,20 +186,13 @@ async def test_session_keys_new_rename_delete_jump(fake, tmp_path):
 
 
 async def test_long_session_mounts_a_page_and_loads_older_on_scroll_up(tmp_path, fake):
-    s = fake.scenario()
-    config = make_config(tmp_path, provider_for(s))
-    store = await Store.open(config.db_path)
-    session = await store.create_session("long", "fake", "fake-small")
-    for i in range(150):  # 300 messages
-        _, reply, job, _ = await store.create_turn(session.id, f"question {i}", Priority.LOW, 1)
-        claimed = await store.claim("filler", 30)
-        await store.finish(claimed[0].id, "filler", "succeeded", f"answer {i}")
-    await store.close()
+    config = make_config(tmp_path, provider_for(fake.scenario()))
+    sid = await finished_turns(config.db_path, "long", [(f"question {i}", f"answer {i}") for i in range(150)])
     transcript = [text for i in range(150) for text in (f"question {i}", f"answer {i}")]
     app = ChatplexApp(config)
     async with app.run_test(size=(100, 30)) as pilot:
         await app.ready.wait()
-        assert app.current == session.id
+        assert app.current == sid
         # the newest messages that fill the pane, not the whole page (each reply costs ~25 ms)
         first = len(app.chat.children)
         assert first < PAGE
@@ -213,13 +206,7 @@ async def test_long_session_mounts_a_page_and_loads_older_on_scroll_up(tmp_path,
 async def test_a_page_too_short_to_scroll_loads_older_messages_until_the_pane_is_full(tmp_path, fake):
     """Short messages in a tall terminal: no scroll-up could ever ask for the older ones."""
     config = make_config(tmp_path, provider_for(fake.scenario()))
-    store = await Store.open(config.db_path)
-    session = await store.create_session("short", "fake", "fake-small")
-    for i in range(60):
-        await store.create_turn(session.id, f"q{i}", Priority.LOW, 1)
-        claimed = await store.claim("filler", 30)
-        await store.finish(claimed[0].id, "filler", "succeeded", f"a{i}")
-    await store.close()
+    await finished_turns(config.db_path, "short", [(f"q{i}", f"a{i}") for i in range(60)])
     transcript = [text for i in range(60) for text in (f"q{i}", f"a{i}")]
     app = ChatplexApp(config)
     async with app.run_test(size=(100, 90)) as pilot:
@@ -581,13 +568,7 @@ async def test_a_terminal_made_taller_than_the_first_page_loads_older_messages(t
     """The pane scrolled to its end can no longer scroll: its scroll offset drops to the top,
     which asks for the older page, as a scroll-up does."""
     config = make_config(tmp_path, provider_for(fake.scenario()))
-    store = await Store.open(config.db_path)
-    session = await store.create_session("grows", "fake", "fake-small")
-    for i in range(40):
-        await store.create_turn(session.id, f"question {i}", Priority.LOW, 1)
-        claimed = await store.claim("filler", 30)
-        await store.finish(claimed[0].id, "filler", "succeeded", f"answer {i}")
-    await store.close()
+    await finished_turns(config.db_path, "grows", [(f"question {i}", f"answer {i}") for i in range(40)])
     app = ChatplexApp(config)
     async with app.run_test(size=(100, 24)) as pilot:
         await app.ready.wait()

@@ -11,12 +11,10 @@ import sys
 import pytest
 from textual import events
 
-from chatplex.core.db import Store
-from chatplex.core.models import Priority
 from chatplex.tui.app import ChatplexApp
 from chatplex.tui.screens.copy import CopyScreen
 from tests.helpers import make_config, provider_for
-from tests.tui.helpers import still, until
+from tests.tui.helpers import finished_turns, still, until
 
 QUESTION = "How do I print [b]twice[/b]?"
 REPLY = (
@@ -34,11 +32,7 @@ def _no_system_clipboard(monkeypatch):
 
 
 async def conversation(config) -> None:
-    async with await Store.open(config.db_path) as store:
-        session = await store.create_session("Copying", "fake", "fake-small")
-        await store.create_turn(session.id, QUESTION, Priority.LOW, 1)
-        claimed = await store.claim("filler", 30)
-        await store.finish(claimed[0].id, "filler", "succeeded", REPLY)
+    await finished_turns(config.db_path, "Copying", [(QUESTION, REPLY)])
 
 
 def copy_app(fake, tmp_path) -> ChatplexApp:
@@ -124,13 +118,8 @@ def test_snapshot_copy_mode_on_a_code_block(snap_compare, fake, tmp_path):
 
 
 async def two_turns(config) -> int:
-    async with await Store.open(config.db_path) as store:
-        session = await store.create_session("Twice", "fake", "fake-small")
-        for q, a in (("first question", "first answer"), ("second question", "second answer")):
-            await store.create_turn(session.id, q, Priority.LOW, 1)
-            claimed = await store.claim("filler", 30)
-            await store.finish(claimed[0].id, "filler", "succeeded", a)
-        return session.id
+    turns = [("first question", "first answer"), ("second question", "second answer")]
+    return await finished_turns(config.db_path, "Twice", turns)
 
 
 def contents(messages) -> list[str]:

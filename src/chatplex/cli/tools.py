@@ -23,12 +23,8 @@ async def server_report(config: Config) -> list[dict[str, object]]:
         return await box.report(config.secrets())
 
 
-def default_servers(config: Config) -> list[str]:
-    return [name for name, server in config.mcp.items() if server.enabled]
-
-
 def servers_of(config: Config, session: Session) -> list[str]:
-    return default_servers(config) if session.servers is None else list(session.servers)
+    return config.default_servers() if session.servers is None else list(session.servers)
 
 
 async def cmd_tools(config: Config, args: argparse.Namespace) -> int:

@@ -160,12 +160,8 @@ class ToolsScreen(Screen[None]):
         if not 0 <= row < len(self._servers_by_row):
             return
         name = self._servers_by_row[row]
-        config = self.coord.config.mcp
-        current = (
-            list(self.session.servers)
-            if self.session.servers is not None
-            else [n for n, c in config.items() if c.enabled]
-        )
+        servers = self.session.servers
+        current = list(servers) if servers is not None else self.coord.config.default_servers()
         chosen = [n for n in current if n != name] if name in current else [*current, name]
         self.session = await self.coord.use_servers(self.session.id, chosen)
         self._fill()
