@@ -51,6 +51,7 @@ TOP_KEYS = (
     "workers",
     "max_attempts",
     "bell",
+    "notifications",
     "show_reasoning",
     "show_times",
     "database",
@@ -168,6 +169,9 @@ class Config:
     workers: int = 4
     max_attempts: int = 5
     bell: bool = False
+    # desktop notifications while the terminal is not focused: "auto", "off" or a way by name
+    # (tui/notify.py: osc777, osc9, osc99, notify-send, osascript)
+    notifications: str = "auto"
     show_reasoning: bool = False  # every reply's thinking shown open, not folded to one line
     show_times: bool = False  # each message's time on its box (the palette flips it)
     keys: dict[str, str] = field(default_factory=dict)
@@ -342,6 +346,20 @@ def _table(*path: str) -> str:
     return ".".join(p if re.fullmatch(_BARE, p) else json.dumps(p, ensure_ascii=False) for p in path)
 
 
+# the ways of `notifications` (how each works: tui/notify.py)
+NOTIFY_CHOICES = ("auto", "off", "osc777", "osc9", "osc99", "notify-send", "osascript")
+
+
+def notifications_of(value: object, where: str) -> str:
+    """config's `notifications`: true means "auto", false "off"."""
+    if isinstance(value, bool):
+        return "auto" if value else "off"
+    if not isinstance(value, str) or value not in NOTIFY_CHOICES:
+        choices = ", ".join(NOTIFY_CHOICES)
+        raise ConfigError(f"{where}: notifications must be one of {choices} (or true/false), got {value!r}")
+    return value
+
+
 def unknown_keys(data: dict[str, Any], text: str, where: str) -> list[str]:
     """A warning per key that nothing reads (a typo, or a request parameter outside its
     params table), with its line and the closest known key: otherwise the setting is
@@ -514,6 +532,7 @@ def load(path: Path | None = None, db: Path | str | None = None) -> Config:
         workers=workers,
         max_attempts=get(data, "max_attempts", int, 5, ""),
         bell=get(data, "bell", bool, False, ""),
+        notifications=notifications_of(data.get("notifications", "auto"), where),
         show_reasoning=get(data, "show_reasoning", bool, False, ""),
         show_times=get(data, "show_times", bool, False, ""),
         keys=dict(keys),

@@ -171,6 +171,8 @@ default_provider = "ollama"
 workers = 4            # replies generated at once
 max_attempts = 5       # tries per reply on transient errors (429, 5xx, timeouts)
 bell = false           # ring the terminal bell when a background reply arrives
+notifications = "auto" # desktop notifications while the terminal is not focused ("off", or a
+                       # way: osc777, osc9, osc99, notify-send, osascript)
 show_reasoning = false # show models' thinking open in every reply (else folded to one line)
 show_times = false     # each message's time on its box (the palette's "Show message times")
 
@@ -253,6 +255,7 @@ def cmd_config(args: argparse.Namespace) -> int:
         "workers": config.workers,
         "max_attempts": config.max_attempts,
         "bell": config.bell,
+        "notifications": config.notifications,
         "show_reasoning": config.show_reasoning,
         "show_times": config.show_times,
         "keys": config.keys,
@@ -262,7 +265,8 @@ def cmd_config(args: argparse.Namespace) -> int:
         print(json.dumps(data, indent=2))
         return 0
     print(f"# effective configuration ({data['config'] or 'no file: built-in defaults'})")
-    for key in ("database", "default_provider", "workers", "max_attempts", "bell", "show_reasoning", "show_times"):
+    keys = ("database", "default_provider", "workers", "max_attempts", "bell", "notifications")
+    for key in (*keys, "show_reasoning", "show_times"):
         print(f"{key} = {json.dumps(data[key])}")
     for name, entry in providers.items():
         print(f"\n[providers.{name}]")

@@ -9,13 +9,15 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
+import os
 import re
+import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import ClassVar
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
@@ -32,7 +34,7 @@ from chatplex.core.coordinator import Approval, Coordinator
 from chatplex.core.db import StepOpen, StoreError
 from chatplex.core.events import Notification
 from chatplex.core.models import MessageState, Role, Session, SessionStatus, preview_of
-from chatplex.tui import feed, search
+from chatplex.tui import feed, notify, search
 from chatplex.tui.clipboard import copy_with_system_tool
 from chatplex.tui.errors import Failures, guarded
 from chatplex.tui.screens.approval import ApprovalScreen
@@ -57,6 +59,8 @@ from chatplex.tui.widgets.status import LEGEND as STATUS_LEGEND
 from chatplex.tui.widgets.status import StatusBar
 
 NOTICE_SECONDS = 15.0  # the status bar's last notice clears after this long
+AWAY_WINDOW = 1.5  # desktop notifications: what happens this soon after the first goes in it
+AWAY_GAP = 10.0  # and the next one waits this long after it (a burst is one notification)
 BUSY = (SessionStatus.STREAMING, SessionStatus.THINKING)  # a reply is being generated
 
 
@@ -142,6 +146,14 @@ class ChatplexApp(App[None]):
         self._arrivals_timer: Timer | None = None
         self._notice_timer: Timer | None = None
         self._notice = ""
+        # desktop notifications while the terminal has not the focus (tui/notify.py): how,
+        # chosen at start from config and the terminal; where escape sequences go (a test
+        # catches them)
+        self.desktop_method: str | None = None
+        self.desktop_write: Callable[[str], None] = self._write_to_terminal
+        self._away: list[notify.Happening] = []
+        self._away_timer: Timer | None = None
+        self._away_next = 0.0  # time.monotonic() before which no other one goes out
         # session id -> (its stored preview, what the sidebar shows instead): a reply cancelled
         # here. The store leaves the preview as it was (blank in a new session), which said
         # nothing of the cancel.
@@ -209,6 +221,7 @@ class ChatplexApp(App[None]):
         self.chat.approve_key = self.query_one(StatusBar).approve_key = self._key_for("approvals")
         self.chat.setup_hint = setup_hint(self.config)
         self.chat.times = self.config.show_times
+        self.desktop_method = notify.method_of(self.config.notifications, os.environ)
         if self.coordinator is None:
             try:
                 self.coordinator = await Coordinator.open(self.config)
@@ -330,6 +343,10 @@ class ChatplexApp(App[None]):
     def _session_changed(self, message: feed.SessionChanged) -> None:
         session = message.event.session
         try:
+            before = self.sidebar.sessions.get(session.id)
+            waits = session.status is SessionStatus.NEEDS_APPROVAL
+            if waits and (before is None or before.status is not session.status):
+                self._away_from_terminal(notify.Happening("approval", session.id, session.title, "a tool call waits"))
             self.sidebar.upsert(self._as_listed(session))
             if session.id == self.current:
                 self._session_shown(session)
@@ -364,6 +381,58 @@ class ChatplexApp(App[None]):
         if done.state is MessageState.INTERRUPTED and done.error == "cancelled":
             self._cancelled(done)
             self.sessions_changed.publish(done.session_id)
+        if done.role is Role.ASSISTANT and not self.app_focus:
+            listed = self.sidebar.sessions.get(done.session_id)
+            title = listed.title if listed is not None else f"session {done.session_id}"
+            if done.state is MessageState.ERROR:
+                self._away_from_terminal(notify.Happening("failed", done.session_id, title, done.error or "failed"))
+            elif done.state is MessageState.COMPLETE and not done.tool_calls:  # the turn ended
+                said = preview_of(done.content, 120)
+                self._away_from_terminal(notify.Happening("reply", done.session_id, title, said))
+
+    # ---------------------------------------------------------------- desktop notifications
+    def _away_from_terminal(self, happening: notify.Happening) -> None:
+        """Something the user would want to know while the terminal has not the focus: a
+        notification says it, with what else happens in the next AWAY_WINDOW seconds."""
+        if self.app_focus or self.desktop_method is None:
+            return
+        self._away.append(happening)
+        if self._away_timer is None:
+            wait = max(AWAY_WINDOW, self._away_next - time.monotonic())
+            self._away_timer = self.set_timer(wait, self._notify_desktop)
+
+    @guarded
+    async def _notify_desktop(self) -> None:
+        self._away_timer = None
+        happened, self._away = self._away, []
+        method = self.desktop_method
+        if not happened or self.app_focus or method is None:
+            return
+        self._away_next = time.monotonic() + AWAY_GAP
+        title, body = notify.summary(happened)
+        if method in notify.OSC:
+            self.desktop_write(notify.sequence(method, title, body, tmux=bool(os.environ.get("TMUX"))))
+        elif not await asyncio.to_thread(notify.run_tool, notify.command(method, title, body)):
+            self.desktop_method = None  # it does not work here: stop trying
+            self._set_notice(f"desktop notifications are off: {method} did not work")
+
+    def _write_to_terminal(self, text: str) -> None:
+        """An escape sequence to the terminal, on the stream Textual draws on, between its
+        frames (one write); a headless app (a test's) has no terminal."""
+        if self.is_headless:
+            return
+        stream = sys.__stdout__ if sys.platform == "win32" else sys.__stderr__
+        if stream is not None:
+            stream.write(text)
+            stream.flush()
+
+    @on(events.AppFocus)
+    def _terminal_focused(self) -> None:
+        """Back at the terminal: what waited to be told is on screen now."""
+        self._away.clear()
+        if self._away_timer is not None:
+            self._away_timer.stop()
+            self._away_timer = None
 
     @on(feed.Notification)
     @guarded
