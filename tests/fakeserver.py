@@ -56,6 +56,7 @@ class Scenario:
     requests: list[dict[str, Any]] = field(default_factory=list)  # bodies received
     headers: list[dict[str, str]] = field(default_factory=list)
     models: list[str] = field(default_factory=lambda: ["fake-small", "fake-large"])
+    model_info: dict[str, dict[str, Any]] = field(default_factory=dict)  # more fields of a /models entry
     arrivals: list[float] = field(default_factory=list)  # time.perf_counter() as each request came in
     refuse_prefill: bool = False  # 400 for a request ending in an assistant turn (Claude 4.6)
     chaos: float = 0.0  # OpenAI: the chance that a stream carries one odd chunk (see _odd_chunk)
@@ -153,7 +154,8 @@ class FakeServer:
         s = self.scenarios[int(request.match_info["sid"])]
         if s.echo_key:
             return web.json_response(self._key_echo(request), status=401)
-        return web.json_response({"object": "list", "data": [{"id": m, "object": "model"} for m in s.models]})
+        data = [{"id": m, "object": "model", **s.model_info.get(m, {})} for m in s.models]
+        return web.json_response({"object": "list", "data": data})
 
     @staticmethod
     def _error_response(fault: Fault, anthropic: bool) -> web.Response:

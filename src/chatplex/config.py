@@ -57,6 +57,7 @@ TOP_KEYS = (
     "database",
     "providers",
     "keys",
+    "prices",
     "mcp",
     "max_tool_rounds",
     "tool_result_limit",
@@ -89,6 +90,7 @@ PROVIDER_KEYS = (
     "max_tokens",
     "model_path",
     "context",
+    "context_window",
     "think_tags",
     "replay_reasoning",
     "reasoning_effort",
@@ -143,6 +145,9 @@ class ProviderConfig:
     max_tokens: int | None = None
     model_path: str = ""  # kind = "llamacpp"
     context: int = 4096  # kind = "llamacpp"
+    # the model's context window in tokens, for the status bar's "context 45% of 32k"; 0: ask
+    # the server (llama.cpp's /props, a /models entry that says) — kind llamacpp: `context`
+    context_window: int = 0
     params: dict[str, Any] = field(default_factory=dict)  # extra request body fields
     think_tags: bool = False  # OpenAI-compatible: <think>…</think> inside content is reasoning
     # which earlier assistant turns send their reasoning back (OpenAI-compatible):
@@ -157,6 +162,14 @@ class ProviderConfig:
     @property
     def protocol(self) -> str:
         return KINDS[self.kind][0]
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """[prices."MODEL"]: dollars per million tokens (core/usage.py)."""
+
+    input: float  # prompt tokens
+    output: float  # completion tokens, thinking included
 
 
 @dataclass(slots=True)
@@ -175,6 +188,7 @@ class Config:
     show_reasoning: bool = False  # every reply's thinking shown open, not folded to one line
     show_times: bool = False  # each message's time on its box (the palette flips it)
     keys: dict[str, str] = field(default_factory=dict)
+    prices: dict[str, Price] = field(default_factory=dict)  # by model name (or its start)
     mcp: dict[str, McpServerConfig] = field(default_factory=dict)
     max_tool_rounds: int = 20  # model steps that call tools in one turn, then the session waits
     tool_result_limit: int = RESULT_LIMIT  # characters of one tool result a model gets
@@ -360,6 +374,22 @@ def notifications_of(value: object, where: str) -> str:
     return value
 
 
+def prices_of(raw: object, where: str) -> dict[str, Price]:
+    """[prices."MODEL"] tables: input and output, dollars per million tokens."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f'{where}: [prices] must be a table of [prices."MODEL"] tables')
+    prices = {}
+    for model, table in raw.items():
+        ctx = f'prices."{model}"'
+        if not isinstance(table, dict) or set(table) - {"input", "output"}:
+            raise ConfigError(f"{where}: [{ctx}] takes input and output, dollars per million tokens")
+        got = [table.get(k, 0) for k in ("input", "output")]
+        if any(isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v < 1e6 for v in got):
+            raise ConfigError(f"{where}: [{ctx}] input and output must be dollars per million tokens, got {table}")
+        prices[model] = Price(float(got[0]), float(got[1]))
+    return prices
+
+
 def unknown_keys(data: dict[str, Any], text: str, where: str) -> list[str]:
     """A warning per key that nothing reads (a typo, or a request parameter outside its
     params table), with its line and the closest known key: otherwise the setting is
@@ -474,6 +504,7 @@ def load(path: Path | None = None, db: Path | str | None = None) -> Config:
             max_tokens=get(table, "max_tokens", int, None, ctx),
             model_path=get(table, "model_path", str, "", ctx),
             context=get(table, "context", int, 4096, ctx),
+            context_window=get(table, "context_window", int, 0, ctx),
             think_tags=get(table, "think_tags", bool, False, ctx),
             replay_reasoning=get(table, "replay_reasoning", str, "tool_turns", ctx),
             reasoning_effort=get(table, "reasoning_effort", str, "", ctx),
@@ -536,6 +567,7 @@ def load(path: Path | None = None, db: Path | str | None = None) -> Config:
         show_reasoning=get(data, "show_reasoning", bool, False, ""),
         show_times=get(data, "show_times", bool, False, ""),
         keys=dict(keys),
+        prices=prices_of(data.get("prices", {}), where),
         mcp=mcp_servers(data.get("mcp", {}), where),
         max_tool_rounds=rounds,
         tool_result_limit=limit,

@@ -159,3 +159,11 @@ async def test_real_llamacpp_server_length_limit(tiny_server):
     text, usage, finish = await collect(p, req)
     await p.aclose()
     assert finish == "length" and usage.completion_tokens == 2
+
+
+async def test_real_llamacpp_server_says_its_context_window(tiny_server):
+    """llama.cpp's /props: the context one request gets (n_ctx 4096 split between 2 slots)."""
+    p = OpenAIProvider("tiny", tiny_server.url)
+    window = await p.context_window("tiny")
+    await p.aclose()
+    assert window == 2048

@@ -22,14 +22,23 @@ assert issubclass(pytest_textual_snapshot.SVGImageExtension, SingleFileSnapshotE
 
 
 @pytest.fixture
-def snap_compare(snap_compare):
+def snap_compare(snap_compare, monkeypatch):
     """pytest-textual-snapshot's `snap_compare`, with every text cursor steady: a blinking
     cursor is on or off depending on how long the test took (one snapshot in ~20 failed so
-    under a CPU hog)."""
+    under a CPU hog). And every reply streamed at 100 tokens a second: its box shows its speed,
+    which a real clock makes different in each run."""
     from textual.widgets import Input, TextArea
 
+    from chatplex.core.running import Running
+
+    def steady(rj: Running) -> tuple[int | None, ...]:
+        completion = rj.usage[1]
+        return (*rj.usage, None if completion is None else completion * 10)
+
+    monkeypatch.setattr(Running, "spent", steady)
+
     def compare(app, *args, run_before=None, **kwargs):
-        async def steady(pilot):
+        async def settled(pilot):
             if run_before is not None:
                 await run_before(pilot)
             for screen in pilot.app.screen_stack:
@@ -39,6 +48,6 @@ def snap_compare(snap_compare):
             await status_settled(pilot)
             await pilot.pause()
 
-        return snap_compare(app, *args, run_before=steady, **kwargs)
+        return snap_compare(app, *args, run_before=settled, **kwargs)
 
     return compare

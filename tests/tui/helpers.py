@@ -91,8 +91,11 @@ def toasts_stay(monkeypatch, seconds: float = 120) -> None:
 async def status_settled(pilot, timeout: float = 15.0) -> None:
     """Wait until the status bar shows the coordinator's present worker and queue counts: they
     reach it ~50 ms after a change (coalesced), so a reply can be finished on screen while the
-    bar still says "workers 1/4" (one snapshot in CI failed so)."""
+    bar still says "workers 1/4" (one snapshot in CI failed so). And the session's tokens and
+    context fill, which a worker reads after the session changed."""
     import asyncio
+
+    from chatplex.core.usage import context_line
 
     app = pilot.app
     coord = getattr(app, "coordinator", None)
@@ -102,9 +105,15 @@ async def status_settled(pilot, timeout: float = 15.0) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         stats = await coord.store.stats()
-        shown = (status.worker_counts, status.queued, status.approvals)
+        shown = (status.worker_counts, status.queued, status.approvals, status.spent)
         held = stats.count(JobState.HELD)
-        if shown == ((coord.workers_busy, coord.workers_total), (stats.queued_high, stats.queued_low), held):
+        session = app.sidebar.sessions.get(app.current) if app.current is not None else None
+        spent = ""
+        if session is not None:
+            window = await coord.context_window(session.provider, session.model)
+            spent = context_line(await coord.totals(session.id), window)
+        counts = ((coord.workers_busy, coord.workers_total), (stats.queued_high, stats.queued_low), held, spent)
+        if shown == counts:
             return
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"status bar still shows {shown}")

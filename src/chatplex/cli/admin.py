@@ -176,6 +176,12 @@ notifications = "auto" # desktop notifications while the terminal is not focused
 show_reasoning = false # show models' thinking open in every reply (else folded to one line)
 show_times = false     # each message's time on its box (the palette's "Show message times")
 
+# Prices in dollars per million tokens, for each reply's cost and the session's total
+# (a model takes the price of its exact name, else of the longest name it starts with):
+# [prices."claude-sonnet-4-5"]
+# input = 3.0
+# output = 15.0
+
 # A local Ollama (ollama serve; ollama pull llama3.2)
 [providers.ollama]
 kind = "ollama"

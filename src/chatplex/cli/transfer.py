@@ -67,6 +67,13 @@ def _timestamp(value: Any, where: str) -> None:
         raise UsageError(f"{where} must be a time between 1970 and the year 9999, got {shown}")
 
 
+def _seconds(value: Any, where: str) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 10**7:  # NaN too
+        raise UsageError(f"{where} must be a number of seconds (0 to 10,000,000), got {_kind(value)}")
+
+
 def _count(value: Any, where: str) -> None:
     if value is None:
         return
@@ -151,6 +158,7 @@ def _parse_import(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         _timestamp(m.get("created_at"), f"{where}.created_at")
         for key in ("prompt_tokens", "completion_tokens", "reasoning_tokens"):
             _count(m.get(key), f"{where}.{key}")
+        _seconds(m.get("seconds"), f"{where}.seconds")
         _text(m.get("finish_reason"), f"{where}.finish_reason", NAME_LIMIT, optional=True)
         if "parts" in m:
             m["parts"] = _parts(m["parts"], m["content"], where)

@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from chatplex.config import Config
+from chatplex.config import Config, ConfigError
 from chatplex.core.db import Store, StoreError
 from chatplex.core.db.steps import Approval
 from chatplex.core.events import (
@@ -30,6 +31,7 @@ from chatplex.core.events import (
 from chatplex.core.models import Job, JobState, Message, Priority, QueueStats, Role, Session, preview_of
 from chatplex.core.queue import JobQueue
 from chatplex.core.running import Running
+from chatplex.core.usage import Totals, totals_of
 from chatplex.core.worker import Workers
 from chatplex.providers.base import Provider
 
@@ -43,6 +45,7 @@ log = logging.getLogger("chatplex.coordinator")
 DEFAULT_TITLE = "New chat"
 WATCH_INTERVAL = 0.5  # how often another process's writes are looked for (PRAGMA data_version)
 MAX_MESSAGE = 10_000_000  # characters; beyond that a paste is refused with a clear error
+WINDOW_RETRY = 300.0  # seconds before a server that did not say its context window is asked again
 
 
 class Coordinator:
@@ -67,6 +70,8 @@ class Coordinator:
         self.queue = JobQueue(store, lease=lease, max_attempts=config.max_attempts, backoff_base=backoff_base)
         self.watch_interval = watch_interval
         self._providers: dict[str, Provider] = dict(providers or {})
+        # (provider, model): the window its server said, and when it was asked (None: it did not say)
+        self._windows: dict[tuple[str, str], tuple[int | None, float]] = {}
         self._workers = Workers(
             config,
             store,
@@ -416,6 +421,28 @@ class Coordinator:
 
     async def list_models(self, provider: str) -> list[str]:
         return await self.provider(provider).list_models()
+
+    async def totals(self, session_id: int) -> Totals:
+        """What the session's replies spent: tokens, dollars (config's [prices]), and how
+        full its model's context window was at the newest reply (Totals.context)."""
+        spent, context = await self.store.spent(session_id)
+        session = await self.store.get_session(session_id)
+        return totals_of(spent, context, self.config.prices, session.model if session else "")
+
+    async def context_window(self, provider: str, model: str) -> int | None:
+        """`model`'s context window: config's context_window, else what the server says
+        (asked once per model in this process), else None."""
+        pc = self.config.providers.get(provider)
+        if pc is not None and pc.context_window:
+            return pc.context_window
+        window, asked = self._windows.get((provider, model), (None, -WINDOW_RETRY))
+        if window is None and time.monotonic() - asked >= WINDOW_RETRY:  # a server started since may say
+            try:
+                window = await self.provider(provider).context_window(model)
+            except ConfigError:
+                return None
+            self._windows[provider, model] = (window, time.monotonic())
+        return window
 
     async def job(self, job_id: int) -> Job | None:
         return await self.queue.get(job_id)

@@ -151,7 +151,7 @@ def _message_json(m: Message) -> dict[str, Any]:
     # a plain text message needs no parts: its content is its one part (as before parts existed)
     if m.parts and m.parts != [TextPart(m.content)]:
         record["parts"] = [part_record(p) for p in m.parts]
-    for key in ("prompt_tokens", "completion_tokens", "reasoning_tokens", "finish_reason"):
+    for key in ("prompt_tokens", "completion_tokens", "reasoning_tokens", "seconds", "finish_reason"):
         if (value := getattr(m, key)) is not None:
             record[key] = value
     return record

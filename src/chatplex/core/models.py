@@ -101,6 +101,7 @@ class Message:
     updated_at: float = 0.0
     model: str | None = None  # the model that wrote it (assistant messages)
     reasoning_tokens: int | None = None  # of completion_tokens, those spent thinking
+    seconds: float | None = None  # its last run streamed this long, first token to end (speed)
     # the message as the model made it, in order; `content` is their text alone
     parts: list[ChatPart] = field(default_factory=list)
 

@@ -52,11 +52,18 @@ class Running:
     published_length: int = 0  # their characters
     last_write: float = field(default_factory=time.monotonic)
     tokens: int = 0
-    first_token: float | None = None
+    first_token: float | None = None  # the answer's first (for its tokens/s while it streams)
+    first_piece: float | None = None  # of any part, thinking included (for its speed, stored)
     usage: tuple[int | None, int | None, int | None] = (None, None, None)  # prompt, completion, reasoning
     finish_reason: str | None = None
     offered: dict[str, Any] = field(default_factory=dict)  # tools offered to the model, by its name for them
     notice: str | None = None  # what the reply says of itself though it ended well (a server that did not start)
+
+    def spent(self) -> tuple[int | None, ...]:
+        """The usage as stored at the end: prompt, completion and reasoning tokens, and the
+        milliseconds from its first piece to now (its end), None where unknown."""
+        ms = None if self.first_piece is None else round((time.monotonic() - self.first_piece) * 1000)
+        return (*self.usage, ms)
 
     def publish_deltas(self, publish: Callable[[ReplyDelta | PartDelta], None]) -> None:
         """Publish what this run streamed since it last did, one event per part that grew, in
@@ -207,8 +214,9 @@ def ending(
     if error is None:
         if not text.strip():  # whitespace alone is no answer (and Anthropic refuses it later)
             return fail(empty_reason(rj), retryable=False)
+        spent = rj.spent()
         return lambda: q.complete(
-            job, text, unread=unread, usage=rj.usage, finish_reason=rj.finish_reason, parts=parts, notice=rj.notice
+            job, text, unread=unread, usage=spent, finish_reason=rj.finish_reason, parts=parts, notice=rj.notice
         )
     if isinstance(error, BadRequest) and rj.resumed_from and not rj.tokens:
         no_prefill(who)  # e.g. Claude 4.6 models and extended thinking refuse an assistant prefill

@@ -274,6 +274,7 @@ class Workers:
             if type(event) is TextDelta:  # once per token: kept lean (B4)
                 if not rj.tokens:
                     rj.first_token = time.monotonic()
+                    rj.first_piece = rj.first_piece or rj.first_token
                 chunks.append(event.text)
                 parts.text(event.text)
                 rj.tokens += 1
@@ -281,12 +282,14 @@ class Workers:
                 if session_id == self.focused:
                     rj.publish_deltas(self.bus.publish)
             elif type(event) is ReasoningDelta:
+                rj.first_piece = rj.first_piece or time.monotonic()
                 rj.other_events += 1
                 self.tokens_streamed += bool(event.text)
                 parts.reasoning(event)
                 if session_id == self.focused:
                     rj.publish_deltas(self.bus.publish)
             elif isinstance(event, ToolCallDelta):
+                rj.first_piece = rj.first_piece or time.monotonic()
                 rj.other_events += 1
                 parts.tool_call(event)
                 if session_id == self.focused:
@@ -385,13 +388,13 @@ class Workers:
         if calls and toolbox is not None:
             decided = decide_calls(toolbox, rj.offered, rj.session, calls, self.approve_all)
             priority = Priority.LOW if unread else Priority.HIGH
-            text, job = rj.text, rj.job
+            text, job, spent = rj.text, rj.job, rj.spent()
             return lambda: self.store.open_round(
                 job.id,
                 rj.token,
                 text,
                 parts,
-                usage=rj.usage,
+                usage=spent,
                 finish_reason=rj.finish_reason,
                 unread=unread,
                 calls=decided,

@@ -262,6 +262,9 @@ class AnthropicProvider(HttpProvider):
             raise self._malformed("index", index)
         return index
 
+    async def context_window(self, model: str) -> int | None:
+        return None  # the Messages API does not say: config's context_window does
+
     async def list_models(self) -> list[str]:
         data = await self._get_json("/models")
         return sorted(str(m.get("id")) for m in data.get("data", []) if isinstance(m, dict) and m.get("id"))

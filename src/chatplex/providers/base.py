@@ -173,6 +173,10 @@ class Provider(Protocol):
 
     async def list_models(self) -> list[str]: ...
 
+    async def context_window(self, model: str) -> int | None:
+        """The model's context window in tokens, where the server says it; None otherwise."""
+        ...
+
     async def aclose(self) -> None: ...
 
 

@@ -128,9 +128,10 @@ class HttpProvider:
         except Exception as e:  # noqa: BLE001 - also what the caller's loop raised in the stream
             raise self._scrubbed(e) from None
 
-    async def _get_json(self, path: str) -> Any:
+    async def _get_json(self, path: str, root: str | None = None) -> Any:
+        """GET base_url + `path` (or `root` + `path`) as JSON; errors typed and scrubbed."""
         self._check_key()
-        url = self.base_url + path
+        url = (self.base_url if root is None else root) + path
         try:
             try:
                 response = await self._client.get(url, headers=self.auth_headers())

@@ -116,6 +116,9 @@ class LlamaCppProvider:
     async def list_models(self) -> list[str]:
         return [self.model_path.stem]
 
+    async def context_window(self, model: str) -> int | None:
+        return self.context  # the n_ctx its server was started with
+
     async def _stop(self) -> None:
         if self._client:
             await self._client.aclose()

@@ -3,6 +3,7 @@ LM Studio, OpenRouter)."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -10,6 +11,7 @@ from chatplex.providers.base import (
     ChatMessage,
     ChatRequest,
     Finish,
+    ProviderError,
     ReasoningDelta,
     ReasoningPart,
     StreamEvent,
@@ -230,3 +232,22 @@ class OpenAIProvider(HttpProvider):
     async def list_models(self) -> list[str]:
         data = await self._get_json("/models")
         return sorted(str(m.get("id")) for m in data.get("data", []) if isinstance(m, dict) and m.get("id"))
+
+    async def context_window(self, model: str) -> int | None:
+        """The window a /models entry states (context_length: OpenRouter, LM Studio;
+        max_model_len: vLLM), else llama.cpp's server's /props (n_ctx, what it runs with)."""
+        with contextlib.suppress(ProviderError):
+            data = await self._get_json("/models")
+            entries = data.get("data") if isinstance(data, dict) else None
+            for m in entries if isinstance(entries, list) else []:
+                if isinstance(m, dict) and m.get("id") == model:
+                    for key in ("context_length", "max_model_len", "context_window"):
+                        if type(size := m.get(key)) is int and size > 0:
+                            return size
+        with contextlib.suppress(ProviderError):
+            props = await self._get_json("/props", root=self.base_url.removesuffix("/v1"))
+            settings = props.get("default_generation_settings") if isinstance(props, dict) else None
+            size = settings.get("n_ctx") if isinstance(settings, dict) else None
+            if type(size) is int and size > 0:
+                return size
+        return None

@@ -29,7 +29,7 @@ from textual.widgets import Footer
 
 from chatplex.config import KINDS as PROVIDER_KINDS
 from chatplex.config import Config, config_path
-from chatplex.core import export, models
+from chatplex.core import export, models, usage
 from chatplex.core.coordinator import Approval, Coordinator
 from chatplex.core.db import StepOpen, StoreError
 from chatplex.core.events import Notification
@@ -221,6 +221,7 @@ class ChatplexApp(App[None]):
         self.chat.approve_key = self.query_one(StatusBar).approve_key = self._key_for("approvals")
         self.chat.setup_hint = setup_hint(self.config)
         self.chat.times = self.config.show_times
+        self.chat.prices = self.config.prices
         self.desktop_method = notify.method_of(self.config.notifications, os.environ)
         if self.coordinator is None:
             try:
@@ -295,6 +296,19 @@ class ChatplexApp(App[None]):
         self.composer.set_busy(busy)
         self.status.set(model=f"{session.provider} · {session.model}" if session else "")
         self.sub_title = session.title if session else ""
+        if session is None:
+            self.status.set(spent="")
+        else:
+            self._show_spent(session)
+
+    @work(exclusive=True, group="spent")
+    @guarded
+    async def _show_spent(self, session: Session) -> None:
+        """The status bar's tokens, cost and context fill of the session on screen."""
+        totals = await self.coord.totals(session.id)
+        window = await self.coord.context_window(session.provider, session.model)
+        if self.current == session.id:
+            self.status.set(spent=usage.context_line(totals, window))
 
     @on(SessionList.Selected)
     @guarded
@@ -427,6 +441,7 @@ class ChatplexApp(App[None]):
             stream.flush()
 
     @on(events.AppFocus)
+    @guarded
     def _terminal_focused(self) -> None:
         """Back at the terminal: what waited to be told is on screen now."""
         self._away.clear()

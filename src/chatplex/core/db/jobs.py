@@ -383,7 +383,8 @@ def finish(
     parts: Sequence[ChatPart] | None = None,
 ) -> Finished:
     """End a run (see Store.finish for the outcomes); only the claim `token` may end it.
-    `parts` are the reply's whole parts (None: `text` is its one part)."""
+    `parts` are the reply's whole parts (None: `text` is its one part). `usage`: prompt,
+    completion and reasoning tokens, and the milliseconds the run streamed, as far as known."""
     now = time.time()
     job_state, msg_state, status = OUTCOMES[outcome]
     row = one(
@@ -415,7 +416,7 @@ def finish(
         "UPDATE messages SET content=:text, state=:state, error=:error,"
         " prompt_tokens=COALESCE(:prompt, prompt_tokens), completion_tokens=COALESCE(:completion,"
         " completion_tokens), reasoning_tokens=COALESCE(:reasoning, reasoning_tokens),"
-        " finish_reason=:reason, updated_at=:now WHERE id=:mid RETURNING *",
+        " seconds=COALESCE(:seconds, seconds), finish_reason=:reason, updated_at=:now WHERE id=:mid RETURNING *",
         {
             "text": text,
             "state": msg_state.value,
@@ -423,6 +424,7 @@ def finish(
             "prompt": usage[0],
             "completion": usage[1],
             "reasoning": usage[2] if len(usage) > 2 else None,
+            "seconds": usage[3] / 1000 if len(usage) > 3 and usage[3] is not None else None,
             "reason": finish_reason,
             "now": now,
             "mid": job.message_id,

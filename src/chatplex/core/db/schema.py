@@ -249,6 +249,12 @@ def m007_pinned_sessions(db: Conn) -> None:
     _script(db, "ALTER TABLE sessions ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0;")
 
 
+@migration
+def m008_reply_seconds(db: Conn) -> None:
+    """How long a reply's last run streamed, from its first token to its end (its speed)."""
+    _script(db, "ALTER TABLE messages ADD COLUMN seconds REAL;")
+
+
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -83,6 +83,7 @@ def message_of(row: sqlite3.Row) -> Message:
         updated_at=row["updated_at"],
         model=row["model"],
         reasoning_tokens=row["reasoning_tokens"],
+        seconds=row["seconds"],
     )
 
 
@@ -240,9 +241,9 @@ def fork_session(db: Conn, sid: int, at: int | None, title: str, keep_at: bool =
         new = one(
             db,
             "INSERT INTO messages(session_id, role, content, state, error, prompt_tokens, completion_tokens,"
-            " reasoning_tokens, finish_reason, model, created_at, updated_at)"
-            " VALUES (:sid, :role, :content, :state, :error, :prompt, :completion, :reasoning, :reason, :model,"
-            " :created, :now) RETURNING id",
+            " reasoning_tokens, seconds, finish_reason, model, created_at, updated_at)"
+            " VALUES (:sid, :role, :content, :state, :error, :prompt, :completion, :reasoning, :seconds, :reason,"
+            " :model, :created, :now) RETURNING id",
             {
                 "sid": fork.id,
                 "role": m.role.value,
@@ -252,6 +253,7 @@ def fork_session(db: Conn, sid: int, at: int | None, title: str, keep_at: bool =
                 "prompt": m.prompt_tokens,
                 "completion": m.completion_tokens,
                 "reasoning": m.reasoning_tokens,
+                "seconds": m.seconds,
                 "reason": m.finish_reason,
                 "model": m.model,
                 "created": m.created_at,
@@ -340,8 +342,9 @@ def import_session(db: Conn, session: Params, messages: list[Params]) -> Session
         mid = rowid(
             db.execute(
                 "INSERT INTO messages(session_id, role, content, state, error, model, prompt_tokens,"
-                " completion_tokens, reasoning_tokens, finish_reason, created_at, updated_at) VALUES (:sid,"
-                " :role, :content, :state, :error, :model, :prompt, :completion, :reasoning, :finish, :created, :now)",
+                " completion_tokens, reasoning_tokens, seconds, finish_reason, created_at, updated_at) VALUES (:sid,"
+                " :role, :content, :state, :error, :model, :prompt, :completion, :reasoning, :seconds, :finish,"
+                " :created, :now)",
                 {
                     "sid": sid,
                     "role": m["role"],
@@ -352,6 +355,7 @@ def import_session(db: Conn, session: Params, messages: list[Params]) -> Session
                     "prompt": m.get("prompt_tokens"),
                     "completion": m.get("completion_tokens"),
                     "reasoning": m.get("reasoning_tokens"),
+                    "seconds": m.get("seconds"),
                     "finish": m.get("finish_reason"),
                     "created": float(m.get("created_at") or now),
                     "now": now,

@@ -13,7 +13,7 @@ from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any
 
-from chatplex.core.db import connection, jobs, maintenance, recovery, scheduling, sessions, steps
+from chatplex.core.db import connection, jobs, maintenance, recovery, scheduling, sessions, steps, usage
 from chatplex.core.db.connection import BIG_TEXT, Database
 from chatplex.core.db.errors import LeaseLost, StoreError
 from chatplex.core.db.parts import StreamWrite
@@ -79,6 +79,10 @@ class Store(Database):
 
     async def search(self, text: str, limit: int = 50) -> list[Session]:
         return await self.read(sessions.search, text, limit)
+
+    async def spent(self, sid: int) -> tuple[list[usage.Spent], int | None]:
+        """The session's tokens per model, and its newest reply's (core/db/usage.py)."""
+        return await self.read(usage.spent, sid)
 
     async def import_session(self, session: dict[str, Any], messages: list[dict[str, Any]]) -> Session:
         """One transaction: the session and all its messages, or nothing."""

@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from textual import on
 from textual.containers import Vertical, VerticalScroll
@@ -27,9 +27,11 @@ from textual.widget import Widget
 from textual.widgets import Markdown, Static
 from textual.widgets.markdown import MarkdownStream
 
+from chatplex.config import Price
 from chatplex.core.events import PartDelta
 from chatplex.core.models import Message, MessageState, Role, Session, SessionStatus
 from chatplex.core.text import duration, time_of
+from chatplex.core.usage import reply_line
 from chatplex.providers.base import TextPart, ToolCallPart, ToolResultPart
 from chatplex.tui import feed
 from chatplex.tui.errors import guarded
@@ -639,6 +641,7 @@ class ChatView(VerticalScroll):
         self.has_older = False
         self._loading_older = False
         self.times = False  # each message's time on its box (show_times)
+        self.prices: Mapping[str, Price] = {}  # config's [prices]: a reply's cost on its box
         self.retry_key = "ctrl+r"
         self.export_key = "ctrl+s"
         self.new_key = "ctrl+n"
@@ -685,6 +688,7 @@ class ChatView(VerticalScroll):
             if self._shown(event.session_id) and (reply := self.replies.get(event.message_id)):
                 kept = (self.live_text(event.message_id) or "")[: event.kept] if event.kept else ""
                 await reply.restart(kept)
+                self.label(reply)  # its old counts went with its old text
 
     @on(feed.ReplyDeltas)
     @guarded
@@ -711,6 +715,7 @@ class ChatView(VerticalScroll):
         async with self._busy:
             if self._shown(done.session_id) and (reply := self.replies.get(done.id)):
                 await reply.finish(done)  # a refused first contact: the box says what to do
+                self.label(reply)
             elif self._shown(done.session_id) and (step := self.tool_steps.get(done.id)):
                 step.finish(done)
 
@@ -757,12 +762,22 @@ class ChatView(VerticalScroll):
         self.times = shown
         for child in self.children:
             if isinstance(child, UserMessage | ReplyMessage):
-                child.border_subtitle = time_of(child.message.created_at) if shown else ""
+                self.label(child)
+
+    def label(self, widget: UserMessage | ReplyMessage) -> None:
+        """The box's bottom edge: a finished reply's tokens, speed and cost (dim), and the
+        message's time when times are shown."""
+        said = []
+        if isinstance(widget, ReplyMessage) and widget.message.state is not MessageState.STREAMING:
+            said.append(reply_line(widget.message, self.prices, self.session.model if self.session else ""))
+        if self.times:
+            said.append(time_of(widget.message.created_at))
+        widget.border_subtitle = " · ".join(s for s in said if s)
 
     def _widget(self, message: Message, session: Session | None = None) -> Static | ReplyMessage | None:
         widget = self._make(message, session)
-        if self.times and isinstance(widget, UserMessage | ReplyMessage):
-            widget.border_subtitle = time_of(message.created_at)
+        if isinstance(widget, UserMessage | ReplyMessage):
+            self.label(widget)
         return widget
 
     def _make(self, message: Message, session: Session | None = None) -> Static | ReplyMessage | None:

@@ -15,7 +15,8 @@ LEGEND = (
     "workers 1/4: replies being generated / at most at once · queue 2▲ 5▼: replies waiting for "
     "a worker, ▲ high priority (the session on screen: it goes first), ▼ low (the others) · "
     "N need you: tool calls waiting for your approval (F6 answers them) · "
-    "tok/s: tokens a second, all sessions · the model of this session · the last notice"
+    "tok/s: tokens a second, all sessions · the model of this session · its tokens, cost (config's "
+    "[prices]) and how full its context window is · the last notice"
 )
 
 
@@ -26,6 +27,7 @@ class StatusBar(Static):
         self.queued = (0, 0)
         self.tokens_per_s = 0.0
         self.model = ""
+        self.spent = ""  # the session on screen: "12.3k tok · $0.12 · context 45% of 32k"
         self.notice = ""
         self.approvals = 0  # tool calls waiting for the user, in every session
         self.approve_key = "f6"
@@ -67,6 +69,8 @@ class StatusBar(Static):
             )
         if self.model:
             parts.append(Content(visible(self.model)))
+        if self.spent:
+            parts.append(Content(self.spent).stylize("$text-muted"))
         if self.notice:
             parts.append(Content(visible(self.notice)).stylize("italic"))
         return Content("  │  ").join(parts)
