@@ -81,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--json", action="store_true", help="print a JSON summary of the replies done on exit")
 
     ls = sub.add_parser("sessions", help="list sessions with status, unread count and last activity")
+    ls.add_argument("--archived", action="store_true", help="the archived sessions instead")
     ls.add_argument("--json", action="store_true", help="print JSON for scripts")
 
     sh = sub.add_parser("show", help="print a session's transcript")
@@ -95,6 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
     fk.add_argument("session", help=SESSION_REF)
     fk.add_argument("--at", metavar="MESSAGE", help="the last message copied (an id from `show S --json`)")
     fk.add_argument("--json", action="store_true")
+
+    ar = sub.add_parser("archive", help="put a session away: out of the app's sidebar, still searchable")
+    ar.add_argument("session", help=SESSION_REF)
+    ar.add_argument("--undo", action="store_true", help="bring it back (a new message does too)")
+    ar.add_argument("--json", action="store_true")
 
     rn = sub.add_parser("rename", help="rename a session")
     rn.add_argument("session", help=SESSION_REF)

@@ -1,4 +1,4 @@
-"""Looking at and tidying sessions: `sessions`, `show`, `rm`, `rename`."""
+"""Looking at and tidying sessions: `sessions`, `show`, `rm`, `rename`, `fork`, `archive`."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from chatplex.core.text import visible
 
 async def cmd_sessions(config: Config, args: argparse.Namespace) -> int:
     async with await Coordinator.open(config) as coord:
-        sessions = await coord.sessions()
+        sessions = await coord.sessions(archived=args.archived)
     if args.json:
         return emit(True, [session_record(s) for s in sessions], "")
     table(
@@ -30,7 +30,7 @@ async def cmd_sessions(config: Config, args: argparse.Namespace) -> int:
             ]
             for s in sessions
         ],
-        empty="no sessions yet — `chatplex send TEXT` starts one",
+        empty="no archived session" if args.archived else "no sessions yet — `chatplex send TEXT` starts one",
     )
     return 0
 
@@ -52,6 +52,14 @@ async def cmd_rm(config: Config, args: argparse.Namespace) -> int:
         await coord.delete_session(session.id)
     human = f"deleted session {session.id} ({visible(session.title)})"
     return emit(args.json, {"deleted": session.id}, human)
+
+
+async def cmd_archive(config: Config, args: argparse.Namespace) -> int:
+    async with await Coordinator.open(config) as coord:
+        found = await find_session(coord.store, args.session)
+        session = await coord.update_session(found.id, archived=not args.undo)
+    done = "back from the archive" if args.undo else "archived (`chatplex archive S --undo` brings it back)"
+    return emit(args.json, session_record(session), f"session {session.id} ({visible(session.title)}) {done}")
 
 
 async def cmd_rename(config: Config, args: argparse.Namespace) -> int:
@@ -85,4 +93,11 @@ async def cmd_fork(config: Config, args: argparse.Namespace) -> int:
     return emit(args.json, session_record(fork), human)
 
 
-COMMANDS = {"sessions": cmd_sessions, "show": cmd_show, "rm": cmd_rm, "rename": cmd_rename, "fork": cmd_fork}
+COMMANDS = {
+    "sessions": cmd_sessions,
+    "show": cmd_show,
+    "rm": cmd_rm,
+    "rename": cmd_rename,
+    "fork": cmd_fork,
+    "archive": cmd_archive,
+}

@@ -234,6 +234,8 @@ class Coordinator:
             raise KeyError(f"no session {session_id}")
         if session.title == DEFAULT_TITLE:
             session = await self.store.update_session(session_id, title=preview_of(text, 40)) or session
+        if session.archived:  # a new message brings it back among the others
+            session = await self.store.update_session(session_id, archived=False) or session
         user, reply, job, session = await self.queue.enqueue(session_id, text, priority)
         for event in (MessageAdded(user), MessageAdded(reply), JobChanged(job), SessionChanged(session)):
             self.bus.publish(event)
@@ -395,8 +397,10 @@ class Coordinator:
         return job
 
     # ---------------------------------------------------------------- reads for the UI
-    async def sessions(self) -> list[Session]:
-        return await self.store.list_sessions()
+    async def sessions(self, archived: bool = False) -> list[Session]:
+        """The sessions the sidebar lists, most recent first (pinned ones first); or the
+        archived ones."""
+        return await self.store.list_sessions(archived)
 
     async def session(self, session_id: int) -> Session | None:
         return await self.store.get_session(session_id)

@@ -210,6 +210,7 @@ def session_record(s: Session) -> dict[str, Any]:
         "updated_at": s.updated_at,
         "forked_from": s.forked_from,
         "forked_at": s.forked_at,
+        "archived": s.archived,
     }
 
 

@@ -83,6 +83,7 @@ class Session:
     forked_from: int | None = None  # a fork: the session it was copied from…
     forked_at: int | None = None  # …and the message of that session it was copied up to
     pinned: bool = False  # kept at the top of the sidebar
+    archived: bool = False  # put away: not in the sidebar, still searchable; a new message restores it
 
 
 @dataclass(slots=True)

@@ -357,6 +357,10 @@ class ChatplexApp(App[None]):
     def _session_changed(self, message: feed.SessionChanged) -> None:
         session = message.event.session
         try:
+            if session.archived:  # put away (here, or by `chatplex archive`): out of the sidebar
+                self.sidebar.remove_session(session.id)
+                self.sessions_changed.publish(session.id)
+                return
             before = self.sidebar.sessions.get(session.id)
             waits = session.status is SessionStatus.NEEDS_APPROVAL
             if waits and (before is None or before.status is not session.status):
@@ -761,6 +765,9 @@ class ChatplexApp(App[None]):
         chosen = await self.push_screen_wait(SearchScreen(lambda query: search.find(self.coord, query)))
         if chosen is not None:
             session_id, message_id = chosen
+            if (found := await self.coord.session(session_id)) is not None and found.archived:
+                self.sidebar.upsert(await self.coord.update_session(session_id, archived=False))
+                self.notify(f"“{found.title}” is back from the archive.", markup=False, timeout=3)
             await self.focus_session(session_id)
             if message_id is not None:
                 await self._reveal(message_id)
@@ -917,6 +924,39 @@ class ChatplexApp(App[None]):
             self.sidebar.upsert(await self.coord.update_session(self.current, pinned=pinned))
 
     @guarded
+    async def action_archive(self) -> None:
+        """Put the session on screen away: out of the sidebar, the row below it shown instead.
+        Search still finds it; "Archived sessions…" or a new message brings it back."""
+        if self.current is None or (session := await self.coord.session(self.current)) is None:
+            return
+        order = self.sidebar.order
+        at = order.index(session.id) if session.id in order else 0
+        rest = [s for s in order if s != session.id]
+        await self.coord.update_session(session.id, archived=True)
+        self.sidebar.remove_session(session.id)
+        await self.focus_session(rest[min(at, len(rest) - 1)] if rest else None)
+        self.notify(
+            f"Archived “{session.title}”: “Archived sessions…” in the palette brings it back.",
+            markup=False,
+            timeout=4,
+        )
+
+    @work(exclusive=True, group="dialog")
+    @guarded
+    async def action_archived(self) -> None:
+        """The archived sessions, newest first: Enter brings one back and shows it."""
+        archived = await self.coord.sessions(archived=True)
+        if not archived:
+            self.notify("No session is archived.", markup=False, timeout=3)
+            return
+        choices = [(str(s.id), f"{s.title}  ·  {preview_of(s.preview, 60)}") for s in archived]
+        chosen = await self.push_screen_wait(PickerScreen("Archived sessions: Enter restores one", choices))
+        if chosen is None:
+            return
+        self.sidebar.upsert(await self.coord.update_session(int(chosen), archived=False))
+        await self.focus_session(int(chosen))
+
+    @guarded
     def action_show_times(self, shown: bool) -> None:
         """Each message's time on its box, or not (config show_times; the palette flips it)."""
         self.chat.show_times(shown)
@@ -964,6 +1004,15 @@ class ChatplexApp(App[None]):
                 "Keep it at the top of the sidebar" if not pinned else "Back among the others, most recent first",
                 lambda: self.run_action(f"pin({not pinned})"),
             )
+        if self.current is not None:
+            yield SystemCommand(
+                "Archive this session",
+                "Out of the sidebar; search finds it, a new message or “Archived sessions…” brings it back",
+                lambda: self.run_action("archive"),
+            )
+        yield SystemCommand(
+            "Archived sessions…", "The sessions put away: Enter brings one back", lambda: self.run_action("archived")
+        )
         times = self.chat.times
         yield SystemCommand(
             "Hide message times" if times else "Show message times",

@@ -21,7 +21,8 @@ async def find(coord: Coordinator, query: str) -> list[SearchHit]:
     pattern = re.compile(re.escape(query), re.IGNORECASE)
     hits = []
     for session in await coord.search(query):
-        hits.append(await _in_messages(coord, SearchHit(session.id, session.title), pattern))
+        title = session.title + (" (archived: opening it restores it)" if session.archived else "")
+        hits.append(await _in_messages(coord, SearchHit(session.id, title), pattern))
     return hits
 
 

@@ -255,6 +255,12 @@ def m008_reply_seconds(db: Conn) -> None:
     _script(db, "ALTER TABLE messages ADD COLUMN seconds REAL;")
 
 
+@migration
+def m009_archived_sessions(db: Conn) -> None:
+    """Sessions put away: not in the sidebar, still searchable, restorable."""
+    _script(db, "ALTER TABLE sessions ADD COLUMN archived INTEGER NOT NULL DEFAULT 0;")
+
+
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

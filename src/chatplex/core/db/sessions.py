@@ -28,7 +28,7 @@ from chatplex.providers.base import TextPart, ToolResultPart
 Conn = sqlite3.Connection
 Params = dict[str, Any]
 
-UPDATABLE = frozenset({"title", "provider", "model", "system_prompt", "unread", "servers", "pinned"})
+UPDATABLE = frozenset({"title", "provider", "model", "system_prompt", "unread", "servers", "pinned", "archived"})
 
 
 def one(db: Conn, sql: str, params: Params | None = None) -> sqlite3.Row | None:
@@ -64,6 +64,7 @@ def session_of(row: sqlite3.Row) -> Session:
         forked_from=row["forked_from"],
         forked_at=row["forked_at"],
         pinned=bool(row["pinned"]),
+        archived=bool(row["archived"]),
     )
 
 
@@ -296,8 +297,10 @@ def delete_session(db: Conn, sid: int) -> list[int]:
     return ids
 
 
-def list_sessions(db: Conn) -> list[Session]:
-    return [session_of(r) for r in db.execute("SELECT * FROM sessions ORDER BY pinned DESC, updated_at DESC, id DESC")]
+def list_sessions(db: Conn, archived: bool = False) -> list[Session]:
+    """The sessions of the sidebar, or (`archived`) the ones put away."""
+    sql = "SELECT * FROM sessions WHERE archived=:archived ORDER BY pinned DESC, updated_at DESC, id DESC"
+    return [session_of(r) for r in db.execute(sql, {"archived": int(archived)})]
 
 
 def find_sessions_by_title(db: Conn, titles: tuple[str, ...]) -> list[Session]:

@@ -55,8 +55,8 @@ class Store(Database):
     async def get_session(self, sid: int) -> Session | None:
         return await self.read(sessions.get_session, sid)
 
-    async def list_sessions(self) -> list[Session]:
-        return await self.read(sessions.list_sessions)
+    async def list_sessions(self, archived: bool = False) -> list[Session]:
+        return await self.read(sessions.list_sessions, archived)
 
     async def find_session(self, ref: str) -> list[Session]:
         """Every session a command-line reference names, most recent first: the caller
