@@ -45,6 +45,8 @@ log = logging.getLogger("chatplex.coordinator")
 DEFAULT_TITLE = "New chat"
 WATCH_INTERVAL = 0.5  # how often another process's writes are looked for (PRAGMA data_version)
 MAX_MESSAGE = 10_000_000  # characters; beyond that a paste is refused with a clear error
+SETTINGS = ("temperature", "max_tokens", "reasoning_effort")  # a session's own (Session.settings)
+EFFORTS = ("off", "low", "medium", "high")
 WINDOW_RETRY = 300.0  # seconds before a server that did not say its context window is asked again
 
 
@@ -171,6 +173,16 @@ class Coordinator:
             raise KeyError(f"no session {session_id}")
         self.bus.publish(SessionChanged(session))
         return session
+
+    async def set_settings(self, session_id: int, **settings: object) -> Session:
+        """The session's own temperature (0–2), max_tokens (a reply's limit) and
+        reasoning_effort (off, low, medium, high), over its provider's; None (or "") for one
+        of them: the provider's again. ValueError names a value out of range."""
+        session = await self.store.get_session(session_id)
+        if session is None:
+            raise KeyError(f"no session {session_id}")
+        merged = {**session.settings, **settings}
+        return await self.update_session(session_id, settings=checked_settings(merged))
 
     async def use_servers(self, session_id: int, servers: Sequence[str] | None) -> Session:
         """The MCP servers the session's next model steps are offered tools from (None: those
@@ -536,3 +548,25 @@ class Coordinator:
             with contextlib.suppress(Exception):
                 stats = await self.queue.stats()
                 self.bus.publish(QueueStatsChanged(stats, self.workers_busy, self.workers_total))
+
+
+def checked_settings(settings: dict[str, object]) -> dict[str, object]:
+    """A session's settings, those left at the provider's dropped; ValueError otherwise."""
+    unknown = set(settings) - set(SETTINGS)
+    if unknown:
+        raise ValueError(f"no session setting {', '.join(sorted(unknown))} (settings: {', '.join(SETTINGS)})")
+    out: dict[str, object] = {}
+    temperature, max_tokens, effort = (settings.get(k) for k in SETTINGS)
+    if temperature is not None:
+        if isinstance(temperature, bool) or not isinstance(temperature, int | float) or not 0 <= temperature <= 2:
+            raise ValueError(f"temperature must be a number from 0 to 2, got {temperature!r}")
+        out["temperature"] = float(temperature)
+    if max_tokens is not None:
+        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or not 1 <= max_tokens <= 10_000_000:
+            raise ValueError(f"max_tokens must be a whole number of tokens from 1, got {max_tokens!r}")
+        out["max_tokens"] = max_tokens
+    if effort:
+        if effort not in EFFORTS:
+            raise ValueError(f"reasoning_effort must be one of {', '.join(EFFORTS)}, got {effort!r}")
+        out["reasoning_effort"] = effort
+    return out

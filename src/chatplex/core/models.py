@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
+from typing import Any
 
 # moved to core.text (one preview function); this name stays while code written against it
 # on other branches merges. New code imports it from chatplex.core.text.
@@ -84,6 +85,8 @@ class Session:
     forked_at: int | None = None  # …and the message of that session it was copied up to
     pinned: bool = False  # kept at the top of the sidebar
     archived: bool = False  # put away: not in the sidebar, still searchable; a new message restores it
+    # its own request settings, over the provider's: temperature, max_tokens, reasoning_effort
+    settings: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True)

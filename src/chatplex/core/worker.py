@@ -220,9 +220,13 @@ class Workers:
             pc = self.config.providers.get(session.provider)
             rj.offered, rj.notice = await self._offer(session)
             limit = self.config.tool_result_limit
+            own = session.settings  # the session's settings (coordinator.set_settings checked them)
             request = ChatRequest(
                 model=session.model,
                 system=session.system_prompt,
+                temperature=own.get("temperature"),
+                max_tokens=own.get("max_tokens"),
+                reasoning_effort=own.get("reasoning_effort", ""),
                 messages=[turn_of(m, limit) for m in history],
                 prefill=partial,
                 extra=VLLM_CONTINUE if partial and pc and pc.kind == "vllm" else {},

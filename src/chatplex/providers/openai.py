@@ -103,6 +103,8 @@ class OpenAIProvider(HttpProvider):
         body.update(self.params)
         if request.reasoning_effort:  # the session's setting wins over the provider's
             body["reasoning_effort"] = request.reasoning_effort
+        if body.get("reasoning_effort") == "off":  # chatplex's word for "send none"
+            del body["reasoning_effort"]
         if request.tools:
             body["tools"] = [
                 {

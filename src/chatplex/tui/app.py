@@ -50,6 +50,7 @@ from chatplex.tui.screens.modals import (
     confirm_cancel_background,
 )
 from chatplex.tui.screens.queue import QueueScreen
+from chatplex.tui.screens.settings import SettingsScreen, Shown
 from chatplex.tui.screens.tools import ToolsScreen
 from chatplex.tui.widgets.chat import PAGE, ChatView
 from chatplex.tui.widgets.composer import Composer
@@ -78,6 +79,7 @@ KEYS: list[tuple[str, str, str, str, bool]] = [
     ("retry", "ctrl+r", "retry", "Retry", True),
     ("model", "ctrl+l", "pick_model", "Model", True),
     ("system_prompt", "f4", "system_prompt", "System prompt", False),
+    ("settings", "ctrl+g", "settings", "Settings", False),
     ("search", "ctrl+f", "search", "Search", False),
     ("toggle_reasoning", "ctrl+t", "toggle_reasoning", "Open/fold thinking", False),
     ("export", "ctrl+s", "export", "Export", False),
@@ -105,6 +107,7 @@ PALETTE_HELP = {
     "retry": "Generate the last reply again",
     "model": "Choose the provider and model of this session",
     "system_prompt": "Edit this session's system prompt",
+    "settings": "This session's temperature, max tokens, reasoning effort, system prompt, model and tools",
     "search": "Find sessions by title or text",
     "toggle_reasoning": "Open or fold the model's thinking in the last reply on screen",
     "export": "Save this session as a Markdown file",
@@ -758,6 +761,44 @@ class ChatplexApp(App[None]):
         )
         if text is not None:
             await self.coord.update_session(session.id, system_prompt=text)
+
+    @work(exclusive=True, group="dialog")
+    @guarded
+    async def action_settings(self) -> None:
+        """The session's settings dialog; what it saves applies from its next reply."""
+        if (session := await self._need_session()) is None:
+            return
+        pc = self.config.providers.get(session.provider)
+        servers = session.servers if session.servers is not None else self.config.default_servers()
+        defaults = [] if pc is None else [f"max_tokens {pc.max_tokens}"] if pc.max_tokens else []
+        if pc is not None:
+            if "temperature" in pc.params:
+                defaults.append(f"temperature {pc.params['temperature']}")
+            if pc.reasoning_effort:
+                defaults.append(f"reasoning effort {pc.reasoning_effort}")
+        shown = Shown(
+            session.title,
+            session.provider,
+            session.model,
+            ", ".join(servers) or "none",
+            session.settings,
+            session.system_prompt,
+            " · ".join(defaults) or "the server's own",
+            self._key_for("model"),
+            self._key_for("tools"),
+        )
+        chosen = await self.push_screen_wait(SettingsScreen(shown))
+        if chosen is None:
+            return
+        prompt = chosen.pop("system_prompt")
+        try:
+            await self.coord.set_settings(session.id, **chosen)
+        except ValueError as e:  # the dialog checks first: a change of the rules since
+            self.notify(str(e), severity="error", markup=False)
+            return
+        if prompt != session.system_prompt:
+            await self.coord.update_session(session.id, system_prompt=prompt)
+        self.notify("Saved: the session's next reply uses them.", markup=False, timeout=3)
 
     @work(exclusive=True, group="dialog")
     @guarded

@@ -261,6 +261,12 @@ def m009_archived_sessions(db: Conn) -> None:
     _script(db, "ALTER TABLE sessions ADD COLUMN archived INTEGER NOT NULL DEFAULT 0;")
 
 
+@migration
+def m010_session_settings(db: Conn) -> None:
+    """A session's own request settings (temperature, max_tokens, reasoning_effort), as JSON."""
+    _script(db, "ALTER TABLE sessions ADD COLUMN settings TEXT NOT NULL DEFAULT '{}';")
+
+
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -28,7 +28,9 @@ from chatplex.providers.base import TextPart, ToolResultPart
 Conn = sqlite3.Connection
 Params = dict[str, Any]
 
-UPDATABLE = frozenset({"title", "provider", "model", "system_prompt", "unread", "servers", "pinned", "archived"})
+UPDATABLE = frozenset(
+    {"title", "provider", "model", "system_prompt", "unread", "servers", "pinned", "archived", "settings"}
+)
 
 
 def one(db: Conn, sql: str, params: Params | None = None) -> sqlite3.Row | None:
@@ -65,6 +67,7 @@ def session_of(row: sqlite3.Row) -> Session:
         forked_at=row["forked_at"],
         pinned=bool(row["pinned"]),
         archived=bool(row["archived"]),
+        settings=json.loads(row["settings"] or "{}"),
     )
 
 
@@ -199,9 +202,9 @@ def fork_session(db: Conn, sid: int, at: int | None, title: str, keep_at: bool =
     now = time.time()
     row = one(
         db,
-        "INSERT INTO sessions(title, provider, model, system_prompt, servers, forked_from, forked_at,"
+        "INSERT INTO sessions(title, provider, model, system_prompt, servers, settings, forked_from, forked_at,"
         " status, preview, created_at, updated_at)"
-        " SELECT :title, provider, model, system_prompt, servers, id, :at, :idle, '', :now, :now"
+        " SELECT :title, provider, model, system_prompt, servers, settings, id, :at, :idle, '', :now, :now"
         " FROM sessions WHERE id=:sid RETURNING *",
         {"title": title, "at": at, "idle": SessionStatus.IDLE.value, "now": now, "sid": sid},
     )
@@ -282,6 +285,8 @@ def update_session(db: Conn, sid: int, fields: Params) -> Session | None:
     if "servers" in fields:  # a list of names, or None for config.toml's default
         chosen = fields["servers"]
         fields = {**fields, "servers": None if chosen is None else json.dumps(list(chosen))}
+    if "settings" in fields:
+        fields = {**fields, "settings": json.dumps(fields["settings"], sort_keys=True)}
     cols = ", ".join(f"{name}=:{name}" for name in fields)
     db.execute(f"UPDATE sessions SET {cols} WHERE id=:sid", {**fields, "sid": sid})
     return get_session(db, sid)
