@@ -57,6 +57,7 @@ class Scenario:
     headers: list[dict[str, str]] = field(default_factory=list)
     models: list[str] = field(default_factory=lambda: ["fake-small", "fake-large"])
     model_info: dict[str, dict[str, Any]] = field(default_factory=dict)  # more fields of a /models entry
+    count_prompt: bool = False  # OpenAI: prompt_tokens = the request's characters / 4, not 7
     arrivals: list[float] = field(default_factory=list)  # time.perf_counter() as each request came in
     refuse_prefill: bool = False  # 400 for a request ending in an assistant turn (Claude 4.6)
     chaos: float = 0.0  # OpenAI: the chance that a stream carries one odd chunk (see _odd_chunk)
@@ -308,7 +309,8 @@ class FakeServer:
             if fault.no_finish or request.transport is None or request.transport.is_closing():
                 return
             yield chunk({}, s.finish or "stop")
-            usage = {"prompt_tokens": 7, "completion_tokens": count, "total_tokens": 7 + count}
+            prompt = _characters(body) // 4 if s.count_prompt else 7
+            usage = {"prompt_tokens": prompt, "completion_tokens": count, "total_tokens": prompt + count}
             yield b"data: " + json.dumps({"id": "c1", "choices": [], "usage": usage}).encode() + b"\n\n"
             yield b"data: [DONE]\n\n"
 
@@ -613,3 +615,8 @@ def _ends_in_tool_result(body: dict[str, Any]) -> bool:
 
 if __name__ == "__main__":
     serve_forever()
+
+
+def _characters(body: dict[str, Any]) -> int:
+    """The characters of a chat request's messages (their string contents)."""
+    return sum(len(m["content"]) for m in body.get("messages", []) if isinstance(m.get("content"), str))

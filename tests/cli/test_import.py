@@ -166,3 +166,32 @@ def test_an_export_round_trips_with_edge_values(tmp_path):
     assert [m["content"] for m in again["messages"]] == [m["content"] for m in data["messages"]]
     assert again["session"]["created_at"] == 253402300799
     assert chatplex(tmp_path, "export", sid).stdout.count("9999-12-31") == 1  # Markdown dates format
+
+
+def test_a_sessions_settings_and_a_replys_speed_round_trip_and_bad_settings_are_refused(tmp_path):
+    settings = {"temperature": 0.4, "max_tokens": 512, "reasoning_effort": "low"}
+    data = export(
+        {"settings": settings},
+        [
+            {"role": "user", "content": "q", "created_at": 1},
+            {"role": "assistant", "content": "a", "created_at": 2, "completion_tokens": 30, "seconds": 1.5},
+        ],
+    )
+    path = tmp_path / "a.json"
+    path.write_text(json.dumps(data))
+    imported = chatplex(tmp_path, "import", str(path), "--json")
+    assert imported.returncode == 0, imported.stderr
+    sid = str(json.loads(imported.stdout)["session"])
+    again = json.loads(chatplex(tmp_path, "export", sid, "--format", "json").stdout)
+    assert again["session"]["settings"] == settings
+    assert again["messages"][1]["seconds"] == 1.5 and again["messages"][1]["completion_tokens"] == 30
+    for bad, said in (
+        ({"temperature": 9}, "temperature must be a number from 0 to 2"),
+        ("hot", "session.settings must be an object"),
+    ):
+        path.write_text(json.dumps(export({"settings": bad}, [])))
+        refused = chatplex(tmp_path, "import", str(path))
+        assert refused.returncode == 2 and said in refused.stderr
+    path.write_text(json.dumps(export({}, [{"role": "assistant", "content": "a", "seconds": -1}])))
+    refused = chatplex(tmp_path, "import", str(path))
+    assert refused.returncode == 2 and "messages[0].seconds must be a number of seconds" in refused.stderr

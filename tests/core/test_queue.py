@@ -223,7 +223,7 @@ async def test_corrupt_database_gives_a_clear_error(tmp_path):
 
 
 async def test_schema_is_versioned_and_wal(store):
-    assert await store.schema_version() == SCHEMA_VERSION == 10
+    assert await store.schema_version() == SCHEMA_VERSION == 11
     mode = await store.read(lambda db: db.execute("PRAGMA journal_mode").fetchone()[0])
     assert mode == "wal"
     plan = await store.read(

@@ -86,6 +86,16 @@ def test_a_burst_is_one_notification_that_counts_and_names_them():
     assert body == "A, B, C, D"
 
 
+def test_notify_send_takes_a_body_that_begins_with_a_dash_as_text():
+    assert notify.command("notify-send", "t", "- a list item") == [
+        "notify-send",
+        "--app-name=chatplex",
+        "--",
+        "t",
+        "- a list item",
+    ]
+
+
 def test_osascript_gets_the_text_as_applescript_strings():
     argv = notify.command("osascript", 'say "hi"', "a \\ b")
     assert argv == ["osascript", "-e", 'display notification "a \\\\ b" with title "say \\"hi\\""']
@@ -188,6 +198,7 @@ async def test_coming_back_before_the_notification_drops_it(fake, tmp_path, monk
 
 async def test_a_call_waiting_for_approval_notifies_once(fake, tmp_path, monkeypatch):
     monkeypatch.setattr(app_module, "AWAY_WINDOW", 0.1)
+    monkeypatch.setattr(app_module, "AWAY_GAP", 0.1)
     app = agent_app(fake, tmp_path)
     sent = caught(app)
     async with app.run_test(size=(110, 32)) as pilot:
@@ -197,4 +208,7 @@ async def test_a_call_waiting_for_approval_notifies_once(fake, tmp_path, monkeyp
         assert "p=title;chatplex: Agent needs your approval" in sent[0] and "p=body;a tool call waits" in sent[0]
         await app.coord.rename(sid, "Agent, renamed")  # the session changes again, still waiting
         await until(pilot, lambda: app.sidebar.sessions[sid].title == "Agent, renamed")
-        assert len(sent) == 1
+        other = await parked(app, pilot, title="Second", focus=False)  # what comes next is told next
+        await until(pilot, lambda: len(sent) >= 2)
+        assert len(sent) == 2 and "chatplex: Second needs your approval" in sent[1], sent  # none for the rename
+        assert app.sidebar.sessions[other].status.value == "needs_approval"

@@ -121,3 +121,16 @@ def test_snapshot_the_settings_dialog(snap_compare, fake, tmp_path):
         await dialog(pilot, "ctrl+g")
 
     assert snap_compare(app, terminal_size=(110, 36), run_before=run_before)
+
+
+async def test_the_sessions_temperature_wins_over_the_providers_params(fake, tmp_path):
+    """[providers.X.params] temperature is the provider's; a session's own setting wins."""
+    app, s = settings_app(fake, tmp_path, params={"temperature": 0.7})
+    async with app.run_test(size=(110, 36)) as pilot:
+        await app.ready.wait()
+        sid = (await app.coord.create_session("Cold")).id
+        await app.focus_session(sid)
+        assert (await ask(app, pilot, s, "first"))["temperature"] == 0.7
+        await app.coord.set_settings(sid, temperature=0.2, max_tokens=64)
+        tuned = await ask(app, pilot, s, "second")
+        assert (tuned["temperature"], tuned["max_tokens"]) == (0.2, 64)

@@ -54,7 +54,8 @@ def test_a_sessions_totals_and_context_fill():
     assert context_line(totals, 32_768) == "1,820 tok · $2.40+ · context 5% of 32k"
     assert context_line(totals, None) == "1,820 tok · $2.40+"
     assert context_line(totals_of([], None, PRICES), 200_000) == "context 200k"
-    assert [size(n) for n in (4096, 200_000, 131_072, 1234)] == ["4k", "200k", "128k", "1,234"]
+    sizes = (4096, 200_000, 131_072, 128_000, 1_000_000, 1_048_576, 1234)
+    assert [size(n) for n in sizes] == ["4k", "200k", "128k", "128k", "1M", "1M", "1,234"]
 
 
 def test_config_reads_prices_and_the_context_window(tmp_path):
@@ -127,6 +128,7 @@ async def test_a_reply_being_generated_again_drops_its_old_figures(fake, tmp_pat
         s.faults.append(Fault(hold_after=1, hold=release))
         await app.coord.retry(sid)
         await until(pilot, lambda: s.active == 1)
-        assert subtitle(app) == ""  # streaming: its figures are not known yet
+        await until(pilot, lambda: subtitle(app) == "")  # streaming again: its figures are not known yet
+        assert s.active == 1
         release.set()
         await until(pilot, lambda: status(app, sid) is SessionStatus.WAITING and bool(subtitle(app)))

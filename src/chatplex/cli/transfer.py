@@ -13,7 +13,7 @@ from typing import Any
 from chatplex.cli.output import UsageError, for_stream
 from chatplex.cli.refs import NAME_LIMIT, find_session
 from chatplex.config import Config
-from chatplex.core.coordinator import MAX_MESSAGE
+from chatplex.core.coordinator import MAX_MESSAGE, checked_settings
 from chatplex.core.db import Store
 from chatplex.core.export import FORMAT, part_from_record, render, save
 from chatplex.core.models import MessageState
@@ -140,6 +140,13 @@ def _parse_import(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         _text(session.get(key), f"{path}: session.{key}", NAME_LIMIT)
     _text(session.get("system_prompt", ""), f"{path}: session.system_prompt", MAX_MESSAGE)
     _timestamp(session.get("created_at"), f"{path}: session.created_at")
+    settings = session.get("settings", {})
+    if not isinstance(settings, dict):
+        raise UsageError(f"{path}: session.settings must be an object, got {_kind(settings)}")
+    try:
+        session["settings"] = checked_settings(settings)
+    except ValueError as e:
+        raise UsageError(f"{path}: session.settings: {e}") from None
     states = {s.value for s in MessageState}
     for i, m in enumerate(messages):
         where = f"{path}: messages[{i}]"

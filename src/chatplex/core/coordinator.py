@@ -31,7 +31,7 @@ from chatplex.core.events import (
 from chatplex.core.models import Job, JobState, Message, Priority, QueueStats, Role, Session, preview_of
 from chatplex.core.queue import JobQueue
 from chatplex.core.running import Running
-from chatplex.core.usage import Totals, totals_of
+from chatplex.core.usage import Overflow, Totals, overflow, totals_of
 from chatplex.core.worker import Workers
 from chatplex.providers.base import Provider
 
@@ -444,6 +444,30 @@ class Coordinator:
         spent, context = await self.store.spent(session_id)
         session = await self.store.get_session(session_id)
         return totals_of(spent, context, self.config.prices, session.model if session else "")
+
+    async def overflow(self, session_id: int, text: str) -> Overflow | None:
+        """Whether sending `text` would overflow the model's context window, by an estimate
+        from the session's history (core/usage.overflow); None when it fits or the window is
+        not known."""
+        session = await self.store.get_session(session_id)
+        if session is None:
+            raise KeyError(f"no session {session_id}")
+        window = await self.context_window(session.provider, session.model)
+        if not window:
+            return None
+        return overflow(await self.store.sizes(session_id), len(text), len(session.system_prompt), window)
+
+    async def send_from(self, session_id: int, first: int | None) -> Session:
+        """The session's requests send its history from message `first` on (older turns stay
+        stored and shown, marked as not sent); None: all of it again."""
+        return await self.update_session(session_id, context_from=first)
+
+    def known_window(self, provider: str, model: str) -> int | None:
+        """The context window as known now, without asking a server."""
+        pc = self.config.providers.get(provider)
+        if pc is not None and pc.context_window:
+            return pc.context_window
+        return self._windows.get((provider, model), (None, 0.0))[0]
 
     async def context_window(self, provider: str, model: str) -> int | None:
         """`model`'s context window: config's context_window, else what the server says

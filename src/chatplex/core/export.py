@@ -166,6 +166,7 @@ def to_json(session: Session, messages: list[Message]) -> str:
             "model": session.model,
             "system_prompt": session.system_prompt,
             "created_at": session.created_at,
+            **({"settings": session.settings} if session.settings else {}),
         },
         "messages": [_message_json(m) for m in messages],
     }

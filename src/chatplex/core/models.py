@@ -87,6 +87,7 @@ class Session:
     archived: bool = False  # put away: not in the sidebar, still searchable; a new message restores it
     # its own request settings, over the provider's: temperature, max_tokens, reasoning_effort
     settings: dict[str, Any] = field(default_factory=dict)
+    context_from: int | None = None  # the first message its requests send (older turns dropped); None: all
 
 
 @dataclass(slots=True)

@@ -113,7 +113,52 @@ def context_line(totals: Totals, window: int | None) -> str:
 
 
 def size(window: int) -> str:
-    """A context window as people name it: 32768 is "32k", 200000 "200k"."""
-    if window % 1024 == 0 and window >= 1024:
-        return f"{window // 1024}k"
-    return f"{window // 1000}k" if window % 1000 == 0 and window >= 1000 else tokens(window)
+    """A context window as people name it: 32768 is "32k", 128000 "128k", 1048576 "1M"."""
+    if window >= 1_000_000:
+        return f"{round(window / (MILLION if window % 1000 == 0 else 1 << 20), 1):g}M"
+    if window % 1000 == 0 and window >= 1000:
+        return f"{window // 1000}k"
+    return f"{window // 1024}k" if window % 1024 == 0 and window >= 1024 else tokens(window)
+
+
+FIT = 0.85  # of the context window a request may fill: the rest is for the reply
+AFTER_DROP = 0.6  # what dropping old turns aims at, so the next few turns fit too
+CHARS_PER_TOKEN = 4.0  # until the server has counted a reply of the session
+
+
+@dataclass(frozen=True, slots=True)
+class Overflow:
+    """A message that would not fit in the model's context window with the session's history.
+    `drop_from`: the first message to keep sending (a user message, or one past the newest
+    to send none of the turns: ids only grow), the turns before it stored and shown but not
+    sent; None when even the message alone does not fit. `turns`: how many turns it drops."""
+
+    tokens: int  # the estimated tokens of the request
+    window: int
+    drop_from: int | None
+    turns: int
+
+
+def overflow(sizes: list[tuple[int, str, int, int | None]], new: int, system: int, window: int) -> Overflow | None:
+    """Would a message of `new` characters overflow `window` tokens? `sizes` are what the
+    request would send (core/db/usage.sizes: id, role, characters, tokens counted for a
+    reply's request and answer). Characters become tokens at the rate the server's newest
+    count shows for this session (4 characters a token before it has counted any)."""
+    rate, chars = 1 / CHARS_PER_TOKEN, 0
+    for _, _, n, counted in sizes:
+        chars += n
+        if counted and chars + system:
+            rate = counted / (chars + system)
+    tokens = round((system + chars + new) * rate)
+    if tokens <= FIT * window:
+        return None
+    if (system + new) * rate > FIT * window:
+        return Overflow(tokens, window, None, 0)
+    left, turns = system + chars + new, 0
+    for mid, role, n, _ in sizes:
+        if role == "user":
+            if turns and left * rate <= AFTER_DROP * window:
+                return Overflow(tokens, window, mid, turns)
+            turns += 1
+        left -= n
+    return Overflow(tokens, window, sizes[-1][0] + 1, turns)  # sizes is not empty: it overflowed

@@ -145,6 +145,11 @@ class AnthropicProvider(HttpProvider):
                 {"name": t.name, "description": t.description, "input_schema": t.parameters} for t in request.tools
             ]
         body.update(self.params)
+        # a session's own settings win over the provider's params (Ctrl+G's dialog)
+        if request.temperature is not None and not thinking:
+            body["temperature"] = request.temperature
+        if request.max_tokens and "max_tokens" in self.params:
+            body["max_tokens"] = request.max_tokens
         body.update(request.extra)
         return body
 

@@ -101,7 +101,12 @@ class OpenAIProvider(HttpProvider):
         if self.reasoning_effort:
             body["reasoning_effort"] = self.reasoning_effort
         body.update(self.params)
-        if request.reasoning_effort:  # the session's setting wins over the provider's
+        # the session's settings win over the provider's (its params included: Ctrl+G's dialog)
+        if request.temperature is not None:
+            body["temperature"] = request.temperature
+        if request.max_tokens:
+            body["max_tokens"] = request.max_tokens
+        if request.reasoning_effort:
             body["reasoning_effort"] = request.reasoning_effort
         if body.get("reasoning_effort") == "off":  # chatplex's word for "send none"
             del body["reasoning_effort"]

@@ -41,6 +41,7 @@ from chatplex.tui.screens.approval import ApprovalScreen
 from chatplex.tui.screens.copy import CopyScreen
 from chatplex.tui.screens.dashboard import DashboardScreen
 from chatplex.tui.screens.modals import (
+    ChoiceScreen,
     ConfirmScreen,
     ErrorScreen,
     HelpScreen,
@@ -309,6 +310,8 @@ class ChatplexApp(App[None]):
     async def _show_spent(self, session: Session) -> None:
         """The status bar's tokens, cost and context fill of the session on screen."""
         totals = await self.coord.totals(session.id)
+        if self.current == session.id:  # at once: the window may take a server's answer
+            self.status.set(spent=usage.context_line(totals, self.coord.known_window(session.provider, session.model)))
         window = await self.coord.context_window(session.provider, session.model)
         if self.current == session.id:
             self.status.set(spent=usage.context_line(totals, window))
@@ -327,13 +330,57 @@ class ChatplexApp(App[None]):
                 session = await self.coord.create_session()
                 self.sidebar.upsert(session)  # before it is current (its event is still queued)
                 await self.focus_session(session.id)
-            await self.coord.send(self.current, event.text)  # type: ignore[arg-type]
+            assert self.current is not None
+            if (too_big := await self.coord.overflow(self.current, event.text)) is not None:
+                self.composer.text = event.text  # kept while the user chooses (and if they go back)
+                self._ask_overflow(self.current, event.text, too_big)
+                return
+            await self.coord.send(self.current, event.text)
         except (ValueError, KeyError, StoreError) as e:
             self.composer.text = event.text  # nothing is lost
             self.notify(str(e), severity="error", markup=False)
         except Exception:
             self.composer.text = event.text  # nothing is lost; `guarded` reports the failure
             raise
+
+    @work(exclusive=True, group="dialog")
+    @guarded
+    async def _ask_overflow(self, session_id: int, text: str, too_big: usage.Overflow) -> None:
+        """The message would overflow the model's context window: drop the oldest turns from
+        what is sent (they stay stored and shown), send it anyway, or go back to editing."""
+        window = usage.size(too_big.window)
+        if too_big.tokens > too_big.window:
+            size = f"about {too_big.tokens:,} tokens, more than the {window} this model's context holds"
+        else:
+            left = "(too few left for a reply)"
+            size = f"about {too_big.tokens:,} of the {window} tokens this model's context holds {left}"
+        if too_big.drop_from is None:
+            question = f"This message alone makes {size}. Shorten it, or pick a model with a bigger context."
+            answers = [("s", "Send anyway")]
+        else:
+            turns = f"{too_big.turns} oldest turn{'s' if too_big.turns != 1 else ''}"
+            question = (
+                f"With this session's history, this message makes {size}. Drop the {turns} from what is "
+                "sent? They stay here, marked; the palette's “Send every turn again” undoes it."
+            )
+            answers = [("d", f"Drop the {turns}"), ("s", "Send anyway")]
+        answer = await self.push_screen_wait(ChoiceScreen(question, answers))
+        if answer is None or session_id != self.current:
+            return  # back to editing: the text is still in the box
+        if answer == "d" and too_big.drop_from is not None:
+            await self.coord.send_from(session_id, too_big.drop_from)
+            await self.focus_session(session_id)  # shows where what is sent now begins
+        await self.coord.send(session_id, text)
+        if self.composer.text == text:
+            self.composer.text = ""
+
+    @work(exclusive=True, group="dialog")
+    @guarded
+    async def action_send_every_turn(self) -> None:
+        """Send the whole history again (undo a drop of old turns)."""
+        if self.current is not None:
+            await self.coord.send_from(self.current, None)
+            await self.focus_session(self.current)
 
     @on(Composer.ScrollChat)
     @guarded
@@ -438,8 +485,10 @@ class ChatplexApp(App[None]):
             self._set_notice(f"desktop notifications are off: {method} did not work")
 
     def _write_to_terminal(self, text: str) -> None:
-        """An escape sequence to the terminal, on the stream Textual draws on, between its
-        frames (one write); a headless app (a test's) has no terminal."""
+        """An escape sequence to the terminal, in one write on the stream Textual draws on.
+        Textual's writer thread writes each frame in one write too, and the buffered stream
+        takes a lock per write, so the sequence goes between two of them, not into one (not a
+        guarantee Textual documents; a headless app, a test's, has no terminal)."""
         if self.is_headless:
             return
         stream = sys.__stdout__ if sys.platform == "win32" else sys.__stderr__
@@ -792,12 +841,15 @@ class ChatplexApp(App[None]):
             return
         prompt = chosen.pop("system_prompt")
         try:
+            if prompt != session.system_prompt:
+                await self.coord.update_session(session.id, system_prompt=prompt)
             await self.coord.set_settings(session.id, **chosen)
         except ValueError as e:  # the dialog checks first: a change of the rules since
             self.notify(str(e), severity="error", markup=False)
             return
-        if prompt != session.system_prompt:
-            await self.coord.update_session(session.id, system_prompt=prompt)
+        except KeyError:
+            self.notify(f"“{session.title}” was deleted meanwhile: nothing saved.", severity="error", markup=False)
+            return
         self.notify("Saved: the session's next reply uses them.", markup=False, timeout=3)
 
     @work(exclusive=True, group="dialog")
@@ -994,7 +1046,11 @@ class ChatplexApp(App[None]):
         chosen = await self.push_screen_wait(PickerScreen("Archived sessions: Enter restores one", choices))
         if chosen is None:
             return
-        self.sidebar.upsert(await self.coord.update_session(int(chosen), archived=False))
+        try:
+            self.sidebar.upsert(await self.coord.update_session(int(chosen), archived=False))
+        except KeyError:
+            self.notify("That session was deleted meanwhile.", severity="error", markup=False, timeout=3)
+            return
         await self.focus_session(int(chosen))
 
     @guarded
@@ -1045,6 +1101,13 @@ class ChatplexApp(App[None]):
                 "Keep it at the top of the sidebar" if not pinned else "Back among the others, most recent first",
                 lambda: self.run_action(f"pin({not pinned})"),
             )
+        if self.current is not None and (listed := self.sidebar.sessions.get(self.current)) is not None:
+            if listed.context_from is not None:
+                yield SystemCommand(
+                    "Send every turn again",
+                    "The turns dropped to fit the model's context are sent again from the next message",
+                    lambda: self.run_action("send_every_turn"),
+                )
         if self.current is not None:
             yield SystemCommand(
                 "Archive this session",

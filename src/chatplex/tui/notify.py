@@ -122,7 +122,7 @@ def command(method: str, title: str, body: str) -> list[str]:
     """The command line that shows (title, body) with a notification tool."""
     title, body = clean(title, 80), clean(body)
     if method == "notify-send":
-        return ["notify-send", "--app-name=chatplex", title, body]
+        return ["notify-send", "--app-name=chatplex", "--", title, body]  # a body "-5 °C…" is no option
     if method == "osascript":  # AppleScript string literals: quotes and backslashes escaped
 
         def q(s: str) -> str:

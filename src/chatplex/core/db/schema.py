@@ -267,6 +267,12 @@ def m010_session_settings(db: Conn) -> None:
     _script(db, "ALTER TABLE sessions ADD COLUMN settings TEXT NOT NULL DEFAULT '{}';")
 
 
+@migration
+def m011_context_from(db: Conn) -> None:
+    """Where the history a session sends begins (older turns dropped from it, still stored)."""
+    _script(db, "ALTER TABLE sessions ADD COLUMN context_from INTEGER;")
+
+
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -29,7 +29,18 @@ Conn = sqlite3.Connection
 Params = dict[str, Any]
 
 UPDATABLE = frozenset(
-    {"title", "provider", "model", "system_prompt", "unread", "servers", "pinned", "archived", "settings"}
+    {
+        "title",
+        "provider",
+        "model",
+        "system_prompt",
+        "unread",
+        "servers",
+        "pinned",
+        "archived",
+        "settings",
+        "context_from",
+    }
 )
 
 
@@ -68,6 +79,7 @@ def session_of(row: sqlite3.Row) -> Session:
         pinned=bool(row["pinned"]),
         archived=bool(row["archived"]),
         settings=json.loads(row["settings"] or "{}"),
+        context_from=row["context_from"],
     )
 
 
@@ -334,13 +346,14 @@ def import_session(db: Conn, session: Params, messages: list[Params]) -> Session
     """One session and all its messages (an export read back), in the caller's transaction."""
     now = time.time()
     cur = db.execute(
-        "INSERT INTO sessions(title, provider, model, system_prompt, created_at, updated_at)"
-        " VALUES (:title, :provider, :model, :system_prompt, :created, :now)",
+        "INSERT INTO sessions(title, provider, model, system_prompt, settings, created_at, updated_at)"
+        " VALUES (:title, :provider, :model, :system_prompt, :settings, :created, :now)",
         {
             "title": session["title"],
             "provider": session["provider"],
             "model": session["model"],
             "system_prompt": session.get("system_prompt", ""),
+            "settings": json.dumps(session.get("settings") or {}, sort_keys=True),
             "created": float(session.get("created_at") or now),
             "now": now,
         },
@@ -397,12 +410,14 @@ def messages(db: Conn, sid: int, limit: int | None, before_id: int | None) -> li
 
 def context(db: Conn, sid: int, message_id: int) -> tuple[list[Message], Message | None]:
     """What a run needs in one read: what the model sees before the reply (complete messages,
-    failed replies left out), and the reply as it is (its parts so far were kept by a claim
-    for a provider that continues), all with their parts."""
+    failed replies left out, nothing before the session's context_from), and the reply as it
+    is (its parts so far were kept by a claim for a provider that continues), all with their
+    parts."""
     history = [
         message_of(r)
         for r in db.execute(
-            "SELECT * FROM messages WHERE session_id=:sid AND id<:before AND (content != ''"
+            "SELECT * FROM messages WHERE session_id=:sid AND id<:before"
+            " AND id >= COALESCE((SELECT context_from FROM sessions WHERE id=:sid), 0) AND (content != ''"
             # an agent's step may be its tool calls alone, and a tool's result may be empty
             " OR (role IN (:assistant, :tool) AND EXISTS (SELECT 1 FROM parts p WHERE"
             " p.message_id=messages.id AND p.kind IN ('tool_call', 'tool_result'))))"

@@ -80,6 +80,10 @@ class Store(Database):
     async def search(self, text: str, limit: int = 50) -> list[Session]:
         return await self.read(sessions.search, text, limit)
 
+    async def sizes(self, sid: int) -> list[tuple[int, str, int, int | None]]:
+        """What a request of the session would send, in characters (core/db/usage.py)."""
+        return await self.read(usage.sizes, sid)
+
     async def spent(self, sid: int) -> tuple[list[usage.Spent], int | None]:
         """The session's tokens per model, and its newest reply's (core/db/usage.py)."""
         return await self.read(usage.spent, sid)

@@ -22,6 +22,20 @@ class Spent:
     replies: int
 
 
+def sizes(db: Conn, sid: int) -> list[tuple[int, str, int, int | None]]:
+    """The messages a request of the session would send: (id, role, characters, the tokens
+    the server counted for its request and answer — replies only, where known)."""
+    return [
+        (r[0], r[1], r[2], r[3])
+        for r in db.execute(
+            "SELECT id, role, length(content), CASE WHEN prompt_tokens IS NULL THEN NULL"
+            " ELSE prompt_tokens + COALESCE(completion_tokens, 0) END FROM messages WHERE session_id=:sid"
+            " AND id >= COALESCE((SELECT context_from FROM sessions WHERE id=:sid), 0) ORDER BY id",
+            {"sid": sid},
+        )
+    ]
+
+
 def spent(db: Conn, sid: int) -> tuple[list[Spent], int | None]:
     """Per model, the tokens of the session's replies that have counts; and the newest such
     reply's prompt + completion (how full the context was at its end)."""

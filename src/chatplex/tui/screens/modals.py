@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -41,6 +41,41 @@ class ConfirmScreen(ModalScreen[bool]):
     @guarded
     def _pressed(self, event: Button.Pressed) -> None:
         self.dismiss(event.button.id == "yes")
+
+
+class ChoiceScreen(ModalScreen[str | None]):
+    """A question with a few answers, each a button and its key; Escape: None."""
+
+    BINDINGS = [Binding("escape", "dismiss(None)", "Back")]
+
+    def __init__(self, question: str, answers: list[tuple[str, str]]) -> None:
+        """`answers`: (key, label) — the key is also what the screen dismisses with."""
+        super().__init__(classes="modal")
+        self.question, self.answers = question, answers
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog wide"):
+            yield Static(plain(self.question))  # wraps (a Label would be cut at the edge)
+            with Horizontal(classes="buttons"):
+                for key, label in self.answers:
+                    yield Button(f"{label} ({key})", id=f"answer-{key}")
+                yield Button("Back (escape)", id="answer-back")
+
+    @guarded
+    def on_mount(self) -> None:
+        self.query_one("#answer-back", Button).focus()
+
+    @guarded
+    def on_key(self, event: events.Key) -> None:
+        if any(event.key == key for key, _ in self.answers):
+            event.stop()
+            self.dismiss(event.key)
+
+    @on(Button.Pressed)
+    @guarded
+    def _pressed(self, event: Button.Pressed) -> None:
+        answer = (event.button.id or "").removeprefix("answer-")
+        self.dismiss(None if answer == "back" else answer)
 
 
 class TextScreen(ModalScreen[str | None]):

@@ -62,8 +62,10 @@ class SettingsScreen(ModalScreen[dict[str, Any] | None]):
         s, own = self.shown, self.shown.settings
         with VerticalScroll(classes="dialog wide"):  # scrolls in a small terminal
             yield Label(plain(f"Settings of “{s.title}”"), classes="dialog-title")
-            yield Static(plain(f"{s.provider} · {s.model}  ({s.model_key} changes them)"), classes="about")
-            yield Static(plain(f"tools from: {s.tools}  ({s.tools_key} chooses)"), classes="about")
+            yield Static(
+                plain(f"{s.provider} · {s.model}  (close this, then {s.model_key} changes them)"), classes="about"
+            )
+            yield Static(plain(f"tools from: {s.tools}  (close this, then {s.tools_key} chooses)"), classes="about")
             yield Static(plain(f"an empty field: the provider's ({s.defaults})"), classes="about")
             with Horizontal(classes="setting"):
                 yield Label("Temperature, 0 to 2")
@@ -101,8 +103,8 @@ class SettingsScreen(ModalScreen[dict[str, Any] | None]):
         if temperature is not None and not 0 <= temperature <= 2:
             problem.update(plain(f"temperature must be from 0 to 2, not {temperature:g}"))
             return
-        if max_tokens is not None and max_tokens < 1:
-            problem.update(plain("max tokens must be 1 or more"))
+        if max_tokens is not None and not 1 <= max_tokens <= 10_000_000:  # core.coordinator.checked_settings
+            problem.update(plain("max tokens must be from 1 to 10,000,000"))
             return
         effort = self.query_one("#effort", Select).value
         self.dismiss(

@@ -39,6 +39,11 @@ from chatplex.tui.safe import plain, visible
 from chatplex.tui.widgets.parts import ReplyParts, done_text
 from chatplex.tui.widgets.tool_step import ToolStep
 
+# above the first message a session's requests send, when older turns were dropped to fit
+DROPPED = (
+    "⋯ the turns above are no longer sent to the model (dropped to fit its context; "
+    "the palette's “Send every turn again” undoes it) ⋯"
+)
 PAGE = 16  # messages read per page: the first one and each scroll-up's (B6)
 FILL = 1.5  # a session opens with the newest messages that fill this many panes (B6, B5)
 
@@ -774,6 +779,18 @@ class ChatView(VerticalScroll):
             said.append(time_of(widget.message.created_at))
         widget.border_subtitle = " · ".join(s for s in said if s)
 
+    def _widgets(self, messages: list[Message], session: Session | None) -> list[Widget]:
+        """The messages' widgets, and the line above the first one the session's requests
+        send when older turns were dropped to fit the model's context."""
+        first = session.context_from if session is not None else None
+        widgets: list[Widget] = []
+        for m in messages:
+            if m.id == first:
+                widgets.append(Static(plain(DROPPED, "$text-muted"), classes="dropped"))
+            if (widget := self._widget(m, session)) is not None:
+                widgets.append(widget)
+        return widgets
+
     def _widget(self, message: Message, session: Session | None = None) -> Static | ReplyMessage | None:
         widget = self._make(message, session)
         if isinstance(widget, UserMessage | ReplyMessage):
@@ -869,7 +886,7 @@ class ChatView(VerticalScroll):
                     classes="empty",
                 )
             )
-        widgets = [w for m in messages if (w := self._widget(m, session)) is not None]
+        widgets = self._widgets(messages, session)
         if widgets:
             await self.mount_all(widgets)
         self.anchor()
@@ -900,7 +917,7 @@ class ChatView(VerticalScroll):
             return
         self.oldest_id = messages[0].id
         self.has_older = len(messages) >= PAGE
-        widgets = [w for m in messages if (w := self._widget(m)) is not None]
+        widgets = self._widgets(messages, self.session)
         before = self.virtual_size.height
         first = next((c for c in self.children if not isinstance(c, SystemPrompt)), None)
         await self.mount_all(widgets, before=first)
@@ -925,7 +942,7 @@ class ChatView(VerticalScroll):
             return  # in the page loaded already
         for empty in self.query(".empty"):
             await empty.remove()
-        widget = self._widget(message)
-        if widget is not None:
-            await self.mount(widget)
+        widgets = self._widgets([message], self.session)
+        if widgets:
+            await self.mount_all(widgets)
             self.anchor()
