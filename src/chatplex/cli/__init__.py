@@ -69,6 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--system", help="system prompt (a new session only)")
     s.add_argument("--no-wait", action="store_true", help="queue the message and return at once")
     s.add_argument(
+        "--models",
+        metavar="A,B,…",
+        help="ask several models at once, a session each: provider names from config.toml or provider:model",
+    )
+    s.add_argument(
         "--approve-all",
         action="store_true",
         help="run the tool calls whose policy asks without asking (trusted scripts; deny stays deny)",

@@ -9,6 +9,7 @@ import json
 import signal
 import sys
 
+from chatplex.cli.compare import cmd_compare
 from chatplex.cli.follow import Follow
 from chatplex.cli.output import UsageError, say
 from chatplex.cli.refs import is_id, new_title, only_session
@@ -45,6 +46,13 @@ def read_message(arg: str) -> str:
 
 async def cmd_send(config: Config, args: argparse.Namespace) -> int:
     text = read_message(args.text)
+    if args.models is not None:
+        if args.session is not None or args.no_wait or args.provider or args.model:
+            raise UsageError(
+                "--models makes a session per model: it goes with --title and --system, not "
+                "--session, --no-wait, --provider or --model"
+            )
+        return await cmd_compare(config, args, text)
     if args.title is not None:
         if args.session is not None:
             raise UsageError("--title names a new session; with --session, the session is found (or made) by its title")
