@@ -114,7 +114,7 @@ async def test_a_full_context_does_not_advertise_retry(tiny_server, tmp_path, ki
         app.composer.insert("word " * 6000)
         app.composer.post_message(events.Key("enter", "\r"))
         if kind == "openai":  # llama.cpp's /props says its window: the app asks first (test_overflow.py)
-            await until(pilot, lambda: isinstance(app.screen, ChoiceScreen))
+            await until(pilot, lambda: isinstance(app.screen, ChoiceScreen) and app.screen.focused is not None)
             await pilot.press("s")  # send anyway: the server's refusal, as before
         await until(pilot, lambda: status(app, app.current) is SessionStatus.ERROR)
         line = state_line(last_reply(app))

@@ -59,7 +59,7 @@ async def test_dropping_the_oldest_turns_sends_the_rest_and_says_so(fake, tmp_pa
         await app.ready.wait()
         sid = await three_turns(app, pilot, s)
         await send(app, pilot, "x" * 600)
-        await until(pilot, lambda: isinstance(app.screen, ChoiceScreen))
+        await until(pilot, lambda: isinstance(app.screen, ChoiceScreen) and app.screen.focused is not None)
         assert "Drop the 2 oldest turns" in str(app.screen.query_one("#answer-d").label)
         await pilot.press("d")
         await until(pilot, lambda: len(s.requests) == 4 and status(app, sid) is SessionStatus.WAITING)
@@ -81,13 +81,13 @@ async def test_going_back_keeps_the_text_and_sending_anyway_sends_it_all(fake, t
         await app.ready.wait()
         sid = await three_turns(app, pilot, s)
         await send(app, pilot, "y" * 600)
-        await until(pilot, lambda: isinstance(app.screen, ChoiceScreen))
+        await until(pilot, lambda: isinstance(app.screen, ChoiceScreen) and app.screen.focused is not None)
         await pilot.press("escape")
         await until(pilot, lambda: not isinstance(app.screen, ChoiceScreen))
         assert app.composer.text == "y" * 600 and len(s.requests) == 3  # nothing sent, nothing lost
         app.composer.text = ""
         await send(app, pilot, "y" * 600)
-        await until(pilot, lambda: isinstance(app.screen, ChoiceScreen))
+        await until(pilot, lambda: isinstance(app.screen, ChoiceScreen) and app.screen.focused is not None)
         await pilot.press("s")
         await until(pilot, lambda: len(s.requests) == 4 and status(app, sid) is SessionStatus.WAITING)
         assert len(s.requests[-1]["messages"]) == 7 and app.composer.text == ""
