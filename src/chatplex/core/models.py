@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 from typing import Any
@@ -86,7 +87,7 @@ class Session:
     pinned: bool = False  # kept at the top of the sidebar
     archived: bool = False  # put away: not in the sidebar, still searchable; a new message restores it
     # its own request settings, over the provider's: temperature, max_tokens, reasoning_effort
-    settings: dict[str, Any] = field(default_factory=dict)
+    settings: Mapping[str, Any] = field(default_factory=dict)  # replaced whole, never changed in place
     context_from: int | None = None  # the first message its requests send (older turns dropped); None: all
 
 

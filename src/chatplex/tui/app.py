@@ -310,8 +310,11 @@ class ChatplexApp(App[None]):
     async def _show_spent(self, session: Session) -> None:
         """The status bar's tokens, cost and context fill of the session on screen."""
         totals = await self.coord.totals(session.id)
+        known = self.coord.known_window(session.provider, session.model)
         if self.current == session.id:  # at once: the window may take a server's answer
-            self.status.set(spent=usage.context_line(totals, self.coord.known_window(session.provider, session.model)))
+            self.status.set(spent=usage.context_line(totals, known))
+        if known is not None or not (totals.prompt or totals.completion):
+            return  # nothing counted yet: not worth a provider's client and a request (B6, B7)
         window = await self.coord.context_window(session.provider, session.model)
         if self.current == session.id:
             self.status.set(spent=usage.context_line(totals, window))

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 from chatplex.core.db.parts import insert_parts, parts_of, row_of
@@ -28,6 +30,7 @@ from chatplex.providers.base import TextPart, ToolResultPart
 Conn = sqlite3.Connection
 Params = dict[str, Any]
 
+NO_SETTINGS: Mapping[str, Any] = MappingProxyType({})
 UPDATABLE = frozenset(
     {
         "title",
@@ -78,7 +81,8 @@ def session_of(row: sqlite3.Row) -> Session:
         forked_at=row["forked_at"],
         pinned=bool(row["pinned"]),
         archived=bool(row["archived"]),
-        settings=json.loads(row["settings"] or "{}"),
+        # most sessions have none: one shared empty mapping, not 10,000 dicts (B7)
+        settings=NO_SETTINGS if row["settings"] in ("{}", None) else json.loads(row["settings"]),
         context_from=row["context_from"],
     )
 

@@ -8,6 +8,7 @@ dialog open with everything typed."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +33,7 @@ class Shown:
     provider: str
     model: str
     tools: str  # "time, files" or "none"
-    settings: dict[str, Any]  # the session's own (Session.settings)
+    settings: Mapping[str, Any]  # the session's own (Session.settings)
     system_prompt: str
     defaults: str  # the provider's, in words: "temperature 0.7 · max_tokens 4096"
     model_key: str = "ctrl+l"
