@@ -58,6 +58,7 @@ class Scenario:
     models: list[str] = field(default_factory=lambda: ["fake-small", "fake-large"])
     model_info: dict[str, dict[str, Any]] = field(default_factory=dict)  # more fields of a /models entry
     count_prompt: bool = False  # OpenAI: prompt_tokens = the request's characters / 4, not 7
+    models_hold: threading.Event | None = None  # /models answers once this is set (a slow server)
     arrivals: list[float] = field(default_factory=list)  # time.perf_counter() as each request came in
     refuse_prefill: bool = False  # 400 for a request ending in an assistant turn (Claude 4.6)
     chaos: float = 0.0  # OpenAI: the chance that a stream carries one odd chunk (see _odd_chunk)
@@ -155,6 +156,8 @@ class FakeServer:
         s = self.scenarios[int(request.match_info["sid"])]
         if s.echo_key:
             return web.json_response(self._key_echo(request), status=401)
+        if s.models_hold is not None:
+            await asyncio.get_running_loop().run_in_executor(None, s.models_hold.wait, 60)
         data = [{"id": m, "object": "model", **s.model_info.get(m, {})} for m in s.models]
         return web.json_response({"object": "list", "data": data})
 

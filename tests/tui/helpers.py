@@ -12,9 +12,12 @@ from chatplex.core.models import JobState
 async def until(pilot, condition: Callable[[], bool], timeout: float = 60.0) -> None:
     """Let the app run until `condition` holds (a deadline, not a fixed sleep). A condition
     that looks up what is not there yet (a sidebar row the app has not been told of, a reply
-    not shown yet) is not met yet: LookupError and AttributeError mean "wait", and the last
-    one is reported if the deadline passes."""
+    not shown yet, a widget of a dialog not composed yet) is not met yet: LookupError,
+    AttributeError and Textual's NoMatches mean "wait", and the last one is reported if the
+    deadline passes."""
     import asyncio
+
+    from textual.css.query import NoMatches
 
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
@@ -22,7 +25,7 @@ async def until(pilot, condition: Callable[[], bool], timeout: float = 60.0) -> 
         try:
             if condition():
                 return
-        except (LookupError, AttributeError) as e:
+        except (LookupError, AttributeError, NoMatches) as e:
             error = e
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not reached in time") from error

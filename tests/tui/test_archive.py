@@ -57,7 +57,7 @@ async def test_archived_sessions_come_back_from_the_palette_picker_and_stay_away
         await again.ready.wait()
         assert titles(again) == ["Keep"]  # still away after a restart
         await again.run_action("archived")
-        await until(pilot, lambda: isinstance(again.screen, PickerScreen))
+        await until(pilot, lambda: isinstance(again.screen, PickerScreen) and again.screen.focused is not None)
         await until(pilot, lambda: again.screen.query_one("OptionList").option_count == 1)
         await pilot.press("enter")
         await until(pilot, lambda: "Put away" in titles(again))
@@ -78,7 +78,7 @@ async def test_a_search_finds_an_archived_session_and_opening_it_restores_it(fak
         await app.coord.update_session(recipes, archived=True)  # as `chatplex archive` does
         await until(pilot, lambda: titles(app) == ["Other"])
         await app.run_action("search")
-        await until(pilot, lambda: isinstance(app.screen, SearchScreen))
+        await until(pilot, lambda: isinstance(app.screen, SearchScreen) and app.screen.focused is not None)
         app.screen.query_one("#query", Input).value = "boil an egg"
         results = app.screen.query_one("#results", OptionList)
         await until(

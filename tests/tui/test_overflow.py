@@ -106,3 +106,30 @@ def test_snapshot_the_overflow_question(snap_compare, fake, tmp_path, monkeypatc
     # tall enough that the chat behind does not scroll: where a scrolled pane settles behind a
     # dialog varied from run to run, which is not what this snapshot is about
     assert snap_compare(app, terminal_size=(110, 60), run_before=run_before)
+
+
+async def test_a_send_never_waits_for_a_slow_server_to_say_its_window(fake, tmp_path):
+    """The window is looked up in the background: a server slow to answer /models must not
+    hold a message back (it would not even be stored meanwhile); once it has answered, the next
+    message is checked."""
+    import threading
+
+    hold = threading.Event()
+    s = fake.scenario(
+        reply="ok", count_prompt=True, models_hold=hold, model_info={"fake-small": {"context_length": 400}}
+    )
+    app = ChatplexApp(make_config(tmp_path, provider_for(s)))
+    try:
+        async with app.run_test(size=(110, 30)) as pilot:
+            await app.ready.wait()
+            sid = (await app.coord.create_session("Patient")).id
+            await app.focus_session(sid)
+            await send(app, pilot, "x" * 2_000)  # would overflow 400 tokens, but the window is not known
+            await until(pilot, lambda: len(s.requests) == 1 and status(app, sid) is SessionStatus.WAITING)
+            assert not isinstance(app.screen, ChoiceScreen)
+            hold.set()  # the server answers /models now
+            await until(pilot, lambda: app.coord.known_window("fake", "fake-small") == 400)
+            await send(app, pilot, "y" * 2_000)
+            await until(pilot, lambda: isinstance(app.screen, ChoiceScreen) and app.screen.focused is not None)
+    finally:
+        hold.set()

@@ -74,6 +74,7 @@ class Coordinator:
         self._providers: dict[str, Provider] = dict(providers or {})
         # (provider, model): the window its server said, and when it was asked (None: it did not say)
         self._windows: dict[tuple[str, str], tuple[int | None, float]] = {}
+        self._asking: dict[tuple[str, str], asyncio.Task[int | None]] = {}  # lookups under way
         self._workers = Workers(
             config,
             store,
@@ -135,6 +136,8 @@ class Coordinator:
         self._stopping = True
         if self._watcher:
             self._watcher.cancel()
+        for task in list(self._asking.values()):
+            task.cancel()
         await self._workers.stop()
         if self._toolbox is not None:  # the MCP servers stop with the process's last call
             with contextlib.suppress(Exception):
@@ -448,12 +451,15 @@ class Coordinator:
     async def overflow(self, session_id: int, text: str) -> Overflow | None:
         """Whether sending `text` would overflow the model's context window, by an estimate
         from the session's history (core/usage.overflow); None when it fits or the window is
-        not known."""
+        not known yet. Never waits on a server: a send must not hang on a slow or dead one
+        before its message is even stored. An unknown window is asked for in the background,
+        for the next message."""
         session = await self.store.get_session(session_id)
         if session is None:
             raise KeyError(f"no session {session_id}")
-        window = await self.context_window(session.provider, session.model)
-        if not window:
+        window = self.known_window(session.provider, session.model)
+        if window is None:
+            self._ask_window(session.provider, session.model)
             return None
         return overflow(await self.store.sizes(session_id), len(text), len(session.system_prompt), window)
 
@@ -461,6 +467,15 @@ class Coordinator:
         """The session's requests send its history from message `first` on (older turns stay
         stored and shown, marked as not sent); None: all of it again."""
         return await self.update_session(session_id, context_from=first)
+
+    def _ask_window(self, provider: str, model: str) -> None:
+        """Look the window up in a task of its own (one at a time per model)."""
+        key = (provider, model)
+        if key in self._asking or self._stopping:
+            return
+        task = asyncio.create_task(self.context_window(provider, model))
+        self._asking[key] = task
+        task.add_done_callback(lambda t: (self._asking.pop(key, None), t.cancelled() or t.exception()))
 
     def known_window(self, provider: str, model: str) -> int | None:
         """The context window as known now, without asking a server."""
