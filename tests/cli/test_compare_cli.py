@@ -26,7 +26,7 @@ def test_one_prompt_to_three_models_reports_each(cli, fake, tiny_server):
     assert tiny["ttft"] is not None and tiny["ttft"] >= 0 and tiny["tokens_per_s"] > 0
     assert tiny["cost"] == (tiny["prompt_tokens"] * 1000 + tiny["completion_tokens"] * 2000) / 1e6
     assert slow_r["model"] == "fake-large" and slow_r["text"] == "slow and steady wins"
-    assert slow_r["seconds"] >= 0.05 * 3  # it streamed its pieces 50 ms apart
+    assert slow_r["seconds"] >= 0.14  # its 4 pieces 50 ms apart (stored in whole ms: 0.15 can be 0.150)
     assert slow.requests[0]["model"] == "fake-large"
     assert broken_r["state"] == "error" and "HTTP 400" in broken_r["error"] and broken_r["cost"] is None
     titles = {s["title"] for s in json.loads(cli.run("sessions", "--json").out)}
