@@ -740,13 +740,18 @@ class ChatplexApp(App[None]):
             return
         question = f"Delete “{session.title}” and all its messages?"
         if await self.push_screen_wait(ConfirmScreen(question)):
-            order = self.sidebar.order
-            at = order.index(session.id) if session.id in order else 0
-            rest = [s for s in order if s != session.id]
+            instead = self._row_in_place_of(session.id)
             await self.coord.delete_session(session.id)
             if session.id == self.current:  # deleted from the dashboard, the chat pane stays
-                # the row that takes its place (the one above, if it was the last): not the top
-                await self.focus_session(rest[min(at, len(rest) - 1)] if rest else None)
+                await self.focus_session(instead)
+
+    def _row_in_place_of(self, session_id: int) -> int | None:
+        """The session whose row takes `session_id`'s when it leaves the sidebar (the one above
+        if it was the last): shown instead of it, not the top one."""
+        order = self.sidebar.order
+        at = order.index(session_id) if session_id in order else 0
+        rest = [s for s in order if s != session_id]
+        return rest[min(at, len(rest) - 1)] if rest else None
 
     @guarded
     async def action_cancel_reply(self) -> None:
@@ -1025,12 +1030,10 @@ class ChatplexApp(App[None]):
         Search still finds it; "Archived sessions…" or a new message brings it back."""
         if self.current is None or (session := await self.coord.session(self.current)) is None:
             return
-        order = self.sidebar.order
-        at = order.index(session.id) if session.id in order else 0
-        rest = [s for s in order if s != session.id]
+        instead = self._row_in_place_of(session.id)
         await self.coord.update_session(session.id, archived=True)
         self.sidebar.remove_session(session.id)
-        await self.focus_session(rest[min(at, len(rest) - 1)] if rest else None)
+        await self.focus_session(instead)
         self.notify(
             f"Archived “{session.title}”: “Archived sessions…” in the palette brings it back.",
             markup=False,
